@@ -1,0 +1,1 @@
+"""Sub-commands of the ``pla-tvm`` command line, one module each (see :mod:`pla_tvm.cli`)."""

@@ -1,0 +1,35 @@
+"""Shared fixtures: where the real data lives (``../shared/data`` or ``$PLA_TVM_DATA``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path:
+    """The data root the tests read: ``$PLA_TVM_DATA`` or ``../shared/data`` beside the repo."""
+    return Path(os.environ.get("PLA_TVM_DATA") or REPO_ROOT.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = shared_data_root()
+    if not (root / "ecg5000").is_dir():
+        pytest.fail(f"test data not found at {root}: put the shared data there or set PLA_TVM_DATA")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ecg5000(data_root):
+    from pla_tvm.data import load_ecg5000
+
+    return load_ecg5000(data_root / "ecg5000")
+
+
+@pytest.fixture(scope="session")
+def mitdb_record(data_root) -> Path:
+    return data_root / "mitdb" / "100"
