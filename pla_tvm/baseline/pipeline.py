@@ -1,0 +1,130 @@
+"""``pla-tvm train``: train, prune, quantize, export and evaluate the baseline in one run.
+
+Outputs of a run directory (each written through a temporary file and renamed, so an
+interrupted run never leaves a half-written model that a later stage would trust):
+
+- ``baseline.keras`` — the trained float model (what PLA imitates);
+- ``baseline_float.tflite`` — the same model as float TFLite;
+- ``baseline_pruned.keras`` — the pruned and fine-tuned float model the int8 model comes from;
+- ``baseline_int8.tflite`` — the paper's comparison point: pruned, fine-tuned, full int8;
+- ``metrics.json`` — configuration, training summary, parameters, FLOPs, reached sparsity,
+  file and gzip sizes, and test metrics on Keras, TFLite and TFLite Micro.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pla_tvm.baseline.config import ResNetConfig
+from pla_tvm.baseline.costs import model_flops, model_parameters
+from pla_tvm.baseline.export import (file_sizes, save_keras_atomically, to_float_tflite,
+                                     to_int8_tflite, write_atomically)
+from pla_tvm.baseline.model import keras
+from pla_tvm.baseline.prune import measured_sparsity, prune_and_finetune
+from pla_tvm.baseline.train import (TrainSettings, class_weights, split_train_validation,
+                                    train_baseline)
+from pla_tvm.data.beats import Dataset
+from pla_tvm.inference import load_runner, predict_classes
+from pla_tvm.metrics import classification_metrics
+
+LOG = logging.getLogger(__name__)
+
+KERAS_FILE = "baseline.keras"
+PRUNED_KERAS_FILE = "baseline_pruned.keras"
+FLOAT_TFLITE_FILE = "baseline_float.tflite"
+INT8_TFLITE_FILE = "baseline_int8.tflite"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class PruningSettings:
+    """Target sparsity of the conv/dense kernels and the fine-tuning epochs that reach it."""
+
+    target_sparsity: float = 0.5
+    finetune_epochs: int = 30
+
+
+def evaluate_model(path: Path, dataset: Dataset, split: str = "test",
+                   interpreter: str = "litert", limit: int | None = None
+                   ) -> tuple[dict[str, Any], np.ndarray]:
+    """Metrics and predicted classes of a saved model on a split (its first ``limit`` beats)."""
+    beats = dataset[split]
+    x, y = beats.x[:limit], beats.y[:limit]
+    runner = load_runner(path, interpreter)
+    started = time.perf_counter()
+    predictions = predict_classes(runner.outputs(x))
+    result = classification_metrics(y, predictions, beats.class_names)
+    result.update(model=str(path), runner=runner.description, split=split,
+                  seconds=round(time.perf_counter() - started, 2))
+    if getattr(runner, "arena_bytes", None) is not None:
+        result["tflm_arena_bytes"] = runner.arena_bytes
+    return result, predictions
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    write_atomically(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+
+def run_training(dataset: Dataset, out_dir: Path, config: ResNetConfig,
+                 settings: TrainSettings = TrainSettings(),
+                 pruning: PruningSettings = PruningSettings(),
+                 tflm_limit: int | None = None) -> dict[str, Any]:
+    """Train, prune, export and evaluate; writes the run directory and returns the metrics.
+
+    ``tflm_limit`` bounds the beats run through TFLite Micro's reference kernels, which take
+    ~85 ms a beat for the paper-size int8 model; by default every test beat is run.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    train, validation = split_train_validation(dataset.train, settings.validation_fraction,
+                                               settings.seed)
+    model, training = train_baseline(train, validation, config, settings)
+    training["seconds"] = round(time.perf_counter() - started, 1)
+    save_keras_atomically(model, out_dir / KERAS_FILE)
+    write_atomically(out_dir / FLOAT_TFLITE_FILE, to_float_tflite(model))
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    pruned = prune_and_finetune(
+        copy, *train, validation=validation, target_sparsity=pruning.target_sparsity,
+        epochs=pruning.finetune_epochs, batch_size=settings.batch_size,
+        class_weight=class_weights(train[1], config.n_classes, settings.class_weight),
+        verbose=settings.verbose)
+    save_keras_atomically(pruned, out_dir / PRUNED_KERAS_FILE)
+    write_atomically(out_dir / INT8_TFLITE_FILE, to_int8_tflite(pruned, train[0]))
+
+    runs = {
+        "keras": evaluate_model(out_dir / KERAS_FILE, dataset),
+        "float_tflite": evaluate_model(out_dir / FLOAT_TFLITE_FILE, dataset),
+        "pruned_keras": evaluate_model(out_dir / PRUNED_KERAS_FILE, dataset),
+        "int8_tflite": evaluate_model(out_dir / INT8_TFLITE_FILE, dataset),
+        "int8_tflm": evaluate_model(out_dir / INT8_TFLITE_FILE, dataset, interpreter="tflm",
+                                    limit=tflm_limit),
+    }
+    evaluations = {name: result for name, (result, _) in runs.items()}
+    tflm_classes = runs["int8_tflm"][1]
+    evaluations["int8_tflm"]["class_agreement_with_tflite"] = float(
+        np.mean(tflm_classes == runs["int8_tflite"][1][:tflm_classes.size]))
+    metrics = {
+        "config": config.to_dict(),
+        "settings": settings.to_dict(),
+        "training": training,
+        "parameters": model_parameters(model),
+        "flops": model_flops(model),
+        "sparsity": {"target": pruning.target_sparsity, "reached": measured_sparsity(pruned),
+                     "finetune_epochs": pruning.finetune_epochs},
+        "files": {name: file_sizes(out_dir / name)
+                  for name in (KERAS_FILE, FLOAT_TFLITE_FILE, PRUNED_KERAS_FILE, INT8_TFLITE_FILE)},
+        "evaluations": evaluations,
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    _write_json(out_dir / METRICS_FILE, metrics)
+    return metrics

@@ -1,0 +1,40 @@
+"""``pla-tvm evaluate``: the paper's metrics of a .keras or .tflite model on a data source."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pla_tvm.baseline.pipeline import evaluate_model
+from pla_tvm.commands.data import add_source_arguments, load_from_args
+from pla_tvm.inference import INTERPRETERS
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    dataset = load_from_args(args)
+    split = args.split or ("test" if "test" in dataset.splits else next(iter(dataset.splits)))
+    result, _ = evaluate_model(args.model, dataset, split, args.interpreter, args.limit)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(f"{result['runner']} on {dataset.name} {split} ({result['n']} beats)")
+        for key in ("accuracy", "sensitivity", "precision", "f1", "macro_f1"):
+            print(f"  {key:<12} {result[key]:.4f}")
+        print("  recall per class: " + ", ".join(
+            f"{name} {value:.3f}" for name, value in result["per_class_recall"].items()))
+        if "tflm_arena_bytes" in result:
+            print(f"  TFLite Micro tensor arena: {result['tflm_arena_bytes']:,} bytes")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``evaluate``."""
+    parser = subparsers.add_parser("evaluate", help="metrics of a .keras or .tflite model")
+    parser.add_argument("model", help="model file (.keras, .h5 or .tflite)")
+    parser.add_argument("--interpreter", choices=INTERPRETERS, default="litert",
+                        help="TFLite interpreter for .tflite models (default: %(default)s)")
+    parser.add_argument("--split", help="split to evaluate (default: test, or the only one)")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N beats")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_source_arguments(parser)
+    parser.set_defaults(func=_evaluate)

@@ -1,0 +1,173 @@
+"""Run a saved classifier on beats: Keras models, and TFLite models on the TFLite interpreter
+(``ai-edge-litert``) or on TFLite Micro's reference kernels (the ``tflite-micro`` interpreter).
+
+Every runner takes ``float32 [n, 140]`` beats and returns the model's raw outputs ``[n, C]``
+(int8 for an int8 model) and class predictions; an int8 model's input is quantized with the
+model's own input scale and zero point, exactly as firmware would. Model files are checked on load
+so a wrong shape or a corrupt file is one clear :class:`~pla_tvm.errors.ModelError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pla_tvm.data.beats import BEAT_LENGTH
+from pla_tvm.errors import ModelError
+
+#: ``litert``: the TFLite interpreter with its optimised kernels (XNNPACK); ``litert-ref``: its
+#: reference kernels, which compute int8 exactly as TFLite Micro does; ``tflm``: TFLite Micro.
+INTERPRETERS = ("litert", "litert-ref", "tflm")
+
+#: Tensor arena offered to TFLite Micro; the bytes it really needs are measured after allocation.
+TFLM_ARENA_BYTES = 16 * 1024 * 1024
+
+
+def _check_beat_input(shape, path: Path) -> None:
+    shape = tuple(None if d is None else int(d) for d in shape)
+    if shape[1:] not in ((BEAT_LENGTH, 1), (BEAT_LENGTH,)):
+        raise ModelError(f"{path}: input shape {shape} does not take a {BEAT_LENGTH}-sample "
+                         f"beat; expected (batch, {BEAT_LENGTH}, 1) or (batch, {BEAT_LENGTH})")
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """float → int8 as TFLite's QUANTIZE does (round half away from zero, then clamp)."""
+    scaled = np.asarray(x, dtype=np.float32) / np.float32(scale)
+    rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
+    return np.clip(rounded + zero_point, -128, 127).astype(np.int8)
+
+
+class KerasRunner:
+    """A ``.keras`` / ``.h5`` model."""
+
+    def __init__(self, path: Path):
+        from pla_tvm.baseline.model import keras
+
+        try:
+            self.model = keras.models.load_model(path, compile=False)
+        except Exception as error:
+            raise ModelError(f"{path}: cannot load Keras model ({type(error).__name__}: "
+                             f"{error})") from None
+        _check_beat_input(self.model.input_shape, path)
+        self.input_rank = len(self.model.input_shape)
+        self.description = f"Keras {path.name}"
+
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        return self.model.predict(x[..., None] if self.input_rank == 3 else x, verbose=0,
+                                  batch_size=256)
+
+
+class TFLiteRunner:
+    """A ``.tflite`` model on the TFLite interpreter or on TFLite Micro, one beat at a time."""
+
+    def __init__(self, path: Path, interpreter: str = "litert"):
+        if interpreter not in INTERPRETERS:
+            raise ValueError(f"interpreter must be one of {INTERPRETERS}, got {interpreter!r}")
+        data = path.read_bytes()
+        self.interpreter_name = interpreter
+        self.arena_bytes: int | None = None
+        try:
+            self._open(data, interpreter)
+        except ModelError:
+            raise
+        except Exception as error:
+            raise ModelError(f"{path}: not a valid TFLite model for the {interpreter} "
+                             f"interpreter ({type(error).__name__}: {str(error)[:200]})") from None
+        _check_beat_input(self.input_detail["shape"], path)
+        self.input_shape = tuple(int(d) for d in self.input_detail["shape"])
+        self.description = f"TFLite {path.name} on {interpreter}"
+
+    def _open(self, data: bytes, interpreter: str) -> None:
+        if interpreter.startswith("litert"):
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+            resolver = OpResolverType.BUILTIN_REF if interpreter == "litert-ref" \
+                else OpResolverType.AUTO
+            self._interpreter = Interpreter(model_content=data,
+                                            experimental_op_resolver_type=resolver)
+            self._interpreter.allocate_tensors()
+            self.input_detail = self._interpreter.get_input_details()[0]
+            self.output_detail = self._interpreter.get_output_details()[0]
+        else:
+            from tflite_micro.python.tflite_micro import runtime
+
+            self._interpreter = runtime.Interpreter.from_bytes(data, arena_size=TFLM_ARENA_BYTES)
+            self.input_detail = self._interpreter.get_input_details(0)
+            self.output_detail = self._interpreter.get_output_details(0)
+            self.arena_bytes = _tflm_arena_bytes(self._interpreter)
+
+    def _prepare(self, beat: np.ndarray) -> np.ndarray:
+        dtype = np.dtype(self.input_detail["dtype"])
+        if dtype == np.int8:
+            parameters = self.input_detail["quantization_parameters"]
+            beat = quantize(beat, parameters["scales"][0], parameters["zero_points"][0])
+        return np.asarray(beat, dtype=dtype).reshape(self.input_shape)
+
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        results = []
+        beats = np.asarray(x, np.float32)
+        for beat in tqdm(beats, desc=self.description, unit="beat", leave=False, disable=None):
+            if self.interpreter_name != "tflm":
+                self._interpreter.set_tensor(self.input_detail["index"], self._prepare(beat))
+                self._interpreter.invoke()
+                results.append(self._interpreter.get_tensor(self.output_detail["index"]).copy())
+            else:
+                self._interpreter.set_input(self._prepare(beat), 0)
+                self._interpreter.invoke()
+                results.append(self._interpreter.get_output(0).copy())
+        return np.concatenate(results).reshape(len(results), -1)
+
+
+@contextlib.contextmanager
+def _captured_c_stderr():
+    """Capture what C++ code prints to file descriptor 2 (TFLM reports allocations there)."""
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        saved = os.dup(2)
+        try:
+            os.dup2(capture.fileno(), 2)
+            buffer: list[str] = []
+            yield buffer
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            buffer.append(capture.read().decode(errors="replace"))
+
+
+def _tflm_arena_bytes(interpreter) -> int | None:
+    """Tensor-arena bytes TFLite Micro used, from its allocation report."""
+    with _captured_c_stderr() as printed:
+        interpreter.print_allocations()
+    for line in printed[0].splitlines():
+        if "Arena allocation total" in line:
+            return int(line.split("total")[1].split()[0])
+    return None
+
+
+def load_runner(path: str | Path, interpreter: str = "litert"):
+    """A runner for a ``.keras``/``.h5`` or ``.tflite`` model file.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, has an unknown extension, is corrupt, or does not take a beat.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    if path.suffix == ".tflite":
+        return TFLiteRunner(path, interpreter)
+    if path.suffix in (".keras", ".h5"):
+        return KerasRunner(path)
+    raise ModelError(f"{path}: unknown model type {path.suffix!r}; expected .keras, .h5 or .tflite")
+
+
+def predict_classes(outputs: np.ndarray) -> np.ndarray:
+    """Class index of each row (lowest index on ties, like TFLite's ARG_MAX)."""
+    return np.argmax(np.asarray(outputs), axis=1).astype(np.int64)
