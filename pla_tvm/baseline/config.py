@@ -19,8 +19,9 @@ class ResNetConfig:
 
     Each block applies one convolution per entry of ``kernel_sizes`` (each followed by batch
     normalisation, ReLU after all but the last), adds the shortcut (batch norm, after a 1×1
-    convolution where the channel count changes, as in Wang et al.'s ResNet), then ReLU. Global average pooling gives the penultimate ``features`` (``filters[-1]`` wide)
-    that PLA imitates; a dense softmax ``head`` classifies.
+    convolution where the channel count changes, as in Wang et al.'s ResNet), then ReLU.
+    Global average pooling gives the penultimate ``features`` (``filters[-1]`` wide) that PLA
+    imitates; a dense softmax ``head`` classifies.
     """
 
     filters: tuple[int, ...] = (128, 144, 144)

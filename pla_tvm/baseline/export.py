@@ -9,7 +9,6 @@ gzip size shows the pruning (sparse encoding would add DENSIFY ops TFLite Micro 
 
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
@@ -53,23 +52,9 @@ def to_int8_tflite(model: keras.Model, calibration_beats: np.ndarray) -> bytes:
     return converter.convert()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file and rename it, so a crash never leaves a half-written file."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_bytes(data)
-    os.replace(partial, path)
-
-
 def save_keras_atomically(model: keras.Model, path: Path) -> None:
-    """Save a ``.keras`` model through a temporary file (see :func:`write_atomically`)."""
+    """Save a ``.keras`` model through a temporary file (see :mod:`pla_tvm.files`)."""
     path = Path(path)
     partial = path.with_name(f".part.{path.name}")
     model.save(partial)
     os.replace(partial, path)
-
-
-def file_sizes(path: Path) -> dict[str, int]:
-    """Bytes on disk and gzip-compressed (level 9) bytes of a file."""
-    data = Path(path).read_bytes()
-    return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=9))}

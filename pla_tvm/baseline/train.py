@@ -112,8 +112,9 @@ def train_baseline(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.nd
                         epochs=settings.epochs, batch_size=settings.batch_size,
                         class_weight=weights, callbacks=callbacks, verbose=settings.verbose)
     val_loss = history.history["val_loss"]
-    summary = {"epochs_run": len(val_loss), "best_epoch": int(np.argmin(val_loss)) + 1,
-               "best_val_loss": float(np.min(val_loss)),
-               "best_val_accuracy": float(history.history["val_accuracy"][int(np.argmin(val_loss))]),
+    best = int(np.argmin(val_loss))
+    summary = {"epochs_run": len(val_loss), "best_epoch": best + 1,
+               "best_val_loss": float(val_loss[best]),
+               "best_val_accuracy": float(history.history["val_accuracy"][best]),
                "class_weights": weights}
     return model, summary

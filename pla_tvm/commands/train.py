@@ -8,7 +8,7 @@ import json
 from pla_tvm.baseline.config import PRESETS, get_config
 from pla_tvm.baseline.pipeline import PruningSettings, run_training
 from pla_tvm.baseline.train import CLASS_WEIGHTINGS, TrainSettings
-from pla_tvm.commands.data import load_from_args, add_source_arguments
+from pla_tvm.commands.data import add_source_arguments, load_from_args
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -17,15 +17,23 @@ from pathlib import Path
 
 import numpy as np
 
-from pla_tvm.data.beats import (BEAT_LENGTH, ECG5000_CLASSES, UNLABELLED, BeatSet, is_flat,
-                                resample, znormalize)
+from pla_tvm.data.beats import (
+    BEAT_LENGTH,
+    ECG5000_CLASSES,
+    UNLABELLED,
+    BeatSet,
+    is_flat,
+    resample,
+    znormalize,
+)
 from pla_tvm.errors import DataError, DataNotFoundError
 
 LOG = logging.getLogger(__name__)
 
 #: MIT-BIH beat annotation symbols mapped to ECG5000's classes (AAMI groups where they agree):
 #: normal and bundle-branch/escape beats → normal; ``r`` → R-on-T PVC; ``V``/``E`` → PVC;
-#: supraventricular premature or ectopic beats → SVPB; fusion, paced and unclassifiable → unclassified.
+#: supraventricular premature or ectopic beats → SVPB; fusion, paced and unclassifiable beats →
+#: unclassified.
 BEAT_SYMBOL_CLASSES: dict[str, int] = {
     **dict.fromkeys("NLRBej", 0),
     "r": 1,

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 
 from pla_tvm.baseline.config import get_config
-from pla_tvm.baseline.pipeline import (FLOAT_TFLITE_FILE, INT8_TFLITE_FILE, KERAS_FILE,
-                                       METRICS_FILE, PRUNED_KERAS_FILE, PruningSettings,
-                                       run_training)
+from pla_tvm.baseline.pipeline import (
+    FLOAT_TFLITE_FILE,
+    INT8_TFLITE_FILE,
+    KERAS_FILE,
+    METRICS_FILE,
+    PRUNED_KERAS_FILE,
+    PruningSettings,
+    run_training,
+)
 from pla_tvm.baseline.train import TrainSettings
 from pla_tvm.cli import main
 from pla_tvm.errors import ModelError

@@ -6,8 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from pla_tvm.data import ECG5000_CLASSES, load_ucr
-from pla_tvm.data import locate
+from pla_tvm.data import ECG5000_CLASSES, load_ucr, locate
 from pla_tvm.data.ucr import read_ucr_labels_and_series
 from pla_tvm.errors import DataError, DataNotFoundError
 

@@ -1,0 +1,75 @@
+"""``make bench``: run the study from data to models and write ``docs/results.md`` and
+``docs/results.json`` — every figure produced by this run (or by a cached stage of an earlier run
+with the same settings).
+
+Stages cache their artifacts under ``bench-cache/`` keyed by their settings, so a rerun after a
+change elsewhere skips the 10-minute baseline training. Pass ``--fresh`` to recompute everything.
+Stages present today: the paper-size baseline (train, prune, int8, TFLite and TFLite Micro).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pla_tvm.baseline.config import get_config
+from pla_tvm.baseline.pipeline import (
+    FLOAT_TFLITE_FILE,
+    INT8_TFLITE_FILE,
+    KERAS_FILE,
+    METRICS_FILE,
+    PRUNED_KERAS_FILE,
+    PruningSettings,
+    run_training,
+)
+from pla_tvm.baseline.train import TrainSettings
+from pla_tvm.data import load_ecg5000
+from pla_tvm.report import write_report
+
+LOG = logging.getLogger(__name__)
+
+BASELINE_FILES = (KERAS_FILE, FLOAT_TFLITE_FILE, PRUNED_KERAS_FILE, INT8_TFLITE_FILE)
+
+
+def baseline_stage(cache: Path, dataset, seed: int, fresh: bool) -> dict:
+    """Train the paper-size baseline, or reuse a cached run with the same settings."""
+    config, settings, pruning = get_config("paper"), TrainSettings(seed=seed), PruningSettings()
+    run_dir = cache / f"baseline-paper-seed{seed}"
+    metrics_path = run_dir / METRICS_FILE
+    if not fresh and metrics_path.is_file():
+        cached = json.loads(metrics_path.read_text())
+        if (cached.get("config") == json.loads(json.dumps(config.to_dict()))
+                and cached.get("settings") == settings.to_dict()
+                and all((run_dir / name).is_file() for name in BASELINE_FILES)):
+            LOG.info("baseline: reusing %s (same config and settings)", run_dir)
+            return cached
+    LOG.info("baseline: training the paper-size ResNet into %s (about 10-15 minutes)", run_dir)
+    return run_training(dataset, run_dir, config, settings, pruning)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark stages and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cache", type=Path, default=Path("bench-cache"))
+    parser.add_argument("--docs", type=Path, default=Path("docs"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--fresh", action="store_true", help="ignore cached stages")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    dataset = load_ecg5000(args.data_dir)
+    results = {"baseline": baseline_stage(args.cache, dataset, args.seed, args.fresh)}
+    results["bench_seconds"] = round(time.perf_counter() - started, 1)
+    write_report(results, args.docs)
+    print(f"wrote {args.docs / 'results.md'} and {args.docs / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
