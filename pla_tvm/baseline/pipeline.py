@@ -32,7 +32,7 @@ from pla_tvm.baseline.train import (
     split_train_validation,
     train_baseline,
 )
-from pla_tvm.data.beats import Dataset
+from pla_tvm.data.beats import Dataset, evenly_spaced
 from pla_tvm.files import file_sizes, write_atomically, write_json_atomically
 from pla_tvm.inference import load_runner, predict_classes
 from pla_tvm.metrics import classification_metrics
@@ -57,13 +57,13 @@ class PruningSettings:
 def evaluate_model(path: Path, dataset: Dataset, split: str = "test",
                    interpreter: str = "litert", limit: int | None = None
                    ) -> tuple[dict[str, Any], np.ndarray]:
-    """Metrics and predicted classes of a saved model on a split (its first ``limit`` beats)."""
-    beats = dataset[split]
-    x, y = beats.x[:limit], beats.y[:limit]
+    """Metrics and predicted classes of a saved model on a split (``limit`` beats of it, evenly
+    spaced, see :meth:`~pla_tvm.data.beats.BeatSet.subset`)."""
+    beats = dataset[split].subset(limit)
     runner = load_runner(path, interpreter)
     started = time.perf_counter()
-    predictions = predict_classes(runner.outputs(x))
-    result = classification_metrics(y, predictions, beats.class_names)
+    predictions = predict_classes(runner.outputs(beats.x))
+    result = classification_metrics(beats.y, predictions, beats.class_names)
     result.update(model=str(path), runner=runner.description, split=split,
                   seconds=round(time.perf_counter() - started, 2))
     if getattr(runner, "arena_bytes", None) is not None:
@@ -113,9 +113,12 @@ def run_training(dataset: Dataset, out_dir: Path, config: ResNetConfig,
     }
     evaluations = {name: result for name, (result, _) in runs.items()}
     tflm_classes = runs["int8_tflm"][1]
-    for other in ("int8_tflite", "int8_tflite_reference_kernels"):
-        evaluations["int8_tflm"][f"class_agreement_with_{other}"] = float(
-            np.mean(tflm_classes == runs[other][1][:tflm_classes.size]))
+    all_int8_classes = runs["int8_tflite"][1]
+    subset_classes = all_int8_classes[evenly_spaced(all_int8_classes.size, tflm_limit)]
+    evaluations["int8_tflm"]["class_agreement_with_int8_tflite"] = float(
+        np.mean(tflm_classes == subset_classes))
+    evaluations["int8_tflm"]["class_agreement_with_int8_tflite_reference_kernels"] = float(
+        np.mean(tflm_classes == runs["int8_tflite_reference_kernels"][1]))
     metrics = {
         "config": config.to_dict(),
         "settings": settings.to_dict(),

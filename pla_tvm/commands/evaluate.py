@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--interpreter", choices=INTERPRETERS, default="litert",
                         help="TFLite interpreter for .tflite models (default: %(default)s)")
     parser.add_argument("--split", help="split to evaluate (default: test, or the only one)")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N beats")
+    parser.add_argument("--limit", type=int, help="evaluate N beats evenly spaced over the split "
+                        "(UCR files are sorted by class, so not the first N)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_source_arguments(parser)
     parser.set_defaults(func=_evaluate)

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="target sparsity of the pruned model (default: %(default)s)")
     parser.add_argument("--finetune-epochs", type=int, default=PruningSettings.finetune_epochs,
                         help="fine-tuning epochs while pruning (default: %(default)s)")
-    parser.add_argument("--tflm-limit", type=int, help="evaluate only the first N test beats on "
+    parser.add_argument("--tflm-limit", type=int, help="evaluate N evenly spaced test beats on "
                         "TFLite Micro (~85 ms a beat for the paper model; default: all)")
     parser.add_argument("--json", action="store_true", help="print metrics.json")
     add_source_arguments(parser)

@@ -64,6 +64,20 @@ class BeatSet:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def subset(self, limit: int | None) -> "BeatSet":
+        """``limit`` beats evenly spaced over the set (all of them when ``limit`` is None).
+
+        Evenly spaced rather than the first ``limit``: UCR files are sorted by class, so a
+        prefix of ECG5000's test split is all normal beats.
+        """
+        if limit is None or limit >= len(self):
+            return self
+        index = evenly_spaced(len(self), limit)
+        symbols = tuple(self.symbols[i] for i in index) if self.symbols is not None else None
+        return BeatSet(x=self.x[index], y=self.y[index], class_names=self.class_names,
+                       source=f"{self.source} ({limit} of {len(self)} beats, evenly spaced)",
+                       symbols=symbols, skipped=self.skipped)
+
     def class_counts(self) -> dict[str, int]:
         """Beats per class name (every class listed, ``"unlabelled"`` only when present)."""
         counts = Counter(int(label) for label in self.y)
@@ -98,6 +112,15 @@ class Dataset:
     @property
     def test(self) -> BeatSet:
         return self["test"]
+
+
+def evenly_spaced(n: int, limit: int | None) -> np.ndarray:
+    """Indices of ``limit`` items evenly spaced over ``range(n)`` (all of them without a limit)."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
 
 
 def znormalize(beats: np.ndarray) -> np.ndarray:

@@ -45,3 +45,13 @@ def test_beat_set_rejects_mismatched_labels():
     with pytest.raises(ValueError, match="n labels"):
         BeatSet(x=np.zeros((3, 140), np.float32), y=np.zeros(2, np.int64),
                 class_names=("a",), source="test")
+
+
+def test_subset_spreads_over_a_class_sorted_split(ecg5000):
+    subset = ecg5000.test.subset(100)
+    assert len(subset) == 100
+    assert subset.class_counts()["normal"] < 100 and subset.class_counts()["R-on-T PVC"] > 0
+    assert "100 of 4499 beats" in subset.source
+    assert ecg5000.test.subset(None) is ecg5000.test
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        ecg5000.test.subset(0)
