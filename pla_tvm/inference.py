@@ -21,14 +21,16 @@ from pla_tvm.data.beats import BEAT_LENGTH
 from pla_tvm.errors import ModelError
 
 #: ``litert``: the TFLite interpreter with its optimised kernels (XNNPACK); ``litert-ref``: its
-#: reference kernels, which compute int8 exactly as TFLite Micro does; ``tflm``: TFLite Micro.
+#: reference kernels (integer arithmetic like TFLite Micro's, though ai-edge-litert 2.3 rounds
+#: per-channel FULLY_CONNECTED once where TFLite Micro rounds twice: up to 1 LSB apart);
+#: ``tflm``: TFLite Micro.
 INTERPRETERS = ("litert", "litert-ref", "tflm")
 
 #: Tensor arena offered to TFLite Micro; the bytes it really needs are measured after allocation.
 TFLM_ARENA_BYTES = 16 * 1024 * 1024
 
 
-def _check_beat_input(shape, path: Path) -> None:
+def _check_beat_input(shape, path: Path | str) -> None:
     shape = tuple(None if d is None else int(d) for d in shape)
     if shape[1:] not in ((BEAT_LENGTH, 1), (BEAT_LENGTH,)):
         raise ModelError(f"{path}: input shape {shape} does not take a {BEAT_LENGTH}-sample "
@@ -64,24 +66,31 @@ class KerasRunner:
 
 
 class TFLiteRunner:
-    """A ``.tflite`` model on the TFLite interpreter or on TFLite Micro, one beat at a time."""
+    """A TFLite flatbuffer on the TFLite interpreter or on TFLite Micro, one beat at a time.
 
-    def __init__(self, path: Path, interpreter: str = "litert"):
+    Parameters
+    ----------
+    data : bytes
+        The ``.tflite`` flatbuffer.
+    name : str
+        What to call the model in messages (its file name).
+    interpreter : str
+        One of :data:`INTERPRETERS`.
+    """
+
+    def __init__(self, data: bytes, name: str, interpreter: str = "litert"):
         if interpreter not in INTERPRETERS:
             raise ValueError(f"interpreter must be one of {INTERPRETERS}, got {interpreter!r}")
-        data = path.read_bytes()
         self.interpreter_name = interpreter
         self.arena_bytes: int | None = None
         try:
             self._open(data, interpreter)
-        except ModelError:
-            raise
         except Exception as error:
-            raise ModelError(f"{path}: not a valid TFLite model for the {interpreter} "
+            raise ModelError(f"{name}: not a valid TFLite model for the {interpreter} "
                              f"interpreter ({type(error).__name__}: {str(error)[:200]})") from None
-        _check_beat_input(self.input_detail["shape"], path)
+        _check_beat_input(self.input_detail["shape"], name)
         self.input_shape = tuple(int(d) for d in self.input_detail["shape"])
-        self.description = f"TFLite {path.name} on {interpreter}"
+        self.description = f"TFLite {Path(name).name} on {interpreter}"
 
     def _open(self, data: bytes, interpreter: str) -> None:
         if interpreter.startswith("litert"):
@@ -102,26 +111,32 @@ class TFLiteRunner:
             self.output_detail = self._interpreter.get_output_details(0)
             self.arena_bytes = _tflm_arena_bytes(self._interpreter)
 
-    def _prepare(self, beat: np.ndarray) -> np.ndarray:
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float beats in the model's input dtype (quantized with its scale for int8 models)."""
         dtype = np.dtype(self.input_detail["dtype"])
         if dtype == np.int8:
             parameters = self.input_detail["quantization_parameters"]
-            beat = quantize(beat, parameters["scales"][0], parameters["zero_points"][0])
-        return np.asarray(beat, dtype=dtype).reshape(self.input_shape)
+            return quantize(x, parameters["scales"][0], parameters["zero_points"][0])
+        return np.asarray(x, dtype=dtype)
 
-    def outputs(self, x: np.ndarray) -> np.ndarray:
+    def raw_outputs(self, x: np.ndarray) -> np.ndarray:
+        """Outputs ``[n, C]`` for inputs ``[n, 140]`` already in the model's input dtype."""
         results = []
-        beats = np.asarray(x, np.float32)
-        for beat in tqdm(beats, desc=self.description, unit="beat", leave=False, disable=None):
+        for row in tqdm(x, desc=self.description, unit="beat", leave=False, disable=None):
+            row = row.reshape(self.input_shape)
             if self.interpreter_name != "tflm":
-                self._interpreter.set_tensor(self.input_detail["index"], self._prepare(beat))
+                self._interpreter.set_tensor(self.input_detail["index"], row)
                 self._interpreter.invoke()
                 results.append(self._interpreter.get_tensor(self.output_detail["index"]).copy())
             else:
-                self._interpreter.set_input(self._prepare(beat), 0)
+                self._interpreter.set_input(row, 0)
                 self._interpreter.invoke()
                 results.append(self._interpreter.get_output(0).copy())
         return np.concatenate(results).reshape(len(results), -1)
+
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        """Outputs ``[n, C]`` for float beats ``[n, 140]``."""
+        return self.raw_outputs(self.quantize_input(np.asarray(x, np.float32)))
 
 
 @contextlib.contextmanager
@@ -162,7 +177,7 @@ def load_runner(path: str | Path, interpreter: str = "litert"):
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
     if path.suffix == ".tflite":
-        return TFLiteRunner(path, interpreter)
+        return TFLiteRunner(path.read_bytes(), str(path), interpreter)
     if path.suffix in (".keras", ".h5"):
         return KerasRunner(path)
     raise ModelError(f"{path}: unknown model type {path.suffix!r}; expected .keras, .h5 or .tflite")

@@ -1,0 +1,66 @@
+"""``pla-tvm compress``: imitate a trained baseline with PLA and export it (float and int8)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from pla_tvm.commands.data import add_source_arguments, load_from_args
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    """A few lines: the choice, test accuracy of each variant, sizes, FLOPs, the targets."""
+    chosen = metrics["chosen"]
+    lines = [f"PLA k={chosen['k']} (used {chosen['k_used']}), lambda={chosen['alpha']:g}, "
+             f"cluster sizes {chosen['cluster_sizes']}"]
+    lines += [f"  {name:<18} test accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}"
+              for name, m in metrics["test"].items()]
+    sizes = metrics["tflite_bytes"]
+    lines.append(f"  parameters {metrics['parameters']['total']:,}, "
+                 f"FLOPs/beat {metrics['flops_per_beat']['total']:,}, TFLite float "
+                 f"{sizes['float32']:,} B, int8 {sizes['int8']:,} B")
+    for name, target in metrics["targets"].items():
+        if target is not None:
+            lines.append(f"  target {name}: {'met' if target['met'] else 'NOT met'} "
+                         f"({', '.join(f'{k}={v}' for k, v in target.items() if k != 'met')})")
+    return "\n".join(lines)
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from pla_tvm.pla.pipeline import compress
+    from pla_tvm.pla.teacher import load_teacher
+
+    teacher = load_teacher(args.baseline)
+    metrics = compress(teacher, load_from_args(args), args.out, k=args.k, alpha=args.lam,
+                       max_int8_bytes=None if args.max_int8_bytes == 0 else args.max_int8_bytes,
+                       cv=args.cv, n_jobs=args.jobs, random_state=args.seed,
+                       progress=not args.json)
+    print(json.dumps(metrics, indent=2, sort_keys=True) if args.json else _summary(metrics))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``compress``."""
+    from pla_tvm.pla.selection import DEFAULT_MAX_INT8_BYTES
+
+    parser = subparsers.add_parser(
+        "compress", help="compress a trained baseline with PLA (k-means + ridge maps)",
+        description="Fit PLA to a baseline's penultimate features (k and lambda by 5-fold "
+        "cross-validation unless given), quantize it to int8 and write pla.npz, "
+        "pla_float.tflite, pla_int8.tflite and metrics.json.")
+    parser.add_argument("--baseline", required=True, help="output directory of 'pla-tvm train'")
+    parser.add_argument("--out", required=True, help="directory for the PLA outputs")
+    parser.add_argument("--k", type=int, help="number of clusters (default: cross-validated 1..5)")
+    parser.add_argument("--lam", type=float,
+                        help="ridge lambda (default: cross-validated 0.01..1000)")
+    parser.add_argument("--max-int8-bytes", type=int, default=DEFAULT_MAX_INT8_BYTES,
+                        help="flash budget of the int8 .tflite during selection; 0 for none "
+                        "(default: %(default)s)")
+    parser.add_argument("--cv", type=int, default=5, help="cross-validation folds (default: 5)")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel fits (default: 2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of folds and k-means")
+    add_source_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print metrics.json instead of a "
+                        "summary")
+    parser.set_defaults(func=_compress)

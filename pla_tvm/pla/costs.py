@@ -1,0 +1,129 @@
+"""Parameters, FLOPs and sizes of a PLA model, counted from the operator's shapes.
+
+FLOPs follow the usual convention of the baseline's count (a multiply-accumulate is 2 FLOPs, a bias
+add 1) and describe the *gated* operator that the TVM pass deploys: ``k`` centroid scores, one
+cluster's affine map, the head. The TFLite models compute all ``k`` maps (see
+:mod:`pla_tvm.pla.tflite_export`); their cost is reported separately as ``tflite_macs``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PLAShape:
+    """What every cost depends on: clusters ``k``, input ``D``, features ``d``, classes ``C``."""
+
+    k: int
+    D: int
+    d: int
+    C: int
+
+    @classmethod
+    def of(cls, model) -> PLAShape:
+        """The shape of a fitted :class:`~pla_tvm.pla.PLAClassifier`."""
+        k, dim, d = model.coef_.shape
+        return cls(int(k), int(dim), int(d), int(model.head_weights_.shape[1]))
+
+
+def parameter_counts(shape: PLAShape) -> dict[str, int]:
+    """Parameters by part and in total (centroids, cluster maps and biases, head).
+
+    Parameters
+    ----------
+    shape : PLAShape
+
+    Returns
+    -------
+    dict
+        ``centroids``, ``cluster_weights``, ``cluster_biases``, ``head``, ``total``.
+    """
+    counts = {"centroids": shape.k * shape.D, "cluster_weights": shape.k * shape.D * shape.d,
+              "cluster_biases": shape.k * shape.d, "head": shape.d * shape.C + shape.C}
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def flops_per_beat(shape: PLAShape) -> dict[str, int]:
+    """FLOPs of one beat through the gated operator and the head.
+
+    ``distances``: ``k`` scores ``||mu||^2 - 2 x . mu`` (``D`` MACs and one add each);
+    ``affine``: one ``D x d`` map plus bias; ``head``: ``d x C`` plus bias. The argmin/argmax
+    comparisons are not floating-point arithmetic and are not counted.
+
+    Parameters
+    ----------
+    shape : PLAShape
+
+    Returns
+    -------
+    dict
+        ``distances``, ``affine``, ``head``, ``total``, and ``macs`` (multiply-accumulates of the
+        gated operator and head) and ``tflite_macs`` (the exported models, which compute all k
+        maps).
+    """
+    k, dim, d, n_classes = shape.k, shape.D, shape.d, shape.C
+    flops = {"distances": k * (2 * dim + 1), "affine": 2 * dim * d + d,
+             "head": 2 * d * n_classes + n_classes}
+    flops["total"] = sum(flops.values())
+    flops["macs"] = k * dim + dim * d + d * n_classes
+    flops["tflite_macs"] = k * dim + k * dim * d + d * n_classes
+    return flops
+
+
+def parameter_bytes(shape: PLAShape) -> dict[str, int]:
+    """Bytes of the parameters alone, float32 and int8 (without any file format overhead).
+
+    int8 counts int8 centroids and weights, int32 biases and a float32 scale per output channel
+    (cluster maps and head).
+
+    Parameters
+    ----------
+    shape : PLAShape
+
+    Returns
+    -------
+    dict
+        ``float32`` and ``int8``.
+    """
+    k, dim, d, n_classes = shape.k, shape.D, shape.d, shape.C
+    int8 = (k * dim + k * dim * d + 4 * k * d + 4 * k * d
+            + d * n_classes + 4 * n_classes + 4 * n_classes)
+    return {"float32": 4 * parameter_counts(shape)["total"], "int8": int8}
+
+
+@lru_cache(maxsize=64)
+def int8_tflite_bytes(shape: PLAShape) -> int:
+    """Exact size of the int8 ``.tflite`` file for a shape (built once with placeholder values).
+
+    The size depends only on the shape, so model selection can apply a flash budget to every
+    (k, lambda) pair without exporting each fitted model.
+
+    Parameters
+    ----------
+    shape : PLAShape
+
+    Returns
+    -------
+    int
+        Bytes of :func:`pla_tvm.pla.tflite_export.int8_tflite`'s output.
+    """
+    from pla_tvm.pla.quantize import QuantizedPLA, QuantParams
+    from pla_tvm.pla.tflite_export import int8_tflite
+    from relay_passes.params import QuantizedClusterGatedLinearParams
+
+    k, dim, d, n_classes = shape.k, shape.D, shape.d, shape.C
+    operator = QuantizedClusterGatedLinearParams(
+        input_scale=1.0, input_zero_point=0, centroids_q=np.zeros((k, dim), np.int8),
+        weights_q=np.zeros((k, dim, d), np.int8), weight_scales=np.ones((k, d), np.float32),
+        bias_q=np.zeros((k, d), np.int32), output_scale=1.0, output_zero_point=0)
+    placeholder = QuantizedPLA(
+        operator=operator, head_weights_q=np.zeros((d, n_classes), np.int8),
+        head_weight_scales=np.ones(n_classes, np.float32),
+        head_bias_q=np.zeros(n_classes, np.int32), logits=QuantParams(1.0, 0),
+        classes=np.arange(n_classes))
+    return len(int8_tflite(placeholder))

@@ -1,0 +1,320 @@
+"""The PLA (piecewise linear approximation) classifier as a scikit-learn estimator.
+
+PLA imitates a trained network's trunk by black-box system identification: k-means splits the input
+beats into ``k`` regions, and in each region a ridge regression maps the 140-sample beat to the
+network's penultimate-layer output (its *features*). The network's last dense layer (the *head*)
+is kept, so inference is: nearest centroid -> that cluster's affine map -> head -> argmax.
+
+Being an ordinary estimator (parameters in ``__init__``, fitted attributes ending in ``_``) it can
+be cloned, pickled and tuned by :class:`~sklearn.model_selection.GridSearchCV` over
+``n_clusters`` (k) and ``alpha`` (lambda); the features to imitate come in as the per-sample fit
+parameter ``teacher_features``, which the search slices per fold.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.cluster import KMeans
+from sklearn.linear_model import Ridge
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+
+class SmallClusterWarning(UserWarning):
+    """k-means left a cluster with fewer beats than ``min_cluster_size``; k was lowered."""
+
+
+def nearest_centroid(X: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the nearest centroid for each row, as the deployed operator computes it.
+
+    The score ``||mu_j||^2 - 2 x . mu_j`` drops the ``||x||^2`` term common to all clusters, which
+    turns the distance into ``k`` dot products; ties go to the lowest index (``np.argmin``), the
+    rule the TFLite model and the TVM operator follow.
+
+    Parameters
+    ----------
+    X : np.ndarray
+        ``[n, D]`` inputs.
+    centroids : np.ndarray
+        ``[k, D]`` cluster centres.
+
+    Returns
+    -------
+    np.ndarray
+        ``int64 [n]`` cluster indices.
+    """
+    scores = np.einsum("jd,jd->j", centroids, centroids)[None, :] - 2.0 * X @ centroids.T
+    return np.argmin(scores, axis=1)
+
+
+class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
+    """Piecewise linear approximation of a network's trunk, followed by the network's head.
+
+    Parameters
+    ----------
+    n_clusters : int, default=3
+        Number of k-means clusters ``k`` (one affine map each). Lowered during ``fit`` when a
+        cluster would hold fewer than ``min_cluster_size`` beats (see ``n_clusters_``).
+    alpha : float, default=1.0
+        Ridge regularisation ``lambda`` of every cluster's map.
+    head_weights : array-like of shape (d, n_classes), default=None
+        Kernel of the network's last dense layer: ``logits = features @ head_weights + head_bias``.
+        Required together with ``teacher_features`` in ``fit``. When both are ``None`` the
+        estimator regresses onto the one-hot class labels and uses an identity head (a plain
+        piecewise linear classifier; this is what scikit-learn's estimator checks exercise).
+    head_bias : array-like of shape (n_classes,), default=None
+        Bias of the last dense layer (zeros when ``head_weights`` is given without it).
+    min_cluster_size : int, default=10
+        Fewest training beats a cluster may hold. A smaller (or empty) cluster would get a map
+        fitted to a handful of beats -- in effect a constant -- so k-means is refitted with one
+        cluster fewer, a :class:`SmallClusterWarning` names the sizes, and ``n_clusters_`` records
+        the k actually used.
+    n_init : int, default=10
+        k-means restarts (:class:`~sklearn.cluster.KMeans`'s ``n_init``).
+    random_state : int, RandomState instance or None, default=None
+        Seeds k-means.
+
+    Attributes
+    ----------
+    classes_ : np.ndarray of shape (n_classes,)
+        Class labels (``0..C-1`` with a teacher head, else the sorted labels seen in ``fit``).
+    n_clusters_ : int
+        Clusters actually used (``<= n_clusters``).
+    cluster_sizes_ : np.ndarray of shape (n_clusters_,)
+        Training beats in each cluster.
+    centroids_ : np.ndarray of shape (n_clusters_, n_features_in_)
+        k-means centres.
+    coef_ : np.ndarray of shape (n_clusters_, n_features_in_, d)
+        Per-cluster linear maps (``features = x @ coef_[c] + intercept_[c]``).
+    intercept_ : np.ndarray of shape (n_clusters_, d)
+        Per-cluster offsets.
+    head_weights_ : np.ndarray of shape (d, n_classes)
+        Head kernel used by ``predict``.
+    head_bias_ : np.ndarray of shape (n_classes,)
+        Head bias.
+    n_features_in_ : int
+        Input length seen in ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pla_tvm.pla import PLAClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 4)); y = (X[:, 0] > 0).astype(int)
+    >>> PLAClassifier(n_clusters=2, alpha=0.1, random_state=0).fit(X, y).score(X, y) > 0.9
+    True
+    """
+
+    def __init__(self, n_clusters: int = 3, alpha: float = 1.0, *, head_weights=None,
+                 head_bias=None, min_cluster_size: int = 10, n_init: int = 10,
+                 random_state=None):
+        self.n_clusters = n_clusters
+        self.alpha = alpha
+        self.head_weights = head_weights
+        self.head_bias = head_bias
+        self.min_cluster_size = min_cluster_size
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def fit(self, X, y, teacher_features=None) -> PLAClassifier:
+        """Cluster the beats and fit one ridge map per cluster.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input beats.
+        y : array-like of shape (n_samples,)
+            Class labels: the one-hot regression targets without a teacher, otherwise only
+            checked against the head's classes (``0..C-1``) and used by ``score``.
+        teacher_features : array-like of shape (n_samples, d), default=None
+            The network's penultimate-layer outputs to imitate; requires ``head_weights``.
+
+        Returns
+        -------
+        PLAClassifier
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            If a parameter is out of range, there are fewer beats than clusters, or the teacher
+            features and head do not fit together.
+        """
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self._check_params(X.shape[0])
+        targets = self._targets(X, y, teacher_features)
+        self.centroids_, labels = self._cluster(X, check_random_state(self.random_state))
+        self.n_clusters_ = self.centroids_.shape[0]
+        self.cluster_sizes_ = np.bincount(labels, minlength=self.n_clusters_)
+        coef, intercept = [], []
+        for cluster in range(self.n_clusters_):
+            members = labels == cluster
+            ridge = Ridge(alpha=self.alpha).fit(X[members], targets[members])
+            # Ridge drops the target axis when there is a single target; keep it.
+            coef.append(ridge.coef_.reshape(targets.shape[1], -1).T)
+            intercept.append(np.reshape(ridge.intercept_, -1))
+        self.coef_ = np.stack(coef)
+        self.intercept_ = np.stack(intercept)
+        return self
+
+    def _check_params(self, n_samples: int) -> None:
+        for name in ("n_clusters", "min_cluster_size", "n_init"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}={value!r} should be an integer >= 1.")
+        if not np.isscalar(self.alpha) or not self.alpha >= 0:
+            raise ValueError(f"alpha={self.alpha!r} should be a number >= 0.")
+        if n_samples < self.n_clusters:
+            raise ValueError(f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}.")
+
+    def _targets(self, X: np.ndarray, y: np.ndarray, teacher_features) -> np.ndarray:
+        """Set classes_ and the head; return the regression targets."""
+        if teacher_features is None:
+            if self.head_weights is not None:
+                raise ValueError("head_weights is set but fit got no teacher_features: the "
+                                 "head needs the features it was trained on.")
+            self.classes_, encoded = np.unique(y, return_inverse=True)
+            n_classes = self.classes_.size
+            self.head_weights_ = np.eye(n_classes)
+            self.head_bias_ = np.zeros(n_classes)
+            return self.head_weights_[encoded]
+        if self.head_weights is None:
+            raise ValueError("teacher_features were given but head_weights is None: PLA "
+                             "imitates the features and keeps the teacher's head.")
+        features = np.asarray(teacher_features, dtype=np.float64)
+        head = np.asarray(self.head_weights, dtype=np.float64)
+        if features.ndim != 2 or features.shape[0] != X.shape[0]:
+            raise ValueError(f"teacher_features should have shape ({X.shape[0]}, d), got "
+                             f"{features.shape}.")
+        if head.ndim != 2 or head.shape[0] != features.shape[1]:
+            raise ValueError(f"head_weights should have shape (d={features.shape[1]}, "
+                             f"n_classes), got {head.shape}.")
+        bias = (np.zeros(head.shape[1]) if self.head_bias is None
+                else np.asarray(self.head_bias, dtype=np.float64))
+        if bias.shape != (head.shape[1],):
+            raise ValueError(f"head_bias should have shape ({head.shape[1]},), got {bias.shape}.")
+        self.classes_ = np.arange(head.shape[1])
+        if not np.isin(y, self.classes_).all():
+            raise ValueError(f"y should hold the head's class indices 0..{head.shape[1] - 1}, "
+                             f"got {np.unique(y)[~np.isin(np.unique(y), self.classes_)]}.")
+        self.head_weights_, self.head_bias_ = head, bias
+        return features
+
+    def _cluster(self, X: np.ndarray, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+        """k-means, lowering k until every cluster holds ``min_cluster_size`` beats (or k = 1)."""
+        n_clusters = self.n_clusters
+        while True:
+            kmeans = KMeans(n_clusters=n_clusters, n_init=self.n_init,
+                            random_state=rng.randint(np.iinfo(np.int32).max))
+            with warnings.catch_warnings():
+                # Duplicate beats can leave fewer distinct clusters than asked; the size check
+                # below handles that case.
+                warnings.filterwarnings("ignore", message="Number of distinct clusters")
+                centroids = kmeans.fit(X).cluster_centers_
+            labels = nearest_centroid(X, centroids)
+            sizes = np.bincount(labels, minlength=n_clusters)
+            if sizes.min() >= self.min_cluster_size or n_clusters == 1:
+                return centroids, labels
+            warnings.warn(f"k={n_clusters} gives cluster sizes {sizes.tolist()}, below "
+                          f"min_cluster_size={self.min_cluster_size}; refitting with "
+                          f"k={n_clusters - 1}.", SmallClusterWarning, stacklevel=3)
+            n_clusters -= 1
+
+    def cluster_index(self, X) -> np.ndarray:
+        """Index of each beat's nearest centroid (the cluster whose map applies).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        np.ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return nearest_centroid(X, self.centroids_)
+
+    def transform(self, X) -> np.ndarray:
+        """The imitated features: each beat through its cluster's affine map.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        np.ndarray of shape (n_samples, d)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        cluster = nearest_centroid(X, self.centroids_)
+        return np.einsum("ni,nio->no", X, self.coef_[cluster]) + self.intercept_[cluster]
+
+    def logits(self, X) -> np.ndarray:
+        """Head outputs before the softmax.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        np.ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self.transform(X) @ self.head_weights_ + self.head_bias_
+
+    def predict(self, X) -> np.ndarray:
+        """Class of each beat: argmax of the logits (lowest class index on ties).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        np.ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.logits(X), axis=1)]
+
+    @classmethod
+    def from_arrays(cls, centroids, coef, intercept, head_weights, head_bias, *,
+                    alpha: float = 1.0, classes=None) -> PLAClassifier:
+        """A fitted estimator from saved arrays (used when loading a ``.npz``).
+
+        Parameters
+        ----------
+        centroids : array-like of shape (k, D)
+        coef : array-like of shape (k, D, d)
+        intercept : array-like of shape (k, d)
+        head_weights : array-like of shape (d, C)
+        head_bias : array-like of shape (C,)
+        alpha : float, default=1.0
+            The lambda the maps were fitted with (kept as the parameter).
+        classes : array-like of shape (C,), default=None
+            Class labels; ``0..C-1`` when None.
+
+        Returns
+        -------
+        PLAClassifier
+            An estimator that predicts without ``fit``; refitting it needs teacher features.
+        """
+        head_weights = np.asarray(head_weights, dtype=np.float64)
+        head_bias = np.asarray(head_bias, dtype=np.float64)
+        model = cls(n_clusters=len(centroids), alpha=alpha, head_weights=head_weights,
+                    head_bias=head_bias)
+        model.centroids_ = np.asarray(centroids, dtype=np.float64)
+        model.coef_ = np.asarray(coef, dtype=np.float64)
+        model.intercept_ = np.asarray(intercept, dtype=np.float64)
+        model.head_weights_, model.head_bias_ = head_weights, head_bias
+        model.classes_ = (np.arange(head_bias.size) if classes is None else np.asarray(classes))
+        model.n_clusters_ = model.centroids_.shape[0]
+        model.n_features_in_ = model.centroids_.shape[1]
+        return model

@@ -1,0 +1,210 @@
+"""Compress a baseline with PLA: select k and lambda, fit, quantize, export, measure.
+
+This is what ``pla-tvm compress`` runs. Outputs in the output directory:
+
+* ``pla.npz`` -- the float and int8 model (:mod:`pla_tvm.pla.npz_io`);
+* ``pla_float.tflite`` / ``pla_int8.tflite`` -- the TFLite models
+  (:mod:`pla_tvm.pla.tflite_export`);
+* ``metrics.json`` -- the selection grid, test metrics of the baseline and of every PLA variant
+  (float estimator, int8 numpy reference, both TFLite models in TFLite and TFLite Micro), their
+  agreement, parameters, FLOPs and sizes, and the targets of issue 5.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import mean_squared_error, r2_score
+
+from pla_tvm.data import Dataset
+from pla_tvm.errors import DataError, PlaTvmError
+from pla_tvm.files import write_atomically, write_json_atomically
+from pla_tvm.inference import TFLiteRunner
+from pla_tvm.metrics import classification_metrics
+from pla_tvm.pla import costs
+from pla_tvm.pla.estimator import PLAClassifier
+from pla_tvm.pla.npz_io import BaselineRef, PLABundle, save_pla
+from pla_tvm.pla.quantize import quantize_pla
+from pla_tvm.pla.reference import int8_logits
+from pla_tvm.pla.selection import (
+    ALPHAS,
+    DEFAULT_MAX_INT8_BYTES,
+    K_VALUES,
+    SelectionResult,
+    select_pla,
+)
+from pla_tvm.pla.teacher import Teacher
+from pla_tvm.pla.tflite_export import float_tflite, int8_tflite
+
+LOG = logging.getLogger(__name__)
+
+NPZ_FILE = "pla.npz"
+FLOAT_TFLITE_FILE = "pla_float.tflite"
+INT8_TFLITE_FILE = "pla_int8.tflite"
+METRICS_FILE = "metrics.json"
+
+
+def _splits(dataset: Dataset):
+    if "train" not in dataset.splits or "test" not in dataset.splits:
+        raise DataError(f"{dataset.name}: PLA needs 'train' and 'test' splits, it has "
+                        f"{', '.join(dataset.splits)}")
+    return dataset["train"], dataset["test"]
+
+
+def _choose(train_x, train_y, teacher_features, teacher: Teacher, *, k, alpha, max_int8_bytes,
+            cv, n_jobs, random_state, progress) -> SelectionResult | None:
+    """Cross-validate the grid unless both k and lambda are given."""
+    if k is not None and alpha is not None:
+        return None
+    return select_pla(train_x, train_y, teacher_features=teacher_features,
+                      head_weights=teacher.head_weights, head_bias=teacher.head_bias,
+                      k_values=K_VALUES if k is None else (k,),
+                      alphas=ALPHAS if alpha is None else (alpha,), cv=cv,
+                      max_int8_bytes=max_int8_bytes, n_jobs=n_jobs, random_state=random_state,
+                      progress=progress)
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(np.asarray(a) == np.asarray(b)))
+
+
+def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int | None = None,
+             alpha: float | None = None, max_int8_bytes: int | None = DEFAULT_MAX_INT8_BYTES,
+             cv: int = 5, n_jobs: int = 2, random_state: int = 0,
+             progress: bool = True) -> dict[str, Any]:
+    """Run the whole PLA stage and write its four outputs.
+
+    Parameters
+    ----------
+    teacher : Teacher
+        The baseline (:func:`pla_tvm.pla.teacher.load_teacher`).
+    dataset : Dataset
+        Beats with ``train`` and ``test`` splits, prepared like the baseline's training data.
+    out_dir : str or Path
+        Output directory (created).
+    k, alpha : optional
+        Fix k and/or lambda; what is not fixed is chosen by cross-validation on the paper's grid.
+    max_int8_bytes : int or None
+        Flash budget of the int8 ``.tflite`` during selection (None: unconstrained).
+    cv, n_jobs, random_state, progress
+        As for :func:`pla_tvm.pla.selection.select_pla`.
+
+    Returns
+    -------
+    dict
+        The content of ``metrics.json``.
+
+    Raises
+    ------
+    DataError
+        If the dataset lacks a split.
+    PlaTvmError
+        If no (k, lambda) pair fits the budget.
+    """
+    train, test = _splits(dataset)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_features = teacher.features(train.x)
+    selection = _choose(train.x, train.y, train_features, teacher, k=k, alpha=alpha,
+                        max_int8_bytes=max_int8_bytes, cv=cv, n_jobs=n_jobs,
+                        random_state=random_state, progress=progress)
+    if selection is not None:
+        if selection.best is None:
+            raise PlaTvmError(f"no (k, lambda) pair has an int8 model within max_int8_bytes="
+                              f"{max_int8_bytes}; smallest is "
+                              f"{min(r['int8_tflite_bytes'] for r in selection.grid)} bytes")
+        k, alpha = selection.best["k"], selection.best["alpha"]
+        LOG.info("PLA selection (%d folds, %.1f s):\n%s", cv, selection.seconds, selection.table())
+    model = PLAClassifier(n_clusters=k, alpha=alpha, head_weights=teacher.head_weights,
+                          head_bias=teacher.head_bias, random_state=random_state)
+    model.fit(train.x, train.y, teacher_features=train_features)
+    quantized = quantize_pla(model, train.x, input_quant=teacher.input_quant,
+                             feature_quant=teacher.feature_quant,
+                             teacher_features=train_features)
+    baseline_ref = BaselineRef(str(teacher.directory.resolve()), teacher.sha256)
+    save_pla(out_dir / NPZ_FILE, PLABundle(model, quantized, baseline_ref))
+    float_bytes, int8_bytes = float_tflite(model), int8_tflite(quantized)
+    write_atomically(out_dir / FLOAT_TFLITE_FILE, float_bytes)
+    write_atomically(out_dir / INT8_TFLITE_FILE, int8_bytes)
+    metrics = _evaluate(model, quantized, teacher, test, float_bytes, int8_bytes)
+    metrics.update({
+        "dataset": {"name": dataset.name, "train": int(train.y.size), "test": int(test.y.size)},
+        "baseline": {"path": baseline_ref.path, "sha256": baseline_ref.sha256,
+                     "int8_quantization_from_baseline": teacher.input_quant is not None},
+        "chosen": {"k": int(k), "alpha": float(alpha), "k_used": int(model.n_clusters_),
+                   "cluster_sizes": model.cluster_sizes_.tolist()},
+        "selection": None if selection is None else selection.to_dict(),
+        "files": {name: (out_dir / name).stat().st_size for name in
+                  (NPZ_FILE, FLOAT_TFLITE_FILE, INT8_TFLITE_FILE)},
+    })
+    metrics["targets"] = _targets(metrics)
+    write_json_atomically(out_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+def _evaluate(model: PLAClassifier, quantized, teacher: Teacher, test, float_bytes: bytes,
+              int8_bytes: bytes) -> dict[str, Any]:
+    """Test-set metrics of the baseline and every PLA variant, their agreement and costs."""
+    names = test.class_names
+    x_q = quantized.input.quantize(test.x)
+    teacher_features, teacher_classes = teacher.outputs(test.x)
+    predictions = {
+        "baseline": teacher_classes,
+        "pla_float": model.predict(test.x),
+        "pla_int8": quantized.classes[np.argmax(int8_logits(quantized, x_q), axis=1)],
+    }
+    float_logits = model.logits(test.x)
+    tflite_float = TFLiteRunner(float_bytes, FLOAT_TFLITE_FILE).raw_outputs(test.x)
+    reference = int8_logits(quantized, x_q)
+    tflite_int8 = TFLiteRunner(int8_bytes, INT8_TFLITE_FILE, "litert-ref").raw_outputs(x_q)
+    tflm_int8 = TFLiteRunner(int8_bytes, INT8_TFLITE_FILE, "tflm").raw_outputs(x_q)
+    predictions["pla_float_tflite"] = np.argmax(tflite_float, axis=1)
+    predictions["pla_int8_tflite"] = np.argmax(tflite_int8, axis=1)
+    predictions["pla_int8_tflm"] = np.argmax(tflm_int8, axis=1)
+    shape = costs.PLAShape.of(model)
+    return {
+        "test": {name: classification_metrics(test.y, pred, names)
+                 for name, pred in predictions.items()},
+        "agreement": {
+            "pla_float_vs_baseline": _agreement(predictions["pla_float"], predictions["baseline"]),
+            "pla_int8_vs_pla_float": _agreement(predictions["pla_int8"], predictions["pla_float"]),
+            "float_tflite_vs_estimator_max_abs_logit": float(
+                np.abs(tflite_float - float_logits).max()),
+            "int8_tflm_vs_reference_bit_exact": bool(np.array_equal(tflm_int8, reference)),
+            "int8_tflite_vs_reference_max_lsb": int(
+                np.abs(tflite_int8.astype(np.int32) - reference).max()),
+            "int8_tflite_vs_reference_class_agreement": _agreement(
+                predictions["pla_int8_tflite"], predictions["pla_int8"]),
+        },
+        "feature_fit_test": {
+            "r2": float(r2_score(teacher_features, model.transform(test.x),
+                                 multioutput="variance_weighted")),
+            "mse": float(mean_squared_error(teacher_features, model.transform(test.x))),
+        },
+        "parameters": costs.parameter_counts(shape),
+        "flops_per_beat": costs.flops_per_beat(shape),
+        "parameter_bytes": costs.parameter_bytes(shape),
+        "tflite_bytes": {"float32": len(float_bytes), "int8": len(int8_bytes)},
+    }
+
+
+def _targets(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Issue 5's targets against the baseline, with the measured values."""
+    accuracy = {name: m["accuracy"] for name, m in metrics["test"].items()}
+    float_drop = 100 * (accuracy["baseline"] - accuracy["pla_float"])
+    int8_drop = 100 * abs(accuracy["pla_float"] - accuracy["pla_int8"])
+    selection = metrics["selection"]
+    return {
+        "pla_float_within_1_point_of_baseline": {"points_below": float_drop,
+                                                 "met": float_drop <= 1.0},
+        "pla_int8_within_0.3_points_of_float": {"points": int8_drop, "met": int8_drop <= 0.3},
+        "int8_tflite_at_most_64KB": {"bytes": metrics["tflite_bytes"]["int8"],
+                                     "met": metrics["tflite_bytes"]["int8"] <= 64 * 1024},
+        "flops_at_most_40000": {"flops": metrics["flops_per_beat"]["total"],
+                                "met": metrics["flops_per_beat"]["total"] <= 40_000},
+        "grid_search_at_most_300_s": None if selection is None else {
+            "seconds": selection["seconds"], "met": selection["seconds"] <= 300},
+    }

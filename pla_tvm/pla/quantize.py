@@ -1,0 +1,209 @@
+"""int8 post-training quantization of a fitted PLA model.
+
+The scheme is the one the TVM operator (``relay_passes``) implements, so the quantized operator is
+stored in its :class:`~relay_passes.params.QuantizedClusterGatedLinearParams` and the two agree by
+construction:
+
+* input ``xq`` int8 with scale ``s_x`` / zero point ``z_x``; centroids at the input scale, zero
+  point 0 (the int32 nearest-centroid score is then exact);
+* cluster weights int8, symmetric per cluster and output channel (scales ``s_w [k, d]``), biases
+  int32 at ``s_x * s_w``, int32 accumulators, TFLite's per-channel requantization to int8 features
+  (``s_out`` / ``z_out``);
+* the head like TFLite's int8 FULLY_CONNECTED: per-output-channel int8 weights, int32 bias,
+  requantized to int8 logits; the class is the argmax of the int8 logits.
+
+Activation scales come from a baseline's int8 TFLite model when PLA replaces that model's trunk
+(the swapped graph must see the same tensors), otherwise they are calibrated as min/max ranges on
+training data, as TFLite's converter does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pla_tvm.pla.estimator import PLAClassifier
+from relay_passes.params import QuantizedClusterGatedLinearParams
+
+QMIN, QMAX = -128, 127
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Affine int8 quantization of a tensor: ``real = scale * (q - zero_point)``."""
+
+    scale: float
+    zero_point: int
+
+    @classmethod
+    def calibrate(cls, values: np.ndarray) -> QuantParams:
+        """Asymmetric int8 parameters covering ``[min, max]`` of ``values`` and 0.
+
+        Parameters
+        ----------
+        values : np.ndarray
+            Calibration values of the tensor, any shape.
+
+        Returns
+        -------
+        QuantParams
+            ``scale = (max - min) / 255`` (float32) and the zero point that maps ``min`` to -128,
+            the range widened to contain 0 so that 0 is exact (as TFLite requires).
+        """
+        low = min(float(np.min(values)), 0.0)
+        high = max(float(np.max(values)), 0.0)
+        scale = float(np.float32(max(high - low, 1e-8) / (QMAX - QMIN)))
+        zero_point = int(np.clip(np.round(QMIN - low / scale), QMIN, QMAX))
+        return cls(scale, zero_point)
+
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        """int8 values as TFLite's QUANTIZE computes them.
+
+        ``clip(round(x / scale) + zero_point)`` with a float32 division and rounding half away
+        from zero (``TfLiteRound``), so int8 inputs fed to the TFLite models and to the numpy
+        reference are the same bytes.
+
+        Parameters
+        ----------
+        values : np.ndarray
+            Real values, any shape.
+
+        Returns
+        -------
+        np.ndarray
+            int8 values, same shape.
+        """
+        scaled = np.asarray(values, dtype=np.float32) / np.float32(self.scale)
+        rounded = np.sign(scaled) * np.floor(np.abs(scaled) + np.float32(0.5))
+        return np.clip(rounded.astype(np.int64) + self.zero_point, QMIN, QMAX).astype(np.int8)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        """Real values ``scale * (q - zero_point)`` as float32."""
+        return (np.float32(self.scale) * (np.asarray(q, np.int32) - self.zero_point)).astype(
+            np.float32)
+
+
+def quantize_weights(weights: np.ndarray, biases: np.ndarray,
+                     input_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Symmetric per-output-channel int8 weights and int32 biases of a batch of affine maps.
+
+    Each output channel gets ``s_w = max|w| / 127``, raised where needed so that the int32 bias
+    ``round(b / (s_x * s_w))`` cannot overflow (a channel with tiny weights but a large offset),
+    and set to 1 for an all-zero channel (a zero scale is invalid in TFLite).
+
+    Parameters
+    ----------
+    weights : np.ndarray
+        ``[m, D, d]`` maps (``y = x @ weights[j] + biases[j]``).
+    biases : np.ndarray
+        ``[m, d]`` offsets.
+    input_scale : float
+        Scale ``s_x`` of the int8 input the maps are applied to.
+
+    Returns
+    -------
+    weights_q : np.ndarray
+        int8 ``[m, D, d]``.
+    scales : np.ndarray
+        float32 ``[m, d]`` weight scales.
+    biases_q : np.ndarray
+        int32 ``[m, d]``.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    biases = np.asarray(biases, dtype=np.float64)
+    max_abs = np.abs(weights).max(axis=1)
+    scales = np.maximum(max_abs / QMAX, np.abs(biases) / (input_scale * 2**30))
+    scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
+    weights_q = np.clip(np.round(weights / scales[:, None, :]), -QMAX, QMAX).astype(np.int8)
+    bias_scale = np.float64(np.float32(input_scale)) * scales.astype(np.float64)
+    biases_q = np.clip(np.round(biases / bias_scale), -INT32_MAX, INT32_MAX).astype(np.int32)
+    return weights_q, scales, biases_q
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedPLA:
+    """An int8 PLA model: the quantized operator plus the int8 head.
+
+    Parameters
+    ----------
+    operator : QuantizedClusterGatedLinearParams
+        Nearest centroid and cluster maps (input ``s_x, z_x`` -> features ``s_out, z_out``).
+    head_weights_q : np.ndarray
+        int8 ``[d, C]`` head kernel, symmetric per class.
+    head_weight_scales : np.ndarray
+        float32 ``[C]``.
+    head_bias_q : np.ndarray
+        int32 ``[C]`` at ``s_out * head_weight_scales``.
+    logits : QuantParams
+        Quantization of the int8 logits.
+    classes : np.ndarray
+        ``[C]`` class labels (what the argmax index maps to).
+    """
+
+    operator: QuantizedClusterGatedLinearParams
+    head_weights_q: np.ndarray
+    head_weight_scales: np.ndarray
+    head_bias_q: np.ndarray
+    logits: QuantParams
+    classes: np.ndarray
+
+    @property
+    def input(self) -> QuantParams:
+        """Quantization of the int8 input beat."""
+        return QuantParams(self.operator.input_scale, self.operator.input_zero_point)
+
+    @property
+    def features(self) -> QuantParams:
+        """Quantization of the int8 features (the operator's output, the head's input)."""
+        return QuantParams(self.operator.output_scale, self.operator.output_zero_point)
+
+
+def quantize_pla(model: PLAClassifier, X_calibration: np.ndarray, *,
+                 input_quant: QuantParams | None = None,
+                 feature_quant: QuantParams | None = None,
+                 teacher_features: np.ndarray | None = None) -> QuantizedPLA:
+    """Quantize a fitted :class:`PLAClassifier` to int8.
+
+    Parameters
+    ----------
+    model : PLAClassifier
+        Fitted float model.
+    X_calibration : np.ndarray
+        ``[n, D]`` beats (the training beats) for the ranges not given.
+    input_quant : QuantParams, optional
+        Input quantization; the int8 baseline's input tensor when imitating a baseline.
+        Calibrated from ``X_calibration`` when None.
+    feature_quant : QuantParams, optional
+        Feature (operator output) quantization; the int8 baseline's penultimate tensor when
+        imitating a baseline. Calibrated when None: from ``teacher_features`` if given, else
+        from the model's own features on ``X_calibration``.
+    teacher_features : np.ndarray, optional
+        ``[n, d]`` teacher features on ``X_calibration``.
+
+    Returns
+    -------
+    QuantizedPLA
+        The int8 model; logits are calibrated from the float logits on ``X_calibration``.
+    """
+    X_calibration = np.asarray(X_calibration, dtype=np.float64)
+    features = model.transform(X_calibration)
+    input_quant = input_quant or QuantParams.calibrate(X_calibration)
+    feature_quant = feature_quant or QuantParams.calibrate(
+        features if teacher_features is None else teacher_features)
+    centroids_q = np.clip(np.round(model.centroids_ / input_quant.scale), QMIN, QMAX)
+    weights_q, weight_scales, bias_q = quantize_weights(model.coef_, model.intercept_,
+                                                        input_quant.scale)
+    operator = QuantizedClusterGatedLinearParams(
+        input_scale=input_quant.scale, input_zero_point=input_quant.zero_point,
+        centroids_q=centroids_q.astype(np.int8), weights_q=weights_q,
+        weight_scales=weight_scales, bias_q=bias_q,
+        output_scale=feature_quant.scale, output_zero_point=feature_quant.zero_point)
+    head_q, head_scales, head_bias_q = quantize_weights(
+        model.head_weights_[None], model.head_bias_[None], feature_quant.scale)
+    return QuantizedPLA(operator=operator, head_weights_q=head_q[0],
+                        head_weight_scales=head_scales[0], head_bias_q=head_bias_q[0],
+                        logits=QuantParams.calibrate(features @ model.head_weights_
+                                                     + model.head_bias_),
+                        classes=np.asarray(model.classes_))

@@ -1,0 +1,232 @@
+"""PLA as TFLite flatbuffers (float32 and int8) that TFLite and TFLite Micro both run.
+
+The models are written directly with TFLite's flatbuffer schema rather than produced by the
+TensorFlow converter, because the int8 model must carry exactly the quantization parameters of
+:class:`~pla_tvm.pla.quantize.QuantizedPLA` (the converter calibrates its own scales) and an exact
+integer nearest-centroid selection (an int8 op would requantize the scores first). Both models use
+only builtin ops that TFLite Micro implements, in one topology::
+
+    scores  = FULLY_CONNECTED(x, -2 mu, ||mu||^2)         [1, k]   float32
+    cluster = ARG_MIN(scores)                             [1]      int32
+    all     = FULLY_CONNECTED(x, W [k*d, D], b [k*d])     [1, k*d] every cluster's map
+    h       = GATHER(RESHAPE(all, [k, d]), cluster)       [1, d]
+    logits  = FULLY_CONNECTED(h, head [C, d], bias [C])   [1, C]
+
+In the int8 model ``x`` is int8; the score branch first CASTs it to float32 (the integer values,
+not dequantized) and uses the integer centroids, so every score is an integer below 2**24 and
+float32 computes it exactly -- the same argmin as the int32 reference. The map branch is one int8
+FULLY_CONNECTED with per-output-channel scales over all ``k*d`` channels, which is TFLite's own
+per-channel requantization of each cluster's channels: bit-exact with the reference at ``k`` times
+the multiply-accumulates of the gated operator (the TVM operator computes only the chosen cluster).
+The outputs are the logits (no softmax), int8 in the int8 model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pla_tvm.pla.estimator import PLAClassifier
+from pla_tvm.pla.quantize import QuantizedPLA
+
+
+def _schema():
+    """TFLite's generated flatbuffer schema (object API), imported on first use: it loads TF."""
+    from tensorflow.lite.python import schema_py_generated
+
+    return schema_py_generated
+
+
+_TYPES = {np.dtype(np.float32): "FLOAT32", np.dtype(np.int8): "INT8",
+          np.dtype(np.int32): "INT32"}
+
+
+class _Graph:
+    """A single-subgraph TFLite model under construction."""
+
+    def __init__(self) -> None:
+        self.fb = _schema()
+        self.buffers = [self.fb.BufferT()]  # buffer 0: the empty buffer of activations
+        self.tensors: list = []
+        self.operators: list = []
+        self.opcodes: dict[int, int] = {}
+
+    def _quantization(self, scales, zero_points, axis: int = 0):
+        params = self.fb.QuantizationParametersT()
+        params.scale = [float(s) for s in np.atleast_1d(scales)]
+        params.zeroPoint = [int(z) for z in np.atleast_1d(zero_points)]
+        params.quantizedDimension = axis
+        return params
+
+    def tensor(self, name: str, shape, dtype, *, data: np.ndarray | None = None,
+               scale=None, zero_point=None) -> int:
+        """Add a tensor (a constant when ``data`` is given); returns its index."""
+        tensor = self.fb.TensorT()
+        tensor.name = name
+        tensor.shape = np.asarray(shape, dtype=np.int32)
+        tensor.type = getattr(self.fb.TensorType, _TYPES[np.dtype(dtype)])
+        if scale is not None:
+            tensor.quantization = self._quantization(scale, zero_point)
+        if data is not None:
+            buffer = self.fb.BufferT()
+            buffer.data = np.frombuffer(np.ascontiguousarray(data, dtype=dtype).tobytes(),
+                                        dtype=np.uint8)
+            self.buffers.append(buffer)
+            tensor.buffer = len(self.buffers) - 1
+        self.tensors.append(tensor)
+        return len(self.tensors) - 1
+
+    def constant(self, name: str, data: np.ndarray, **quantization) -> int:
+        """Add a constant tensor holding ``data``."""
+        return self.tensor(name, data.shape, data.dtype, data=data, **quantization)
+
+    def operator(self, op: str, inputs: list[int], outputs: list[int],
+                 options: str | None = None, **fields) -> None:
+        """Add a builtin operator with its options table."""
+        code = getattr(self.fb.BuiltinOperator, op)
+        if code not in self.opcodes:
+            self.opcodes[code] = len(self.opcodes)
+        operator = self.fb.OperatorT()
+        operator.opcodeIndex = self.opcodes[code]
+        operator.inputs = np.asarray(inputs, dtype=np.int32)
+        operator.outputs = np.asarray(outputs, dtype=np.int32)
+        if options:
+            table = getattr(self.fb, f"{options}T")()
+            for key, value in fields.items():
+                setattr(table, key, value)
+            operator.builtinOptionsType = getattr(self.fb.BuiltinOptions, options)
+            operator.builtinOptions = table
+        self.operators.append(operator)
+
+    def fully_connected(self, x: int, weights: int, bias: int, out: int) -> None:
+        """FULLY_CONNECTED without fused activation, output [batch, units]."""
+        self.operator("FULLY_CONNECTED", [x, weights, bias], [out], "FullyConnectedOptions",
+                      fusedActivationFunction=self.fb.ActivationFunctionType.NONE)
+
+    def serialize(self, inputs: list[int], outputs: list[int], description: str) -> bytes:
+        """The finished model as flatbuffer bytes."""
+        import flatbuffers
+
+        subgraph = self.fb.SubGraphT()
+        subgraph.tensors, subgraph.operators = self.tensors, self.operators
+        subgraph.inputs = np.asarray(inputs, dtype=np.int32)
+        subgraph.outputs = np.asarray(outputs, dtype=np.int32)
+        subgraph.name = "main"
+        model = self.fb.ModelT()
+        model.version = 3
+        model.description = description
+        model.subgraphs, model.buffers = [subgraph], self.buffers
+        model.operatorCodes = []
+        for code in self.opcodes:  # dicts keep insertion order = opcode index order
+            opcode = self.fb.OperatorCodeT()
+            opcode.builtinCode = code
+            opcode.deprecatedBuiltinCode = min(code, 127)
+            opcode.version = 1
+            model.operatorCodes.append(opcode)
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+
+def _select_cluster(graph: _Graph, x_scores: int, centroids: np.ndarray,
+                    offsets: np.ndarray) -> int:
+    """scores = offsets - 2 x . mu (float32); returns the int32 [1] ARG_MIN tensor."""
+    k = centroids.shape[0]
+    weights = graph.constant("score_weights", (-2.0 * centroids).astype(np.float32))
+    bias = graph.constant("score_offsets", offsets.astype(np.float32))
+    scores = graph.tensor("scores", [1, k], np.float32)
+    graph.fully_connected(x_scores, weights, bias, scores)
+    axis = graph.constant("argmin_axis", np.array([1], dtype=np.int32))
+    cluster = graph.tensor("cluster", [1], np.int32)
+    graph.operator("ARG_MIN", [scores, axis], [cluster], "ArgMinOptions",
+                   outputType=graph.fb.TensorType.INT32)
+    return cluster
+
+
+def _gather_cluster(graph: _Graph, all_maps: int, cluster: int, k: int, d: int, dtype,
+                    **quantization) -> int:
+    """RESHAPE [1, k*d] -> [k, d] and GATHER row ``cluster``; returns the [1, d] tensor."""
+    shape = graph.constant("cluster_map_shape", np.array([k, d], dtype=np.int32))
+    rows = graph.tensor("cluster_maps", [k, d], dtype, **quantization)
+    graph.operator("RESHAPE", [all_maps, shape], [rows], "ReshapeOptions", newShape=[k, d])
+    features = graph.tensor("features", [1, d], dtype, **quantization)
+    graph.operator("GATHER", [rows, cluster], [features], "GatherOptions", axis=0, batchDims=0)
+    return features
+
+
+def float_tflite(model: PLAClassifier) -> bytes:
+    """The float32 PLA model (input float32 ``[1, D]``, output float32 logits ``[1, C]``).
+
+    Parameters
+    ----------
+    model : PLAClassifier
+        Fitted float model.
+
+    Returns
+    -------
+    bytes
+        The ``.tflite`` flatbuffer.
+    """
+    centroids = model.centroids_.astype(np.float32)
+    k, dim = centroids.shape
+    d, n_classes = model.head_weights_.shape
+    graph = _Graph()
+    x = graph.tensor("beat", [1, dim], np.float32)
+    cluster = _select_cluster(graph, x, centroids, np.einsum("jd,jd->j", centroids, centroids))
+    maps = graph.constant("cluster_weights", np.ascontiguousarray(
+        model.coef_.transpose(0, 2, 1).reshape(k * d, dim), dtype=np.float32))
+    biases = graph.constant("cluster_biases", model.intercept_.reshape(-1).astype(np.float32))
+    all_maps = graph.tensor("all_cluster_maps", [1, k * d], np.float32)
+    graph.fully_connected(x, maps, biases, all_maps)
+    features = _gather_cluster(graph, all_maps, cluster, k, d, np.float32)
+    head = graph.constant("head_weights", model.head_weights_.T.astype(np.float32))
+    head_bias = graph.constant("head_bias", model.head_bias_.astype(np.float32))
+    logits = graph.tensor("logits", [1, n_classes], np.float32)
+    graph.fully_connected(features, head, head_bias, logits)
+    return graph.serialize([x], [logits], f"PLA float32, k={k}, d={d}")
+
+
+def int8_tflite(model: QuantizedPLA) -> bytes:
+    """The int8 PLA model (input int8 ``[1, D]``, output int8 logits ``[1, C]``).
+
+    Parameters
+    ----------
+    model : QuantizedPLA
+        The int8 model; the flatbuffer carries exactly its integers and scales.
+
+    Returns
+    -------
+    bytes
+        The ``.tflite`` flatbuffer.
+    """
+    op = model.operator
+    k, dim, d = op.weights_q.shape
+    n_classes = model.head_bias_q.size
+    graph = _Graph()
+    x = graph.tensor("beat", [1, dim], np.int8, scale=op.input_scale,
+                     zero_point=op.input_zero_point)
+    x_float = graph.tensor("beat_integers", [1, dim], np.float32)
+    graph.operator("CAST", [x], [x_float])
+    cluster = _select_cluster(graph, x_float, op.centroids_q.astype(np.float32),
+                              op.score_offsets.astype(np.float32))
+    channel_scales = op.weight_scales.reshape(-1)
+    rows = op.weights_q.transpose(0, 2, 1).reshape(k * d, dim)  # [out, in], cluster-major
+    maps = graph.constant("cluster_weights", np.ascontiguousarray(rows), scale=channel_scales,
+                          zero_point=np.zeros(k * d, dtype=np.int64))
+    biases = graph.constant(
+        "cluster_biases", op.bias_q.reshape(-1),
+        scale=np.float64(op.input_scale) * channel_scales.astype(np.float64),
+        zero_point=np.zeros(k * d, dtype=np.int64))
+    feature_quant = {"scale": op.output_scale, "zero_point": op.output_zero_point}
+    all_maps = graph.tensor("all_cluster_maps", [1, k * d], np.int8, **feature_quant)
+    graph.fully_connected(x, maps, biases, all_maps)
+    features = _gather_cluster(graph, all_maps, cluster, k, d, np.int8, **feature_quant)
+    head = graph.constant("head_weights", np.ascontiguousarray(model.head_weights_q.T),
+                          scale=model.head_weight_scales, zero_point=np.zeros(n_classes, np.int64))
+    head_bias = graph.constant(
+        "head_bias", model.head_bias_q,
+        scale=np.float64(op.output_scale) * model.head_weight_scales.astype(np.float64),
+        zero_point=np.zeros(n_classes, np.int64))
+    logits = graph.tensor("logits", [1, n_classes], np.int8, scale=model.logits.scale,
+                          zero_point=model.logits.zero_point)
+    graph.fully_connected(features, head, head_bias, logits)
+    return graph.serialize([x], [logits], f"PLA int8, k={k}, d={d}")

@@ -1,0 +1,96 @@
+"""``pla-tvm compress`` end to end on ECG5000 with a tiny teacher, and the baseline reader."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from pla_tvm.commands import compress as compress_command
+from pla_tvm.errors import ModelError
+from pla_tvm.pla.npz_io import load_pla
+from pla_tvm.pla.reference import int8_predict
+from pla_tvm.pla.teacher import int8_boundary_quantization, load_teacher
+
+
+def _run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="pla-tvm")
+    compress_command.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_teacher_reads_features_head_and_int8_boundary(tiny_teacher, ecg5000):
+    features = tiny_teacher.features(ecg5000.train.x[:8])
+    assert features.shape == (8, tiny_teacher.head_weights.shape[0])
+    assert tiny_teacher.head_weights.shape[1] == tiny_teacher.head_bias.size == 5
+    probabilities = tiny_teacher.keras_model.predict(ecg5000.train.x[:8, :, None], verbose=0)
+    logits = features @ tiny_teacher.head_weights + tiny_teacher.head_bias
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(softmax / softmax.sum(1, keepdims=True), probabilities, atol=1e-5)
+    assert tiny_teacher.input_quant.scale > 0 and tiny_teacher.feature_quant.scale > 0
+    assert len(tiny_teacher.sha256) == 64
+
+
+def test_compress_cli_writes_outputs(tmp_path, tiny_baseline_dir, data_root, ecg5000, capsys):
+    out = tmp_path / "pla"
+    status = _run_cli(["compress", "--baseline", str(tiny_baseline_dir), "--out", str(out),
+                       "--k", "2", "--lam", "10", "--data-dir", str(data_root / "ecg5000"),
+                       "--json"])
+    assert status == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metrics.json", "pla.npz", "pla_float.tflite", "pla_int8.tflite"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert printed == metrics
+    assert metrics["chosen"]["k"] == 2 and metrics["selection"] is None
+    test = {name: m["accuracy"] for name, m in metrics["test"].items()}
+    assert test["pla_float"] >= test["baseline"] - 0.03  # tiny teacher: a loose sanity bound
+    assert abs(test["pla_int8"] - test["pla_float"]) <= 0.005
+    assert test["pla_float_tflite"] == test["pla_float"]
+    assert metrics["agreement"]["int8_tflm_vs_reference_bit_exact"]
+    assert metrics["agreement"]["int8_tflite_vs_reference_max_lsb"] <= 1
+    assert metrics["tflite_bytes"]["int8"] == (out / "pla_int8.tflite").stat().st_size
+    assert metrics["baseline"]["int8_quantization_from_baseline"]
+
+    bundle = load_pla(out / "pla.npz")
+    teacher = load_teacher(tiny_baseline_dir)
+    assert bundle.baseline.sha256 == teacher.sha256
+    # the int8 PLA speaks the int8 baseline's input and penultimate tensors
+    assert bundle.quantized.input == teacher.input_quant
+    assert bundle.quantized.features == teacher.feature_quant
+    predictions = int8_predict(bundle.quantized, ecg5000.test.x)
+    assert np.mean(predictions == ecg5000.test.y) == pytest.approx(test["pla_int8"])
+
+
+def test_missing_baseline_and_wrong_layers(tmp_path):
+    with pytest.raises(ModelError, match="baseline model not found"):
+        load_teacher(tmp_path)
+    import tf_keras
+
+    inputs = tf_keras.Input(shape=(140, 1))
+    outputs = tf_keras.layers.Dense(5, name="other")(tf_keras.layers.Flatten()(inputs))
+    tf_keras.Model(inputs, outputs).save(tmp_path / "baseline.keras")
+    with pytest.raises(ModelError, match="needs layers named 'features'"):
+        load_teacher(tmp_path)
+
+
+def test_int8_boundary_rejects_non_tflite(tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"\0" * 64)
+    with pytest.raises(ModelError, match="not a TFLite flatbuffer"):
+        int8_boundary_quantization(path)
+
+
+@pytest.mark.slow
+def test_full_grid_on_ecg5000_within_five_minutes(tiny_teacher, ecg5000):
+    from pla_tvm.pla.selection import select_pla
+
+    result = select_pla(ecg5000.train.x, ecg5000.train.y,
+                        teacher_features=tiny_teacher.features(ecg5000.train.x),
+                        head_weights=tiny_teacher.head_weights,
+                        head_bias=tiny_teacher.head_bias, progress=False)
+    assert len(result.grid) == 30 and result.seconds <= 300
+    assert result.best["accuracy_mean"] >= 0.85
