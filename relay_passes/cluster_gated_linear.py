@@ -1,0 +1,181 @@
+"""The cluster-gated linear operator as one TIR kernel called from Relax.
+
+``h = x W_c + b_c`` with ``c = argmin_j (||mu_j||^2 - 2 x . mu_j)`` is a data-dependent gather of
+one of k affine maps. Relax has no operator for it, and a chain of generic ops (matmul, argmin,
+take, batched matmul) would compute all k maps and lose the structure. So the operator is a single
+PrimFunc written with TE — ``cluster_gated_linear`` (float32) or ``cluster_gated_linear_int8`` —
+called with ``R.call_tir``. Being plain TIR it builds for any target (the C backend included, no
+packed functions or external libraries), and being one named PrimFunc with ordinary reduction
+blocks it is one unit that MetaSchedule can schedule and tune.
+
+The parameters travel as Relax constants (arguments of the call), not inside the PrimFunc, so the
+kernel is shared by every parameter set of the same shape; input-independent terms (centroid norms,
+zero-point corrections) are precomputed in numpy. The int8 output zero point is the one scalar that
+is an immediate of the int8 kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import relax, te, tirx
+
+from .fixed_point import te_requantize
+from .params import ClusterGatedLinearParams, QuantizedClusterGatedLinearParams
+
+FLOAT_KERNEL_NAME = "cluster_gated_linear"
+INT8_KERNEL_NAME = "cluster_gated_linear_int8"
+
+
+def _argmin_reducer(index_dtype: str, value_dtype: str):
+    """Commutative reducer over (index, value) pairs: smallest value, lowest index on ties."""
+
+    def combine(lhs, rhs):
+        take_lhs = tirx.any(lhs[1] < rhs[1], tirx.all(lhs[1] == rhs[1], lhs[0] < rhs[0]))
+        return (tirx.Select(take_lhs, lhs[0], rhs[0]), tirx.Select(take_lhs, lhs[1], rhs[1]))
+
+    def identity(_index_dtype, _value_dtype):
+        return (tirx.const(np.iinfo(np.int32).max, index_dtype), tirx.max_value(value_dtype))
+
+    return te.comm_reducer(combine, identity, name="argmin")
+
+
+def _private(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """Drop the ``main`` symbol TE gives; the module's GlobalVar names the kernel."""
+    return func.without_attr("global_symbol")
+
+
+def _nearest_cluster(scores: te.Tensor, batch: int, num_clusters: int) -> te.Tensor:
+    argmin = _argmin_reducer("int32", scores.dtype)
+    j = te.reduce_axis((0, num_clusters), name="j")
+    index, _ = te.compute(
+        (batch,), lambda n: argmin((j, scores[n, j]), axis=j), name="nearest_cluster"
+    )
+    return index
+
+
+def make_cluster_gated_linear_kernel(
+    batch: int, input_size: int, num_clusters: int, output_size: int
+) -> tirx.PrimFunc:
+    """Build the float32 kernel for static shapes.
+
+    Parameters
+    ----------
+    batch, input_size, num_clusters, output_size : int
+        ``N``, ``D``, ``k`` and ``d``.
+
+    Returns
+    -------
+    tvm.tirx.PrimFunc
+        ``(x [N, D], centroids [k, D], centroid_norms [k], weights [k, D, d], biases [k, d],
+        out [N, d])``, all float32.
+    """
+    x = te.placeholder((batch, input_size), "float32", name="x")
+    centroids = te.placeholder((num_clusters, input_size), "float32", name="centroids")
+    norms = te.placeholder((num_clusters,), "float32", name="centroid_norms")
+    weights = te.placeholder((num_clusters, input_size, output_size), "float32", name="weights")
+    biases = te.placeholder((num_clusters, output_size), "float32", name="biases")
+
+    i = te.reduce_axis((0, input_size), name="i")
+    dot = te.compute((batch, num_clusters),
+                     lambda n, j: te.sum(x[n, i] * centroids[j, i], axis=i), name="centroid_dot")
+    scores = te.compute((batch, num_clusters),
+                        lambda n, j: norms[j] - tirx.const(2.0, "float32") * dot[n, j],
+                        name="score")
+    cluster = _nearest_cluster(scores, batch, num_clusters)
+    r = te.reduce_axis((0, input_size), name="r")
+    affine = te.compute((batch, output_size),
+                        lambda n, o: te.sum(x[n, r] * weights[cluster[n], r, o], axis=r),
+                        name="affine")
+    out = te.compute((batch, output_size), lambda n, o: affine[n, o] + biases[cluster[n], o],
+                     name="features")
+    return _private(te.create_prim_func([x, centroids, norms, weights, biases, out]))
+
+
+def make_cluster_gated_linear_int8_kernel(
+    batch: int, input_size: int, num_clusters: int, output_size: int, output_zero_point: int
+) -> tirx.PrimFunc:
+    """Build the int8 kernel for static shapes.
+
+    Parameters
+    ----------
+    batch, input_size, num_clusters, output_size : int
+        ``N``, ``D``, ``k`` and ``d``.
+    output_zero_point : int
+        ``z_out``, baked in as an immediate.
+
+    Returns
+    -------
+    tvm.tirx.PrimFunc
+        ``(xq int8 [N, D], centroids_q int8 [k, D], score_offsets int32 [k],
+        weights_q int8 [k, D, d], bias_offsets int32 [k, d], multiplier int32 [k, d],
+        shift int8 [k, d], out int8 [N, d])``; see
+        :attr:`QuantizedClusterGatedLinearParams.score_offsets` and ``bias_offsets`` for the
+        folded zero-point terms.
+    """
+    i32 = "int32"
+    x = te.placeholder((batch, input_size), "int8", name="xq")
+    centroids = te.placeholder((num_clusters, input_size), "int8", name="centroids_q")
+    offsets = te.placeholder((num_clusters,), i32, name="score_offsets")
+    weights = te.placeholder((num_clusters, input_size, output_size), "int8", name="weights_q")
+    bias = te.placeholder((num_clusters, output_size), i32, name="bias_offsets")
+    mult = te.placeholder((num_clusters, output_size), i32, name="multiplier")
+    shift = te.placeholder((num_clusters, output_size), "int8", name="shift")
+
+    i = te.reduce_axis((0, input_size), name="i")
+    dot = te.compute(
+        (batch, num_clusters),
+        lambda n, j: te.sum(x[n, i].astype(i32) * centroids[j, i].astype(i32), axis=i),
+        name="centroid_dot",
+    )
+    scores = te.compute((batch, num_clusters),
+                        lambda n, j: offsets[j] - tirx.const(2, i32) * dot[n, j], name="score")
+    cluster = _nearest_cluster(scores, batch, num_clusters)
+    r = te.reduce_axis((0, input_size), name="r")
+    acc = te.compute(
+        (batch, output_size),
+        lambda n, o: te.sum(x[n, r].astype(i32) * weights[cluster[n], r, o].astype(i32), axis=r),
+        name="accumulate",
+    )
+    biased = te.compute((batch, output_size), lambda n, o: acc[n, o] + bias[cluster[n], o],
+                        name="add_bias")
+    out = te_requantize(biased, lambda n, o: mult[cluster[n], o], lambda n, o: shift[cluster[n], o],
+                        output_zero_point)
+    return _private(te.create_prim_func([x, centroids, offsets, weights, bias, mult, shift, out]))
+
+
+def emit_cluster_gated_linear(
+    builder: relax.BlockBuilder,
+    x: relax.Expr,
+    params: ClusterGatedLinearParams | QuantizedClusterGatedLinearParams,
+) -> relax.Var:
+    """Add the kernel to the module under construction and emit the call on ``x``.
+
+    Parameters
+    ----------
+    builder : tvm.relax.BlockBuilder
+        Builder inside a function (and usually a dataflow block).
+    x : tvm.relax.Expr
+        ``[N, D]`` input, float32 for float parameters, int8 for quantized ones.
+    params : ClusterGatedLinearParams or QuantizedClusterGatedLinearParams
+        Operator parameters.
+
+    Returns
+    -------
+    tvm.relax.Var
+        The bound ``[N, d]`` output (float32 or int8).
+    """
+    batch = int(x.ty.shape[0])
+    k, dim, d = params.num_clusters, params.input_size, params.output_size
+    if isinstance(params, QuantizedClusterGatedLinearParams):
+        kernel = make_cluster_gated_linear_int8_kernel(batch, dim, k, d, params.output_zero_point)
+        mult, shift = params.multiplier_shift
+        arrays = [params.centroids_q, params.score_offsets, params.weights_q,
+                  params.bias_offsets, mult, shift.astype(np.int8)]
+        name, dtype = INT8_KERNEL_NAME, "int8"
+    else:
+        kernel = make_cluster_gated_linear_kernel(batch, dim, k, d)
+        arrays = [params.centroids, params.centroid_norms, params.weights, params.biases]
+        name, dtype = FLOAT_KERNEL_NAME, "float32"
+    gvar = builder.add_func(kernel, name)
+    args = [x] + [relax.const(np.ascontiguousarray(a)) for a in arrays]
+    return builder.emit(relax.call_tir(gvar, args, relax.TensorType((batch, d), dtype)))

@@ -1,0 +1,283 @@
+"""Parameters of the cluster-gated linear operator, their validation and a numpy reference.
+
+The operator maps a flattened input ``x [N, D]`` to ``h [N, d]`` by picking the nearest centroid
+``c = argmin_j (||mu_j||^2 - 2 x . mu_j)`` (ties go to the lowest ``j``) and applying that cluster's
+affine map ``h = x W_c + b_c``. The parameters are plain numpy arrays in small frozen dataclasses so
+that relay_passes stays independent of the PLA estimator that produces them (pla_tvm): any code
+that can fill the arrays can use the operator. :func:`reference_forward` is the specification the
+TVM operator is tested against (float: 1e-5 relative; int8: bit-exact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from .errors import ParameterError
+from .fixed_point import quantize_multiplier, requantize
+
+
+def _as_array(name: str, value, dtype: str, ndim: int) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype != np.dtype(dtype):
+        if np.dtype(dtype).kind == "f" and array.dtype.kind in "fiu":
+            array = array.astype(dtype)
+        else:
+            raise ParameterError(f"{name} must have dtype {dtype}, got {array.dtype}")
+    if array.ndim != ndim:
+        raise ParameterError(f"{name} must be {ndim}-D, got shape {array.shape}")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise ParameterError(f"{name} must be finite, got NaN or inf")
+    array = np.ascontiguousarray(array)
+    array.setflags(write=False)
+    return array
+
+
+def _check_shape(name: str, array: np.ndarray, expected: tuple[int, ...], meaning: str) -> None:
+    if array.shape != expected:
+        raise ParameterError(f"{name} must have shape {expected} ({meaning}), got {array.shape}")
+
+
+def _check_int8_range(name: str, value: int) -> None:
+    if not -128 <= int(value) <= 127:
+        raise ParameterError(f"{name} must be in [-128, 127], got {value}")
+
+
+def _check_scale(name: str, value: float) -> None:
+    if not (np.isfinite(value) and value > 0):
+        raise ParameterError(f"{name} must be a finite positive float, got {value}")
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterGatedLinearParams:
+    """Float parameters of the cluster-gated linear operator.
+
+    Parameters
+    ----------
+    centroids : np.ndarray
+        float32 ``[k, D]`` cluster centres in the input space.
+    weights : np.ndarray
+        float32 ``[k, D, d]`` per-cluster linear maps.
+    biases : np.ndarray
+        float32 ``[k, d]`` per-cluster offsets.
+
+    Raises
+    ------
+    ParameterError
+        If an array has the wrong rank or dtype, is not finite, or the shapes disagree; the message
+        names the field and its shape.
+    """
+
+    centroids: np.ndarray
+    weights: np.ndarray
+    biases: np.ndarray
+
+    def __post_init__(self) -> None:
+        centroids = _as_array("centroids", self.centroids, "float32", 2)
+        weights = _as_array("weights", self.weights, "float32", 3)
+        biases = _as_array("biases", self.biases, "float32", 2)
+        k, dim = centroids.shape
+        _check_shape("weights", weights, (k, dim, weights.shape[2]), "[k, D, d]")
+        _check_shape("biases", biases, (k, weights.shape[2]), "[k, d]")
+        if k == 0 or dim == 0 or weights.shape[2] == 0:
+            raise ParameterError(f"k, D and d must be positive, got centroids {centroids.shape} "
+                                 f"and weights {weights.shape}")
+        object.__setattr__(self, "centroids", centroids)
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "biases", biases)
+
+    @property
+    def num_clusters(self) -> int:
+        """Number of clusters ``k``."""
+        return self.centroids.shape[0]
+
+    @property
+    def input_size(self) -> int:
+        """Input length ``D``."""
+        return self.centroids.shape[1]
+
+    @property
+    def output_size(self) -> int:
+        """Feature size ``d``."""
+        return self.weights.shape[2]
+
+    @cached_property
+    def centroid_norms(self) -> np.ndarray:
+        """float32 ``[k]`` squared centroid norms ``||mu_j||^2`` (the constant score term)."""
+        return np.einsum("ji,ji->j", self.centroids, self.centroids, dtype=np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedClusterGatedLinearParams:
+    """int8 parameters of the cluster-gated linear operator (the lead's fixed int8 scheme).
+
+    Parameters
+    ----------
+    input_scale : float
+        Scale ``s_x`` of the int8 input.
+    input_zero_point : int
+        Zero point ``z_x`` of the int8 input.
+    centroids_q : np.ndarray
+        int8 ``[k, D]``, quantized at the input scale with zero point 0.
+    weights_q : np.ndarray
+        int8 ``[k, D, d]``, symmetric per cluster and output channel.
+    weight_scales : np.ndarray
+        float32 ``[k, d]`` weight scales ``s_w``.
+    bias_q : np.ndarray
+        int32 ``[k, d]``, ``round(b / (s_x * s_w))``.
+    output_scale : float
+        Scale ``s_out`` of the int8 output.
+    output_zero_point : int
+        Zero point ``z_out`` of the int8 output.
+
+    Raises
+    ------
+    ParameterError
+        If a field has the wrong dtype, rank or shape, a scale is not positive or a zero point is
+        outside int8.
+
+    Notes
+    -----
+    Cluster ``c = argmin_j sum_i muq[j,i]^2 - 2 sum_i (xq_i - z_x) muq[j,i]`` (int32, lowest
+    ``j`` on ties); ``acc = bias_q[c] + sum_i (xq_i - z_x) weights_q[c, i]`` (int32); output
+    ``clip(MultiplyByQuantizedMultiplier(acc, mult, shift) + z_out, -128, 127)`` with
+    ``(mult, shift) = quantize_multiplier(float64(s_x) * s_w / s_out)``.
+    """
+
+    input_scale: float
+    input_zero_point: int
+    centroids_q: np.ndarray
+    weights_q: np.ndarray
+    weight_scales: np.ndarray
+    bias_q: np.ndarray
+    output_scale: float
+    output_zero_point: int
+
+    def __post_init__(self) -> None:
+        centroids = _as_array("centroids_q", self.centroids_q, "int8", 2)
+        weights = _as_array("weights_q", self.weights_q, "int8", 3)
+        scales = _as_array("weight_scales", self.weight_scales, "float32", 2)
+        bias = _as_array("bias_q", self.bias_q, "int32", 2)
+        k, dim = centroids.shape
+        d = weights.shape[2]
+        _check_shape("weights_q", weights, (k, dim, d), "[k, D, d]")
+        _check_shape("weight_scales", scales, (k, d), "[k, d]")
+        _check_shape("bias_q", bias, (k, d), "[k, d]")
+        if k == 0 or dim == 0 or d == 0:
+            raise ParameterError(f"k, D and d must be positive, got centroids_q {centroids.shape} "
+                                 f"and weights_q {weights.shape}")
+        if not np.all(scales > 0):
+            raise ParameterError(f"weight_scales must be positive, got min {scales.min()}")
+        _check_scale("input_scale", self.input_scale)
+        _check_scale("output_scale", self.output_scale)
+        _check_int8_range("input_zero_point", self.input_zero_point)
+        _check_int8_range("output_zero_point", self.output_zero_point)
+        object.__setattr__(self, "input_scale", float(np.float32(self.input_scale)))
+        object.__setattr__(self, "output_scale", float(np.float32(self.output_scale)))
+        object.__setattr__(self, "input_zero_point", int(self.input_zero_point))
+        object.__setattr__(self, "output_zero_point", int(self.output_zero_point))
+        object.__setattr__(self, "centroids_q", centroids)
+        object.__setattr__(self, "weights_q", weights)
+        object.__setattr__(self, "weight_scales", scales)
+        object.__setattr__(self, "bias_q", bias)
+
+    @property
+    def num_clusters(self) -> int:
+        """Number of clusters ``k``."""
+        return self.centroids_q.shape[0]
+
+    @property
+    def input_size(self) -> int:
+        """Input length ``D``."""
+        return self.centroids_q.shape[1]
+
+    @property
+    def output_size(self) -> int:
+        """Feature size ``d``."""
+        return self.weights_q.shape[2]
+
+    @cached_property
+    def multiplier_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """int32 ``[k, d]`` requantization multipliers and shifts (:func:`quantize_multiplier`)."""
+        real = (np.float64(self.input_scale) * self.weight_scales.astype(np.float64)
+                / np.float64(self.output_scale))
+        return quantize_multiplier(real)
+
+    @cached_property
+    def score_offsets(self) -> np.ndarray:
+        """int32 ``[k]``: ``sum_i muq^2 + 2 z_x sum_i muq``, the input-independent score terms.
+
+        With it the score is ``score_offsets[j] - 2 sum_i xq_i muq[j, i]`` (exact in int32).
+        """
+        mu = self.centroids_q.astype(np.int64)
+        return ((mu * mu).sum(1) + 2 * self.input_zero_point * mu.sum(1)).astype(np.int32)
+
+    @cached_property
+    def bias_offsets(self) -> np.ndarray:
+        """int32 ``[k, d]``: ``bias_q - z_x sum_i weights_q[:, i]``, folding in the zero point.
+
+        With it the accumulator is ``bias_offsets[c] + sum_i xq_i weights_q[c, i]``.
+        """
+        colsum = self.weights_q.astype(np.int64).sum(1)
+        return (self.bias_q.astype(np.int64) - self.input_zero_point * colsum).astype(np.int32)
+
+
+def _nearest(scores: np.ndarray) -> np.ndarray:
+    # np.argmin returns the first minimum, which is the lowest-j tie rule.
+    return np.argmin(scores, axis=1)
+
+
+def _check_input(x: np.ndarray, dim: int, dtype: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ParameterError(f"x must have shape [N, {dim}], got {x.shape}")
+    if x.dtype != np.dtype(dtype):
+        raise ParameterError(f"x must have dtype {dtype}, got {x.dtype}")
+    return x
+
+
+def reference_forward(
+    params: ClusterGatedLinearParams | QuantizedClusterGatedLinearParams, x: np.ndarray
+) -> np.ndarray:
+    """Numpy reference of the cluster-gated linear operator.
+
+    Parameters
+    ----------
+    params : ClusterGatedLinearParams or QuantizedClusterGatedLinearParams
+        Operator parameters; the type selects the float or the int8 variant.
+    x : np.ndarray
+        ``[N, D]`` input: float32 for float parameters, int8 for quantized ones.
+
+    Returns
+    -------
+    np.ndarray
+        ``[N, d]`` features, float32 or int8.
+
+    Raises
+    ------
+    ParameterError
+        If ``x`` has the wrong shape or dtype.
+    """
+    if isinstance(params, QuantizedClusterGatedLinearParams):
+        x = _check_input(x, params.input_size, "int8").astype(np.int64)
+        xs = x - params.input_zero_point
+        mu = params.centroids_q.astype(np.int64)
+        scores = (mu * mu).sum(1)[None, :] - 2 * xs @ mu.T
+        cluster = _nearest(scores)
+        w = params.weights_q.astype(np.int64)[cluster]
+        acc = params.bias_q.astype(np.int64)[cluster] + np.einsum("ni,nio->no", xs, w)
+        mult, shift = params.multiplier_shift
+        return requantize(acc.astype(np.int32), mult[cluster], shift[cluster],
+                          params.output_zero_point)
+    if isinstance(params, ClusterGatedLinearParams):
+        x = _check_input(x, params.input_size, "float32").astype(np.float64)
+        mu = params.centroids.astype(np.float64)
+        scores = (mu * mu).sum(1)[None, :] - 2 * x @ mu.T
+        cluster = _nearest(scores)
+        w = params.weights.astype(np.float64)[cluster]
+        out = params.biases.astype(np.float64)[cluster] + np.einsum("ni,nio->no", x, w)
+        return out.astype(np.float32)
+    raise TypeError(f"params must be ClusterGatedLinearParams or "
+                    f"QuantizedClusterGatedLinearParams, got {type(params).__name__}")

@@ -1,0 +1,140 @@
+"""relay_passes.fixed_point: numpy helpers against a plain-integer gemmlowp model, TIR vs numpy."""
+
+import numpy as np
+import pytest
+import tvm
+from tvm import te
+
+from relay_passes.fixed_point import (
+    INT32_MAX,
+    INT32_MIN,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    requantize,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+    te_multiply_by_quantized_multiplier,
+    te_requantize,
+)
+
+
+def _wrap32(value: int) -> int:
+    return (value + 2**31) % 2**32 - 2**31
+
+
+def _srdhm(a: int, b: int) -> int:
+    if a == b == INT32_MIN:
+        return INT32_MAX
+    ab = a * b
+    total = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+    quotient = abs(total) // 2**31
+    return quotient if total >= 0 else -quotient
+
+
+def _rdbpot(x: int, exponent: int) -> int:
+    mask = (1 << exponent) - 1
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if (x & mask) > threshold else 0)
+
+
+def _mbqm(x: int, multiplier: int, shift: int) -> int:
+    return _rdbpot(_srdhm(_wrap32(x << max(shift, 0)), multiplier), max(-shift, 0))
+
+
+EDGE_ACCUMULATORS = np.array(
+    [0, 1, -1, 2, -2, 3, -3, 127, -128, 1000, -1000, 2**20, -(2**20), INT32_MAX, INT32_MIN,
+     INT32_MAX - 1, INT32_MIN + 1], dtype=np.int32)
+
+
+def _random_case(rng, size=4000):
+    acc = np.concatenate([EDGE_ACCUMULATORS, rng.integers(-(2**31), 2**31, size, dtype=np.int64)
+                          .astype(np.int32), rng.integers(-5000, 5000, size).astype(np.int32)])
+    real = np.exp(rng.uniform(np.log(1e-6), np.log(4.0), acc.size))
+    mult, shift = quantize_multiplier(real)
+    return acc, mult, shift
+
+
+@pytest.mark.parametrize(
+    "real, expected",
+    [
+        (0.0, (0, 0)),
+        (0.5, (2**30, 0)),
+        (1.0, (2**30, 1)),
+        (0.75, (1610612736, 0)),
+        (0.25, (2**30, -1)),
+        (1.0 - 2.0**-40, (2**30, 1)),  # q * 2**31 rounds up to 2**31: halved, exponent + 1
+        (2.0**-40, (0, 0)),  # below 2**-32: flushed to zero like TFLite
+    ],
+)
+def test_quantize_multiplier_known_values(real, expected):
+    mult, shift = quantize_multiplier(np.array([real]))
+    assert (int(mult[0]), int(shift[0])) == expected
+    assert mult.dtype == np.int32 and shift.dtype == np.int32
+
+
+def test_quantize_multiplier_round_trip():
+    real = np.exp(np.random.default_rng(0).uniform(np.log(1e-8), np.log(100.0), 1000))
+    mult, shift = quantize_multiplier(real)
+    assert np.all((mult >= 2**30) & (mult < 2**31))
+    np.testing.assert_allclose(mult * 2.0 ** (shift.astype(np.float64) - 31), real, rtol=2**-30)
+
+
+def test_quantize_multiplier_rejects_negative():
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        quantize_multiplier(np.array([0.5, -0.1]))
+
+
+def test_gemmlowp_primitives_edge_cases():
+    assert int(saturating_rounding_doubling_high_mul(INT32_MIN, INT32_MIN)) == INT32_MAX
+    assert int(saturating_rounding_doubling_high_mul(INT32_MIN, INT32_MAX)) == -INT32_MAX
+    # Round half away from zero in RoundingDivideByPOT.
+    x = np.array([5, -5, -4, -6, 6, 7, -7, INT32_MIN, INT32_MAX], dtype=np.int32)
+    got = rounding_divide_by_pot(x, np.array([1, 1, 1, 2, 2, 1, 1, 31, 31]))
+    np.testing.assert_array_equal(got, [3, -3, -2, -2, 2, 4, -4, -1, 1])
+
+
+def test_multiply_by_quantized_multiplier_matches_integer_model():
+    acc, mult, shift = _random_case(np.random.default_rng(1), size=500)
+    got = multiply_by_quantized_multiplier(acc, mult, shift)
+    expected = [_mbqm(int(a), int(m), int(s)) for a, m, s in zip(acc, mult, shift, strict=True)]
+    np.testing.assert_array_equal(got, np.array(expected, dtype=np.int64))
+
+
+def test_requantize_saturates_and_offsets():
+    mult, shift = quantize_multiplier(np.array([0.5]))
+    got = requantize(np.array([1000, -1000, 9, -9, 0], dtype=np.int32), mult, shift, -7)
+    # SRDHM's nudge rounds +4.5 up to 5 but -4.5 to -4 (gemmlowp semantics), then + z_out = -7.
+    np.testing.assert_array_equal(got, [127, -128, -2, -11, -7])
+    assert got.dtype == np.int8
+
+
+def _build(func: tvm.tirx.PrimFunc):
+    return tvm.compile(tvm.IRModule({"main": func}), target="llvm")
+
+
+def test_tir_multiply_by_quantized_multiplier_matches_numpy():
+    acc, mult, shift = _random_case(np.random.default_rng(2))
+    n = acc.size
+    acc_t = te.placeholder((n,), "int32", name="acc")
+    mult_t = te.placeholder((n,), "int32", name="mult")
+    shift_t = te.placeholder((n,), "int8", name="shift")
+    out = te_multiply_by_quantized_multiplier(acc_t, lambda i: mult_t[i], lambda i: shift_t[i],
+                                              "scaled")
+    lib = _build(te.create_prim_func([acc_t, mult_t, shift_t, out]))
+    result = tvm.runtime.tensor(np.zeros(n, np.int32))
+    lib["main"](*(tvm.runtime.tensor(a) for a in (acc, mult, shift.astype(np.int8))), result)
+    expected = multiply_by_quantized_multiplier(acc, mult, shift)
+    np.testing.assert_array_equal(result.numpy(), expected)
+
+
+def test_tir_requantize_matches_numpy():
+    acc, mult, shift = _random_case(np.random.default_rng(3))
+    n = acc.size
+    acc_t = te.placeholder((n,), "int32", name="acc")
+    mult_t = te.placeholder((n,), "int32", name="mult")
+    shift_t = te.placeholder((n,), "int8", name="shift")
+    out = te_requantize(acc_t, lambda i: mult_t[i], lambda i: shift_t[i], 5, qmin=-100, qmax=90)
+    lib = _build(te.create_prim_func([acc_t, mult_t, shift_t, out]))
+    result = tvm.runtime.tensor(np.zeros(n, np.int8))
+    lib["main"](*(tvm.runtime.tensor(a) for a in (acc, mult, shift.astype(np.int8))), result)
+    np.testing.assert_array_equal(result.numpy(), requantize(acc, mult, shift, 5, -100, 90))
