@@ -16,13 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pla_tvm.baseline.model import FEATURES_LAYER, HEAD_LAYER, keras
+from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE, KERAS_FILE
 from pla_tvm.errors import ModelError
+from pla_tvm.inference import KerasRunner
 from pla_tvm.pla.quantize import QuantParams
-
-KERAS_FILE = "baseline.keras"
-INT8_TFLITE_FILE = "baseline_int8.tflite"
-FEATURES_LAYER = "features"
-HEAD_LAYER = "head"
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,13 +136,7 @@ def load_teacher(directory: str | Path) -> Teacher:
     if not keras_path.is_file():
         raise ModelError(f"{keras_path}: baseline model not found (expected the output "
                          f"directory of 'pla-tvm train')")
-    import tf_keras
-
-    try:
-        model = tf_keras.models.load_model(keras_path, compile=False)
-    except Exception as error:  # Keras raises many types for a bad file
-        raise ModelError(f"{keras_path}: cannot load Keras model ({type(error).__name__}: "
-                         f"{error})") from None
+    model = KerasRunner(keras_path).model
     try:
         features = model.get_layer(FEATURES_LAYER)
         head = model.get_layer(HEAD_LAYER)
@@ -157,7 +149,7 @@ def load_teacher(directory: str | Path) -> Teacher:
     input_quant, feature_quant = (int8_boundary_quantization(int8_path) if int8_path.is_file()
                                   else (None, None))
     return Teacher(directory=directory, keras_model=model,
-                   outputs_model=tf_keras.Model(model.inputs, [features.output, model.output]),
+                   outputs_model=keras.Model(model.inputs, [features.output, model.output]),
                    head_weights=np.asarray(kernel, np.float64),
                    head_bias=np.asarray(bias, np.float64), input_quant=input_quant,
                    feature_quant=feature_quant, sha256=_sha256(keras_path))
