@@ -4,12 +4,14 @@ with the same settings).
 
 Stages cache their artifacts under ``bench-cache/`` keyed by their settings, so a rerun after a
 change elsewhere skips the 10-minute baseline training. Pass ``--fresh`` to recompute everything.
-Stages present today: the paper-size baseline (train, prune, int8, TFLite and TFLite Micro).
+Stages present today: the paper-size baseline (train, prune, int8, TFLite and TFLite Micro) and
+PLA (selection on the paper's grid under a 64 KiB budget, float and int8, TFLite, TFLite Micro).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -29,6 +31,9 @@ from pla_tvm.baseline.pipeline import (
 )
 from pla_tvm.baseline.train import TrainSettings
 from pla_tvm.data import load_ecg5000
+from pla_tvm.pla.pipeline import METRICS_FILE as PLA_METRICS_FILE
+from pla_tvm.pla.pipeline import compress
+from pla_tvm.pla.teacher import load_teacher
 from pla_tvm.report import write_report
 
 LOG = logging.getLogger(__name__)
@@ -52,6 +57,21 @@ def baseline_stage(cache: Path, dataset, seed: int, fresh: bool) -> dict:
     return run_training(dataset, run_dir, config, settings, pruning)
 
 
+def pla_stage(cache: Path, dataset, baseline_dir: Path, seed: int, fresh: bool) -> dict:
+    """Compress the baseline with PLA, or reuse a run made from the same baseline file."""
+    run_dir = cache / f"pla-seed{seed}"
+    metrics_path = run_dir / PLA_METRICS_FILE
+    baseline_sha256 = hashlib.sha256((baseline_dir / KERAS_FILE).read_bytes()).hexdigest()
+    if not fresh and metrics_path.is_file():
+        cached = json.loads(metrics_path.read_text())
+        if cached.get("baseline", {}).get("sha256") == baseline_sha256 and all(
+                (run_dir / name).is_file() for name in cached.get("files", {})):
+            LOG.info("PLA: reusing %s (same baseline)", run_dir)
+            return cached
+    LOG.info("PLA: selecting k and lambda and compressing into %s (about a minute)", run_dir)
+    return compress(load_teacher(baseline_dir), dataset, run_dir, random_state=seed)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark stages and write the report."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -65,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     dataset = load_ecg5000(args.data_dir)
     results = {"baseline": baseline_stage(args.cache, dataset, args.seed, args.fresh)}
+    baseline_dir = args.cache / f"baseline-paper-seed{args.seed}"
+    results["pla"] = pla_stage(args.cache, dataset, baseline_dir, args.seed, args.fresh)
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
     write_report(results, args.docs)
     print(f"wrote {args.docs / 'results.md'} and {args.docs / 'results.json'}")

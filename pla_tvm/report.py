@@ -15,6 +15,9 @@ from pla_tvm.baseline.pipeline import (
 from pla_tvm.data.beats import ECG5000_CLASSES
 from pla_tvm.files import write_atomically, write_json_atomically
 from pla_tvm.paper import PAPER_ROWS
+from pla_tvm.pla.pipeline import FLOAT_TFLITE_FILE as PLA_FLOAT_TFLITE_FILE
+from pla_tvm.pla.pipeline import INT8_TFLITE_FILE as PLA_INT8_TFLITE_FILE
+from pla_tvm.pla.pipeline import NPZ_FILE as PLA_NPZ_FILE
 
 METRIC_COLUMNS = ("accuracy", "sensitivity", "precision", "f1", "macro_f1")
 
@@ -27,10 +30,19 @@ def _number(value: Any, digits: int = 4) -> str:
     return f"{int(round(value)):,}"
 
 
+def _row(model: str, runtime: str, result: dict, *, parameters: int, flops: int,
+         file_bytes: int | None, gzip_bytes: int | None = None,
+         paper_key: str | None = None) -> dict[str, Any]:
+    return {"model": model, "runtime": runtime, "parameters": parameters, "flops": flops,
+            **{column: result[column] for column in METRIC_COLUMNS}, "n": result["n"],
+            "per_class_recall": result["per_class_recall"], "file_bytes": file_bytes,
+            "gzip_bytes": gzip_bytes, "tflm_arena_bytes": result.get("tflm_arena_bytes"),
+            "paper": PAPER_ROWS.get(paper_key)}
+
+
 def baseline_rows(baseline: dict) -> list[dict[str, Any]]:
     """One row per way the baseline was run, with the paper's figure for the same model."""
     evaluations, files = baseline["evaluations"], baseline["files"]
-    common = {"parameters": baseline["parameters"], "flops": baseline["flops"]}
     specs = [
         ("baseline float", "Keras", "keras", KERAS_FILE, "baseline float"),
         ("baseline float", "TFLite interpreter", "float_tflite", FLOAT_TFLITE_FILE, None),
@@ -42,19 +54,68 @@ def baseline_rows(baseline: dict) -> list[dict[str, Any]]:
         ("baseline pruned + int8", "TFLite Micro interpreter", "int8_tflm", INT8_TFLITE_FILE,
          None),
     ]
-    rows = []
-    for model, runtime, key, file_name, paper_key in specs:
-        if key not in evaluations:
-            continue
-        result = evaluations[key]
-        rows.append({"model": model, "runtime": runtime, **common,
-                     **{column: result[column] for column in METRIC_COLUMNS},
-                     "n": result["n"], "per_class_recall": result["per_class_recall"],
-                     "file_bytes": files[file_name]["bytes"],
-                     "gzip_bytes": files[file_name]["gzip_bytes"],
-                     "tflm_arena_bytes": result.get("tflm_arena_bytes"),
-                     "paper": PAPER_ROWS.get(paper_key)})
-    return rows
+    return [_row(model, runtime, evaluations[key], parameters=baseline["parameters"],
+                 flops=baseline["flops"], file_bytes=files[file_name]["bytes"],
+                 gzip_bytes=files[file_name]["gzip_bytes"], paper_key=paper_key)
+            for model, runtime, key, file_name, paper_key in specs if key in evaluations]
+
+
+def pla_rows(pla: dict) -> list[dict[str, Any]]:
+    """One row per PLA variant and runtime, with the paper's figures."""
+    files = pla["files"]
+    common = {"parameters": pla["parameters"]["total"], "flops": pla["flops_per_beat"]["total"]}
+    specs = [
+        ("PLA float", "numpy (scikit-learn estimator)", "pla_float", PLA_NPZ_FILE, "PLA float"),
+        ("PLA float", "TFLite interpreter", "pla_float_tflite", PLA_FLOAT_TFLITE_FILE, None),
+        ("PLA int8", "numpy integer reference", "pla_int8", None, None),
+        ("PLA int8", "TFLite interpreter, reference kernels", "pla_int8_tflite",
+         PLA_INT8_TFLITE_FILE, "PLA int8 TFLite"),
+        ("PLA int8", "TFLite Micro interpreter", "pla_int8_tflm", PLA_INT8_TFLITE_FILE, None),
+    ]
+    return [_row(model, runtime, pla["test"][key], **common,
+                 file_bytes=files.get(file_name) if file_name else None, paper_key=paper_key)
+            for model, runtime, key, file_name, paper_key in specs if key in pla["test"]]
+
+
+def _selection_table(selection: dict) -> list[str]:
+    lines = ["| k | λ | CV accuracy | feature R² | int8 .tflite bytes | within budget | rank |",
+             "|---|---|---|---|---|---|---|"]
+    for row in sorted(selection["grid"], key=lambda r: r["rank_unconstrained"]):
+        r2 = row["feature_r2_mean"]
+        lines.append(f"| {row['k']} | {row['alpha']:g} | {row['accuracy_mean']:.4f} ± "
+                     f"{row['accuracy_std']:.4f} | {'–' if r2 is None else f'{r2:.4f}'} | "
+                     f"{row['int8_tflite_bytes']:,} | {'yes' if row['within_budget'] else 'no'} "
+                     f"| {row['rank'] or '–'} |")
+    return lines
+
+
+def _pla_section(pla: dict) -> list[str]:
+    chosen, agreement = pla["chosen"], pla["agreement"]
+    targets = pla.get("targets", {})
+    return [
+        "## PLA: k-means + per-cluster ridge imitating the baseline's penultimate layer",
+        "",
+        *_main_table(pla_rows(pla)),
+        "",
+        f"Chosen by 5-fold cross-validation on the training beats under a "
+        f"{pla['selection']['max_int8_bytes']:,}-byte int8 budget: k = {chosen['k']}, "
+        f"λ = {chosen['alpha']:g} (cluster sizes {chosen['cluster_sizes']}); grid search "
+        f"{pla['selection']['seconds']:.1f} s. PLA float agrees with the baseline on "
+        f"{100 * agreement['pla_float_vs_baseline']:.2f} % of the test beats, int8 with float on "
+        f"{100 * agreement['pla_int8_vs_pla_float']:.2f} %; TFLite Micro bit-exact with the numpy "
+        f"int8 reference: {agreement['int8_tflm_vs_reference_bit_exact']}; TFLite reference "
+        f"kernels within {agreement['int8_tflite_vs_reference_max_lsb']} LSB. Test feature fit "
+        f"R² = {pla['feature_fit_test']['r2']:.4f}.",
+        "",
+        "Targets: " + "; ".join(f"{name.replace('_', ' ')}: "
+                                f"{'met' if value.get('met') else 'NOT met'}"
+                                for name, value in targets.items()) + ".",
+        "",
+        "### Selection grid (all 30 pairs, best unconstrained first)",
+        "",
+        *_selection_table(pla["selection"]),
+        "",
+    ]
 
 
 def _percent(result: dict, key: str) -> str:
@@ -129,9 +190,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{_percent(tflm, 'class_agreement_with_int8_tflite_reference_kernels')} "
         "(reference kernels).",
         "",
-        "### Recall per class",
+        *(_pla_section(results["pla"]) if "pla" in results else []),
+        "## Recall per class",
         "",
-        *_recall_table(rows),
+        *_recall_table(rows + (pla_rows(results["pla"]) if "pla" in results else [])),
         "",
         f"Benchmark wall time: {results['bench_seconds']:.0f} s.",
         "",
