@@ -1,0 +1,56 @@
+"""micro: static Relax modules → bare-metal Cortex-M firmware, run and measured in QEMU.
+
+microTVM left upstream TVM in v0.19; this package is its successor for this project. It lowers a
+Relax module to TIR kernels with plain C signatures (C or LLVM code for the board's core), writes
+an ahead-of-time C entry point with statically planned buffers, links both into a firmware
+template for a board described as data, runs it in ``qemu-system-arm`` on a whole batch of inputs
+at once, and reports outputs, instructions per inference, stack and flash/RAM footprint.
+It does not depend on the rest of pla-tvm. Kernel tuning with MetaSchedule, measured in QEMU, is in
+:mod:`micro.tuning` (imported separately: it loads MetaSchedule).
+
+Examples
+--------
+>>> fw = micro.build(mod, board="mps2-an386", out_dir="build/an386")  # doctest: +SKIP
+>>> result = micro.run(fw, inputs)                                     # doctest: +SKIP
+>>> result.outputs, result.instructions_per_inference                  # doctest: +SKIP
+"""
+
+from .api import Firmware, RunResult, build, run
+from .boards import Board, MemoryRegion, get_board, list_boards
+from .errors import (
+    BuildError,
+    FirmwareError,
+    FirmwareFaultError,
+    FirmwareTimeoutError,
+    InvalidInputError,
+    MicroError,
+    ModelTooLargeError,
+    ToolchainNotFoundError,
+    UnknownBoardError,
+    UnsupportedModelError,
+)
+from .footprint import Footprint
+from .graph import TensorInfo
+
+__all__ = [
+    "Board",
+    "BuildError",
+    "Firmware",
+    "FirmwareError",
+    "FirmwareFaultError",
+    "FirmwareTimeoutError",
+    "Footprint",
+    "InvalidInputError",
+    "MemoryRegion",
+    "MicroError",
+    "ModelTooLargeError",
+    "RunResult",
+    "TensorInfo",
+    "ToolchainNotFoundError",
+    "UnknownBoardError",
+    "UnsupportedModelError",
+    "build",
+    "get_board",
+    "list_boards",
+    "run",
+]

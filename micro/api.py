@@ -1,0 +1,412 @@
+"""The public entry points: :func:`build` a Relax module into firmware, :func:`run` it in QEMU.
+
+These functions only sequence the stages (lowering, graph extraction, memory planning, kernel
+generation, entry point, firmware build, footprint, emulation); each stage lives in its own
+module. Everything a later run needs is kept in the returned :class:`Firmware` and in
+``metadata.json`` next to the image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tvm
+
+from . import contract
+from .aot import FORMAT_VERSION, write_entry_point
+from .boards import Board, get_board
+from .codegen import generate_kernels
+from .counter import build_counter_plugin, marker_addresses, plugin_option, read_counts
+from .errors import FirmwareError, InvalidInputError
+from .firmware import compile_and_link, write_project
+from .footprint import Footprint, check_model_fits, measure
+from .graph import Graph, TensorInfo, extract_graph
+from .lowering import lower_to_kernel_calls
+from .memplan import ALIGNMENT, align_up, plan_memory
+from .qemu import Report, run_firmware
+from .toolchain import Toolchain, find_toolchain
+
+logger = logging.getLogger(__name__)
+_FULL_WARNING = 0.9
+_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """A built firmware image and what is needed to run it.
+
+    Attributes
+    ----------
+    elf : Path
+        The image.
+    out_dir : Path
+        Project folder (``src/``, ``build/``, ``metadata.json``).
+    board : Board
+        Board it was built for.
+    input, output : TensorInfo
+        The model's input and output.
+    footprint : Footprint
+        Flash and RAM use.
+    toolchain : Toolchain
+        Programs used to build it (and to run it).
+    backend : str
+        Kernel back end, ``"c"`` or ``"llvm"``.
+    quantization : dict or None
+        Quantization metadata given to :func:`build`.
+    counter_plugin : Path or None
+        The exact instruction counter (None: SysTick counts only).
+    markers : tuple of int
+        Addresses of the counting markers in the image.
+    """
+
+    elf: Path
+    out_dir: Path
+    board: Board
+    input: TensorInfo
+    output: TensorInfo
+    footprint: Footprint
+    toolchain: Toolchain
+    backend: str
+    quantization: dict | None = None
+    counter_plugin: Path | None = None
+    markers: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of :func:`run`.
+
+    Attributes
+    ----------
+    outputs : numpy.ndarray
+        Model outputs, shape ``(N, *output_shape)``.
+    instructions_per_inference : float
+        Mean instructions per inference.
+    instructions_min, instructions_max : int
+        Fastest and slowest inference.
+    instruction_counts : numpy.ndarray or None
+        Exact count of each inference (None without the counting plugin).
+    counting : str
+        ``"plugin"`` (exact) or ``"systick"`` (ticks × instructions per tick).
+    ticks_total : int
+        SysTick ticks inside the model over all inferences.
+    stack_bytes : int
+        Stack used by one inference (entry point and kernels).
+    stack_total_bytes : int
+        Stack high-water mark of the whole firmware run.
+    footprint : Footprint
+        Flash and RAM use of the image.
+    wall_seconds : float
+        Host time of the QEMU run.
+    """
+
+    outputs: np.ndarray
+    instructions_per_inference: float
+    instructions_min: int
+    instructions_max: int
+    instruction_counts: np.ndarray | None
+    counting: str
+    ticks_total: int
+    stack_bytes: int
+    stack_total_bytes: int
+    footprint: Footprint
+    wall_seconds: float
+
+
+def _warn_if_nearly_full(footprint: Footprint, board: Board) -> None:
+    for what, used, size in (
+        ("flash", footprint.image_flash_bytes, board.flash.length),
+        ("RAM", footprint.image_ram_bytes, board.ram.length),
+    ):
+        if used > _FULL_WARNING * size:
+            logger.warning("firmware uses %d of %d bytes of %s on %s", used, size, what, board.name)
+
+
+def _normalize_quantization(quantization: Mapping | None) -> dict | None:
+    """Plain floats and ints (NumPy scalars would not serialise), only known roles."""
+    if not quantization:
+        return None
+    unknown = set(quantization) - {"input", "output"}
+    if unknown:
+        raise ValueError(f"quantization roles must be 'input' and/or 'output', got {unknown}")
+    return {
+        role: {"scale": float(q["scale"]), "zero_point": int(q["zero_point"])}
+        for role, q in quantization.items()
+        if q is not None
+    }
+
+
+def _write_metadata(firmware: Firmware, entry: str) -> None:
+    def tensor(info: TensorInfo) -> dict:
+        return {"shape": list(info.shape), "dtype": info.dtype, "bytes": info.nbytes}
+
+    metadata = {
+        "version": FORMAT_VERSION,
+        "board": firmware.board.name,
+        "backend": firmware.backend,
+        "entry_point": entry,
+        "input": tensor(firmware.input),
+        "output": tensor(firmware.output),
+        "quantization": firmware.quantization,
+        "footprint": firmware.footprint.as_dict(),
+        "elf": str(firmware.elf.relative_to(firmware.out_dir)),
+    }
+    text = json.dumps(metadata, indent=2, sort_keys=True)
+    (firmware.out_dir / "metadata.json").write_text(text + "\n", encoding="utf-8")
+
+
+def build(
+    mod: tvm.IRModule,
+    board: str | Board,
+    out_dir: str | Path,
+    *,
+    backend: str = "c",
+    entry: str = "model_run",
+    quantization: Mapping[str, Mapping[str, float]] | None = None,
+    stack_bytes: int | None = None,
+    heap_bytes: int | None = None,
+    toolchain_path: str | Path | None = None,
+    test_hook: str | None = None,
+) -> Firmware:
+    """Compile a static Relax module into bare-metal firmware for a board.
+
+    Parameters
+    ----------
+    mod : tvm.IRModule
+        Relax module whose ``main`` takes one tensor and returns one tensor, static shapes.
+    board : str or Board
+        Board name (see :func:`micro.list_boards`) or description.
+    out_dir : str or Path
+        Project folder; created if needed, generated files are overwritten.
+    backend : {"c", "llvm"}
+        Generate kernels as C for ``arm-none-eabi-gcc`` or as an object from TVM's LLVM.
+    entry : str
+        Name of the C entry point, also the prefix of the kernel symbols.
+    quantization : mapping, optional
+        ``{"input": {"scale": s, "zero_point": z}, "output": {...}}``, written to ``model.h``.
+    stack_bytes, heap_bytes : int, optional
+        Stack and heap reservations; the board's defaults when omitted.
+    toolchain_path : str or Path, optional
+        Folder holding the cross tools and QEMU, instead of ``PATH``.
+    test_hook : {None, "fault", "hang"}
+        Make the firmware fault or hang before the first inference (tests of error handling).
+
+    Returns
+    -------
+    Firmware
+        The image and its description.
+
+    Raises
+    ------
+    ValueError
+        If ``backend``, ``entry`` or ``quantization`` is invalid.
+    UnknownBoardError
+        If the board name is unknown.
+    ToolchainNotFoundError
+        If a program is missing.
+    UnsupportedModelError
+        If the module is outside the supported subset.
+    ModelTooLargeError
+        If the model or the image does not fit the board.
+    BuildError
+        If code generation, compilation or linking fails.
+    """
+    if not _C_IDENTIFIER.fullmatch(entry):
+        raise ValueError(f"entry must be a C identifier, got {entry!r}")
+    toolchain = find_toolchain(toolchain_path)
+    board = get_board(board)
+    board.tvm_target(backend)  # rejects an unknown backend before any work
+    lowered = lower_to_kernel_calls(mod)
+    return build_graph(
+        lowered,
+        extract_graph(lowered),
+        board,
+        Path(out_dir),
+        toolchain,
+        backend=backend,
+        entry=entry,
+        quantization=_normalize_quantization(quantization),
+        stack_bytes=board.stack_bytes if stack_bytes is None else stack_bytes,
+        heap_bytes=board.heap_bytes if heap_bytes is None else heap_bytes,
+        test_hook=test_hook,
+    )
+
+
+def build_graph(
+    lowered: tvm.IRModule,
+    graph: Graph,
+    board: Board,
+    out_dir: Path,
+    toolchain: Toolchain,
+    *,
+    backend: str,
+    entry: str,
+    stack_bytes: int,
+    heap_bytes: int,
+    quantization: Mapping | None = None,
+    test_hook: str | None = None,
+) -> Firmware:
+    """Build firmware for an already extracted graph (the stages after :func:`build`'s lowering).
+
+    For callers that make the graph themselves, like the tuner's one-kernel benchmarks.
+
+    Parameters
+    ----------
+    lowered : tvm.IRModule
+        Module holding the graph's kernels (PrimFuncs by name).
+    graph : Graph
+        Tensors and kernel calls.
+    board : Board
+        Target board.
+    out_dir : Path
+        Project folder.
+    toolchain : Toolchain
+        Programs to use.
+    backend, entry, stack_bytes, heap_bytes, quantization, test_hook
+        As for :func:`build` (sizes resolved).
+
+    Returns
+    -------
+    Firmware
+        The image and its description.
+    """
+    src_dir, build_dir = out_dir / "src", out_dir / "build"
+    src_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_memory(graph)
+    io_bytes = align_up(graph.input.nbytes) + align_up(graph.output.nbytes)
+    constant_bytes = sum(align_up(c.nbytes, ALIGNMENT) for c in graph.constants.values())
+    check_model_fits(board, constant_bytes, plan.arena_bytes + io_bytes, stack_bytes, heap_bytes)
+
+    kernels = generate_kernels(lowered, graph.kernels, board, backend, src_dir, entry, ALIGNMENT)
+    check_model_fits(
+        board,
+        constant_bytes,
+        plan.arena_bytes + kernels.workspace_bytes + io_bytes,
+        stack_bytes,
+        heap_bytes,
+    )
+    write_entry_point(graph, plan, kernels, src_dir, entry, quantization)
+    linker_script = write_project(src_dir, board, stack_bytes, heap_bytes, test_hook)
+    elf, objects = compile_and_link(src_dir, build_dir, board, kernels, toolchain, linker_script)
+    footprint = measure(toolchain, board, elf, [objects["model"], objects["kernels"]])
+    _warn_if_nearly_full(footprint, board)
+    firmware = Firmware(
+        elf=elf,
+        out_dir=out_dir,
+        board=board,
+        input=graph.input,
+        output=graph.output,
+        footprint=footprint,
+        toolchain=toolchain,
+        backend=backend,
+        quantization=dict(quantization) if quantization else None,
+        counter_plugin=build_counter_plugin(toolchain, build_dir),
+        markers=marker_addresses(toolchain, elf),
+    )
+    _write_metadata(firmware, entry)
+    logger.info(
+        "built %s for %s: model %d B flash / %d B RAM, image %d B flash / %d B RAM",
+        elf, board.name, footprint.model_flash_bytes, footprint.model_ram_bytes,
+        footprint.image_flash_bytes, footprint.image_ram_bytes,
+    )  # fmt: skip
+    return firmware
+
+
+def _as_batch(firmware: Firmware, inputs: np.ndarray) -> np.ndarray:
+    inputs = np.asarray(inputs)
+    expected = firmware.input
+    if inputs.dtype != np.dtype(expected.dtype):
+        raise InvalidInputError(
+            f"inputs have dtype {inputs.dtype}, the model takes {expected.dtype}"
+        )
+    if inputs.shape == expected.shape:
+        inputs = inputs[np.newaxis]
+    if inputs.shape[1:] != expected.shape or inputs.shape[0] == 0:
+        raise InvalidInputError(
+            f"inputs have shape {inputs.shape}, expected (N, {', '.join(map(str, expected.shape))})"
+            f" with N >= 1, or {expected.shape} for one input"
+        )
+    return np.ascontiguousarray(inputs.astype(inputs.dtype.newbyteorder("<"), copy=False))
+
+
+def _instruction_stats(
+    report: Report, counts: np.ndarray | None, board: Board, count: int
+) -> tuple[float, int, int]:
+    """Mean, min and max instructions per inference: exact counts if any, else SysTick."""
+    if counts is None:
+        per_tick = board.instructions_per_tick
+        mean = report.ticks_total * per_tick / count
+        return mean, round(report.ticks_min * per_tick), round(report.ticks_max * per_tick)
+    if len(counts) != count:
+        raise FirmwareError(f"the counting plugin recorded {len(counts)} of {count} inferences")
+    return float(counts.mean()), int(counts.min()), int(counts.max())
+
+
+def run(firmware: Firmware, inputs: np.ndarray, *, timeout: float = 120.0) -> RunResult:
+    """Run the model on a batch of inputs in one QEMU session.
+
+    Parameters
+    ----------
+    firmware : Firmware
+        Output of :func:`build`.
+    inputs : numpy.ndarray
+        Shape ``(N, *input_shape)`` (or ``input_shape`` for one input), the model's dtype.
+    timeout : float
+        Wall-clock seconds before the run is treated as a hang and killed.
+
+    Returns
+    -------
+    RunResult
+        Outputs, instruction counts, stack use and footprint.
+
+    Raises
+    ------
+    InvalidInputError
+        If the inputs' dtype or shape does not match the model.
+    FirmwareTimeoutError, FirmwareFaultError, FirmwareError
+        If the firmware hangs, faults or ends abnormally.
+    """
+    batch = _as_batch(firmware, inputs)
+    out_info = firmware.output
+    with tempfile.TemporaryDirectory(prefix="run-", dir=firmware.out_dir) as work:
+        work_dir = Path(work)
+        (work_dir / contract.INPUT_FILE).write_bytes(batch.tobytes())
+        plugin = firmware.counter_plugin
+        extra = plugin_option(plugin, firmware.markers) if plugin else []
+        start = time.perf_counter()
+        report = run_firmware(
+            firmware.toolchain, firmware.board, firmware.elf, work_dir, timeout, extra
+        )
+        wall = time.perf_counter() - start
+        raw = (work_dir / contract.OUTPUT_FILE).read_bytes()
+        counts = read_counts(work_dir) if plugin else None
+    count = batch.shape[0]
+    if report.inferences != count or len(raw) != count * out_info.nbytes:
+        raise FirmwareError(
+            f"sent {count} inputs but the firmware reports {report.inferences} inferences and"
+            f" wrote {len(raw)} bytes ({out_info.nbytes} per output)"
+        )
+    dtype = np.dtype(out_info.dtype).newbyteorder("<")
+    outputs = np.frombuffer(raw, dtype=dtype).astype(out_info.dtype).reshape(count, *out_info.shape)
+    mean, low, high = _instruction_stats(report, counts, firmware.board, count)
+    return RunResult(
+        outputs=outputs,
+        instructions_per_inference=mean,
+        instructions_min=low,
+        instructions_max=high,
+        instruction_counts=counts,
+        counting="plugin" if counts is not None else "systick",
+        ticks_total=report.ticks_total,
+        stack_bytes=report.stack_model_bytes,
+        stack_total_bytes=report.stack_total_bytes,
+        footprint=firmware.footprint,
+        wall_seconds=wall,
+    )

@@ -1,0 +1,188 @@
+"""Boards as data.
+
+A board is everything the rest of :mod:`micro` needs to know about a target: which QEMU machine
+emulates it, which compiler flags and LLVM target produce code for its core, whether it has an
+FPU or MVE, where its flash and RAM are and how big, and the clock that drives SysTick (used to turn
+ticks into instructions). The table lives in ``templates/boards.json`` (package data, beside the
+firmware template it fills) so that adding a board is an edit of data, not of code paths.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from .errors import UnknownBoardError
+
+_BOARDS_FILE = "boards.json"
+
+
+@dataclass(frozen=True)
+class MemoryRegion:
+    """A contiguous memory region of a board.
+
+    Attributes
+    ----------
+    origin : int
+        First address.
+    length : int
+        Size in bytes.
+    """
+
+    origin: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Board:
+    """One Cortex-M board as QEMU emulates it.
+
+    Attributes
+    ----------
+    name : str
+        Key in ``templates/boards.json``, e.g. ``"mps2-an386"``.
+    description : str
+        Human-readable summary.
+    qemu_machine : str
+        Value of ``qemu-system-arm -M``.
+    cpu : str
+        Core name, e.g. ``"cortex-m4"``.
+    arch : str
+        Architecture profile, e.g. ``"armv7e-m"``.
+    fpu : str
+        ``"none"``, ``"sp"`` (single precision) or ``"dp"`` (double precision).
+    mve : bool
+        Whether the core has the M-profile vector extension (Helium).
+    gcc_flags : tuple of str
+        Code-generation flags for ``arm-none-eabi-gcc`` (they also select newlib's multilib).
+    llvm_target : tuple of (str, str)
+        Keys and values of the LLVM target (``mtriple``, ``mcpu``, ``mfloat-abi``).
+    flash, ram : MemoryRegion
+        Where code/constants and data live.
+    clock_hz : int
+        Core clock; SysTick counts at this rate.
+    stack_bytes, heap_bytes : int
+        Default stack and heap reservations of the firmware.
+    """
+
+    name: str
+    description: str
+    qemu_machine: str
+    cpu: str
+    arch: str
+    fpu: str
+    mve: bool
+    gcc_flags: tuple[str, ...]
+    llvm_target: tuple[tuple[str, str], ...]
+    flash: MemoryRegion
+    ram: MemoryRegion
+    clock_hz: int
+    stack_bytes: int
+    heap_bytes: int
+
+    @property
+    def has_fpu(self) -> bool:
+        """Whether the core has a floating-point unit that start-up code must enable."""
+        return self.fpu != "none"
+
+    @property
+    def is_armv6m(self) -> bool:
+        """Cortex-M0/M0+: no configurable fault handlers (every fault is a HardFault)."""
+        return self.arch == "armv6-m"
+
+    @property
+    def is_armv8m(self) -> bool:
+        """Armv8-M cores: a stack-limit register (``MSPLIM``) turns overflow into a fault."""
+        return self.arch.startswith("armv8")
+
+    def tvm_target(self, kind: str) -> dict[str, str]:
+        """Return the TVM target (a JSON dict) that generates kernels for this board.
+
+        Parameters
+        ----------
+        kind : str
+            ``"c"`` (portable C compiled by ``arm-none-eabi-gcc``) or ``"llvm"`` (object code
+            from TVM's LLVM for this core).
+
+        Returns
+        -------
+        dict of str to str
+            A target dictionary accepted by ``tvm.target.Target``.
+        """
+        if kind == "c":
+            return {"kind": "c"}
+        if kind == "llvm":
+            return {"kind": "llvm", **dict(self.llvm_target)}
+        raise ValueError(f"kernel backend must be 'c' or 'llvm', got {kind!r}")
+
+    @property
+    def instructions_per_tick(self) -> float:
+        """Instructions per SysTick tick under ``-icount shift=0`` (one instruction per ns)."""
+        return 1e9 / self.clock_hz
+
+
+def _parse(name: str, raw: dict) -> Board:
+    return Board(
+        name=name,
+        description=raw["description"],
+        qemu_machine=raw["qemu_machine"],
+        cpu=raw["cpu"],
+        arch=raw["arch"],
+        fpu=raw["fpu"],
+        mve=bool(raw["mve"]),
+        gcc_flags=tuple(raw["gcc_flags"]),
+        llvm_target=tuple(sorted(raw["llvm_target"].items())),
+        flash=MemoryRegion(**raw["flash"]),
+        ram=MemoryRegion(**raw["ram"]),
+        clock_hz=int(raw["clock_hz"]),
+        stack_bytes=int(raw["stack_bytes"]),
+        heap_bytes=int(raw["heap_bytes"]),
+    )
+
+
+@lru_cache(maxsize=1)
+def _load_all() -> dict[str, Board]:
+    source = resources.files(__package__).joinpath("templates", _BOARDS_FILE)
+    table = json.loads(source.read_text(encoding="utf-8"))["boards"]
+    return {name: _parse(name, raw) for name, raw in table.items()}
+
+
+def list_boards() -> list[str]:
+    """Return the names of all known boards, sorted.
+
+    Returns
+    -------
+    list of str
+        Board names accepted by :func:`get_board`.
+    """
+    return sorted(_load_all())
+
+
+def get_board(board: str | Board) -> Board:
+    """Look a board up by name.
+
+    Parameters
+    ----------
+    board : str or Board
+        A name from :func:`list_boards`, or a :class:`Board` (returned unchanged).
+
+    Returns
+    -------
+    Board
+        The board description.
+
+    Raises
+    ------
+    UnknownBoardError
+        If the name is not in ``templates/boards.json``.
+    """
+    if isinstance(board, Board):
+        return board
+    boards = _load_all()
+    if board not in boards:
+        raise UnknownBoardError(
+            f"unknown board {board!r}; known boards: {', '.join(sorted(boards))}"
+        )
+    return boards[board]

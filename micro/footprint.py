@@ -1,0 +1,161 @@
+"""Flash and RAM footprint of the model and of the whole firmware image.
+
+Two views matter when choosing a board: what the model itself costs (kernel code, constants,
+intermediate and workspace arenas: the objects ``model.o`` and ``kernels.o``) and what the whole
+image needs (plus start-up code, harness, newlib, and the heap and stack reservations). Both come
+from ``arm-none-eabi-size``; the stack actually used is measured at run time (see
+:class:`micro.api.RunResult`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .boards import Board
+from .errors import BuildError, ModelTooLargeError
+from .proc import run_command
+from .toolchain import Toolchain
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Memory use in bytes.
+
+    Attributes
+    ----------
+    model_flash_bytes : int
+        Kernel code, constants and initialised data of the model.
+    model_ram_bytes : int
+        Initialised and zeroed data of the model (both arenas).
+    image_flash_bytes : int
+        Everything stored in flash (code, constants, ``.data`` load image).
+    image_ram_bytes : int
+        Everything placed in RAM, including the heap and stack reservations.
+    stack_reserved_bytes, heap_reserved_bytes : int
+        The reservations inside ``image_ram_bytes``.
+    board_flash_bytes, board_ram_bytes : int
+        Capacity of the board.
+    """
+
+    model_flash_bytes: int
+    model_ram_bytes: int
+    image_flash_bytes: int
+    image_ram_bytes: int
+    stack_reserved_bytes: int
+    heap_reserved_bytes: int
+    board_flash_bytes: int
+    board_ram_bytes: int
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the fields as a plain dictionary (for JSON reports)."""
+        return asdict(self)
+
+
+def _size(toolchain: Toolchain, args: list) -> str:
+    result = run_command([toolchain.size, *args])
+    if result.returncode != 0:
+        raise BuildError(f"arm-none-eabi-size failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _object_sizes(toolchain: Toolchain, objects: Iterable[Path]) -> tuple[int, int]:
+    """Flash (text + data) and RAM (data + bss) of objects, in Berkeley format."""
+    flash = ram = 0
+    for line in _size(toolchain, ["-B", *objects]).splitlines()[1:]:
+        text, data, bss = (int(v) for v in line.split()[:3])
+        flash += text + data
+        ram += data + bss
+    return flash, ram
+
+
+_NOT_LOADED = (".debug", ".comment", ".ARM.attributes", ".stab")
+
+
+def _sections(toolchain: Toolchain, elf: Path) -> dict[str, tuple[int, int]]:
+    """Size and address of each section of an image that occupies target memory."""
+    sections = {}
+    for line in _size(toolchain, ["-A", "-d", elf]).splitlines():
+        parts = line.split()
+        if parts and parts[0].startswith(_NOT_LOADED):
+            continue
+        if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
+            sections[parts[0]] = (int(parts[1]), int(parts[2]))
+    return sections
+
+
+def measure(
+    toolchain: Toolchain, board: Board, elf: Path, model_objects: Iterable[Path]
+) -> Footprint:
+    """Measure the model's objects and the linked image.
+
+    Parameters
+    ----------
+    toolchain : Toolchain
+        Provides ``arm-none-eabi-size``.
+    board : Board
+        Supplies the memory map.
+    elf : Path
+        The linked firmware.
+    model_objects : iterable of Path
+        ``model.o`` and the kernel object.
+
+    Returns
+    -------
+    Footprint
+        Model and image sizes.
+    """
+    model_flash, model_ram = _object_sizes(toolchain, model_objects)
+    sections = _sections(toolchain, elf)
+
+    def inside(region, address: int) -> bool:
+        return region.origin <= address < region.origin + region.length
+
+    image_flash = sum(s for s, a in sections.values() if s and inside(board.flash, a))
+    image_ram = sum(s for s, a in sections.values() if s and inside(board.ram, a))
+    image_flash += sections.get(".data", (0, 0))[0]  # load image of initialised data
+    return Footprint(
+        model_flash_bytes=model_flash,
+        model_ram_bytes=model_ram,
+        image_flash_bytes=image_flash,
+        image_ram_bytes=image_ram,
+        stack_reserved_bytes=sections.get(".stack", (0, 0))[0],
+        heap_reserved_bytes=sections.get(".heap", (0, 0))[0],
+        board_flash_bytes=board.flash.length,
+        board_ram_bytes=board.ram.length,
+    )
+
+
+def check_model_fits(
+    board: Board, constant_bytes: int, ram_bytes: int, stack_bytes: int, heap_bytes: int
+) -> None:
+    """Refuse a model whose constants or buffers alone exceed the board, before any build.
+
+    Parameters
+    ----------
+    board : Board
+        Target board.
+    constant_bytes : int
+        Total size of the model's constants (they go to flash).
+    ram_bytes : int
+        Intermediate and workspace arenas plus input/output buffers (they go to RAM).
+    stack_bytes, heap_bytes : int
+        Reservations that share the RAM.
+
+    Raises
+    ------
+    ModelTooLargeError
+        Naming the region, what is needed and what the board has.
+    """
+    if constant_bytes > board.flash.length:
+        raise ModelTooLargeError(
+            f"the model's constants need {constant_bytes} bytes of flash but {board.name} has "
+            f"{board.flash.length} bytes"
+        )
+    available = board.ram.length - stack_bytes - heap_bytes
+    if ram_bytes > available:
+        raise ModelTooLargeError(
+            f"the model's buffers need {ram_bytes} bytes of RAM but {board.name} has {available} "
+            f"bytes left after a {stack_bytes}-byte stack and a {heap_bytes}-byte heap"
+        )

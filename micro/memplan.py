@@ -1,0 +1,97 @@
+"""Static memory planning for the intermediate tensors of a model.
+
+Intermediates live in one statically allocated arena. Two tensors may share bytes when their
+lifetimes (from the step that writes one to the last step that reads it) do not overlap; a greedy
+placement of the largest tensors first, each at the lowest offset that does not collide with an
+already-placed tensor alive at the same time, gives a small arena that is known at build time
+(so flash/RAM can be checked before anything runs and nothing is allocated on the device).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .graph import Graph
+
+ALIGNMENT = 16
+"""Byte alignment of every planned tensor, constant and workspace block (enough for MVE)."""
+
+
+def align_up(value: int, alignment: int = ALIGNMENT) -> int:
+    """Round ``value`` up to a multiple of ``alignment``.
+
+    Parameters
+    ----------
+    value : int
+        Size or offset in bytes.
+    alignment : int
+        A power of two.
+
+    Returns
+    -------
+    int
+        The smallest multiple of ``alignment`` that is ``>= value``.
+    """
+    return (value + alignment - 1) & ~(alignment - 1)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Where each intermediate tensor lives in the arena.
+
+    Attributes
+    ----------
+    offsets : dict of str to int
+        Byte offset of each intermediate tensor.
+    arena_bytes : int
+        Size of the arena.
+    """
+
+    offsets: dict[str, int]
+    arena_bytes: int
+
+
+def _lifetimes(graph: Graph) -> dict[str, tuple[int, int]]:
+    spans: dict[str, tuple[int, int]] = {}
+    for index, step in enumerate(graph.steps):
+        for name in step.outputs:
+            if name in graph.intermediates:
+                spans.setdefault(name, (index, index))
+        for name in step.inputs:
+            if name in spans:
+                spans[name] = (spans[name][0], index)
+    return spans
+
+
+def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
+    """Assign arena offsets to the intermediates of ``graph``.
+
+    Parameters
+    ----------
+    graph : Graph
+        The model.
+    alignment : int
+        Alignment of each tensor's offset.
+
+    Returns
+    -------
+    MemoryPlan
+        Offsets and the arena size (0 when there are no intermediates).
+    """
+    spans = _lifetimes(graph)
+    order = sorted(spans, key=lambda n: (-graph.intermediates[n].nbytes, n))
+    placed: list[tuple[int, int, tuple[int, int]]] = []  # (offset, size, lifetime)
+    offsets: dict[str, int] = {}
+    for name in order:
+        size = align_up(graph.intermediates[name].nbytes, alignment)
+        first, last = spans[name]
+        busy = sorted((o, s) for o, s, (born, dies) in placed if born <= last and first <= dies)
+        offset = 0
+        for other_offset, other_size in busy:
+            if offset + size <= other_offset:
+                break
+            offset = max(offset, align_up(other_offset + other_size, alignment))
+        offsets[name] = offset
+        placed.append((offset, size, (first, last)))
+    arena = max((o + s for o, s, _ in placed), default=0)
+    return MemoryPlan(offsets, arena)

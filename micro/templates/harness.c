@@ -1,0 +1,155 @@
+/* Test harness of micro's firmware template: stream a whole input file through the model.
+ *
+ * Reads fixed-size input records (MODEL_INPUT_BYTES each, raw little-endian) from
+ * MICRO_INPUT_FILE over semihosting until end of file, runs the model on each, appends each
+ * output record (MODEL_OUTPUT_BYTES) to MICRO_OUTPUT_FILE, and counts SysTick ticks around each
+ * call (under `qemu -icount shift=0` a tick is a fixed number of instructions). One QEMU run
+ * classifies a whole test set. The host parses the MICRO:* lines printed to stdout; the exact
+ * contract is in docs/micro.md. */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "micro_config.h"
+#include "model.h"
+
+#define SYST_CSR (*(volatile uint32_t*)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t*)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t*)0xE000E018u)
+#define SYST_MAX 0x00FFFFFFu
+
+extern uint32_t __stack_limit[], __stack_top[];
+
+static uint8_t g_input[MODEL_INPUT_BYTES] __attribute__((aligned(16)));
+static uint8_t g_output[MODEL_OUTPUT_BYTES] __attribute__((aligned(16)));
+static volatile uint32_t g_systick_wraps;
+
+void SysTick_Handler(void) { g_systick_wraps++; }
+
+/* Markers for the exact counter (QEMU plugin): it records the instruction count when execution
+ * reaches each of them. noipa keeps them separate, out of line and never merged. */
+void __attribute__((noipa, used)) micro_count_begin(void) { __asm__ volatile(""); }
+void __attribute__((noipa, used)) micro_count_end(void) { __asm__ volatile(""); }
+
+static void ticks_start(void) {
+  SYST_RVR = SYST_MAX;
+  SYST_CVR = 0u;
+  SYST_CSR = 7u; /* enable, interrupt on wrap, count the processor clock */
+}
+
+static uint64_t ticks_now(void) {
+  uint32_t wraps, value;
+  do {
+    wraps = g_systick_wraps;
+    value = SYST_CVR;
+  } while (wraps != g_systick_wraps);
+  return ((uint64_t)wraps << 24) + (SYST_MAX - value);
+}
+
+static inline uint32_t* stack_pointer(void) {
+  uint32_t* sp;
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+  return sp;
+}
+
+/* Lowest stack address written since painting. */
+static uintptr_t stack_low_water(void) {
+  const uint32_t* p = __stack_limit;
+  while (p < __stack_top && *p == MICRO_STACK_PAINT) ++p;
+  return (uintptr_t)p;
+}
+
+/* newlib-nano's printf has no 64-bit conversions. */
+static const char* u64_text(uint64_t value, char* buf) {
+  char* p = buf + 20;
+  *p = '\0';
+  do {
+    *--p = (char)('0' + value % 10u);
+    value /= 10u;
+  } while (value);
+  return p;
+}
+
+static int read_record(int fd, uint8_t* dst, size_t size) {
+  size_t got = 0;
+  while (got < size) {
+    int n = read(fd, dst + got, size - got);
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  return got == 0 ? 0 : (got == size ? 1 : -1);
+}
+
+static void test_hook(void) {
+#if MICRO_TEST_HOOK == MICRO_HOOK_FAULT
+  /* A store nothing answers (BusFault on the MPS boards). QEMU's nRF51 ignores unmapped
+   * addresses, so follow with an unaligned word store, which faults on Armv6-M. */
+  *(volatile uint32_t*)MICRO_FAULT_ADDRESS = 0xDEADBEEFu;
+  uint8_t* volatile odd = g_input + 1; /* volatile: the compiler must not split the store */
+  *(volatile uint32_t*)odd = 0xDEADBEEFu;
+#elif MICRO_TEST_HOOK == MICRO_HOOK_HANG
+  volatile int forever = 1; /* volatile: the code after the loop stays in the image */
+  while (forever) {
+  }
+#endif
+}
+
+int main(void) {
+  int in = open(MICRO_INPUT_FILE, O_RDONLY);
+  if (in < 0) return MICRO_EXIT_NO_INPUT;
+  int out = open(MICRO_OUTPUT_FILE, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (out < 0) return MICRO_EXIT_NO_OUTPUT;
+  printf("MICRO:BEGIN board=%s input_bytes=%d output_bytes=%d\n", MICRO_BOARD,
+         MODEL_INPUT_BYTES, MODEL_OUTPUT_BYTES);
+  test_hook();
+  uintptr_t startup_low = stack_low_water();
+  uintptr_t model_low = (uintptr_t)__stack_top;
+  uintptr_t frame = 0;
+  uint32_t count = 0, tick_min = UINT32_MAX, tick_max = 0;
+  uint64_t tick_total = 0;
+  ticks_start();
+  for (;;) {
+    int status = read_record(in, g_input, MODEL_INPUT_BYTES);
+    if (status == 0) break;
+    if (status < 0) {
+      printf("MICRO:ERROR truncated input record %lu\n", (unsigned long)count);
+      return MICRO_EXIT_SHORT_INPUT;
+    }
+    if (count == 0) { /* repaint below this frame: the first call gives the model's stack use */
+      uint32_t* sp = stack_pointer();
+      frame = (uintptr_t)sp;
+      for (uint32_t* p = __stack_limit; p < sp - 8; ++p) *p = MICRO_STACK_PAINT;
+    }
+    uint64_t t0 = ticks_now();
+    micro_count_begin();
+    status = MODEL_RUN(g_input, g_output);
+    micro_count_end();
+    uint64_t t1 = ticks_now();
+    if (count == 0) model_low = stack_low_water();
+    if (status != 0) {
+      printf("MICRO:ERROR model_run returned %d on record %lu\n", status, (unsigned long)count);
+      return MICRO_EXIT_MODEL_ERROR;
+    }
+    if (write(out, g_output, MODEL_OUTPUT_BYTES) != MODEL_OUTPUT_BYTES) return MICRO_EXIT_WRITE_ERROR;
+    uint32_t ticks = (uint32_t)(t1 - t0);
+    tick_total += ticks;
+    tick_min = ticks < tick_min ? ticks : tick_min;
+    tick_max = ticks > tick_max ? ticks : tick_max;
+    count++;
+  }
+  close(in);
+  close(out);
+  uintptr_t final_low = stack_low_water();
+  uintptr_t low = startup_low < final_low ? startup_low : final_low;
+  char buf[21];
+  printf("MICRO:RESULT inferences=%lu ticks_total=%s ticks_min=%lu ticks_max=%lu\n",
+         (unsigned long)count, u64_text(tick_total, buf), (unsigned long)(count ? tick_min : 0),
+         (unsigned long)tick_max);
+  printf("MICRO:STACK model_bytes=%lu total_bytes=%lu reserved_bytes=%lu\n",
+         (unsigned long)(count ? frame - model_low : 0),
+         (unsigned long)((uintptr_t)__stack_top - low),
+         (unsigned long)((uintptr_t)__stack_top - (uintptr_t)__stack_limit));
+  printf("MICRO:END\n");
+  return MICRO_EXIT_OK;
+}
