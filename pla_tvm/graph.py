@@ -18,8 +18,14 @@ from tvm import relax
 
 from pla_tvm.errors import ModelError
 from pla_tvm.pla.npz_io import PLABundle
-from relay_passes import (ClusterGatedLinearParams, LowerQDQToInteger, SwapTrunkForPLA,
-                          import_tflite)
+from relay_passes import (
+    ClusterGatedLinearParams,
+    LowerQDQToInteger,
+    QuantizedClusterGatedLinearParams,
+    SwapTrunkForPLA,
+    emit_cluster_gated_linear,
+    import_tflite,
+)
 
 HOST_TARGET = "llvm"
 
@@ -84,6 +90,19 @@ def prepare_module(tflite_path: str | Path, bundle: PLABundle | None = None,
     if bundle is not None:
         return swap_in_pla(mod, bundle, boundary)
     return lower_to_integer(mod) if is_int8_module(mod) else mod
+
+
+def operator_module(params, batch: int) -> tvm.IRModule:
+    """A module holding only the PLA operator on ``[batch, D]`` inputs (float32 or int8 params),
+    for checking the operator against the numpy reference on a whole test set in one call."""
+    dtype = "int8" if isinstance(params, QuantizedClusterGatedLinearParams) else "float32"
+    builder = relax.BlockBuilder()
+    data = relax.Var("beats", relax.TensorType((batch, params.input_size), dtype))
+    with builder.function("main", [data]):
+        with builder.dataflow():
+            features = builder.emit_output(emit_cluster_gated_linear(builder, data, params))
+        builder.emit_func_output(features)
+    return builder.get()
 
 
 def constant_bytes(mod: tvm.IRModule) -> dict[str, int]:

@@ -118,6 +118,92 @@ def _pla_section(pla: dict) -> list[str]:
     ]
 
 
+def _swap_section(swap: dict) -> list[str]:
+    operator, lowered = swap["operator"], swap["lowered_int8_baseline"]
+    lines = [
+        "## TVM: the swap pass and integer lowering, on the host (llvm, Relax VM)",
+        "",
+        f"PLA operator alone on all {swap['beats']:,} test beats: float max error "
+        f"{operator['float_max_error_relative_to_row_max']:.2e} relative to each beat's largest "
+        f"feature (max absolute {operator['float_max_abs_error']:.2e}); int8 bit-exact with the "
+        f"numpy reference: {operator['int8_bit_exact']}. Swapped float graph against PLA's "
+        f"softmax: max absolute difference "
+        f"{swap['swapped_float']['max_error_vs_pla_softmax']:.2e}.",
+        "",
+        "| graph | accuracy | PLA accuracy | class agreement with PLA | constant bytes |",
+        "|---|---|---|---|---|",
+    ]
+    for variant in ("float", "int8"):
+        row = swap[f"swapped_{variant}"]
+        lines.append(f"| baseline {variant} TFLite → Relax, trunk swapped for PLA | "
+                     f"{row['accuracy']:.4f} | {row['pla_accuracy']:.4f} | "
+                     f"{100 * row['class_agreement_with_pla']:.2f} % | "
+                     f"{row['constant_bytes']['total']:,} |")
+    lines += [
+        "",
+        "The swapped graphs keep the baseline's imported head (dense + softmax); the PLA "
+        "accuracy column is PLA's own (float estimator / numpy int8 reference, which has its "
+        "own int8 head).",
+        "",
+        f"Integer-lowered int8 baseline: {lowered['constant_bytes']['total']:,} constant bytes "
+        f"for {lowered['tflite_buffer_bytes']:,} bytes of TFLite buffers "
+        f"({lowered['constant_ratio']:.3f}×); against the TFLite reference kernels on "
+        f"{lowered['beats']} beats: max {lowered['max_lsb_vs_tflite_reference']} LSB, "
+        f"{lowered['outputs_differing']} outputs differing, class agreement "
+        f"{100 * lowered['class_agreement']:.1f} %.",
+        "",
+    ]
+    return lines
+
+
+def _firmware_section(firmware: dict, baseline_int8_accuracy: float) -> list[str]:
+    rows = firmware["rows"]
+    lines = [
+        "## Firmware in QEMU (bare metal, exact instruction counts)",
+        "",
+        "| model | board | beats | accuracy | F1 | equal to host | instructions/beat | "
+        "model flash | model RAM | stack | image flash | image RAM | compile s | QEMU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        equal = ("bit-exact" if row["host_equal"] else "differs") if row["host_equal"] is not None \
+            else f"max diff {row['host_max_abs_difference']:.1e}"
+        lines.append(
+            f"| {row['model']} | {row['board']} | {row['n']:,} | {row['accuracy']:.4f} | "
+            f"{row['f1']:.4f} | {equal} | {row['instructions_per_inference']:,.0f} | "
+            f"{row['model_flash_bytes']:,} | {row['model_ram_bytes']:,} | "
+            f"{row['stack_bytes']:,} | {row['image_flash_bytes']:,} | "
+            f"{row['image_ram_bytes']:,} | {row['compile_seconds']:.1f} | "
+            f"{row['qemu_seconds']:.1f} |")
+    pla = next((r for r in rows if r["model"] == "PLA int8" and r["board"] == "mps2-an386"), None)
+    base = next((r for r in rows if r["model"].startswith("baseline")), None)
+    if pla and base:
+        lines += [
+            "",
+            f"On {pla['board']}: the PLA int8 firmware executes "
+            f"{base['instructions_per_inference'] / pla['instructions_per_inference']:,.0f}× "
+            f"fewer instructions per beat than the int8 baseline firmware and needs "
+            f"{base['model_flash_bytes'] / pla['model_flash_bytes']:,.1f}× less model flash, "
+            f"at {100 * (pla['accuracy'] - baseline_int8_accuracy):+.2f} points of accuracy "
+            f"(PLA firmware on {pla['n']:,} beats against the int8 baseline's TFLite accuracy on "
+            f"the whole split: its firmware, run on {base['n']:,} evenly spaced beats because "
+            f"each takes ~10^9 instructions, equals the host there, and the host graph equals "
+            f"the TFLite reference kernels, see above).",
+        ]
+    return lines + [""]
+
+
+def _plots_section(plots: dict) -> list[str]:
+    titles = {"accuracy_vs_flash": "Accuracy versus size",
+              "instructions_per_core": "Instructions per beat by core",
+              "confusion_matrices": "Confusion matrices",
+              "pla_centroids": "PLA centroids"}
+    lines = ["## Plots", ""]
+    for name, path in plots.items():
+        lines += [f"![{titles.get(name, name)}]({path})", ""]
+    return lines
+
+
 def _percent(result: dict, key: str) -> str:
     return f"{100 * result[key]:.2f} %" if key in result else "–"
 
@@ -191,11 +277,18 @@ def render_markdown(results: dict[str, Any]) -> str:
         "(reference kernels).",
         "",
         *(_pla_section(results["pla"]) if "pla" in results else []),
+        *(_swap_section(results["swap"]) if "swap" in results else []),
+        *(_firmware_section(results["firmware"],
+                            baseline["evaluations"]["int8_tflite"]["accuracy"])
+          if "firmware" in results else []),
+        *(_plots_section(results["plots"]) if "plots" in results else []),
         "## Recall per class",
         "",
         *_recall_table(rows + (pla_rows(results["pla"]) if "pla" in results else [])),
         "",
-        f"Benchmark wall time: {results['bench_seconds']:.0f} s.",
+        f"Benchmark wall time: {results['bench_seconds']:.0f} s (stages: "
+        + ", ".join(f"{name} {seconds:.0f} s"
+                    for name, seconds in results.get("stage_seconds", {}).items()) + ").",
         "",
     ]
     return "\n".join(lines)

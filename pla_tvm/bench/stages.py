@@ -1,22 +1,15 @@
-"""``make bench``: run the study from data to models and write ``docs/results.md`` and
-``docs/results.json`` — every figure produced by this run (or by a cached stage of an earlier run
-with the same settings).
+"""The model stages of the benchmark: the paper-size baseline and its PLA compression.
 
-Stages cache their artifacts under ``bench-cache/`` keyed by their settings, so a rerun after a
-change elsewhere skips the 10-minute baseline training. Pass ``--fresh`` to recompute everything.
-Stages present today: the paper-size baseline (train, prune, int8, TFLite and TFLite Micro) and
-PLA (selection on the paper's grid under a 64 KiB budget, float and int8, TFLite, TFLite Micro).
+Both cache their run directories under the cache folder, keyed by what determines them (the
+baseline's configuration and settings; the baseline file PLA imitates), so a rerun after a change
+elsewhere skips the 10-minute training.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
-import sys
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from pla_tvm.baseline.config import get_config
@@ -30,11 +23,9 @@ from pla_tvm.baseline.pipeline import (
     run_training,
 )
 from pla_tvm.baseline.train import TrainSettings
-from pla_tvm.data import load_ecg5000
 from pla_tvm.pla.pipeline import METRICS_FILE as PLA_METRICS_FILE
 from pla_tvm.pla.pipeline import compress
 from pla_tvm.pla.teacher import load_teacher
-from pla_tvm.report import write_report
 
 LOG = logging.getLogger(__name__)
 
@@ -70,28 +61,3 @@ def pla_stage(cache: Path, dataset, baseline_dir: Path, seed: int, fresh: bool) 
             return cached
     LOG.info("PLA: selecting k and lambda and compressing into %s (about a minute)", run_dir)
     return compress(load_teacher(baseline_dir), dataset, run_dir, random_state=seed)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark stages and write the report."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cache", type=Path, default=Path("bench-cache"))
-    parser.add_argument("--docs", type=Path, default=Path("docs"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--fresh", action="store_true", help="ignore cached stages")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    started = time.perf_counter()
-    dataset = load_ecg5000(args.data_dir)
-    results = {"baseline": baseline_stage(args.cache, dataset, args.seed, args.fresh)}
-    baseline_dir = args.cache / f"baseline-paper-seed{args.seed}"
-    results["pla"] = pla_stage(args.cache, dataset, baseline_dir, args.seed, args.fresh)
-    results["bench_seconds"] = round(time.perf_counter() - started, 1)
-    write_report(results, args.docs)
-    print(f"wrote {args.docs / 'results.md'} and {args.docs / 'results.json'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
