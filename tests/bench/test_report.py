@@ -1,0 +1,85 @@
+"""The benchmark report renders every section from a results dictionary of the real shape."""
+
+import numpy as np
+
+from pla_tvm.bench.report import render_markdown, write_report
+from pla_tvm.data.beats import ECG5000_CLASSES
+from pla_tvm.metrics import classification_metrics
+
+
+def _metrics(seed: int, n: int = 50) -> dict:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 5, n)
+    predictions = np.where(rng.random(n) < 0.9, labels, rng.integers(0, 5, n))
+    return classification_metrics(labels, predictions, ECG5000_CLASSES)
+
+
+def _results() -> dict:
+    files = {name: {"bytes": 1000 * (i + 1), "gzip_bytes": 500 * (i + 1)} for i, name in
+             enumerate(("baseline.keras", "baseline_float.tflite", "baseline_pruned.keras",
+                        "baseline_int8.tflite"))}
+    evaluations = {name: _metrics(i) for i, name in enumerate(
+        ("keras", "float_tflite", "pruned_keras", "int8_tflite",
+         "int8_tflite_reference_kernels", "int8_tflm"))}
+    evaluations["int8_tflm"].update(tflm_arena_bytes=98_000,
+                                    class_agreement_with_int8_tflite=1.0,
+                                    class_agreement_with_int8_tflite_reference_kernels=1.0)
+    baseline = {"evaluations": evaluations, "files": files, "parameters": 804_741,
+                "flops": 223_788_500,
+                "training": {"epochs_run": 100, "best_epoch": 50, "seconds": 600.0,
+                             "class_weights": {"0": 0.7, "1": 1.0, "2": 4.0, "3": 3.0, "4": 8.0}},
+                "sparsity": {"target": 0.5, "reached": 0.5}}
+    grid = [{"k": k, "alpha": 1.0, "accuracy_mean": 0.94, "accuracy_std": 0.01,
+             "feature_r2_mean": 0.7, "int8_tflite_bytes": 20_000 * k, "within_budget": k < 4,
+             "rank": k if k < 4 else None, "rank_unconstrained": k} for k in range(1, 6)]
+    pla = {"test": {name: _metrics(10 + i) for i, name in enumerate(
+        ("baseline", "pla_float", "pla_float_tflite", "pla_int8", "pla_int8_tflite",
+         "pla_int8_tflm"))},
+        "files": {"pla.npz": 200_000, "pla_float.tflite": 160_000, "pla_int8.tflite": 64_000},
+        "parameters": {"total": 55_209}, "flops_per_beat": {"total": 38_096},
+        "chosen": {"k": 3, "alpha": 1.0, "cluster_sizes": [200, 200, 100]},
+        "agreement": {"pla_float_vs_baseline": 0.95, "pla_int8_vs_pla_float": 0.99,
+                      "int8_tflm_vs_reference_bit_exact": True,
+                      "int8_tflite_vs_reference_max_lsb": 1},
+        "feature_fit_test": {"r2": 0.75},
+        "selection": {"max_int8_bytes": 65_536, "seconds": 10.0, "grid": grid},
+        "targets": {"int8_tflite_at_most_64KB": {"met": True}}}
+    swapped = {**_metrics(20), "pla_accuracy": 0.93, "class_agreement_with_pla": 1.0,
+               "constant_bytes": {"total": 60_000}}
+    swap = {"beats": 50,
+            "operator": {"float_max_error_relative_to_row_max": 1e-7,
+                         "float_max_abs_error": 1e-6, "int8_bit_exact": True},
+            "swapped_float": {**swapped, "max_error_vs_pla_softmax": 1e-7},
+            "swapped_int8": swapped,
+            "lowered_int8_baseline": {"beats": 20, "constant_bytes": {"total": 810_000},
+                                      "tflite_buffer_bytes": 800_000, "constant_ratio": 1.0125,
+                                      "max_lsb_vs_tflite_reference": 0, "outputs_differing": 0,
+                                      "class_agreement": 1.0}}
+    row = {"host_max_abs_difference": 0.0, "model_flash_bytes": 60_000, "model_ram_bytes": 400,
+           "stack_bytes": 600, "image_flash_bytes": 70_000, "image_ram_bytes": 34_000,
+           "compile_seconds": 2.0, "qemu_seconds": 1.0}
+    firmware = {"rows": [
+        {"model": "PLA int8", "board": "mps2-an386", **_metrics(30), **row, "host_equal": True,
+         "instructions_per_inference": 40_000.0},
+        {"model": "baseline pruned + int8", "board": "mps2-an386", **_metrics(31), **row,
+         "host_equal": True, "instructions_per_inference": 1e9}]}
+    return {"baseline": baseline, "pla": pla, "swap": swap, "firmware": firmware,
+            "plots": {"accuracy_vs_flash": "plots/accuracy_vs_flash.png"},
+            "bench_seconds": 100.0, "stage_seconds": {"baseline": 50.0}}
+
+
+def test_every_section_is_rendered():
+    markdown = render_markdown(_results())
+    for heading in ("## Baseline", "## PLA", "### Selection grid", "## TVM", "## Firmware",
+                    "## Plots", "## Recall per class"):
+        assert heading in markdown
+    assert "*paper: baseline float*" in markdown and "| 804,169 |" in markdown
+    assert "25,000× fewer instructions" in markdown
+    assert "![Accuracy versus size](plots/accuracy_vs_flash.png)" in markdown
+
+
+def test_report_files_are_written(tmp_path):
+    write_report(_results(), tmp_path)
+    assert (tmp_path / "results.md").read_text().startswith("# Results")
+    assert '"bench_seconds": 100.0' in (tmp_path / "results.json").read_text()
+    assert not list(tmp_path.glob(".*part"))
