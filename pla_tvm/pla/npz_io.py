@@ -23,11 +23,18 @@ q_weights                    int8 [k, D, d]     per cluster and output channel
 q_weight_scales              float32 [k, d]
 q_biases                     int32 [k, d]
 q_feature_scale/zero_point   float64/int64 ()   int8 feature (operator output) quantization
-q_head_weights               int8 [d, C]
+q_head_weights               int8 [d, C]        int8 head (see below)
 q_head_weight_scales         float32 [C]
 q_head_bias                  int32 [C]
 q_logit_scale/zero_point     float64/int64 ()   int8 logit quantization
 ===========================  =================  ==========================================
+
+When the model imitates a baseline with an int8 TFLite model, every ``q_input_*``, ``q_feature_*``,
+``q_head_*`` and ``q_logit_*`` value is that model's own (its last FULLY_CONNECTED op; a
+per-tensor weight scale repeated per class), so the int8 PLA model computes exactly what the
+baseline's int8 graph computes once its trunk is swapped for PLA. Version 1 files quantized the
+head themselves even then; they are refused rather than silently disagreeing with the swapped
+graph.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from relay_passes.errors import ParameterError
 from relay_passes.params import QuantizedClusterGatedLinearParams
 
 #: Version of the key layout; bump when keys or their meaning change.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: How ECG beats are prepared before PLA sees them (see pla_tvm.data.beats).
 INPUT_NORMALIZATION = "per-beat z-score of 140 samples (pla_tvm.data.znormalize)"

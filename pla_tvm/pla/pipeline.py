@@ -121,8 +121,7 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
     model = PLAClassifier(n_clusters=k, alpha=alpha, head_weights=teacher.head_weights,
                           head_bias=teacher.head_bias, random_state=random_state)
     model.fit(train.x, train.y, teacher_features=train_features)
-    quantized = quantize_pla(model, train.x, input_quant=teacher.input_quant,
-                             feature_quant=teacher.feature_quant,
+    quantized = quantize_pla(model, train.x, baseline=teacher.int8,
                              teacher_features=train_features)
     baseline_ref = BaselineRef(str(teacher.directory.resolve()), teacher.sha256)
     save_pla(out_dir / NPZ_FILE, PLABundle(model, quantized, baseline_ref))
@@ -133,7 +132,7 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
     metrics.update({
         "dataset": {"name": dataset.name, "train": int(train.y.size), "test": int(test.y.size)},
         "baseline": {"path": baseline_ref.path, "sha256": baseline_ref.sha256,
-                     "int8_quantization_from_baseline": teacher.input_quant is not None},
+                     "int8_quantization_from_baseline": teacher.int8 is not None},
         "chosen": {"k": int(k), "alpha": float(alpha), "k_used": int(model.n_clusters_),
                    "cluster_sizes": model.cluster_sizes_.tolist()},
         "selection": None if selection is None else selection.to_dict(),

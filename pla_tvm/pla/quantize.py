@@ -9,12 +9,15 @@ construction:
 * cluster weights int8, symmetric per cluster and output channel (scales ``s_w [k, d]``), biases
   int32 at ``s_x * s_w``, int32 accumulators, TFLite's per-channel requantization to int8 features
   (``s_out`` / ``z_out``);
-* the head like TFLite's int8 FULLY_CONNECTED: per-output-channel int8 weights, int32 bias,
+* the head like TFLite's int8 FULLY_CONNECTED: int8 weights with per-class scales, int32 bias,
   requantized to int8 logits; the class is the argmax of the int8 logits.
 
-Activation scales come from a baseline's int8 TFLite model when PLA replaces that model's trunk
-(the swapped graph must see the same tensors), otherwise they are calibrated as min/max ranges on
-training data, as TFLite's converter does.
+When PLA replaces the trunk of a baseline's int8 TFLite model, the swapped graph keeps that
+model's own int8 head, so the input and feature scales *and the whole int8 head* (weights, scales,
+bias, logit quantization) are the baseline's (:class:`Int8Head`, read by
+:mod:`pla_tvm.pla.teacher`): only then are the int8 PLA reference and the swapped graph the same
+integer computation. Without a baseline int8 model, scales are calibrated as min/max ranges on
+training data (as TFLite's converter does) and the head is quantized here.
 """
 
 from __future__ import annotations
@@ -123,6 +126,59 @@ def quantize_weights(weights: np.ndarray, biases: np.ndarray,
 
 
 @dataclass(frozen=True, eq=False)
+class Int8Head:
+    """An int8 classifier head: TFLite's int8 FULLY_CONNECTED from int8 features to int8 logits.
+
+    Parameters
+    ----------
+    weights_q : np.ndarray
+        int8 ``[d, C]`` kernel, symmetric (zero point 0).
+    weight_scales : np.ndarray
+        float32 ``[C]`` per-class scales (a per-tensor scale is repeated for every class: the
+        requantization multipliers, hence the integers, are the same).
+    bias_q : np.ndarray
+        int32 ``[C]`` at ``s_features * weight_scales``.
+    logits : QuantParams
+        Quantization of the int8 logits (the FULLY_CONNECTED output).
+    """
+
+    weights_q: np.ndarray
+    weight_scales: np.ndarray
+    bias_q: np.ndarray
+    logits: QuantParams
+
+
+@dataclass(frozen=True, eq=False)
+class Int8Baseline:
+    """What an int8 PLA model takes from the baseline's int8 TFLite model whose trunk it replaces.
+
+    Attributes
+    ----------
+    input : QuantParams
+        The model input tensor's quantization (the PLA operator's input).
+    features : QuantParams
+        The penultimate tensor's (the head's input, the PLA operator's output).
+    head : Int8Head
+        The classifier head (last FULLY_CONNECTED) as stored: the swapped graph keeps it.
+    """
+
+    input: QuantParams
+    features: QuantParams
+    head: Int8Head
+
+
+def _calibrated_head(model: PLAClassifier, features: np.ndarray,
+                     feature_scale: float) -> Int8Head:
+    """The float head quantized per class, logits calibrated on the float logits of ``features``
+    (used when there is no baseline int8 head to keep)."""
+    weights_q, scales, bias_q = quantize_weights(model.head_weights_[None],
+                                                 model.head_bias_[None], feature_scale)
+    return Int8Head(weights_q=weights_q[0], weight_scales=scales[0], bias_q=bias_q[0],
+                    logits=QuantParams.calibrate(features @ model.head_weights_
+                                                 + model.head_bias_))
+
+
+@dataclass(frozen=True, eq=False)
 class QuantizedPLA:
     """An int8 PLA model: the quantized operator plus the int8 head.
 
@@ -130,14 +186,9 @@ class QuantizedPLA:
     ----------
     operator : QuantizedClusterGatedLinearParams
         Nearest centroid and cluster maps (input ``s_x, z_x`` -> features ``s_out, z_out``).
-    head_weights_q : np.ndarray
-        int8 ``[d, C]`` head kernel, symmetric per class.
-    head_weight_scales : np.ndarray
-        float32 ``[C]``.
-    head_bias_q : np.ndarray
-        int32 ``[C]`` at ``s_out * head_weight_scales``.
-    logits : QuantParams
-        Quantization of the int8 logits.
+    head_weights_q, head_weight_scales, head_bias_q, logits
+        The int8 head, as the fields of :class:`Int8Head`: the baseline int8 model's head when
+        PLA imitates one, else the float head quantized by :func:`quantize_pla`.
     classes : np.ndarray
         ``[C]`` class labels (what the argmax index maps to).
     """
@@ -161,8 +212,7 @@ class QuantizedPLA:
 
 
 def quantize_pla(model: PLAClassifier, X_calibration: np.ndarray, *,
-                 input_quant: QuantParams | None = None,
-                 feature_quant: QuantParams | None = None,
+                 baseline: Int8Baseline | None = None,
                  teacher_features: np.ndarray | None = None) -> QuantizedPLA:
     """Quantize a fitted :class:`PLAClassifier` to int8.
 
@@ -171,27 +221,39 @@ def quantize_pla(model: PLAClassifier, X_calibration: np.ndarray, *,
     model : PLAClassifier
         Fitted float model.
     X_calibration : np.ndarray
-        ``[n, D]`` beats (the training beats) for the ranges not given.
-    input_quant : QuantParams, optional
-        Input quantization; the int8 baseline's input tensor when imitating a baseline.
-        Calibrated from ``X_calibration`` when None.
-    feature_quant : QuantParams, optional
-        Feature (operator output) quantization; the int8 baseline's penultimate tensor when
-        imitating a baseline. Calibrated when None: from ``teacher_features`` if given, else
-        from the model's own features on ``X_calibration``.
+        ``[n, D]`` beats (the training beats), for calibration without a baseline.
+    baseline : Int8Baseline, optional
+        The int8 baseline whose trunk PLA replaces (:func:`pla_tvm.pla.teacher.read_int8_baseline`):
+        its input and penultimate quantization and its int8 head are used as they are, so the
+        int8 PLA model computes what the swapped graph computes. Without it the input range is
+        calibrated on ``X_calibration``, the feature range on ``teacher_features`` if given (else
+        on the model's own features), the float head is quantized per class and the logits are
+        calibrated on the float logits of ``X_calibration``.
     teacher_features : np.ndarray, optional
         ``[n, d]`` teacher features on ``X_calibration``.
 
     Returns
     -------
     QuantizedPLA
-        The int8 model; logits are calibrated from the float logits on ``X_calibration``.
+        The int8 model.
+
+    Raises
+    ------
+    ValueError
+        If the baseline's head is not ``[d, C]`` like the model's.
     """
     X_calibration = np.asarray(X_calibration, dtype=np.float64)
+    if baseline is not None and baseline.head.weights_q.shape != model.head_weights_.shape:
+        raise ValueError(f"the int8 baseline's head is {list(baseline.head.weights_q.shape)} "
+                         f"[d, C], the model's head {list(model.head_weights_.shape)}")
     features = model.transform(X_calibration)
-    input_quant = input_quant or QuantParams.calibrate(X_calibration)
-    feature_quant = feature_quant or QuantParams.calibrate(
-        features if teacher_features is None else teacher_features)
+    if baseline is None:
+        input_quant = QuantParams.calibrate(X_calibration)
+        feature_quant = QuantParams.calibrate(
+            features if teacher_features is None else teacher_features)
+        head = _calibrated_head(model, features, feature_quant.scale)
+    else:
+        input_quant, feature_quant, head = baseline.input, baseline.features, baseline.head
     centroids_q = np.clip(np.round(model.centroids_ / input_quant.scale), QMIN, QMAX)
     weights_q, weight_scales, bias_q = quantize_weights(model.coef_, model.intercept_,
                                                         input_quant.scale)
@@ -200,10 +262,6 @@ def quantize_pla(model: PLAClassifier, X_calibration: np.ndarray, *,
         centroids_q=centroids_q.astype(np.int8), weights_q=weights_q,
         weight_scales=weight_scales, bias_q=bias_q,
         output_scale=feature_quant.scale, output_zero_point=feature_quant.zero_point)
-    head_q, head_scales, head_bias_q = quantize_weights(
-        model.head_weights_[None], model.head_bias_[None], feature_quant.scale)
-    return QuantizedPLA(operator=operator, head_weights_q=head_q[0],
-                        head_weight_scales=head_scales[0], head_bias_q=head_bias_q[0],
-                        logits=QuantParams.calibrate(features @ model.head_weights_
-                                                     + model.head_bias_),
-                        classes=np.asarray(model.classes_))
+    return QuantizedPLA(operator=operator, head_weights_q=head.weights_q,
+                        head_weight_scales=head.weight_scales, head_bias_q=head.bias_q,
+                        logits=head.logits, classes=np.asarray(model.classes_))

@@ -1,8 +1,16 @@
 """Integer reference of the int8 PLA model: what every int8 implementation must match bit for bit.
 
 The operator part is ``relay_passes.params.reference_forward`` (the specification the TVM operator
-is tested against); the head is TFLite's int8 FULLY_CONNECTED with per-channel requantization
-(``relay_passes.fixed_point``). Only integer arithmetic happens after the input is quantized.
+is tested against); the head is TFLite's int8 FULLY_CONNECTED with per-class requantization
+(``relay_passes.fixed_point``; TFLite Micro computes it bit for bit), with the int8 baseline's own
+head when PLA imitates one. Only integer arithmetic happens after the input is quantized.
+
+The class is the argmax of the int8 logits, lowest index on ties. The PLA-swapped baseline graph
+ends in the baseline's int8 SOFTMAX (output scale 1/256, zero point -128) and its class is the
+argmax of those int8 probabilities; the two are the same class whenever the logit scale ``s``
+satisfies ``(1 - exp(-s)) / C >= 1/256`` (the top probability is at least ``1/C``, so the next
+smaller logit's probability is at least one output step below it and cannot round onto it; equal
+logits give equal probabilities and the same lowest index). See docs/pla.md.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ def int8_features(model: QuantizedPLA, xq: np.ndarray) -> np.ndarray:
 
 def int8_head(model: QuantizedPLA, features_q: np.ndarray) -> np.ndarray:
     """int8 logits from int8 features, as TFLite's int8 FULLY_CONNECTED computes them.
+
+    Per-class multipliers ``quantize_multiplier(s_features * s_w[c] / s_logits)`` (float64 from
+    the float32 scales, as TFLite); a per-tensor head has equal scales, hence equal multipliers.
 
     Parameters
     ----------

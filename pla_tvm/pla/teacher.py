@@ -1,11 +1,12 @@
 """The baseline PLA imitates, read from the directory ``pla-tvm train --out DIR`` writes.
 
-PLA needs four things from it: the penultimate-layer outputs on the beats (the regression targets),
-the final dense layer (kept as the head), and -- so that the int8 PLA operator can replace the
-int8 baseline's trunk inside one graph -- the int8 model's input and penultimate tensor
-quantization. The Keras model provides the first two (layer ``features``: the penultimate output;
-layer ``head``: the final dense layer); ``baseline_int8.tflite`` provides the others (its input
-tensor, and the input of its last FULLY_CONNECTED op).
+PLA needs from it: the penultimate-layer outputs on the beats (the regression targets), the final
+dense layer (kept as the head), and -- so that the int8 PLA operator can replace the int8
+baseline's trunk inside one graph and compute what that graph computes -- the int8 model's input
+and penultimate tensor quantization and its int8 head. The Keras model provides the first two
+(layer ``features``: the penultimate output; layer ``head``: the final dense layer);
+``baseline_int8.tflite`` provides the others (its input tensor, and its last FULLY_CONNECTED op:
+input quantization, weights, scales, bias and output quantization).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pla_tvm.baseline.model import FEATURES_LAYER, HEAD_LAYER, keras
 from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE, KERAS_FILE
 from pla_tvm.errors import ModelError
 from pla_tvm.inference import KerasRunner
-from pla_tvm.pla.quantize import QuantParams
+from pla_tvm.pla.quantize import Int8Baseline, Int8Head, QuantParams
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,8 +38,9 @@ class Teacher:
         The same network with two outputs, features and probabilities (one pass for both).
     head_weights, head_bias : np.ndarray
         The ``head`` layer's kernel ``[d, C]`` and bias ``[C]``.
-    input_quant, feature_quant : QuantParams or None
-        The int8 model's input and penultimate quantization; None without an int8 model.
+    int8 : Int8Baseline or None
+        The int8 model's input and penultimate quantization and its int8 head; None without an
+        int8 model.
     sha256 : str
         SHA-256 of the Keras file (recorded in ``pla.npz``).
     """
@@ -48,8 +50,7 @@ class Teacher:
     outputs_model: object
     head_weights: np.ndarray
     head_bias: np.ndarray
-    input_quant: QuantParams | None
-    feature_quant: QuantParams | None
+    int8: Int8Baseline | None
     sha256: str
 
     def outputs(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,24 +68,62 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def int8_boundary_quantization(path: Path) -> tuple[QuantParams, QuantParams]:
-    """Input and penultimate-tensor quantization of an int8 TFLite classifier.
+def _builtin_code(model, operator) -> int:
+    code = model.OperatorCodes(operator.OpcodeIndex())
+    # Models from older converters only fill the deprecated 8-bit field.
+    return max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+
+
+def _check_head_ends_model(path: Path, model, operators: list, head) -> None:
+    """The head must be a plain FULLY_CONNECTED whose output is the model's output or feeds only
+    the final SOFTMAX: anything else after it would not be in the int8 PLA model."""
+    import tflite
+
+    table = head.BuiltinOptions()
+    if table is not None:
+        options = tflite.FullyConnectedOptions()
+        options.Init(table.Bytes, table.Pos)
+        if options.FusedActivationFunction() != tflite.ActivationFunctionType.NONE:
+            raise ModelError(f"{path}: the head (last FULLY_CONNECTED) has a fused activation; "
+                             f"PLA keeps only a plain int8 FULLY_CONNECTED head")
+    graph = model.Subgraphs(0)
+    logits = head.Outputs(0)
+    consumers = [op for op in operators
+                 if logits in [op.Inputs(i) for i in range(op.InputsLength())]]
+    outputs = [graph.Outputs(i) for i in range(graph.OutputsLength())]
+    ends_model = (not consumers and logits in outputs) or (
+        len(consumers) == 1
+        and _builtin_code(model, consumers[0]) == tflite.BuiltinOperator.SOFTMAX
+        and consumers[0].Outputs(0) in outputs)
+    if not ends_model:
+        raise ModelError(f"{path}: the output {graph.Tensors(logits).Name().decode()!r} of the "
+                         f"last FULLY_CONNECTED op is not the model's output nor the input of "
+                         f"its final SOFTMAX")
+
+
+def read_int8_baseline(path: Path) -> Int8Baseline:
+    """Read the input and penultimate quantization and the int8 head of an int8 classifier.
+
+    The head is the last FULLY_CONNECTED op; it must end the model, alone or followed by one
+    SOFTMAX (what the converter makes of a softmax ``Dense``), so that "PLA + this head" is the
+    whole swapped graph up to a monotone softmax.
 
     Parameters
     ----------
     path : Path
-        A full-int8 ``.tflite`` whose last FULLY_CONNECTED op is the classifier head.
+        A full-int8 ``.tflite`` (``baseline_int8.tflite``).
 
     Returns
     -------
-    input_quant, feature_quant : QuantParams
-        Of the model's input tensor and of the head's input tensor.
+    Int8Baseline
 
     Raises
     ------
     ModelError
-        If the file is not a TFLite model, has no FULLY_CONNECTED op, or the tensors are not
-        per-tensor int8-quantized.
+        If the file is not a TFLite model, has no FULLY_CONNECTED op, the head is not the end of
+        the model or has a fused activation, or a tensor is not int8-quantized as TFLite's int8
+        FULLY_CONNECTED needs (per-tensor activations, symmetric per-tensor or per-class
+        weights, int32 bias).
     """
     import tflite
 
@@ -93,24 +132,54 @@ def int8_boundary_quantization(path: Path) -> tuple[QuantParams, QuantParams]:
         raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
     model = tflite.Model.GetRootAsModel(buffer, 0)
     graph = model.Subgraphs(0)
-    heads = [graph.Operators(i) for i in range(graph.OperatorsLength())
-             if max(model.OperatorCodes(graph.Operators(i).OpcodeIndex()).BuiltinCode(),
-                    model.OperatorCodes(graph.Operators(i).OpcodeIndex()).DeprecatedBuiltinCode())
-             == tflite.BuiltinOperator.FULLY_CONNECTED]
+    operators = [graph.Operators(i) for i in range(graph.OperatorsLength())]
+    heads = [op for op in operators
+             if _builtin_code(model, op) == tflite.BuiltinOperator.FULLY_CONNECTED]
     if not heads:
         raise ModelError(f"{path}: no FULLY_CONNECTED op, so no penultimate tensor to read")
+    head = heads[-1]
+    head_input, weights_index = head.Inputs(0), head.Inputs(1)
+    bias_index = head.Inputs(2) if head.InputsLength() > 2 else -1  # -1: no bias
+    logits_index = head.Outputs(0)
+
+    def tensor_name(index: int) -> str:
+        return graph.Tensors(index).Name().decode()
 
     def quantization(index: int, role: str) -> QuantParams:
         tensor = graph.Tensors(index)
         params = tensor.Quantization()
         if (tensor.Type() != tflite.TensorType.INT8 or params is None
                 or params.ScaleLength() != 1):
-            raise ModelError(f"{path}: the {role} tensor {tensor.Name().decode()!r} is not "
+            raise ModelError(f"{path}: the {role} tensor {tensor_name(index)!r} is not "
                              f"per-tensor int8-quantized")
         return QuantParams(float(params.Scale(0)), int(params.ZeroPoint(0)))
 
-    return (quantization(graph.Inputs(0), "input"),
-            quantization(heads[-1].Inputs(0), "penultimate (last FULLY_CONNECTED input)"))
+    def constant(index: int, dtype, role: str) -> np.ndarray:
+        tensor = graph.Tensors(index)
+        data = model.Buffers(tensor.Buffer()).DataAsNumpy()
+        if tensor.Type() != {np.int8: tflite.TensorType.INT8,
+                             np.int32: tflite.TensorType.INT32}[dtype] or isinstance(data, int):
+            raise ModelError(f"{path}: the head's {role} {tensor_name(index)!r} is not a "
+                             f"constant {np.dtype(dtype).name} tensor")
+        return data.view(dtype).reshape(tensor.ShapeAsNumpy())
+
+    _check_head_ends_model(path, model, operators, head)
+    features = quantization(head_input, "penultimate (last FULLY_CONNECTED input)")
+    weights = constant(weights_index, np.int8, "weights")  # [C, d], TFLite's [out, in]
+    n_classes = weights.shape[0]
+    weight_params = graph.Tensors(weights_index).Quantization()
+    if (weight_params is None or weight_params.ScaleLength() not in (1, n_classes)
+            or (weight_params.ScaleLength() > 1 and weight_params.QuantizedDimension() != 0)
+            or np.any(weight_params.ZeroPointAsNumpy() != 0)):
+        raise ModelError(f"{path}: the head's weights are not symmetric int8 with one scale or "
+                         f"one per class")
+    scales = np.broadcast_to(weight_params.ScaleAsNumpy().astype(np.float32), (n_classes,))
+    bias = (constant(bias_index, np.int32, "bias") if bias_index >= 0
+            else np.zeros(n_classes, np.int32))
+    return Int8Baseline(
+        input=quantization(graph.Inputs(0), "input"), features=features,
+        head=Int8Head(weights_q=np.ascontiguousarray(weights.T), weight_scales=scales.copy(),
+                      bias_q=bias.copy(), logits=quantization(logits_index, "logits")))
 
 
 def load_teacher(directory: str | Path) -> Teacher:
@@ -129,7 +198,8 @@ def load_teacher(directory: str | Path) -> Teacher:
     Raises
     ------
     ModelError
-        If the Keras file is missing or unreadable or lacks the two layers.
+        If the Keras file is missing or unreadable or lacks the two layers, or the int8 model
+        is unreadable (:func:`read_int8_baseline`).
     """
     directory = Path(directory)
     keras_path = directory / KERAS_FILE
@@ -146,10 +216,9 @@ def load_teacher(directory: str | Path) -> Teacher:
                          f"{[layer.name for layer in model.layers]}") from None
     kernel, bias = head.get_weights()
     int8_path = directory / INT8_TFLITE_FILE
-    input_quant, feature_quant = (int8_boundary_quantization(int8_path) if int8_path.is_file()
-                                  else (None, None))
+    int8 = read_int8_baseline(int8_path) if int8_path.is_file() else None
     return Teacher(directory=directory, keras_model=model,
                    outputs_model=keras.Model(model.inputs, [features.output, model.output]),
                    head_weights=np.asarray(kernel, np.float64),
-                   head_bias=np.asarray(bias, np.float64), input_quant=input_quant,
-                   feature_quant=feature_quant, sha256=_sha256(keras_path))
+                   head_bias=np.asarray(bias, np.float64), int8=int8,
+                   sha256=_sha256(keras_path))

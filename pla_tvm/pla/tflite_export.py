@@ -18,7 +18,10 @@ float32 computes it exactly -- the same argmin as the int32 reference. The map b
 FULLY_CONNECTED with per-output-channel scales over all ``k*d`` channels, which is TFLite's own
 per-channel requantization of each cluster's channels: bit-exact with the reference at ``k`` times
 the multiply-accumulates of the gated operator (the TVM operator computes only the chosen cluster).
-The outputs are the logits (no softmax), int8 in the int8 model.
+The outputs are the logits (no softmax), int8 in the int8 model. The int8 head is
+:class:`~pla_tvm.pla.quantize.QuantizedPLA`'s -- the baseline int8 model's own FULLY_CONNECTED
+when PLA imitates one (weights, bias and logit quantization copied; per-class scales, equal ones
+for a per-tensor baseline head, which TFLite requantizes identically).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pla_tvm.commands import compress as compress_command
 from pla_tvm.errors import ModelError
 from pla_tvm.pla.npz_io import load_pla
 from pla_tvm.pla.reference import int8_predict
-from pla_tvm.pla.teacher import int8_boundary_quantization, load_teacher
+from pla_tvm.pla.teacher import load_teacher, read_int8_baseline
 
 
 def _run_cli(argv: list[str]) -> int:
@@ -30,7 +30,7 @@ def test_teacher_reads_features_head_and_int8_boundary(tiny_teacher, ecg5000):
     logits = features @ tiny_teacher.head_weights + tiny_teacher.head_bias
     softmax = np.exp(logits - logits.max(1, keepdims=True))
     np.testing.assert_allclose(softmax / softmax.sum(1, keepdims=True), probabilities, atol=1e-5)
-    assert tiny_teacher.input_quant.scale > 0 and tiny_teacher.feature_quant.scale > 0
+    assert tiny_teacher.int8.input.scale > 0 and tiny_teacher.int8.features.scale > 0
     assert len(tiny_teacher.sha256) == 64
 
 
@@ -58,9 +58,10 @@ def test_compress_cli_writes_outputs(tmp_path, tiny_baseline_dir, data_root, ecg
     bundle = load_pla(out / "pla.npz")
     teacher = load_teacher(tiny_baseline_dir)
     assert bundle.baseline.sha256 == teacher.sha256
-    # the int8 PLA speaks the int8 baseline's input and penultimate tensors
-    assert bundle.quantized.input == teacher.input_quant
-    assert bundle.quantized.features == teacher.feature_quant
+    # the int8 PLA speaks the int8 baseline's input and penultimate tensors and keeps its head
+    assert bundle.quantized.input == teacher.int8.input
+    assert bundle.quantized.features == teacher.int8.features
+    np.testing.assert_array_equal(bundle.quantized.head_weights_q, teacher.int8.head.weights_q)
     predictions = int8_predict(bundle.quantized, ecg5000.test.x)
     assert np.mean(predictions == ecg5000.test.y) == pytest.approx(test["pla_int8"])
 
@@ -81,7 +82,7 @@ def test_int8_boundary_rejects_non_tflite(tmp_path):
     path = tmp_path / "model.tflite"
     path.write_bytes(b"\0" * 64)
     with pytest.raises(ModelError, match="not a TFLite flatbuffer"):
-        int8_boundary_quantization(path)
+        read_int8_baseline(path)
 
 
 @pytest.mark.slow

@@ -47,7 +47,9 @@ def _rewrite(path, **changes):
 @pytest.mark.parametrize("changes, match", [
     ({"q_weights": None}, "missing key.*q_weights"),
     ({"format_version": None}, "missing key 'format_version'"),
-    ({"format_version": np.int64(FORMAT_VERSION + 1)}, "format_version 2 is not supported"),
+    ({"format_version": np.int64(FORMAT_VERSION + 1)},
+     f"format_version {FORMAT_VERSION + 1} is not supported"),
+    ({"format_version": np.int64(1)}, f"format_version 1 is not supported.*{FORMAT_VERSION}"),
     ({"biases": np.zeros((3, 15), np.float32)},
      r"biases has shape \[3, 15\], expected \[k=3, d=16\]"),
     ({"q_weights": np.zeros((3, 140, 16), np.int16)}, "q_weights has dtype int16, expected int8"),
