@@ -23,8 +23,10 @@ from pla_tvm.baseline.pipeline import (
     run_training,
 )
 from pla_tvm.baseline.train import TrainSettings
+from pla_tvm.errors import ModelError
+from pla_tvm.pla.npz_io import load_pla
 from pla_tvm.pla.pipeline import METRICS_FILE as PLA_METRICS_FILE
-from pla_tvm.pla.pipeline import compress
+from pla_tvm.pla.pipeline import NPZ_FILE, compress
 from pla_tvm.pla.teacher import load_teacher
 
 LOG = logging.getLogger(__name__)
@@ -48,16 +50,27 @@ def baseline_stage(cache: Path, dataset, seed: int, fresh: bool) -> dict:
     return run_training(dataset, run_dir, config, settings, pruning)
 
 
+def _readable(npz: Path) -> bool:
+    """Whether this version of pla-tvm can load a cached ``pla.npz`` (its format may be older)."""
+    try:
+        load_pla(npz)
+    except ModelError:
+        return False
+    return True
+
+
 def pla_stage(cache: Path, dataset, baseline_dir: Path, seed: int, fresh: bool) -> dict:
-    """Compress the baseline with PLA, or reuse a run made from the same baseline file."""
+    """Compress the baseline with PLA, or reuse a run made from the same baseline file by this
+    version of the PLA format."""
     run_dir = cache / f"pla-seed{seed}"
     metrics_path = run_dir / PLA_METRICS_FILE
     baseline_sha256 = hashlib.sha256((baseline_dir / KERAS_FILE).read_bytes()).hexdigest()
     if not fresh and metrics_path.is_file():
         cached = json.loads(metrics_path.read_text())
-        if cached.get("baseline", {}).get("sha256") == baseline_sha256 and all(
-                (run_dir / name).is_file() for name in cached.get("files", {})):
-            LOG.info("PLA: reusing %s (same baseline)", run_dir)
+        if (cached.get("baseline", {}).get("sha256") == baseline_sha256
+                and all((run_dir / name).is_file() for name in cached.get("files", {}))
+                and _readable(run_dir / NPZ_FILE)):
+            LOG.info("PLA: reusing %s (same baseline and format)", run_dir)
             return cached
     LOG.info("PLA: selecting k and lambda and compressing into %s (about a minute)", run_dir)
     return compress(load_teacher(baseline_dir), dataset, run_dir, random_state=seed)
