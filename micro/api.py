@@ -229,7 +229,7 @@ def build(
         lowered,
         extract_graph(lowered),
         board,
-        Path(out_dir),
+        Path(out_dir).resolve(),  # the compiler runs in the build folder: no relative paths
         toolchain,
         backend=backend,
         entry=entry,

@@ -129,3 +129,10 @@ def test_config_header_carries_the_contract():
     assert defines["MICRO_EXIT_USAGEFAULT"] == str(contract.FAULT_EXITS["UsageFault"])
     assert defines["MICRO_EXIT_UNEXPECTED_IRQ"] == str(contract.FAULT_EXITS["UnexpectedInterrupt"])
     assert defines["MICRO_INPUT_FILE"] == f'"{contract.INPUT_FILE}"'
+
+
+def test_build_accepts_a_relative_output_directory(tmp_path, monkeypatch):
+    """The compiler and linker run inside the build folder, so paths must not stay relative."""
+    monkeypatch.chdir(tmp_path)
+    firmware = micro.build(float_mlp(), "mps2-an386", "relative-out")
+    assert firmware.elf.is_file() and firmware.elf.is_absolute()
