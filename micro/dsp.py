@@ -1,0 +1,534 @@
+"""int8 dot products on the Cortex-M DSP extension (SMLAD) through a TIR tensor intrinsic.
+
+Scalar int8 code costs 2–3 instructions per multiply-accumulate (MAC) on a Cortex-M4: two byte
+loads, a multiply-accumulate and loop overhead. The DSP extension's ``SMLAD`` adds two 16×16-bit
+products to an accumulator in one instruction and ``SXTB16`` sign-extends two bytes of a word at
+once, so the tensorized micro-kernel's loop needs 1.375 instructions per MAC, bit-exactly (the
+int32 sum is the same; only the order of additions changes, and int32 addition is associative).
+
+How it fits the compiler:
+
+* :func:`dot_q7_intrin` registers a ``tvm.s_tir.TensorIntrin`` whose description is an int8×int8
+  → int32 reduction ``C[o] += A[r] * B[o, r]`` over ``n`` outputs and ``L`` inputs (optionally
+  with ``B`` gathered by a data-dependent index, like the cluster-gated operator's weights of the
+  chosen cluster) and whose implementation calls the C micro-kernel ``pla_dsp_dot_q7``
+  (``templates/dsp/pla_dsp.c``).
+* :func:`schedule_int8_dots` is the schedule: for every reduction block that tensorize accepts it
+  moves the weight's reduction axis innermost (a layout change of a constant parameter, so that
+  four weights of one output are one word), splits the outputs into tiles of the intrinsic,
+  tensorizes, and fuses the element-wise epilogue (requantization) into one loop.
+* :func:`apply_dsp` applies that schedule to every kernel of a lowered Relax module and transposes
+  the affected Relax constants to match; boards without the DSP extension (and MVE boards, where
+  vector code is the better path) are left alone (:func:`board_uses_dsp`).
+* :func:`prepare_for_tuning` does only the layout change and annotates the blocks, so that
+  MetaSchedule's ``ApplyCustomRule`` tensorizes them in every candidate of
+  :func:`micro.tuning.tune` while its other rules search the rest.
+* :func:`build` is :func:`micro.build` plus the micro-kernel's C source in the firmware
+  (:func:`micro_kernel_in_firmware`). It prototypes the hook that ``micro/codegen.py`` needs
+  (extra C sources for extern calls); see ``docs/dsp.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import tvm
+from tvm import relax, s_tir, tirx
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+from . import api
+from .boards import Board, get_board
+from .codegen import Kernels
+from .errors import BuildError
+from .lowering import lower_to_kernel_calls
+from .proc import run_command
+from .toolchain import find_toolchain
+
+MICRO_KERNEL = "pla_dsp_dot_q7"
+SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaSchedule
+C_SOURCE, C_HEADER = "pla_dsp.c", "pla_dsp.h"
+# Cores whose GCC -mcpu default includes the DSP extension (SXTB16, SMLAD).
+_DSP_CORES = frozenset({"cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55"})
+
+
+def board_uses_dsp(board: str | Board) -> bool:
+    """Whether kernels for this board should use the SMLAD micro-kernel.
+
+    Parameters
+    ----------
+    board : str or Board
+        Board name or description.
+
+    Returns
+    -------
+    bool
+        True for cores with the DSP extension and without MVE: on Armv6-M/Armv7-M (M0, M3) the
+        instructions do not exist, and on MVE cores (M55) vector code does more per instruction.
+    """
+    board = get_board(board)
+    return board.cpu in _DSP_CORES and not board.mve
+
+
+def dot_q7_intrin(length: int, outputs: int, gathered: bool) -> str:
+    """Register (once) the tensor intrinsic for one shape and return its name.
+
+    Parameters
+    ----------
+    length : int
+        Reduction length ``L``.
+    outputs : int
+        Outputs per call ``n`` (the output tile).
+    gathered : bool
+        ``B`` is a ``[?, n, L]`` slice selected by a one-element int32 index buffer (the
+        cluster-gated operator's weights), instead of a ``[n, L]`` matrix.
+
+    Returns
+    -------
+    str
+        Name for ``Schedule.tensorize``.
+    """
+    name = f"{MICRO_KERNEL}_{length}x{outputs}{'_gathered' if gathered else ''}"
+    if TensorIntrin.get(name, allow_missing=True) is None:
+        make = _gathered_intrin if gathered else _plain_intrin
+        TensorIntrin.register(name, *make(length, outputs))
+    return name
+
+
+def _call_micro_kernel(
+    a: tirx.Buffer, b: tirx.Buffer, c: tirx.Buffer, length: int, outputs: int, b_stride: tirx.Var
+) -> tirx.PrimExpr:
+    """The call both implementations make: matched regions' addresses, shape and row stride.
+
+    The stride is cast to int32: kernels legalized from Relax operators index in int64, and the
+    C declaration TVM writes for the extern follows the argument types of the call.
+    """
+    return T.call_extern(
+        "int32", MICRO_KERNEL, a.access_ptr("r"), b.access_ptr("r"), c.access_ptr("rw"),
+        length, outputs, T.Cast("int32", b_stride),
+    )  # fmt: skip
+
+
+def _plain_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    """``C[0, o] += A[0, r] * B[o, r]``: description and implementation."""
+    n, L = outputs, length  # noqa: N806 (the names of the math)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (n, L), "int8", offset_factor=1)
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0:n, 0:L])
+            T.writes(C[0, 0:n])
+            for o, r in T.grid(n, L):
+                with T.sblock("update"):
+                    vo, vr = T.axis.remap("SR", [o, r])
+                    C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * T.Cast("int32", B[vo, vr])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        stride = T.int32()
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (n, L), "int8", offset_factor=1, strides=[stride, 1])
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0:n, 0:L])
+            T.writes(C[0, 0:n])
+            T.evaluate(_call_micro_kernel(A, B, C, L, n, stride))
+
+    return desc, impl
+
+
+def _gathered_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    """``C[0, o] += A[0, r] * B[I[0], o, r]``: the slice of ``B`` chosen by index buffer ``I``.
+
+    The index is only read (the block reads it to address ``B``); the slice's address is the
+    matched region's offset, so the implementation does not use it.
+    """
+    n, L = outputs, length  # noqa: N806
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle, i: T.handle) -> None:
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (1, n, L), "int8", offset_factor=1)
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n, 0:L], I[0])
+            T.writes(C[0, 0:n])
+            for o, r in T.grid(n, L):
+                with T.sblock("update"):
+                    vo, vr = T.axis.remap("SR", [o, r])
+                    T.reads(C[0, vo], A[0, vr], B[0, vo, vr], I[0])
+                    T.writes(C[0, vo])
+                    C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * T.Cast("int32", B[0, vo, vr])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle, i: T.handle) -> None:
+        stride = T.int32()
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (1, n, L), "int8", offset_factor=1, strides=[T.int32(), stride, 1])
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n, 0:L], I[0])
+            T.writes(C[0, 0:n])
+            T.evaluate(_call_micro_kernel(A, B, C, L, n, stride))
+
+    return desc, impl
+
+
+class _NotApplicable(Exception):
+    """A block looks like a dot product but the micro-kernel cannot take it."""
+
+
+def _int8_products(block: tirx.SBlock) -> tuple[tvm.ir.TensorLoad, tvm.ir.TensorLoad] | None:
+    """The two int8 loads of ``C = C + int32(a) * int32(b)``, or None for any other block."""
+    body = block.body
+    if not (isinstance(body, tirx.BufferStore) and isinstance(body.value, tirx.Add)):
+        return None
+    product = body.value.b
+    if not isinstance(product, tirx.Mul):
+        return None
+    loads = []
+    for operand in (product.a, product.b):
+        if not (isinstance(operand, tirx.Cast) and isinstance(operand.value, tvm.ir.TensorLoad)):
+            return None
+        if str(operand.value.source.dtype) != "int8" or str(operand.ty) != "int32":
+            return None
+        loads.append(operand.value)
+    return loads[0], loads[1]
+
+
+def _weight_needs_transpose(weight: tvm.ir.TensorLoad, block: tirx.SBlock) -> bool:
+    """Whether the weight's last index is the output axis and the one before it the reduction."""
+    reduce_vars = {iv.var for iv in block.iter_vars if iv.iter_type == tirx.IterVar.CommReduce}
+    indices = weight.indices
+    last, before = indices[-1], indices[-2] if len(indices) > 1 else None
+    return (
+        isinstance(before, tirx.Var) and before in reduce_vars
+        and isinstance(last, tirx.Var) and last not in reduce_vars
+    )  # fmt: skip
+
+
+def schedule_int8_dots(
+    func: tirx.PrimFunc, output_tile: int | None = None, *, tensorize: bool = True
+) -> tuple[tirx.PrimFunc, list[int]] | None:
+    """Tensorize every int8 dot-product reduction of a kernel with the SMLAD micro-kernel.
+
+    When a block was tensorized, the element-wise stages are fused into their consumers' loops.
+
+    Parameters
+    ----------
+    func : tvm.tirx.PrimFunc
+        A kernel (e.g. ``cluster_gated_linear_int8``), unscheduled.
+    output_tile : int, optional
+        Outputs per micro-kernel call; the whole output axis when omitted (fewest calls) or when
+        it does not divide the axis.
+    tensorize : bool
+        False: only change the weights' layout and annotate the blocks with the MetaSchedule rule
+        :data:`SCHEDULE_RULE` (for :func:`prepare_for_tuning`); the blocks are still checked to
+        tensorize.
+
+    Returns
+    -------
+    func : tvm.tirx.PrimFunc
+        The scheduled kernel; the whole result is None when no block matched.
+    transposed : list of int
+        Indices of parameters whose last two axes were swapped (reduction innermost): the caller
+        must pass those tensors transposed.
+    """
+    transposed: list[int] = []
+    sch = s_tir.Schedule(func)
+    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    matched = False
+    for name in names:
+        # Fresh schedules per block: a failed step leaves nothing half-applied behind.
+        relaid = s_tir.Schedule(sch.mod)
+        block_rv = relaid.get_sblock(name)
+        if _int8_products(relaid.get(block_rv)) is None or len(relaid.get_loops(block_rv)) != 3:
+            continue
+        try:
+            moved = _relayout(relaid, block_rv)
+            tensorized = s_tir.Schedule(relaid.mod)
+            _tensorize(tensorized, tensorized.get_sblock(name), output_tile)
+        except (s_tir.ScheduleError, _NotApplicable):
+            continue  # not the micro-kernel's pattern: leave the block to the default lowering
+        if tensorize:
+            sch = tensorized
+        else:
+            relaid.annotate(relaid.get_sblock(name), "schedule_rule", SCHEDULE_RULE)
+            sch = relaid
+        matched = True
+        transposed += [] if moved is None else [moved]
+    if not matched:
+        return None
+    if tensorize:
+        _fuse_elementwise(sch)
+    return sch.mod["main"], transposed
+
+
+def _fuse_elementwise(sch: s_tir.Schedule) -> None:
+    """Compute each element-wise stage inside its consumer's loop, e.g. the requantization.
+
+    Once the dot products cost ~1.4 instructions per MAC, the epilogue's separate passes over
+    intermediate arrays (a store and a load per stage and element) are a visible share of the
+    kernel. Fused into one loop, each stage's intermediate shrinks to one element that GCC and
+    LLVM keep in a register. (Inlining would do the same but writes each stage's expression out
+    once per use: the requantization's four stages grow 4^4-fold and take TVM minutes to lower.)
+    """
+    for block_rv in reversed(sch.get_child_blocks(sch.get_sblock("root"))):
+        block = sch.get(block_rv)
+        consumers = sch.get_consumers(block_rv)
+        if len(consumers) != 1 or any(
+            iv.iter_type != tirx.IterVar.DataPar for iv in block.iter_vars
+        ):
+            continue
+        loops = sch.get_loops(consumers[0])
+        try:
+            sch.compute_at(block_rv, loops[-1])
+        except s_tir.ScheduleError:
+            continue  # the consumer reduces over this stage or reads it elsewhere: keep it
+
+
+def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> int | None:
+    """Make the weight's reduction axis its innermost one, if it is not; return the parameter.
+
+    Four weights of one output are then one word for ``SXTB16``. Only a parameter's layout can
+    change (the caller transposes the tensor passed in); the index of that parameter is returned,
+    None when the layout already fits.
+    """
+    block = sch.get(block_rv)
+    weight = _int8_products(block)[1]
+    if not _weight_needs_transpose(weight, block):
+        return None
+    buffer = weight.source
+    params = list(sch.mod["main"].params)  # buffers, in call_tir's argument order
+    if not any(buffer.same_as(p) for p in params):
+        raise _NotApplicable("only a parameter's layout can change")
+    read_index = next(i for i, r in enumerate(block.reads) if r.source.same_as(buffer))
+    rank = len(weight.indices)
+    sch.transform_layout(
+        block_rv, ("read", read_index),
+        lambda *idx: (*idx[: rank - 2], idx[rank - 1], idx[rank - 2]),
+    )  # fmt: skip
+    return next(i for i, p in enumerate(params) if buffer.same_as(p))
+
+
+def _tensorize(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, output_tile: int | None) -> None:
+    """Split the outputs into tiles, zero the accumulators apart, call the micro-kernel per tile."""
+    gathered = len(_int8_products(sch.get(block_rv))[1].indices) == 3
+    _, out_loop, reduce_loop = sch.get_loops(block_rv)
+    extent = int(sch.get(out_loop).extent)
+    tile = output_tile if output_tile and extent % output_tile == 0 else extent
+    outer, inner = sch.split(out_loop, [extent // tile, tile])
+    sch.decompose_reduction(block_rv, outer)
+    sch.tensorize(inner, dot_q7_intrin(int(sch.get(reduce_loop).extent), tile, gathered))
+
+
+@tvm.register_global_func(f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}")
+def _meta_schedule_rule(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> list[s_tir.Schedule]:
+    """MetaSchedule's rule for blocks annotated by :func:`prepare_for_tuning`.
+
+    ``ApplyCustomRule`` dispatches on the ``schedule_rule`` annotation and the target key
+    ``cpu``. One sketch, the whole output axis per call (the fewest activation extensions): one
+    sketch per tile would need ``Schedule.copy()``, which fails on the schedules MetaSchedule
+    passes here (``unordered_map::at``), and a sampled tile cannot work because the intrinsic's
+    name depends on it and would not follow a changed decision on replay.
+    """
+    _tensorize(sch, block_rv, None)
+    return [sch]
+
+
+def apply_dsp(
+    mod: tvm.IRModule, board: str | Board, output_tile: int | None = None
+) -> tvm.IRModule:
+    """Lower a Relax module to kernel calls and tensorize its int8 dot products for the board.
+
+    Parameters
+    ----------
+    mod : tvm.IRModule
+        Relax module, as for :func:`micro.build`.
+    board : str or Board
+        Target board; without the DSP extension (or with MVE) the lowered module is returned
+        unscheduled.
+    output_tile : int, optional
+        Outputs per micro-kernel call (see :func:`schedule_int8_dots`).
+
+    Returns
+    -------
+    tvm.IRModule
+        Lowered module (``main`` a chain of ``R.call_tir``) whose matching kernels call
+        ``pla_dsp_dot_q7``, with the weights they read re-laid out.
+    """
+    return _schedule_module(mod, board, output_tile, tensorize=True)
+
+
+def prepare_for_tuning(mod: tvm.IRModule, board: str | Board) -> tvm.IRModule:
+    """Lower a Relax module and re-lay out its int8 dot products' weights for a MetaSchedule search.
+
+    The weight layout must change together with the Relax constants, which a MetaSchedule
+    candidate cannot do (it only replaces PrimFuncs); so it is done here, once, and the blocks
+    are annotated with ``schedule_rule = SCHEDULE_RULE``: MetaSchedule's default ``ApplyCustomRule``
+    then tensorizes them in every candidate while its other rules schedule the rest (the
+    requantization, other kernels). Pass the result to :func:`micro.tuning.tune` inside
+    :func:`micro_kernel_in_firmware`.
+
+    Parameters
+    ----------
+    mod : tvm.IRModule
+        Relax module, as for :func:`micro.build`.
+    board : str or Board
+        Target board (unchanged lowering without the DSP extension).
+
+    Returns
+    -------
+    tvm.IRModule
+        Lowered module with re-laid-out weights and annotated blocks.
+    """
+    return _schedule_module(mod, board, None, tensorize=False)
+
+
+def _schedule_module(
+    mod: tvm.IRModule, board: str | Board, output_tile: int | None, *, tensorize: bool
+) -> tvm.IRModule:
+    lowered = lower_to_kernel_calls(mod)
+    if not board_uses_dsp(board):
+        return lowered
+    scheduled: dict[str, tuple[tirx.PrimFunc, list[int]]] = {}
+    for gvar, func in lowered.functions.items():
+        if isinstance(func, tirx.PrimFunc):
+            result = schedule_int8_dots(func, output_tile, tensorize=tensorize)
+            if result is not None:
+                new, transposed = result
+                if tensorize:
+                    new = new.with_attr("tirx.is_scheduled", True)
+                scheduled[gvar.name_hint] = (new, transposed)
+    return _rewrite_calls(lowered, scheduled)
+
+
+def _rewrite_calls(
+    mod: tvm.IRModule, scheduled: dict[str, tuple[tirx.PrimFunc, list[int]]]
+) -> tvm.IRModule:
+    """Swap in the scheduled kernels and transpose the constants whose layout they changed."""
+    new_mod = tvm.IRModule({gv: f for gv, f in mod.functions.items()}, attrs=mod.attrs)
+    gvars = {}
+    for name, (func, _) in scheduled.items():
+        gvar = mod.get_global_var(name)
+        new_mod[gvar] = func
+        gvars[name] = gvar
+
+    @relax.expr_functor.mutator
+    class _Transpose(relax.PyExprMutator):
+        def visit_call_(self, call: relax.Call) -> relax.Expr:
+            call = super().visit_call_(call)
+            if getattr(call.op, "name", "") != "relax.call_tir":
+                return call
+            entry = scheduled.get(call.args[0].name_hint)
+            if entry is None:
+                return call
+            args = list(call.args[1].fields)
+            for index in entry[1]:
+                if not isinstance(args[index], tvm.ir.expr.GenericConst):
+                    raise BuildError(
+                        f"{call.args[0].name_hint}: argument {index} must be a constant to change"
+                        " its layout for the DSP micro-kernel"
+                    )
+                array = args[index].value.numpy()
+                args[index] = relax.const(np.ascontiguousarray(np.swapaxes(array, -1, -2)))
+            return relax.call_tir(call.args[0], relax.Tuple(args), call.ty_args[0])
+
+    main_gvar = mod.get_global_var("main")
+    new_mod[main_gvar] = _Transpose().visit_expr(mod["main"])
+    return new_mod
+
+
+def _template(name: str) -> str:
+    return resources.files(__package__).joinpath("templates", "dsp", name).read_text("utf-8")
+
+
+@contextlib.contextmanager
+def micro_kernel_in_firmware(board: str | Board) -> Iterator[None]:
+    """Make :func:`micro.build` (and the tuner's candidate builds) link the micro-kernel in.
+
+    Prototype of the codegen hook (see ``docs/dsp.md``): C kernels get the source appended (one
+    translation unit; TVM's C already declares the extern function); an LLVM ``kernels.o`` gets
+    the micro-kernel's object merged in with a relocatable link.
+    """
+    board = get_board(board)
+    generate = api.generate_kernels
+
+    def generate_with_micro_kernel(*args, **kwargs) -> Kernels:
+        kernels = generate(*args, **kwargs)
+        src_dir = kernels.path.parent
+        for name in (C_SOURCE, C_HEADER):
+            (src_dir / name).write_text(_template(name), encoding="utf-8")
+        if kernels.backend == "c":
+            text = kernels.path.read_text(encoding="utf-8")
+            kernels.path.write_text(f'{text}#include "{C_SOURCE}"\n', encoding="utf-8")
+        else:
+            _merge_micro_kernel_object(board, kernels.path, src_dir)
+        return kernels
+
+    with mock.patch.object(api, "generate_kernels", generate_with_micro_kernel):
+        yield
+
+
+def _merge_micro_kernel_object(board: Board, kernels_o: Path, src_dir: Path) -> None:
+    gcc = find_toolchain().gcc
+    with tempfile.TemporaryDirectory(dir=src_dir) as work:
+        work = Path(work)
+        dsp_o, tvm_o = work / "pla_dsp.o", work / "tvm_kernels.o"
+        shutil.move(kernels_o, tvm_o)
+        flags = [*board.gcc_flags, "-O2", "-std=gnu11", "-Wall", f"-I{src_dir}"]
+        for command in (
+            [gcc, *flags, "-c", src_dir / C_SOURCE, "-o", dsp_o],
+            [gcc, *board.gcc_flags, "-nostdlib", "-r", tvm_o, dsp_o, "-o", kernels_o],
+        ):
+            result = run_command(command, cwd=work)
+            if result.returncode != 0:
+                raise BuildError(f"building the DSP micro-kernel failed:\n{result.stderr[-4000:]}")
+
+
+def build(
+    mod: tvm.IRModule,
+    board: str | Board,
+    out_dir: str | Path,
+    *,
+    output_tile: int | None = None,
+    **options,
+) -> api.Firmware:
+    """:func:`micro.build` with int8 dot products on the DSP micro-kernel where the board has it.
+
+    Parameters
+    ----------
+    mod : tvm.IRModule
+        Relax module, as for :func:`micro.build`.
+    board : str or Board
+        Target board.
+    out_dir : str or Path
+        Project folder.
+    output_tile : int, optional
+        Outputs per micro-kernel call (see :func:`schedule_int8_dots`).
+    **options
+        Passed to :func:`micro.build` (``backend``, ``entry``, ...).
+
+    Returns
+    -------
+    Firmware
+        The image; on boards without the DSP extension, the plain build.
+    """
+    board = get_board(board)
+    lowered = apply_dsp(mod, board, output_tile)
+    if not board_uses_dsp(board):
+        return api.build(lowered, board, out_dir, **options)
+    with micro_kernel_in_firmware(board):
+        return api.build(lowered, board, out_dir, **options)

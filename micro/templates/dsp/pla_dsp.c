@@ -1,0 +1,153 @@
+/* SMLAD micro-kernel for int8 dot products (see pla_dsp.h and docs/dsp.md).
+ *
+ * Four consecutive int8 values v0..v3 in one word become two int16 pairs with SXTB16:
+ * (v0, v2) and, rotated by 8 bits, (v1, v3). Extending the activations and the weights the same
+ * way pairs every activation with its own weight, so one SMLAD adds two products. The
+ * activations are extended once per chunk into a stack buffer and reused by every output; two
+ * outputs are accumulated at once in registers. The int32 sum equals the scalar loop's
+ * (two's-complement addition is associative and SMLAD's result wraps the same way), so results
+ * are bit-exact. */
+#include "pla_dsp.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#if !defined(__ARM_FEATURE_DSP) || !__ARM_FEATURE_DSP
+#error "pla_dsp.c needs a core with the Arm DSP extension (SXTB16, SMLAD)"
+#endif
+#include <arm_acle.h>
+
+/* Activation quads extended per pass: a fixed stack buffer (512 bytes) keeps the frame pointer
+ * free for the inner loop, which needs every other register. */
+#define PLA_DSP_CHUNK_QUADS 64
+
+/* One word of four int8 values; memcpy lets the compiler emit an unaligned LDR. */
+static inline int32_t load_q7x4(const int8_t* p) {
+  int32_t word;
+  memcpy(&word, p, sizeof word);
+  return word;
+}
+
+/* (v1, v3) of a word: SXTB16 with its built-in rotation, which GCC's ACLE lacks. */
+static inline int32_t sxtb16_ror8(int32_t word) {
+  int32_t pair;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(pair) : "r"(word));
+  return pair;
+}
+
+/* The two SMLADs of four activations (pre-extended pairs xa, xb) with four weights. */
+static inline int32_t mac_q7x4(int32_t acc, int32_t xa, int32_t xb, const int8_t* w) {
+  int32_t word = load_q7x4(w);
+  acc = __smlad(xa, __sxtb16(word), acc);
+  return __smlad(xb, sxtb16_ror8(word), acc);
+}
+
+/* Two outputs over pre-extended activation pairs, `iterations` times eight activations.
+ *
+ * The loop is assembly because it needs 13 registers at once (two accumulators, three pointers,
+ * a counter, four activation pairs' worth of temporaries and a scratch register) and GCC spills
+ * some of them when it allocates this loop itself. Per eight activations and two outputs (16
+ * MACs): two LDRD of activation pairs, two LDRD of weights (w0 and w1 must be word-aligned), eight
+ * SXTB16, eight SMLAD, SUBS and BNE: 22 instructions. */
+static void dot2_aligned(const int32_t* pairs, int32_t iterations, const int8_t* w0,
+                         const int8_t* w1, int32_t* acc) {
+  int32_t a0 = acc[0], a1 = acc[1];
+  int32_t xa0, xb0, xa1, xb1, wa, wb, t;
+  __asm__(
+      "1:\n\t"
+      "ldrd %[xa0], %[xb0], [%[p]], #8\n\t"
+      "ldrd %[xa1], %[xb1], [%[p]], #8\n\t"
+      "ldrd %[wa], %[wb], [%[w0]], #8\n\t"
+      "sxtb16 %[t], %[wa]\n\t"
+      "smlad %[a0], %[xa0], %[t], %[a0]\n\t"
+      "sxtb16 %[t], %[wa], ror #8\n\t"
+      "smlad %[a0], %[xb0], %[t], %[a0]\n\t"
+      "sxtb16 %[t], %[wb]\n\t"
+      "smlad %[a0], %[xa1], %[t], %[a0]\n\t"
+      "sxtb16 %[t], %[wb], ror #8\n\t"
+      "smlad %[a0], %[xb1], %[t], %[a0]\n\t"
+      "ldrd %[wa], %[wb], [%[w1]], #8\n\t"
+      "sxtb16 %[t], %[wa]\n\t"
+      "smlad %[a1], %[xa0], %[t], %[a1]\n\t"
+      "sxtb16 %[t], %[wa], ror #8\n\t"
+      "smlad %[a1], %[xb0], %[t], %[a1]\n\t"
+      "sxtb16 %[t], %[wb]\n\t"
+      "smlad %[a1], %[xa1], %[t], %[a1]\n\t"
+      "sxtb16 %[t], %[wb], ror #8\n\t"
+      "smlad %[a1], %[xb1], %[t], %[a1]\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b"
+      : [a0] "+r"(a0), [a1] "+r"(a1), [p] "+r"(pairs), [w0] "+r"(w0), [w1] "+r"(w1),
+        [n] "+r"(iterations), [xa0] "=&r"(xa0), [xb0] "=&r"(xb0), [xa1] "=&r"(xa1),
+        [xb1] "=&r"(xb1), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+      :
+      : "cc", "memory");
+  acc[0] = a0, acc[1] = a1;
+}
+
+/* The same in C for rows that are not word-aligned (LDR may be unaligned, LDRD may not). */
+static void dot2(const int32_t* pairs, const int32_t* end, const int8_t* w0, const int8_t* w1,
+                 int32_t* acc) {
+  int32_t a0 = acc[0], a1 = acc[1];
+  for (const int32_t* p = pairs; p < end; p += 4, w0 += 8, w1 += 8) {
+    a0 = mac_q7x4(a0, p[0], p[1], w0);
+    a1 = mac_q7x4(a1, p[0], p[1], w1);
+    a0 = mac_q7x4(a0, p[2], p[3], w0 + 4);
+    a1 = mac_q7x4(a1, p[2], p[3], w1 + 4);
+  }
+  acc[0] = a0, acc[1] = a1;
+}
+
+/* acc[o] += x[0:4*quads] . w[o*w_stride : o*w_stride + 4*quads] with quads <= the chunk. */
+static void dot_quads(const int8_t* x, const int8_t* w, int32_t* acc, int32_t quads, int32_t n,
+                      int32_t w_stride) {
+  int32_t pairs[2 * PLA_DSP_CHUNK_QUADS];
+  for (int32_t q = 0; q < quads; ++q) {
+    int32_t word = load_q7x4(x + 4 * q);
+    pairs[2 * q] = __sxtb16(word);
+    pairs[2 * q + 1] = sxtb16_ror8(word);
+  }
+  const int32_t* even = pairs + 4 * (quads / 2); /* dot2's part: pairs of quads */
+  const int32_t* end = pairs + 2 * quads;
+  const int32_t last = 4 * (quads - 1); /* offset of an odd last quad */
+  const int aligned = (((uintptr_t)w | (uint32_t)w_stride) & 3) == 0;
+  int32_t o = 0;
+  for (; o + 2 <= n; o += 2) {
+    const int8_t* w0 = w + o * w_stride;
+    const int8_t* w1 = w0 + w_stride;
+    if (even < end) { /* the odd last quad of both outputs */
+      acc[o] = mac_q7x4(acc[o], end[-2], end[-1], w0 + last);
+      acc[o + 1] = mac_q7x4(acc[o + 1], end[-2], end[-1], w1 + last);
+    }
+    if (aligned && even > pairs) {
+      dot2_aligned(pairs, quads / 2, w0, w1, acc + o);
+    } else {
+      dot2(pairs, even, w0, w1, acc + o);
+    }
+  }
+  for (; o < n; ++o) {
+    const int8_t* wo = w + o * w_stride;
+    int32_t a = acc[o];
+    for (const int32_t* p = pairs; p < end; p += 2, wo += 4) a = mac_q7x4(a, p[0], p[1], wo);
+    acc[o] = a;
+  }
+}
+
+int32_t pla_dsp_dot_q7(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, int32_t n,
+                       int32_t w_stride) {
+  const int8_t* x = x_ptr;
+  const int8_t* w = w_ptr;
+  int32_t* acc = acc_ptr;
+  int32_t done = 0;
+  while (len - done >= 4) {
+    int32_t quads = (len - done) / 4;
+    if (quads > PLA_DSP_CHUNK_QUADS) quads = PLA_DSP_CHUNK_QUADS;
+    dot_quads(x + done, w + done, acc, quads, n, w_stride);
+    done += 4 * quads;
+  }
+  for (int32_t o = 0; o < n; ++o) {
+    const int8_t* wo = w + o * w_stride;
+    for (int32_t r = done; r < len; ++r) acc[o] += x[r] * wo[r];
+  }
+  return 0;
+}

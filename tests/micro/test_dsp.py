@@ -1,0 +1,152 @@
+"""The SMLAD micro-kernel path (micro.dsp): board policy, tensorization, bit-exact firmware."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+
+import micro
+from micro import dsp
+from micro.tuning import tune
+from relay_passes import (
+    QuantizedClusterGatedLinearParams,
+    emit_cluster_gated_linear,
+    make_cluster_gated_linear_int8_kernel,
+)
+
+from .graphs import host_reference, random_inputs, requires_toolchain
+
+
+def pla_int8(
+    num_clusters: int, input_size: int, output_size: int, seed: int = 0, head: int = 0
+) -> tvm.IRModule:
+    """The int8 cluster-gated linear operator with random parameters, as a Relax module.
+
+    ``head > 0`` adds an int8 dense layer to that many outputs (``matmul(h, W, out_dtype=int32)``,
+    shifted and clipped back to int8).
+    """
+    rng = np.random.default_rng(seed)
+    k, dim, d = num_clusters, input_size, output_size
+    params = QuantizedClusterGatedLinearParams(
+        input_scale=0.05,
+        input_zero_point=-3,
+        centroids_q=rng.integers(-128, 128, (k, dim), dtype=np.int8),
+        weights_q=rng.integers(-128, 128, (k, dim, d), dtype=np.int8),
+        weight_scales=(0.001 + 0.01 * rng.random((k, d))).astype(np.float32),
+        bias_q=rng.integers(-5000, 5000, (k, d), dtype=np.int32),
+        output_scale=0.2,
+        output_zero_point=5,
+    )
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, dim), "int8"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = emit_cluster_gated_linear(bb, x, params)
+            if head:
+                w = relax.const(rng.integers(-128, 128, (output_size, head), dtype=np.int8))
+                acc = bb.emit(relax.op.matmul(out, w, out_dtype="int32"))
+                shifted = relax.op.right_shift(acc, relax.const(7, "int32"))
+                out = bb.emit(relax.op.astype(relax.op.clip(shifted, -128, 127), "int8"))
+            out = bb.emit_output(out)
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+@pytest.mark.parametrize(
+    ("board", "expected"),
+    [("mps2-an386", True), ("mps2-an505", True), ("mps2-an385", False), ("mps3-an547", False),
+     ("microbit", False)],
+)  # fmt: skip
+def test_dsp_only_on_cores_with_dsp_and_without_mve(board, expected):
+    assert dsp.board_uses_dsp(board) is expected
+
+
+def test_operator_kernel_is_tensorized_and_weights_transposed():
+    kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, 0)
+    scheduled, transposed = dsp.schedule_int8_dots(kernel)
+    # The centroid dot products and the chosen cluster's affine map both call the micro-kernel;
+    # only the weights (parameter 3, [k, D, d] -> [k, d, D]) change layout.
+    assert scheduled.script().count(dsp.MICRO_KERNEL) == 2
+    assert transposed == [3]
+    assert [int(s) for s in scheduled.params[3].shape] == [3, 16, 140]
+
+
+def test_kernel_without_int8_dot_products_is_left_alone(int8_model):
+    lowered = micro.lowering.lower_to_kernel_calls(int8_model)  # int32 matmul after folding
+    assert all(
+        dsp.schedule_int8_dots(f) is None
+        for f in lowered.functions.values()
+        if isinstance(f, tvm.tirx.PrimFunc)
+    )
+
+
+@requires_toolchain
+@pytest.mark.parametrize("backend", ["c", "llvm"])
+def test_dsp_firmware_is_bit_exact_and_faster(tmp_path, backend):
+    model = pla_int8(3, 140, 128)
+    inputs = random_inputs(model, 4)
+    plain = micro.run(micro.build(model, "mps2-an386", tmp_path / "plain", backend=backend), inputs)
+    fast = micro.run(dsp.build(model, "mps2-an386", tmp_path / "dsp", backend=backend), inputs)
+    np.testing.assert_array_equal(fast.outputs, plain.outputs)
+    np.testing.assert_array_equal(fast.outputs, host_reference(model, inputs))
+    assert fast.instructions_per_inference < 0.6 * plain.instructions_per_inference
+
+
+@requires_toolchain
+def test_micro_kernel_edge_paths_are_bit_exact(tmp_path):
+    # D = 262: one full chunk of 64 quads, then an odd quad and a two-element tail;
+    # d = 7 and k = 3: output pairs plus a single output.
+    model = pla_int8(3, 262, 7, seed=4)
+    inputs = random_inputs(model, 6)
+    firmware = dsp.build(model, "mps2-an505", tmp_path / "dsp", backend="c", output_tile=7)
+    np.testing.assert_array_equal(
+        micro.run(firmware, inputs).outputs, host_reference(model, inputs)
+    )
+
+
+@requires_toolchain
+def test_int8_dense_head_is_tensorized_too(tmp_path):
+    # Legalized matmul indexes in int64: the micro-kernel's stride argument must still be int32.
+    model = pla_int8(2, 24, 8, head=3)
+    lowered = dsp.apply_dsp(model, "mps2-an386")
+    calls = [
+        f.script().count(f'call_extern("int32", "{dsp.MICRO_KERNEL}"')
+        for f in lowered.functions.values()
+        if isinstance(f, tvm.tirx.PrimFunc)
+    ]
+    assert sorted(calls) == [1, 2]  # the head; the operator's centroids and affine map
+    inputs = random_inputs(model, 3)
+    firmware = dsp.build(model, "mps2-an386", tmp_path / "dsp", backend="c")
+    np.testing.assert_array_equal(
+        micro.run(firmware, inputs).outputs, host_reference(model, inputs)
+    )
+
+
+@requires_toolchain
+def test_board_without_dsp_gets_the_plain_build(tmp_path):
+    model = pla_int8(2, 24, 8)
+    inputs = random_inputs(model, 3)
+    firmware = dsp.build(model, "mps2-an385", tmp_path / "m3", backend="c")
+    assert dsp.MICRO_KERNEL not in (firmware.out_dir / "src" / "kernels.c").read_text()
+    np.testing.assert_array_equal(
+        micro.run(firmware, inputs).outputs, host_reference(model, inputs)
+    )
+
+
+@requires_toolchain
+@pytest.mark.slow
+def test_metaschedule_tensorizes_annotated_blocks(tmp_path):
+    model = pla_int8(3, 64, 16)
+    inputs = random_inputs(model, 4)
+    prepared = dsp.prepare_for_tuning(model, "mps2-an386")
+    with dsp.micro_kernel_in_firmware("mps2-an386"):
+        tuned = tune(
+            prepared, "mps2-an386", tmp_path / "tune", max_trials=4, trials_per_iteration=4
+        )
+        firmware = micro.build(tuned, "mps2-an386", tmp_path / "firmware")
+    assert dsp.MICRO_KERNEL in (firmware.out_dir / "src" / "kernels.c").read_text()
+    np.testing.assert_array_equal(
+        micro.run(firmware, inputs).outputs, host_reference(model, inputs)
+    )
