@@ -142,8 +142,8 @@ def _swap_section(swap: dict) -> list[str]:
     lines += [
         "",
         "The swapped graphs keep the baseline's imported head (dense + softmax); the PLA "
-        "accuracy column is PLA's own (float estimator / numpy int8 reference, which has its "
-        "own int8 head).",
+        "accuracy column is PLA's own: the float estimator, and the numpy int8 reference, whose "
+        "head is the int8 baseline's (classes: argmax of the int8 logits).",
         "",
         f"Integer-lowered int8 baseline: {lowered['constant_bytes']['total']:,} constant bytes "
         f"for {lowered['tflite_buffer_bytes']:,} bytes of TFLite buffers "
@@ -156,22 +156,29 @@ def _swap_section(swap: dict) -> list[str]:
     return lines
 
 
-def _firmware_section(firmware: dict, baseline_int8_accuracy: float) -> list[str]:
+def _firmware_section(firmware: dict, baseline_int8_accuracy: float, pla_macs: int
+                      ) -> list[str]:
     rows = firmware["rows"]
     lines = [
         "## Firmware in QEMU (bare metal, exact instruction counts)",
         "",
         "| model | board | beats | accuracy | F1 | equal to host | instructions/beat | "
-        "model flash | model RAM | stack | image flash | image RAM | compile s | QEMU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "instructions/MAC | model flash | model RAM | stack | image flash | image RAM | "
+        "compile s | QEMU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    def per_mac(row: dict) -> str:
+        if not row["model"].startswith("PLA"):
+            return "–"
+        return f"{row['instructions_per_inference'] / pla_macs:.2f}"
+
     for row in rows:
         equal = ("bit-exact" if row["host_equal"] else "differs") if row["host_equal"] is not None \
             else f"max diff {row['host_max_abs_difference']:.1e}"
         lines.append(
             f"| {row['model']} | {row['board']} | {row['n']:,} | {row['accuracy']:.4f} | "
             f"{row['f1']:.4f} | {equal} | {row['instructions_per_inference']:,.0f} | "
-            f"{row['model_flash_bytes']:,} | {row['model_ram_bytes']:,} | "
+            f"{per_mac(row)} | {row['model_flash_bytes']:,} | {row['model_ram_bytes']:,} | "
             f"{row['stack_bytes']:,} | {row['image_flash_bytes']:,} | "
             f"{row['image_ram_bytes']:,} | {row['compile_seconds']:.1f} | "
             f"{row['qemu_seconds']:.1f} |")
@@ -279,7 +286,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         *(_pla_section(results["pla"]) if "pla" in results else []),
         *(_swap_section(results["swap"]) if "swap" in results else []),
         *(_firmware_section(results["firmware"],
-                            baseline["evaluations"]["int8_tflite"]["accuracy"])
+                            baseline["evaluations"]["int8_tflite"]["accuracy"],
+                            results["pla"]["flops_per_beat"]["macs"])
           if "firmware" in results else []),
         *(_plots_section(results["plots"]) if "plots" in results else []),
         "## Recall per class",

@@ -36,7 +36,7 @@ def _results() -> dict:
         ("baseline", "pla_float", "pla_float_tflite", "pla_int8", "pla_int8_tflite",
          "pla_int8_tflm"))},
         "files": {"pla.npz": 200_000, "pla_float.tflite": 160_000, "pla_int8.tflite": 64_000},
-        "parameters": {"total": 55_209}, "flops_per_beat": {"total": 38_096},
+        "parameters": {"total": 55_209}, "flops_per_beat": {"total": 38_096, "macs": 18_980},
         "chosen": {"k": 3, "alpha": 1.0, "cluster_sizes": [200, 200, 100]},
         "agreement": {"pla_float_vs_baseline": 0.95, "pla_int8_vs_pla_float": 0.99,
                       "int8_tflm_vs_reference_bit_exact": True,
@@ -75,6 +75,7 @@ def test_every_section_is_rendered():
         assert heading in markdown
     assert "*paper: baseline float*" in markdown and "| 804,169 |" in markdown
     assert "25,000× fewer instructions" in markdown
+    assert "| 40,000 | 2.11 |" in markdown  # instructions per multiply-accumulate of PLA
     assert "![Accuracy versus size](plots/accuracy_vs_flash.png)" in markdown
 
 
