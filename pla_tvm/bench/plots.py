@@ -72,14 +72,14 @@ def _accuracy_vs_flash(results: dict[str, Any], path: Path) -> None:
 def _instructions_per_core(results: dict[str, Any], path: Path) -> None:
     plt = _pyplot()
     rows = results["firmware"]["rows"]
-    labels = [f"{row['model']}\n{row['board']}" for row in rows]
+    labels = [f"{row['model'].replace(', ', chr(10))}\n{row['board']}" for row in rows]
     values = [row["instructions_per_inference"] for row in rows]
-    figure, axes = plt.subplots(figsize=(10, 4.5))
+    figure, axes = plt.subplots(figsize=(12, 5))
     bars = axes.bar(range(len(rows)), values,
                     color=["tab:red" if "baseline" in row["model"] else "tab:blue" for row in rows])
     axes.bar_label(bars, labels=[f"{value:,.0f}" for value in values], fontsize=7)
     axes.set_yscale("log")
-    axes.set_xticks(range(len(rows)), labels, fontsize=7)
+    axes.set_xticks(range(len(rows)), labels, fontsize=7, rotation=35, ha="right")
     axes.set_ylabel("instructions per beat (QEMU, exact count)")
     axes.set_title("Instructions per inference by core")
     figure.tight_layout()
