@@ -4,28 +4,46 @@ MetaSchedule's own runners load modules on the host and cannot run Arm code. Her
 links each candidate schedule into a one-kernel benchmark firmware (the kernel called on zeroed
 buffers in the static arena, through the same code generation as :func:`micro.build`), and a
 runner executes it in QEMU and reports the exact instruction count as the candidate's cost (in
-"seconds" at one instruction per clock cycle of the board, the unit MetaSchedule expects).
-:func:`tune` runs the search over every kernel of a model and returns the module with the best
-schedules applied, ready for :func:`micro.build`.
+"seconds" at one instruction per clock cycle of the board, the unit MetaSchedule expects). The
+count comes from the counting plugin, so it is identical between runs whatever the host's load:
+the search compares schedules, not noise.
+
+Candidates are built and run in parallel threads (TVM's lowering releases the GIL; GCC and
+QEMU are subprocesses). A candidate that fails to build, faults or hangs becomes a failed result
+with the error's name and message; it never stops the search. :func:`tune` runs the search over
+every kernel of a model with a progress bar, writes the database and a summary to its work
+folder, and returns the module with the best schedules applied (:func:`apply_database`), ready
+for :func:`micro.build`. For measuring on other machines see :mod:`micro.rpc_runner`.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import tempfile
+import time
 import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import tvm
+from tqdm.auto import tqdm
 from tvm import relax
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
+from tvm.s_tir.meta_schedule.measure_callback import MeasureCallback, PyMeasureCallback
 from tvm.s_tir.meta_schedule.runner import (
     PyRunner,
     PyRunnerFuture,
     RunnerInput,
     RunnerResult,
 )
+from tvm.s_tir.meta_schedule.search_strategy import SearchStrategy
+from tvm.s_tir.meta_schedule.space_generator import SpaceGenerator
 from tvm.tirx.buffer import is_buffer_var
 
 from . import contract
@@ -38,9 +56,43 @@ from .lowering import lower_to_kernel_calls
 from .qemu import run_firmware
 from .toolchain import Toolchain, find_toolchain
 
+logger = logging.getLogger(__name__)
+
 _KERNEL = "main"
 _BENCH_STACK_BYTES = 4096
 _BENCH_HEAP_BYTES = 4096
+_MS_LOGGER = "tvm.s_tir.meta_schedule"
+_MAX_ERRORS_KEPT = 5  # error messages kept per kernel in the summary
+SUMMARY_FILE = "tuning_summary.json"
+DATABASE_FILES = ("database_workload.json", "database_tuning_record.json")
+
+
+class DatabaseNotFoundError(MicroError, FileNotFoundError):
+    """The folder given to :func:`apply_database` holds no MetaSchedule JSON database."""
+
+
+def _default_workers() -> int:
+    """One worker per host core: each candidate keeps one core busy in GCC or QEMU."""
+    return os.cpu_count() or 1
+
+
+def search_target(board: Board) -> tvm.target.Target:
+    """The target MetaSchedule searches (and applies records) for on a board.
+
+    The board's LLVM target, single core (the firmware runs parallel loops serially), also when
+    the candidates are compiled with the C back end: the schedule is back-end independent.
+
+    Parameters
+    ----------
+    board : Board
+        Target board.
+
+    Returns
+    -------
+    tvm.target.Target
+        Target for tuning and for :func:`apply_database`.
+    """
+    return tvm.target.Target({**board.tvm_target("llvm"), "num-cores": 1})
 
 
 def benchmark_graph(func: tvm.tirx.PrimFunc) -> Graph:
@@ -68,9 +120,58 @@ def benchmark_graph(func: tvm.tirx.PrimFunc) -> Graph:
     return graph
 
 
+def measure_counts(
+    elf: Path, board: Board, toolchain: Toolchain, plugin: Path, repeats: int, timeout: float
+) -> list[int]:
+    """Run a benchmark firmware in QEMU and return the exact instructions of each kernel call.
+
+    Shared by the local runner and the RPC server, so both measure in exactly the same way.
+
+    Parameters
+    ----------
+    elf : Path
+        Benchmark firmware (from :class:`QemuBuilder`).
+    board : Board
+        Board it was built for.
+    toolchain : Toolchain
+        Provides QEMU and ``nm``.
+    plugin : Path
+        Compiled counting plugin.
+    repeats : int
+        Kernel calls (one count each).
+    timeout : float
+        Seconds of wall time before the run counts as hung.
+
+    Returns
+    -------
+    list of int
+        One instruction count per call.
+
+    Raises
+    ------
+    ToolchainNotFoundError
+        If the plugin was not built (no host C compiler).
+    FirmwareError
+        If the firmware faults, hangs or exits abnormally (subclasses say which).
+    """
+    if not plugin.exists():
+        raise ToolchainNotFoundError("tuning needs the counting plugin: install a host `cc`")
+    with tempfile.TemporaryDirectory(prefix="run-", dir=elf.parent) as work:
+        work_dir = Path(work)
+        (work_dir / contract.INPUT_FILE).write_bytes(bytes(repeats))
+        extra = plugin_option(plugin, marker_addresses(toolchain, elf))
+        run_firmware(toolchain, board, elf, work_dir, timeout, extra)
+        return [int(c) for c in read_counts(work_dir)]
+
+
+def error_message(exc: BaseException) -> str:
+    """How a failed candidate's error is recorded: ``"<ExceptionClass>: <message>"``."""
+    return f"{type(exc).__name__}: {exc}"
+
+
 @derived_object
 class QemuBuilder(PyBuilder):
-    """Links each candidate kernel into a benchmark firmware for the board.
+    """Links each candidate kernel into a benchmark firmware for the board, in parallel.
 
     Parameters
     ----------
@@ -82,56 +183,114 @@ class QemuBuilder(PyBuilder):
         Cross tools.
     backend : {"c", "llvm"}
         Kernel back end.
+    max_workers : int, optional
+        Candidates built at the same time (default: the host's cores). Threads suffice: TVM's
+        lowering, most of a build, runs without the GIL, and GCC is a subprocess.
     """
 
-    def __init__(self, board: Board, work_dir: Path, toolchain: Toolchain, backend: str) -> None:
+    def __init__(
+        self,
+        board: Board,
+        work_dir: Path,
+        toolchain: Toolchain,
+        backend: str,
+        max_workers: int | None = None,
+    ) -> None:
         super().__init__()
         self.board, self.work_dir = board, work_dir
         self.toolchain, self.backend = toolchain, backend
+        self.max_workers = max_workers or _default_workers()
+
+    def _build_one(self, mod: tvm.IRModule) -> str:
+        out_dir = self.work_dir / f"candidate-{uuid.uuid4().hex[:12]}"
+        firmware = build_graph(
+            mod,
+            benchmark_graph(mod[_KERNEL]),
+            self.board,
+            out_dir,
+            self.toolchain,
+            backend=self.backend,
+            entry="bench",
+            stack_bytes=_BENCH_STACK_BYTES,
+            heap_bytes=_BENCH_HEAP_BYTES,
+        )
+        return str(firmware.elf)
 
     def build(self, build_inputs: list[BuilderInput]) -> list[BuilderResult]:
         """Build one firmware per candidate; a failure becomes that candidate's error."""
-        results = []
-        for candidate in build_inputs:
-            out_dir = self.work_dir / f"candidate-{uuid.uuid4().hex[:12]}"
-            try:
-                firmware = build_graph(
-                    candidate.mod,
-                    benchmark_graph(candidate.mod[_KERNEL]),
-                    self.board,
-                    out_dir,
-                    self.toolchain,
-                    backend=self.backend,
-                    entry="bench",
-                    stack_bytes=_BENCH_STACK_BYTES,
-                    heap_bytes=_BENCH_HEAP_BYTES,
-                )
-                results.append(BuilderResult(str(firmware.elf), None))
-            except MicroError as exc:
-                results.append(BuilderResult(None, f"{type(exc).__name__}: {exc}"))
-        return results
+        with ThreadPoolExecutor(self.max_workers, thread_name_prefix="micro-build") as pool:
+            futures = [pool.submit(self._build_one, c.mod) for c in build_inputs]
+        # Any exception (also TVM's own, from code generation) fails only its candidate.
+        return [
+            BuilderResult(None, error_message(f.exception()))
+            if f.exception()
+            else BuilderResult(f.result(), None)
+            for f in futures
+        ]
 
 
 @derived_object
-class _Finished(PyRunnerFuture):
-    """A runner future whose result is already known (QEMU runs synchronously)."""
+class PoolFuture(PyRunnerFuture):
+    """A candidate's measurement running in a worker thread.
 
-    def __init__(self, result: RunnerResult) -> None:
+    Parameters
+    ----------
+    future : concurrent.futures.Future
+        Resolves to the instruction counts of the candidate.
+    clock_hz : int
+        The board's clock, to express counts as seconds at one instruction per cycle.
+    """
+
+    def __init__(self, future: Future, clock_hz: int) -> None:
         super().__init__()
-        self._result = result
+        self._future, self._clock_hz = future, clock_hz
 
     def done(self) -> bool:
-        return True
+        return self._future.done()
 
     def result(self) -> RunnerResult:
-        return self._result
+        """The counts as run times, or the error (any exception fails only this candidate)."""
+        exc = self._future.exception()
+        if exc is not None:
+            return RunnerResult(None, error_message(exc))
+        return RunnerResult([c / self._clock_hz for c in self._future.result()], None)
+
+
+def submit_all(
+    pool: ThreadPoolExecutor,
+    measure: Callable[[Path], list[int]],
+    runner_inputs: Sequence[RunnerInput],
+    board: Board,
+) -> list[PoolFuture]:
+    """Start measuring every candidate in ``pool``; the futures MetaSchedule will poll.
+
+    Parameters
+    ----------
+    pool : ThreadPoolExecutor
+        The runner's workers.
+    measure : callable
+        ELF path to instruction counts.
+    runner_inputs : sequence of RunnerInput
+        Candidates (``artifact_path`` is the ELF).
+    board : Board
+        Supplies the clock.
+
+    Returns
+    -------
+    list of PoolFuture
+        One per candidate, in order.
+    """
+    return [
+        PoolFuture(pool.submit(measure, Path(c.artifact_path)), board.clock_hz)
+        for c in runner_inputs
+    ]
 
 
 @derived_object
 class QemuRunner(PyRunner):
-    """Runs benchmark firmware in QEMU; the cost is the exact instruction count.
+    """Runs benchmark firmware in QEMU, in parallel; the cost is the exact instruction count.
 
-    Candidate projects stay in the work folder (about 0.5 MB each) for inspection.
+    Candidate sources stay in the work folder (about 0.5 MB each) for inspection.
 
     Parameters
     ----------
@@ -143,35 +302,187 @@ class QemuRunner(PyRunner):
         Kernel calls per candidate (one measurement each).
     timeout : float
         Seconds before a candidate is considered hung.
+    max_workers : int, optional
+        QEMU processes at the same time (default: the host's cores). Counts do not depend on
+        it: they are exact instruction counts, not timings.
     """
 
-    def __init__(self, board: Board, toolchain: Toolchain, repeats: int, timeout: float) -> None:
+    def __init__(
+        self,
+        board: Board,
+        toolchain: Toolchain,
+        repeats: int,
+        timeout: float,
+        max_workers: int | None = None,
+    ) -> None:
         super().__init__()
         self.board, self.toolchain = board, toolchain
         self.repeats, self.timeout = repeats, timeout
+        self._pool = ThreadPoolExecutor(max_workers or _default_workers(), "micro-run")
 
-    def _measure(self, elf: Path) -> list[float]:
+    def measure(self, elf: Path) -> list[int]:
+        """Measure one firmware image (see :func:`measure_counts`)."""
         plugin = plugin_path(elf.parent)
-        if not plugin.exists():
-            raise ToolchainNotFoundError("tuning needs the counting plugin: install a host `cc`")
-        with tempfile.TemporaryDirectory(prefix="run-", dir=elf.parent) as work:
-            work_dir = Path(work)
-            (work_dir / contract.INPUT_FILE).write_bytes(bytes(self.repeats))
-            extra = plugin_option(plugin, marker_addresses(self.toolchain, elf))
-            run_firmware(self.toolchain, self.board, elf, work_dir, self.timeout, extra)
-            counts = read_counts(work_dir)
-        return [float(c) / self.board.clock_hz for c in counts]
+        return measure_counts(elf, self.board, self.toolchain, plugin, self.repeats, self.timeout)
 
-    def run(self, runner_inputs: list[RunnerInput]) -> list[_Finished]:
-        """Run every candidate now and wrap the results as finished futures."""
-        futures = []
-        for candidate in runner_inputs:
-            try:
-                result = RunnerResult(self._measure(Path(candidate.artifact_path)), None)
-            except MicroError as exc:
-                result = RunnerResult(None, f"{type(exc).__name__}: {exc}")
-            futures.append(_Finished(result))
-        return futures
+    def run(self, runner_inputs: list[RunnerInput]) -> list[PoolFuture]:
+        """Start every candidate; MetaSchedule polls the futures."""
+        return submit_all(self._pool, self.measure, runner_inputs, self.board)
+
+
+@dataclass
+class KernelSummary:
+    """Search results for one kernel (a MetaSchedule task).
+
+    Attributes
+    ----------
+    trials : int
+        Candidates measured.
+    failed : int
+        Candidates that failed to build or run.
+    best_instructions : int or None
+        Fewest instructions per call among the successful candidates.
+    errors : list of str
+        The failed candidates' messages (first few).
+    """
+
+    trials: int = 0
+    failed: int = 0
+    best_instructions: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@derived_object
+class ProgressCallback(PyMeasureCallback):
+    """Shows a progress bar over the trials with the best cost so far and collects a summary.
+
+    Parameters
+    ----------
+    board : Board
+        Supplies the clock (run times back to instruction counts).
+    kernels : sequence of str
+        Task names, so that kernels the budget never reaches show up with no trials.
+    total : int
+        Trials expected (the bar's length).
+    disable : bool
+        No bar (the summary is still collected).
+    """
+
+    def __init__(
+        self, board: Board, kernels: Sequence[str], total: int, disable: bool = False
+    ) -> None:
+        super().__init__()
+        self.board = board
+        self.kernels = {name: KernelSummary() for name in kernels}
+        self.bar = tqdm(total=total, unit="trial", desc="tuning", disable=disable)
+
+    def apply(
+        self,
+        task_scheduler: ms.task_scheduler.TaskScheduler,
+        task_id: int,
+        measure_candidates: list,
+        builder_results: list[BuilderResult],
+        runner_results: list[RunnerResult],
+    ) -> None:
+        """Record one batch of measured candidates of a task and update the bar."""
+        name = str(task_scheduler.tasks_[task_id].ctx.task_name)
+        kernel = self.kernels.setdefault(name, KernelSummary())
+        for built, ran in zip(builder_results, runner_results):
+            kernel.trials += 1
+            error = built.error_msg or ran.error_msg
+            if error is not None:
+                kernel.failed += 1
+                if len(kernel.errors) < _MAX_ERRORS_KEPT:
+                    kernel.errors.append(str(error))
+                continue
+            seconds = [float(s) for s in ran.run_secs]
+            instructions = round(sum(seconds) / len(seconds) * self.board.clock_hz)
+            if kernel.best_instructions is None or instructions < kernel.best_instructions:
+                kernel.best_instructions = instructions
+        if self.bar.n + len(runner_results) > self.bar.total:  # MetaSchedule may overshoot
+            self.bar.total = self.bar.n + len(runner_results)
+        self.bar.update(len(runner_results))
+        self.bar.set_postfix(
+            kernel=name[:24],
+            best=kernel.best_instructions,
+            failed=sum(k.failed for k in self.kernels.values()),
+        )
+
+    def close(self) -> None:
+        """Close the bar."""
+        self.bar.close()
+
+
+def _quiet_metaschedule(work_dir: Path) -> None:
+    """Send MetaSchedule's per-round tables to its log files only (``work_dir/logs``).
+
+    MetaSchedule copies the level of its top logger to its console handler; WARNING keeps the
+    console to problems while the files under ``logs/`` still get everything. Its logging set-up
+    also lists the handlers already on that logger by name and fails on an unnamed one (pytest's
+    capture handlers end up there after a first tuning run), so those are removed.
+    """
+    ms_logger = logging.getLogger(_MS_LOGGER)
+    if ms_logger.level in (logging.NOTSET, logging.DEBUG, logging.INFO):
+        ms_logger.setLevel(logging.WARNING)
+    for handler in [h for h in ms_logger.handlers if h.get_name() is None]:
+        ms_logger.removeHandler(handler)
+    logger.info("MetaSchedule logs: %s", work_dir / "logs")
+
+
+def _write_summary(progress: ProgressCallback, work_dir: Path, seconds: float) -> None:
+    """Write ``tuning_summary.json`` (read by ``pla-tvm tune``) and log one line per kernel."""
+    path = work_dir / SUMMARY_FILE
+    summary = {
+        "board": progress.board.name,
+        "seconds": round(seconds, 1),
+        "kernels": {name: asdict(k) for name, k in sorted(progress.kernels.items())},
+    }
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    for name, kernel in sorted(progress.kernels.items()):
+        logger.info(
+            "%s: best %s instructions, %d trials, %d failed",
+            name,
+            kernel.best_instructions,
+            kernel.trials,
+            kernel.failed,
+        )
+
+
+def apply_database(mod: tvm.IRModule, board: str | Board, db_dir: str | Path) -> tvm.IRModule:
+    """Lower a model and apply the best schedules of a tuning database.
+
+    Kernels without a record keep TVM's default schedule, so a partial database is fine.
+
+    Parameters
+    ----------
+    mod : tvm.IRModule
+        Relax module, as for :func:`micro.build`.
+    board : str or Board
+        The board the database was tuned for.
+    db_dir : str or Path
+        Folder with ``database_workload.json`` and ``database_tuning_record.json`` (the
+        ``work_dir`` of :func:`tune`).
+
+    Returns
+    -------
+    tvm.IRModule
+        The lowered module with the tuned kernels; pass it to :func:`micro.build` with the same
+        board.
+
+    Raises
+    ------
+    DatabaseNotFoundError
+        If ``db_dir`` lacks the database files.
+    """
+    db_dir = Path(db_dir)
+    missing = [name for name in DATABASE_FILES if not (db_dir / name).is_file()]
+    if missing:
+        raise DatabaseNotFoundError(
+            f"{db_dir} is not a tuning database: {', '.join(missing)} missing (run tune first)"
+        )
+    lowered = lower_to_kernel_calls(mod)
+    with search_target(get_board(board)), tvm.transform.PassContext(opt_level=3):
+        return relax.transform.MetaScheduleApplyDatabase(str(db_dir))(lowered)
 
 
 def tune(
@@ -187,6 +498,11 @@ def tune(
     timeout: float = 60.0,
     seed: int | None = 0,
     toolchain_path: str | Path | None = None,
+    space: SpaceGenerator | str = "post-order-apply",
+    strategy: SearchStrategy | str = "evolutionary",
+    runner: PyRunner | None = None,
+    workers: int | None = None,
+    progress: bool = True,
 ) -> tvm.IRModule:
     """Search schedules for every kernel of a model, measuring candidates in QEMU.
 
@@ -197,7 +513,8 @@ def tune(
     board : str or Board
         Board whose QEMU model measures the candidates.
     work_dir : str or Path
-        MetaSchedule database and candidate projects.
+        MetaSchedule database (what :func:`apply_database` reads), ``logs/``, candidate projects
+        and ``tuning_summary.json`` (per kernel: trials, failed, best instructions, errors).
     max_trials : int
         Candidates measured over all kernels.
     trials_per_iteration : int
@@ -214,6 +531,21 @@ def tune(
         Search seed.
     toolchain_path : str or Path, optional
         As for :func:`micro.build`.
+    space : SpaceGenerator or str
+        MetaSchedule space generator, e.g. one with board-specific schedule rules (passed to
+        ``tune_relax``).
+    strategy : SearchStrategy or str
+        MetaSchedule search strategy (passed to ``tune_relax``); e.g.
+        ``ms.search_strategy.ReplayTrace()`` samples schedules without the evolutionary search's
+        per-round cost (seconds per kernel), which suits very small trial budgets.
+    runner : PyRunner, optional
+        Measures the candidates; default :class:`QemuRunner` on this host. Use
+        :class:`micro.rpc_runner.RPCQemuRunner` to measure on machines behind a TVM RPC tracker.
+    workers : int, optional
+        Candidates built (and, with the default runner, run) at the same time; default the
+        host's cores.
+    progress : bool
+        Show a progress bar with the best cost so far.
 
     Returns
     -------
@@ -225,19 +557,38 @@ def tune(
     board = get_board(board)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    target = tvm.target.Target({**board.tvm_target("llvm"), "num-cores": 1})
-    lowered = lower_to_kernel_calls(mod)
-    ms.relax_integration.tune_relax(
-        lowered,
-        {},
-        target,
-        str(work_dir),
-        max_trials,
-        num_trials_per_iter=trials_per_iteration,
-        builder=QemuBuilder(board, work_dir / "candidates", toolchain, backend),
-        runner=QemuRunner(board, toolchain, repeats, timeout),
-        cost_model=cost_model,
-        seed=seed,
-    )
-    with target, tvm.transform.PassContext(opt_level=3):
-        return relax.transform.MetaScheduleApplyDatabase(str(work_dir))(lowered)
+    _quiet_metaschedule(work_dir)
+    lowered, target = lower_to_kernel_calls(mod), search_target(board)
+    kernels = [task.task_name for task in ms.relax_integration.extract_tasks(lowered, target)]
+    if max_trials < len(kernels) * trials_per_iteration:
+        # MetaSchedule's first rounds give each kernel in turn trials_per_iteration candidates.
+        logger.warning(
+            "%d kernels x %d trials per iteration > max_trials=%d: kernels after the first %d"
+            " may get no trials (raise max_trials or lower trials_per_iteration)",
+            len(kernels),
+            trials_per_iteration,
+            max_trials,
+            max(1, max_trials // trials_per_iteration),
+        )
+    callback = ProgressCallback(board, kernels, max_trials, disable=not progress)
+    started = time.perf_counter()
+    try:
+        ms.relax_integration.tune_relax(
+            lowered,
+            {},
+            target,
+            str(work_dir),
+            max_trials,
+            num_trials_per_iter=trials_per_iteration,
+            builder=QemuBuilder(board, work_dir / "candidates", toolchain, backend, workers),
+            runner=runner or QemuRunner(board, toolchain, repeats, timeout, workers),
+            cost_model=cost_model,
+            measure_callbacks=[*MeasureCallback.create("default"), callback],
+            space=space,
+            strategy=strategy,
+            seed=seed,
+        )
+    finally:
+        callback.close()
+    _write_summary(callback, work_dir, time.perf_counter() - started)
+    return apply_database(mod, board, work_dir)
