@@ -1,8 +1,9 @@
 """Entry point of ``make bench``: run the stages in order and write the report.
 
 Stages: the paper-size baseline (cached), PLA (cached on the baseline's hash), the TVM swap and
-integer lowering checked on the host, firmware for every board in QEMU, then plots and the
-report. Progress is logged with timestamps; the slow stages say how long they usually take.
+integer lowering checked on the host, firmware for every board in QEMU, MetaSchedule tuning of
+the PLA int8 graph for the Cortex-M4 (database cached), then plots and the report. Progress is
+logged with timestamps; the slow stages say how long they usually take.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pla_tvm.bench.compiler import firmware_stage, swap_stage
 from pla_tvm.bench.plots import write_plots
 from pla_tvm.bench.report import write_report
 from pla_tvm.bench.stages import baseline_stage, pla_stage
+from pla_tvm.bench.tuning import tuning_stage
 from pla_tvm.data import load_ecg5000
 from pla_tvm.pla.npz_io import load_pla
 from pla_tvm.pla.pipeline import NPZ_FILE
@@ -55,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _timed(results, "swap", swap_stage, baseline_dir, bundle, dataset)
     _timed(results, "firmware", firmware_stage, baseline_dir, bundle, dataset,
            args.cache / "firmware")
+    _timed(results, "tuning", tuning_stage, baseline_dir, args.cache / f"pla-seed{args.seed}" /
+           NPZ_FILE, bundle, dataset, args.cache, args.fresh)
     results["plots"] = write_plots(results, bundle, args.docs)
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
     write_report(results, args.docs)

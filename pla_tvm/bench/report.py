@@ -200,6 +200,30 @@ def _firmware_section(firmware: dict, baseline_int8_accuracy: float, pla_macs: i
     return lines + [""]
 
 
+def _tuning_section(tuning: dict, pla_macs: int) -> list[str]:
+    lines = [
+        "## Autotuning (MetaSchedule, every candidate measured in QEMU)",
+        "",
+        f"PLA int8 graph on {tuning['board']}: {tuning['trials']} trials "
+        f"({tuning['trials_per_round']} per round), {tuning['tuning_seconds']:.0f} s of search. "
+        f"Instructions per beat {tuning['untuned_instructions']:,.0f} untuned → "
+        f"{tuning['tuned_instructions']:,.0f} tuned ({tuning['tuned_over_untuned']:.2f}×, "
+        f"{tuning['tuned_instructions'] / pla_macs:.2f} per multiply-accumulate); tuned outputs "
+        f"equal to the untuned build's on all {tuning['n']:,} beats: "
+        f"{tuning['outputs_equal_untuned']}; accuracy {tuning['accuracy']:.4f}; model flash "
+        f"{tuning['model_flash_bytes']:,} B, RAM {tuning['model_ram_bytes']:,} B, stack "
+        f"{tuning['stack_bytes']:,} B.",
+        "",
+        "| kernel | trials | failed | best instructions (kernel alone) |",
+        "|---|---|---|---|",
+    ]
+    for name, kernel in tuning["kernels"].items():
+        best = kernel.get("best_instructions")
+        lines.append(f"| {name} | {kernel.get('trials', '–')} | {kernel.get('failed', '–')} | "
+                     f"{'–' if best is None else f'{best:,.0f}'} |")
+    return lines + [""]
+
+
 def _plots_section(plots: dict) -> list[str]:
     titles = {"accuracy_vs_flash": "Accuracy versus size",
               "instructions_per_core": "Instructions per beat by core",
@@ -289,6 +313,8 @@ def render_markdown(results: dict[str, Any]) -> str:
                             baseline["evaluations"]["int8_tflite"]["accuracy"],
                             results["pla"]["flops_per_beat"]["macs"])
           if "firmware" in results else []),
+        *(_tuning_section(results["tuning"], results["pla"]["flops_per_beat"]["macs"])
+          if "tuning" in results else []),
         *(_plots_section(results["plots"]) if "plots" in results else []),
         "## Recall per class",
         "",

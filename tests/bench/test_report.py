@@ -63,7 +63,14 @@ def _results() -> dict:
          "instructions_per_inference": 40_000.0},
         {"model": "baseline pruned + int8", "board": "mps2-an386", **_metrics(31), **row,
          "host_equal": True, "instructions_per_inference": 1e9}]}
+    tuning = {"board": "mps2-an386", "trials": 40, "trials_per_round": 8, "tuning_seconds": 400.0,
+              "kernels": {"cluster_gated_linear_int8": {"trials": 24, "failed": 1,
+                                                        "best_instructions": 30_000}},
+              "untuned_instructions": 140_000.0, "tuned_instructions": 60_000.0,
+              "tuned_over_untuned": 0.43, "outputs_equal_untuned": True, **_metrics(40),
+              "model_flash_bytes": 60_000, "model_ram_bytes": 400, "stack_bytes": 900}
     return {"baseline": baseline, "pla": pla, "swap": swap, "firmware": firmware,
+            "tuning": tuning,
             "plots": {"accuracy_vs_flash": "plots/accuracy_vs_flash.png"},
             "bench_seconds": 100.0, "stage_seconds": {"baseline": 50.0}}
 
@@ -71,11 +78,12 @@ def _results() -> dict:
 def test_every_section_is_rendered():
     markdown = render_markdown(_results())
     for heading in ("## Baseline", "## PLA", "### Selection grid", "## TVM", "## Firmware",
-                    "## Plots", "## Recall per class"):
+                    "## Autotuning", "## Plots", "## Recall per class"):
         assert heading in markdown
     assert "*paper: baseline float*" in markdown and "| 804,169 |" in markdown
     assert "25,000× fewer instructions" in markdown
     assert "| 40,000 | 2.11 |" in markdown  # instructions per multiply-accumulate of PLA
+    assert "| cluster_gated_linear_int8 | 24 | 1 | 30,000 |" in markdown
     assert "![Accuracy versus size](plots/accuracy_vs_flash.png)" in markdown
 
 
