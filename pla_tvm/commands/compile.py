@@ -1,0 +1,69 @@
+"""``pla-tvm compile``: a baseline TFLite model (PLA-swapped with ``--pla``) → Cortex-M firmware."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from pla_tvm.deploy import MANIFEST_FILE, compile_model
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options ``compile`` and ``tune`` share: what to build, for which board and back end.
+
+    ``tune`` must see the same module and back end as the later ``compile --db``, so both read
+    them from the same options.
+    """
+    parser.add_argument("model", help="baseline .tflite (float, or full-int8 from 'pla-tvm train')")
+    parser.add_argument("--pla", help="pla.npz from 'pla-tvm compress': swap the baseline's trunk "
+                        "for the PLA operator (int8 for an int8 model)")
+    parser.add_argument("--board", required=True,
+                        help="micro board, e.g. mps2-an386 (see docs/micro.md)")
+    parser.add_argument("--backend", choices=("c", "llvm"), default="c",
+                        help="kernel code: C for arm-none-eabi-gcc, or TVM's LLVM "
+                        "(default: %(default)s)")
+    parser.add_argument("--boundary", help="Relax name of the trunk's output tensor "
+                        "(default: found structurally, the input of the dense head)")
+
+
+def _summary(manifest: dict[str, Any], out: str) -> str:
+    footprint = manifest["footprint"]
+    what = "PLA-swapped " if manifest["pla"] else ""
+    quant = manifest["input"]["quantization"]
+    lines = [
+        f"compiled {what}{manifest['model']['path']} for {manifest['board']} "
+        f"({manifest['backend']} kernels{', tuned' if manifest['db'] else ''}) "
+        f"in {manifest['compile_seconds']:.1f} s",
+        f"  model: {footprint['model_flash_bytes']:,} B flash, "
+        f"{footprint['model_ram_bytes']:,} B RAM",
+        f"  image: {footprint['image_flash_bytes']:,} B flash, "
+        f"{footprint['image_ram_bytes']:,} B RAM (incl. stack and heap reservations)",
+        f"  input {manifest['input']['dtype']}{manifest['input']['shape']}"
+        + (f" scale {quant['scale']:g} zero point {quant['zero_point']}" if quant else ""),
+        f"  wrote {out}/{MANIFEST_FILE}; next: pla-tvm run {out}",
+    ]
+    return "\n".join(lines)
+
+
+def _compile(args: argparse.Namespace) -> int:
+    manifest = compile_model(args.model, args.board, args.out, pla=args.pla,
+                             backend=args.backend, db=args.db, boundary=args.boundary)
+    print(json.dumps(manifest, indent=2, sort_keys=True) if args.json
+          else _summary(manifest, args.out))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``compile``."""
+    parser = subparsers.add_parser(
+        "compile", help="compile a baseline (optionally PLA-swapped) into Cortex-M firmware",
+        description="Import the baseline TFLite model into TVM Relax, swap its trunk for the PLA "
+        "operator (--pla), apply a tuning database (--db), and build bare-metal firmware for a "
+        "board with micro. DIR receives micro's project and manifest.json for 'pla-tvm run'.")
+    add_model_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--db", metavar="DIR", help="tuning database of 'pla-tvm tune' (same "
+                        "model, --pla, board and backend)")
+    parser.add_argument("--json", action="store_true", help="print the manifest")
+    parser.set_defaults(func=_compile)

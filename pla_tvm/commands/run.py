@@ -1,0 +1,78 @@
+"""``pla-tvm run``: classify beats with compiled firmware in QEMU and measure it."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pla_tvm.commands.data import add_source_arguments, load_from_args
+from pla_tvm.deploy import Evaluation, evaluate, read_manifest
+from pla_tvm.errors import DataError
+from pla_tvm.files import write_atomically
+
+
+def _summary(report: dict[str, Any]) -> str:
+    lines = [f"{report['board']} ({report['backend']} kernels): {report['n']} beats of "
+             f"{report['source']} {report['split']} in one QEMU run "
+             f"({report['qemu_wall_seconds']:.1f} s)"]
+    lines += [f"  {key:<12} {report[key]:.4f}"
+              for key in ("accuracy", "sensitivity", "precision", "f1", "macro_f1")]
+    lines += [
+        f"  instructions/beat {report['instructions_per_inference']:,.0f} "
+        f"({report['counting']}; min {report['instructions_min']:,}, "
+        f"max {report['instructions_max']:,})",
+        f"  model {report['model_flash_bytes']:,} B flash, {report['model_ram_bytes']:,} B RAM, "
+        f"stack {report['stack_bytes']:,} B; image {report['image_flash_bytes']:,} B flash, "
+        f"{report['image_ram_bytes']:,} B RAM",
+    ]
+    return "\n".join(lines)
+
+
+def save_outputs(path: str | Path, evaluation: Evaluation, beats) -> None:
+    """Write raw outputs, predictions, labels and beat indices as one ``.npz`` (atomically)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, outputs=evaluation.outputs, predictions=evaluation.predictions,
+             labels=np.asarray(beats.y))
+    write_atomically(Path(path), buffer.getvalue())
+
+
+def _run(args: argparse.Namespace) -> int:
+    read_manifest(args.dir)  # a wrong directory fails before the beats are loaded
+    dataset = load_from_args(args)
+    split = args.split or ("test" if "test" in dataset.splits else next(iter(dataset.splits)))
+    if split not in dataset.splits:
+        raise DataError(f"{dataset.name} has no split {split!r}; it has "
+                        f"{', '.join(dataset.splits)}")
+    beats = dataset[split].subset(args.limit)
+    evaluation = evaluate(args.dir, beats, timeout=args.timeout)
+    report = {**evaluation.report, "source": dataset.name, "split": split}
+    if args.outputs:
+        save_outputs(args.outputs, evaluation, beats)
+        report["outputs_file"] = str(args.outputs)
+    print(json.dumps(report, indent=2, sort_keys=True) if args.json else _summary(report))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``run``."""
+    parser = subparsers.add_parser(
+        "run", help="run compiled firmware on beats in QEMU: accuracy, instructions, memory",
+        description="Quantize the beats as the int8 model expects, run them all through the "
+        "firmware in one QEMU session, and report the paper's metrics with instructions per "
+        "beat, stack and flash/RAM.")
+    parser.add_argument("dir", help="directory written by 'pla-tvm compile --out'")
+    parser.add_argument("--split", help="split to run (default: test, or the only one)")
+    parser.add_argument("--limit", type=int, help="run N beats evenly spaced over the split "
+                        "(UCR files are sorted by class, so not the first N)")
+    parser.add_argument("--timeout", type=float, help="seconds before QEMU counts as hung "
+                        "(default: 60 + 0.5 per beat)")
+    parser.add_argument("--outputs", metavar="FILE.npz", help="also save raw outputs, "
+                        "predictions and labels")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_source_arguments(parser)
+    parser.set_defaults(func=_run)

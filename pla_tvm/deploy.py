@@ -1,0 +1,418 @@
+"""Glue between pla-tvm and :mod:`micro`: compile a baseline (optionally PLA-swapped) into
+firmware, describe it in a manifest, and run beats through it in QEMU.
+
+``micro`` knows nothing of ECG beats, TFLite files or quantized inputs; ``pla_tvm.graph`` knows
+nothing of boards. This module joins them so the ``compile``, ``run`` and ``tune`` commands stay
+thin. A compiled directory holds micro's project (``metadata.json``, ``src/``, ``build/``) and
+:data:`MANIFEST_FILE`, which records where the firmware came from (model and PLA files with their
+SHA-256) and what a later ``run`` needs to feed it float beats (input dtype, shape, scale and zero
+point), so ``run`` never has to reopen the model files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pla_tvm import __version__
+from pla_tvm.errors import ModelError, PlaTvmError
+from pla_tvm.files import write_json_atomically
+from pla_tvm.inference import TFLiteRunner, predict_classes, quantize
+
+#: The manifest ``compile`` writes next to micro's project.
+MANIFEST_FILE = "manifest.json"
+#: What the manifest's ``format`` field says, so a stray JSON file is not taken for one.
+MANIFEST_FORMAT = "pla-tvm-firmware"
+#: Bumped whenever a field changes meaning; ``run`` refuses other versions.
+MANIFEST_VERSION = 1
+#: micro's own description of the project (written by :func:`micro.build`).
+MICRO_METADATA_FILE = "metadata.json"
+
+
+class DeploymentError(PlaTvmError):
+    """A compiled firmware directory is missing, incomplete or incompatible, or an option is
+    out of range."""
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, so a manifest says exactly which model it was built from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_quantization(tflite_path: str | Path) -> dict[str, dict[str, float] | None]:
+    """Input and output quantization (scale, zero point) of a TFLite model; None for float tensors.
+
+    The prepared module keeps the baseline's input and output tensors (the PLA swap replaces only
+    the trunk), so the baseline file is the authority on how beats are quantized and how the
+    outputs read.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing or not a TFLite model taking a beat.
+    """
+    path = Path(tflite_path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    runner = TFLiteRunner(path.read_bytes(), str(path), "litert")
+
+    def params(detail: dict) -> dict[str, float] | None:
+        if np.dtype(detail["dtype"]) != np.int8:
+            return None
+        quant = detail["quantization_parameters"]
+        return {"scale": float(quant["scales"][0]), "zero_point": int(quant["zero_points"][0])}
+
+    return {"input": params(runner.input_detail), "output": params(runner.output_detail)}
+
+
+def _check_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: {what} file not found")
+    return path
+
+
+def prepare(model: str | Path, pla: str | Path | None = None, boundary: str | None = None):
+    """The Relax module to compile or tune: the baseline, PLA-swapped when ``pla`` is given.
+
+    Raises
+    ------
+    ModelError
+        If a file is missing or corrupt.
+    relay_passes.PassError
+        If the trunk cannot be swapped for this PLA bundle.
+    """
+    from pla_tvm.graph import prepare_module
+    from pla_tvm.pla.npz_io import load_pla
+
+    bundle = load_pla(_check_file(pla, "PLA")) if pla is not None else None
+    return prepare_module(_check_file(model, "model"), bundle, boundary)
+
+
+def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
+                  pla: str | Path | None = None, backend: str = "c",
+                  db: str | Path | None = None, boundary: str | None = None) -> dict[str, Any]:
+    """Build firmware for a board and write the manifest ``run`` reads.
+
+    Parameters
+    ----------
+    model : str or Path
+        The baseline ``.tflite`` (float or full-int8).
+    board : str
+        micro board name, e.g. ``"mps2-an386"``.
+    out_dir : str or Path
+        Directory for micro's project and :data:`MANIFEST_FILE` (created).
+    pla : str or Path, optional
+        A ``pla.npz``; its operator replaces the baseline's trunk.
+    backend : {"c", "llvm"}
+        micro's kernel back end.
+    db : str or Path, optional
+        Tuning database of ``pla-tvm tune`` (same model, PLA file, board and backend).
+    boundary : str, optional
+        Relax name of the trunk's output, when the structural default is not wanted.
+
+    Returns
+    -------
+    dict
+        The manifest (also written to ``out_dir/manifest.json``).
+
+    Raises
+    ------
+    ModelError, relay_passes.PassError, micro.MicroError
+        As the stages raise them (a wrong ``db``: ``micro.tuning.DatabaseNotFoundError``); each
+        names the file or value at fault.
+    """
+    import micro
+
+    started = time.perf_counter()
+    board_info = micro.get_board(board)  # an unknown board fails before any import work
+    mod = prepare(model, pla, boundary)
+    quantization = model_quantization(model)
+    if db is not None:
+        from micro.tuning import apply_database
+
+        mod = apply_database(mod, board_info, db)
+    out_dir = Path(out_dir)
+    firmware = micro.build(mod, board_info, out_dir, backend=backend,
+                           quantization={k: v for k, v in quantization.items() if v})
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "pla_tvm_version": __version__,
+        "model": _file_entry(model),
+        "pla": _file_entry(pla) if pla is not None else None,
+        "boundary": boundary,
+        "board": board_info.name,
+        "backend": backend,
+        "db": str(Path(db).resolve()) if db is not None else None,
+        "input": _tensor_entry(firmware.input, quantization["input"]),
+        "output": _tensor_entry(firmware.output, quantization["output"]),
+        "firmware": {"elf": str(firmware.elf.relative_to(out_dir)),
+                     "elf_sha256": sha256_of(firmware.elf),
+                     "metadata": MICRO_METADATA_FILE},
+        "footprint": firmware.footprint.as_dict(),
+        "compile_seconds": round(time.perf_counter() - started, 2),
+    }
+    write_json_atomically(out_dir / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def _file_entry(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    return {"path": str(path.resolve()), "sha256": sha256_of(path)}
+
+
+def _tensor_entry(info, quantization: dict | None) -> dict[str, Any]:
+    return {"dtype": info.dtype, "shape": list(info.shape), "quantization": quantization}
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, Any]:
+    """The manifest of a compiled directory, checked for format and version.
+
+    Raises
+    ------
+    DeploymentError
+        If the directory or manifest is missing, unreadable, or of another format or version.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise DeploymentError(f"{out_dir}: directory not found; run 'pla-tvm compile --out "
+                              f"{out_dir}' first")
+    path = out_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise DeploymentError(f"{path}: no manifest; {out_dir} was not written by "
+                              "'pla-tvm compile'")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DeploymentError(f"{path}: unreadable manifest ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise DeploymentError(f"{path}: not a pla-tvm firmware manifest "
+                              f"(format {MANIFEST_FORMAT!r} expected)")
+    if manifest.get("version") != MANIFEST_VERSION:
+        raise DeploymentError(f"{path}: manifest version {manifest.get('version')!r}, this "
+                              f"pla-tvm reads version {MANIFEST_VERSION}; compile again")
+    return manifest
+
+
+def load_firmware(out_dir: str | Path, manifest: dict[str, Any]):
+    """Rebuild micro's :class:`~micro.Firmware` from a compiled directory without recompiling.
+
+    micro has no loader of its own yet, so this reads micro's ``metadata.json`` and looks up the
+    counting plugin and marker addresses the way :func:`micro.build` does.
+
+    Raises
+    ------
+    DeploymentError
+        If the image or micro's metadata is missing or no longer matches the manifest.
+    micro.MicroError
+        If the toolchain or QEMU is missing.
+    """
+    import micro
+    from micro.counter import marker_addresses, plugin_path
+    from micro.graph import TensorInfo
+    from micro.toolchain import find_toolchain
+
+    out_dir = Path(out_dir)
+    elf = out_dir / manifest["firmware"]["elf"]
+    meta_path = out_dir / manifest["firmware"]["metadata"]
+    for path in (elf, meta_path):
+        if not path.is_file():
+            raise DeploymentError(f"{path}: missing from the compiled directory; compile again")
+    if sha256_of(elf) != manifest["firmware"]["elf_sha256"]:
+        raise DeploymentError(f"{elf}: image changed since the manifest was written; "
+                              "compile again")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    toolchain = find_toolchain()
+    plugin = plugin_path(elf.parent)
+    return micro.Firmware(
+        elf=elf,
+        out_dir=out_dir,
+        board=micro.get_board(meta["board"]),
+        input=TensorInfo("input", tuple(meta["input"]["shape"]), meta["input"]["dtype"]),
+        output=TensorInfo("output", tuple(meta["output"]["shape"]), meta["output"]["dtype"]),
+        footprint=micro.Footprint(**meta["footprint"]),
+        toolchain=toolchain,
+        backend=meta["backend"],
+        quantization=meta.get("quantization"),
+        counter_plugin=plugin if plugin.is_file() else None,
+        markers=marker_addresses(toolchain, elf),
+    )
+
+
+def model_inputs(beats: np.ndarray, manifest: dict[str, Any]) -> np.ndarray:
+    """Float beats ``[n, 140]`` as the firmware's input records ``[n, *input_shape]``.
+
+    int8 models get the inputs TFLite's QUANTIZE would give (round half away from zero, clamp),
+    with the scale and zero point recorded at compile time.
+    """
+    spec = manifest["input"]
+    beats = np.asarray(beats, dtype=np.float32)
+    if spec["quantization"] is not None:
+        records = quantize(beats, spec["quantization"]["scale"], spec["quantization"]["zero_point"])
+    else:
+        records = beats.astype(spec["dtype"])
+    return records.reshape(len(beats), *spec["shape"])
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one QEMU run over a set of beats gives.
+
+    Attributes
+    ----------
+    report : dict
+        JSON-ready metrics and measurements (see :func:`evaluate`).
+    outputs : numpy.ndarray
+        Raw model outputs ``[n, C]`` in the output dtype.
+    predictions : numpy.ndarray
+        Predicted class per beat (argmax, lowest index on ties).
+    """
+
+    report: dict[str, Any]
+    outputs: np.ndarray
+    predictions: np.ndarray
+
+
+def evaluate(out_dir: str | Path, beats, *, timeout: float | None = None) -> Evaluation:
+    """Classify beats with the compiled firmware in one QEMU run and score the predictions.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        A directory written by :func:`compile_model`.
+    beats : pla_tvm.data.beats.BeatSet
+        Float beats and labels (unlabelled beats, ``y < 0``, are run but not scored).
+    timeout : float, optional
+        Seconds before QEMU counts as hung (default: 60 s + 0.5 s per beat).
+
+    Returns
+    -------
+    Evaluation
+        Report, raw outputs and predicted classes.
+    """
+    import micro
+
+    manifest = read_manifest(out_dir)
+    firmware = load_firmware(out_dir, manifest)
+    if len(beats) == 0:
+        raise DeploymentError("no beats to run (empty split or --limit 0)")
+    inputs = model_inputs(beats.x, manifest)
+    timeout = 60.0 + 0.5 * len(beats) if timeout is None else timeout
+    result = micro.run(firmware, inputs, timeout=timeout)
+    outputs = result.outputs.reshape(len(beats), -1)
+    predictions = predict_classes(outputs)
+    labelled = np.asarray(beats.y) >= 0
+    from pla_tvm.metrics import classification_metrics
+
+    report = classification_metrics(beats.y[labelled], predictions[labelled], beats.class_names)
+    footprint = result.footprint
+    report.update(
+        n=len(beats),
+        n_scored=int(labelled.sum()),
+        board=manifest["board"],
+        backend=manifest["backend"],
+        model=manifest["model"]["path"],
+        pla=manifest["pla"]["path"] if manifest["pla"] else None,
+        tuned=manifest["db"] is not None,
+        instructions_per_inference=result.instructions_per_inference,
+        instructions_min=result.instructions_min,
+        instructions_max=result.instructions_max,
+        counting=result.counting,
+        stack_bytes=result.stack_bytes,
+        stack_total_bytes=result.stack_total_bytes,
+        model_flash_bytes=footprint.model_flash_bytes,
+        model_ram_bytes=footprint.model_ram_bytes,
+        image_flash_bytes=footprint.image_flash_bytes,
+        image_ram_bytes=footprint.image_ram_bytes,
+        qemu_wall_seconds=round(result.wall_seconds, 3),
+    )
+    return Evaluation(report=report, outputs=outputs, predictions=predictions)
+
+
+def tune_model(model: str | Path, board: str, db: str | Path, *, trials: int,
+               pla: str | Path | None = None, backend: str = "c",
+               boundary: str | None = None, seed: int | None = 0,
+               trials_per_iteration: int = 16, strategy: str = "evolutionary",
+               workers: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Search schedules for every kernel of the prepared module, measured in QEMU.
+
+    The database lands in ``db``; ``compile_model(..., db=db)`` applies it later, so tuning (slow)
+    and building (fast) can be repeated independently.
+
+    Parameters
+    ----------
+    model, pla, boundary
+        As for :func:`compile_model`.
+    board, backend
+        Board and kernel back end (use the ones you will compile with).
+    db : str or Path
+        MetaSchedule work folder (created; an existing database is extended).
+    trials : int
+        Candidates measured over all kernels.
+    trials_per_iteration : int
+        Candidates per search round.
+    strategy : {"evolutionary", "replay-trace"}
+        MetaSchedule search strategy: the evolutionary search (slow to start, better over many
+        trials) or plain random sampling of schedules (quick for a handful of trials).
+    seed : int, optional
+        Search seed.
+    workers : int, optional
+        Candidates built and run at the same time (micro's default: one per core).
+    progress : bool
+        Show micro's progress bar.
+
+    Returns
+    -------
+    dict
+        Board, backend, trials, seconds and the best instruction count per kernel
+        (:func:`best_instructions`).
+    """
+    import micro
+    import micro.tuning
+
+    if trials < 1:
+        raise DeploymentError(f"--trials must be at least 1, got {trials}")
+    board_info = micro.get_board(board)
+    mod = prepare(model, pla, boundary)
+    options: dict[str, Any] = {"progress": progress, "strategy": strategy,
+                               "trials_per_iteration": trials_per_iteration}
+    if workers is not None:
+        options["workers"] = workers
+    started = time.perf_counter()
+    micro.tuning.tune(mod, board_info, db, max_trials=trials, backend=backend, seed=seed,
+                      **options)
+    return {
+        "board": board_info.name,
+        "backend": backend,
+        "trials": trials,
+        "strategy": strategy,
+        "db": str(Path(db).resolve()),
+        "tuning_seconds": round(time.perf_counter() - started, 1),
+        "kernels": best_instructions(db),
+    }
+
+
+def best_instructions(db: str | Path) -> dict[str, int | None]:
+    """Fewest instructions per call measured for each kernel, from micro's tuning summary.
+
+    Kernels without a successful candidate map to None; a database without the summary (written
+    by :func:`micro.tuning.tune` at the end of a search) gives an empty mapping.
+    """
+    from micro.tuning import SUMMARY_FILE
+
+    summary = Path(db) / SUMMARY_FILE
+    if not summary.is_file():
+        return {}
+    kernels = json.loads(summary.read_text(encoding="utf-8")).get("kernels", {})
+    return {name: kernel.get("best_instructions") for name, kernel in sorted(kernels.items())}

@@ -1,0 +1,65 @@
+"""Fixtures of the CLI tests: a tiny trained baseline and its k=2 PLA bundle, made once.
+
+The baseline is the real pipeline's ``tiny`` ResNet (``pla_tvm.baseline.pipeline.run_training``:
+tf_keras training, pruning, float and full-int8 TFLite export) and the PLA bundle comes from
+``pla_tvm.pla.pipeline.compress`` with k and lambda fixed, so the CLI tests run the product's own
+TF → TFLite → PLA → TVM → firmware → QEMU path, only smaller. Both are session-scoped: every test
+module of this directory shares one training run (~30 s on two loaded cores).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pla_tvm.cli import main
+from tests.micro.graphs import requires_toolchain
+
+BOARD = "mps2-an386"
+
+
+#: Compiling and running firmware needs the Arm toolchain and QEMU (``make setup``).
+needs_micro_tools = requires_toolchain
+
+
+@pytest.fixture(scope="session")
+def tiny_baseline(ecg5000, tmp_path_factory) -> Path:
+    """Output directory of the pipeline's ``tiny`` baseline (float and int8 TFLite)."""
+    from pla_tvm.baseline.config import get_config
+    from pla_tvm.baseline.pipeline import PruningSettings, run_training
+    from pla_tvm.baseline.train import TrainSettings
+
+    out = tmp_path_factory.mktemp("cli-baseline")
+    run_training(ecg5000, out, get_config("tiny"), TrainSettings(epochs=8, patience=8, verbose=0),
+                 PruningSettings(target_sparsity=0.5, finetune_epochs=2), tflm_limit=10)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_pla(tiny_baseline, ecg5000, tmp_path_factory) -> Path:
+    """Output directory of ``compress`` with k=2, lambda=1 (``pla.npz``, ``pla_int8.tflite``)."""
+    from pla_tvm.pla.pipeline import compress
+    from pla_tvm.pla.teacher import load_teacher
+
+    out = tmp_path_factory.mktemp("cli-pla")
+    compress(load_teacher(tiny_baseline), ecg5000, out, k=2, alpha=1.0, cv=2, n_jobs=1,
+             progress=False)
+    return out
+
+
+def cli_json(capsys, *argv: str) -> dict:
+    """Run ``pla-tvm ARGV --json`` in-process and return its JSON output."""
+    capsys.readouterr()
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def cli_error(capsys, *argv: str) -> str:
+    """Run a ``pla-tvm`` command that must fail as a user error; return its one-line message."""
+    capsys.readouterr()
+    assert main(list(argv)) == 2
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and "Traceback" not in message, message
+    return message
