@@ -142,7 +142,7 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
         from micro.tuning import apply_database
 
         mod = apply_database(mod, board_info, db)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # micro.build resolves it too: keep paths comparable
     firmware = micro.build(mod, board_info, out_dir, backend=backend,
                            quantization={k: v for k, v in quantization.items() if v})
     manifest = {
