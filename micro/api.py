@@ -229,7 +229,7 @@ def build(
         lowered,
         extract_graph(lowered),
         board,
-        Path(out_dir).resolve(),  # the compiler runs in the build folder: no relative paths
+        Path(out_dir),
         toolchain,
         backend=backend,
         entry=entry,
@@ -278,6 +278,7 @@ def build_graph(
     Firmware
         The image and its description.
     """
+    out_dir = Path(out_dir).resolve()  # the compiler runs in the build folder: no relative paths
     src_dir, build_dir = out_dir / "src", out_dir / "build"
     src_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_memory(graph)

@@ -53,10 +53,11 @@ def test_apply_database_refuses_a_folder_without_database(tmp_path, int8_model):
 
 
 @requires_toolchain
-def test_builder_and_runner_measure_kernels_in_parallel(tmp_path):
+def test_builder_and_runner_measure_kernels_in_parallel(tmp_path, monkeypatch):
     board, toolchain = micro.get_board(BOARD), find_toolchain()
     matmul = _kernel(float_mlp(), "fused_matmul_add_relu")
-    builder = QemuBuilder(board, tmp_path, toolchain, "c", max_workers=2)
+    monkeypatch.chdir(tmp_path)  # a relative work folder, as `pla-tvm tune --db DIR` passes it
+    builder = QemuBuilder(board, Path("work"), toolchain, "c", max_workers=2)
     built = _build(builder, [matmul, matmul])
     assert [b.error_msg for b in built] == [None, None]
     runner = QemuRunner(board, toolchain, 2, 30.0, max_workers=2)
