@@ -11,7 +11,6 @@ point), so ``run`` never has to reopen the model files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import numpy as np
 
 from pla_tvm import __version__
 from pla_tvm.errors import ModelError, PlaTvmError
-from pla_tvm.files import write_json_atomically
+from pla_tvm.files import sha256_of, write_json_atomically
 from pla_tvm.inference import TFLiteRunner, predict_classes, quantize
 
 #: The manifest ``compile`` writes next to micro's project.
@@ -38,15 +37,6 @@ MICRO_METADATA_FILE = "metadata.json"
 class DeploymentError(PlaTvmError):
     """A compiled firmware directory is missing, incomplete or incompatible, or an option is
     out of range."""
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, so a manifest says exactly which model it was built from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_quantization(tflite_path: str | Path) -> dict[str, dict[str, float] | None]:

@@ -7,6 +7,7 @@ interrupted run never leaves a half-written model or report that a later stage w
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,6 +25,15 @@ def write_atomically(path: Path, data: bytes) -> None:
 def write_json_atomically(path: Path, payload: Any) -> None:
     """Pretty, key-sorted JSON written with :func:`write_atomically`."""
     write_atomically(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file (read in blocks), so a record says exactly which file it describes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_sizes(path: Path) -> dict[str, int]:

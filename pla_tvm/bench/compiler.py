@@ -22,6 +22,7 @@ import micro
 from micro import dsp
 from pla_tvm.baseline.pipeline import FLOAT_TFLITE_FILE, INT8_TFLITE_FILE
 from pla_tvm.data.beats import Dataset
+from pla_tvm.deploy import model_quantization
 from pla_tvm.graph import (
     HostRunner,
     constant_bytes,
@@ -51,12 +52,6 @@ def _tflite_weight_bytes(path: Path) -> int:
 
     model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
     return sum(model.Buffers(i).DataLength() for i in range(model.BuffersLength()))
-
-
-def _input_quantization(path: Path) -> tuple[float, int]:
-    detail = TFLiteRunner(path.read_bytes(), str(path), "litert").input_detail
-    parameters = detail["quantization_parameters"]
-    return float(parameters["scales"][0]), int(parameters["zero_points"][0])
 
 
 def _relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -124,8 +119,7 @@ def _lowering_check(tflite_path: Path, test) -> dict[str, Any]:
     """Constant bytes and output differences of the integer-lowered int8 baseline."""
     mod = prepare_module(tflite_path)
     beats = test.subset(LOWERING_CHECK_BEATS)
-    scale, zero_point = _input_quantization(tflite_path)
-    beats_q = quantize(beats.x, scale, zero_point)
+    beats_q = quantize(beats.x, **model_quantization(tflite_path)["input"])
     lowered = HostRunner(mod).run(beats_q).astype(np.int32)
     reference = TFLiteRunner(tflite_path.read_bytes(), str(tflite_path),
                              "litert-ref").raw_outputs(beats_q).astype(np.int32)
@@ -196,8 +190,7 @@ def firmware_stage(baseline_dir: Path, bundle: PLABundle, dataset: Dataset,
         host_float, test.y, names, timeout=600)})
     baseline = prepare_module(baseline_dir / INT8_TFLITE_FILE)
     subset = test.subset(BASELINE_FIRMWARE_BEATS)
-    scale, zero_point = _input_quantization(baseline_dir / INT8_TFLITE_FILE)
-    subset_q = quantize(subset.x, scale, zero_point)
+    subset_q = quantize(subset.x, **model_quantization(baseline_dir / INT8_TFLITE_FILE)["input"])
     LOG.info("firmware: int8 baseline on %s, %d beats (~10^8 instructions each)",
              COMPARISON_BOARD, len(subset))
     rows.append({"model": "baseline pruned + int8", **_firmware_row(

@@ -7,7 +7,6 @@ elsewhere skips the 10-minute training.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -24,6 +23,7 @@ from pla_tvm.baseline.pipeline import (
 )
 from pla_tvm.baseline.train import TrainSettings
 from pla_tvm.errors import ModelError
+from pla_tvm.files import sha256_of
 from pla_tvm.pla.npz_io import load_pla
 from pla_tvm.pla.pipeline import METRICS_FILE as PLA_METRICS_FILE
 from pla_tvm.pla.pipeline import NPZ_FILE, compress
@@ -64,7 +64,7 @@ def pla_stage(cache: Path, dataset, baseline_dir: Path, seed: int, fresh: bool) 
     version of the PLA format."""
     run_dir = cache / f"pla-seed{seed}"
     metrics_path = run_dir / PLA_METRICS_FILE
-    baseline_sha256 = hashlib.sha256((baseline_dir / KERAS_FILE).read_bytes()).hexdigest()
+    baseline_sha256 = sha256_of(baseline_dir / KERAS_FILE)
     if not fresh and metrics_path.is_file():
         cached = json.loads(metrics_path.read_text())
         if (cached.get("baseline", {}).get("sha256") == baseline_sha256

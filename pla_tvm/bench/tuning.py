@@ -7,7 +7,6 @@ instead of searching again; ``--fresh`` searches anew.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -20,6 +19,7 @@ from micro.tuning import apply_database, tune
 from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE
 from pla_tvm.bench.compiler import COMPARISON_BOARD
 from pla_tvm.data.beats import Dataset
+from pla_tvm.files import sha256_of
 from pla_tvm.graph import prepare_module
 from pla_tvm.inference import predict_classes
 from pla_tvm.metrics import classification_metrics
@@ -41,7 +41,7 @@ def _run(mod, out_dir: Path, inputs: np.ndarray):
 def tuning_stage(baseline_dir: Path, bundle_path: Path, bundle: PLABundle, dataset: Dataset,
                  cache: Path, fresh: bool) -> dict[str, Any]:
     """Tune (or reuse the database), build tuned and untuned firmware, compare them."""
-    digest = hashlib.sha256(bundle_path.read_bytes()).hexdigest()[:16]
+    digest = sha256_of(bundle_path)[:16]
     db_dir = cache / f"tuning-{COMPARISON_BOARD}-{digest}-{TUNING_TRIALS}"
     summary_path = db_dir / "tuning_summary.json"
     mod = prepare_module(baseline_dir / INT8_TFLITE_FILE, bundle)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pla_tvm.inference import quantize
 from pla_tvm.pla.estimator import PLAClassifier
 from relay_passes.params import QuantizedClusterGatedLinearParams
 
@@ -78,9 +79,7 @@ class QuantParams:
         np.ndarray
             int8 values, same shape.
         """
-        scaled = np.asarray(values, dtype=np.float32) / np.float32(self.scale)
-        rounded = np.sign(scaled) * np.floor(np.abs(scaled) + np.float32(0.5))
-        return np.clip(rounded.astype(np.int64) + self.zero_point, QMIN, QMAX).astype(np.int8)
+        return quantize(values, self.scale, self.zero_point)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         """Real values ``scale * (q - zero_point)`` as float32."""

@@ -11,7 +11,6 @@ input quantization, weights, scales, bias and output quantization).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from pla_tvm.baseline.model import FEATURES_LAYER, HEAD_LAYER, keras
 from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE, KERAS_FILE
 from pla_tvm.errors import ModelError
+from pla_tvm.files import sha256_of
 from pla_tvm.inference import KerasRunner
 from pla_tvm.pla.quantize import Int8Baseline, Int8Head, QuantParams
 
@@ -62,10 +62,6 @@ class Teacher:
     def features(self, X: np.ndarray) -> np.ndarray:
         """Penultimate-layer outputs ``[n, d]`` of float beats ``[n, D]``."""
         return self.outputs(X)[0]
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _builtin_code(model, operator) -> int:
@@ -221,4 +217,4 @@ def load_teacher(directory: str | Path) -> Teacher:
                    outputs_model=keras.Model(model.inputs, [features.output, model.output]),
                    head_weights=np.asarray(kernel, np.float64),
                    head_bias=np.asarray(bias, np.float64), int8=int8,
-                   sha256=_sha256(keras_path))
+                   sha256=sha256_of(keras_path))

@@ -7,8 +7,8 @@ tiny trained baseline, and the firmware is checked against two references:
   identical integer graph, so int8 outputs must be bit-exact (float: within 1e-5);
 * TFLite Micro running PLA's ``pla_int8.tflite`` — a different graph: it ends at the int8 head
   (the baseline's, copied by ``compress``) and outputs logits, while the firmware keeps the
-  baseline's imported int8 head and its int8 softmax. Only the predicted classes are comparable; their agreement is measured (see
-  docs/cli.md).
+  baseline's imported int8 head and its int8 softmax. Only the predicted classes are
+  comparable; their agreement is measured (see docs/cli.md).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pytest
 
 import micro
 from pla_tvm.cli import main
-from pla_tvm.deploy import MANIFEST_FILE, model_inputs, prepare, read_manifest, sha256_of
-from pla_tvm.files import write_json_atomically
+from pla_tvm.deploy import MANIFEST_FILE, model_inputs, prepare, read_manifest
+from pla_tvm.files import sha256_of, write_json_atomically
 from pla_tvm.graph import HostRunner
 from pla_tvm.inference import TFLiteRunner, predict_classes
 from tests.cli.conftest import BOARD, cli_error, cli_json, needs_micro_tools
