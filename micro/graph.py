@@ -5,6 +5,10 @@ This module reads that chain into plain Python data (tensors with static shapes 
 constants as NumPy arrays, steps naming a kernel and its argument tensors) so that memory
 planning and C generation never touch TVM objects. Anything outside that subset is refused here,
 with the offending construct named.
+
+Kernels that only give their input a new shape (reshape, squeeze, expand_dims, flatten: the
+output is the input's bytes in the same order) become aliases here instead of steps, so the
+device neither copies the bytes nor holds them twice.
 """
 
 from __future__ import annotations
@@ -191,6 +195,64 @@ def _rename(graph: Graph, old: str, new: str) -> None:
     ]
 
 
+def _tensor_info(graph: Graph, name: str) -> TensorInfo:
+    if name == INPUT:
+        return graph.input
+    if name in graph.constants:
+        value = graph.constants[name]
+        return TensorInfo(name, tuple(value.shape), str(value.dtype))
+    return graph.intermediates[name]
+
+
+def _is_view(step: Step, mod: tvm.IRModule, graph: Graph) -> bool:
+    """Whether ``step``'s output is its input's bytes, unchanged and in the same order.
+
+    ``has_reshape_pattern`` proves that each output element reads the input element at the same
+    flattened index (the analysis behind Relax's ``RewriteDataflowReshape``; it errs only towards
+    "no"). It also accepts a leading slice, hence the equal dtype and size.
+    """
+    if len(step.inputs) != 1 or len(step.outputs) != 1:
+        return False
+    func = mod[step.kernel]
+    source = _tensor_info(graph, step.inputs[0])
+    result = graph.intermediates[step.outputs[0]]
+    return (
+        isinstance(func, tvm.tirx.PrimFunc)
+        and (source.dtype, source.nbytes) == (result.dtype, result.nbytes)
+        and relax.analysis.has_reshape_pattern(func)
+    )
+
+
+def _alias_views(graph: Graph, mod: tvm.IRModule, result: str) -> dict[str, str]:
+    """Drop view steps; every later step names the viewed storage instead of the view.
+
+    Naming the storage itself in the readers is what keeps the memory plan right without it
+    knowing about views: the storage stays alive until its last alias is read, and the input and
+    constants stay read-only because kernels only read their inputs. A view that is the model's
+    result keeps its kernel (a copy into the caller's output buffer) when its storage is the input
+    or a constant; when the storage is a kernel output, that kernel writes the output buffer
+    directly (see :func:`extract_graph`).
+
+    Returns
+    -------
+    dict of str to str
+        Each removed view's name → the name of the tensor holding its bytes.
+    """
+    storage: dict[str, str] = {}
+    kept: list[Step] = []
+    for step in graph.steps:
+        step = Step(step.kernel, tuple(storage.get(t, t) for t in step.inputs), step.outputs)
+        aliasable = step.outputs[0] != result or step.inputs[0] in graph.intermediates
+        if aliasable and _is_view(step, mod, graph):
+            storage[step.outputs[0]] = step.inputs[0]
+        else:
+            kept.append(step)
+    graph.steps = kept
+    for alias in storage:
+        del graph.intermediates[alias]
+    return storage
+
+
 def extract_graph(mod: tvm.IRModule) -> Graph:
     """Read the kernel-call chain of a lowered module's ``main``.
 
@@ -203,6 +265,7 @@ def extract_graph(mod: tvm.IRModule) -> Graph:
     -------
     Graph
         Tensors and steps. The input tensor is named ``"input"`` and the output ``"output"``.
+        Reshape-like kernels are not steps: their readers use the reshaped tensor's storage.
 
     Raises
     ------
@@ -229,7 +292,9 @@ def extract_graph(mod: tvm.IRModule) -> Graph:
             "main must return one tensor computed by a kernel"
             " (not a tuple, the input or a constant)"
         )
-    info = graph.intermediates.pop(produced)
+    info = graph.intermediates[produced]
+    location = _alias_views(graph, mod, produced).get(produced, produced)
+    graph.intermediates.pop(location)
     graph.output = TensorInfo(OUTPUT, info.shape, info.dtype)
-    _rename(graph, produced, OUTPUT)
+    _rename(graph, location, OUTPUT)
     return graph

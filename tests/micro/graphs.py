@@ -107,3 +107,40 @@ def split_argmax(width: int = 8) -> tvm.IRModule:
             out = bb.emit_output(relax.op.add(left, right))
         bb.emit_func_output(out)
     return bb.get()
+
+
+RESHAPE_PLACES = ("input", "middle", "output", "input_to_output")
+
+
+def with_reshape(place: str, n_in: int = 12, seed: int = 4) -> tvm.IRModule:
+    """A float32 graph with reshapes (1, ``n_in``) → … at ``place`` (one of RESHAPE_PLACES).
+
+    ``"middle"`` reads a reshaped matmul output only after a second matmul output exists, so
+    the first one's storage must outlive its own last direct reader; ``"input_to_output"`` is a
+    model that only reshapes its input.
+    """
+    rng = np.random.default_rng(seed)
+
+    def weight(*shape: int) -> tvm.ir.expr.GenericConst:
+        return relax.const(rng.standard_normal(shape).astype("float32"))
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, n_in), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            if place == "input":
+                view = bb.emit(relax.op.reshape(x, (3, n_in // 3)))
+                out = bb.emit_output(relax.op.nn.softmax(view, axis=-1))
+            elif place == "middle":
+                first = bb.emit(relax.op.matmul(x, weight(n_in, 24)))
+                view = bb.emit(relax.op.reshape(first, (4, 6)))
+                second = bb.emit(relax.op.matmul(x, weight(n_in, 20)))
+                product = bb.emit(relax.op.matmul(view, weight(6, 5)))
+                out = bb.emit_output(relax.op.add(product, relax.op.reshape(second, (4, 5))))
+            elif place == "output":
+                hidden = bb.emit(relax.op.matmul(x, weight(n_in, 24)))
+                out = bb.emit_output(relax.op.reshape(hidden, (2, 3, 4)))
+            else:
+                out = bb.emit_output(relax.op.reshape(x, (3, n_in // 3)))
+        bb.emit_func_output(out)
+    return bb.get()
