@@ -25,11 +25,11 @@ from .aot import FORMAT_VERSION, write_entry_point
 from .boards import Board, get_board
 from .codegen import generate_kernels
 from .counter import build_counter_plugin, marker_addresses, plugin_option, read_counts
+from .dsp import apply_dsp
 from .errors import FirmwareError, InvalidInputError
 from .firmware import compile_and_link, write_project
 from .footprint import Footprint, check_model_fits, measure
 from .graph import Graph, TensorInfo, extract_graph
-from .lowering import lower_to_kernel_calls
 from .memplan import ALIGNMENT, align_up, plan_memory
 from .qemu import Report, run_firmware
 from .toolchain import Toolchain, find_toolchain
@@ -175,8 +175,13 @@ def build(
     heap_bytes: int | None = None,
     toolchain_path: str | Path | None = None,
     test_hook: str | None = None,
+    dsp: bool | None = None,
 ) -> Firmware:
     """Compile a static Relax module into bare-metal firmware for a board.
+
+    On boards whose core has the DSP extension (and no MVE) int8 dot products are scheduled on
+    the SMLAD micro-kernel by default (:mod:`micro.dsp`); kernels that are already scheduled
+    (e.g. applied from a tuning database) are kept.
 
     Parameters
     ----------
@@ -198,6 +203,9 @@ def build(
         Folder holding the cross tools and QEMU, instead of ``PATH``.
     test_hook : {None, "fault", "hang"}
         Make the firmware fault or hang before the first inference (tests of error handling).
+    dsp : bool, optional
+        None: the board's default (:func:`micro.dsp.board_uses_dsp`); False: TVM's plain
+        lowering; True: the micro-kernel, which the board must have.
 
     Returns
     -------
@@ -217,14 +225,15 @@ def build(
     ModelTooLargeError
         If the model or the image does not fit the board.
     BuildError
-        If code generation, compilation or linking fails.
+        If code generation, compilation or linking fails, or ``dsp=True`` on a board without
+        the DSP extension.
     """
     if not _C_IDENTIFIER.fullmatch(entry):
         raise ValueError(f"entry must be a C identifier, got {entry!r}")
     toolchain = find_toolchain(toolchain_path)
     board = get_board(board)
     board.tvm_target(backend)  # rejects an unknown backend before any work
-    lowered = lower_to_kernel_calls(mod)
+    lowered = apply_dsp(mod, board, dsp=dsp)
     return build_graph(
         lowered,
         extract_graph(lowered),
@@ -297,7 +306,8 @@ def build_graph(
     write_entry_point(graph, plan, kernels, src_dir, entry, quantization)
     linker_script = write_project(src_dir, board, stack_bytes, heap_bytes, test_hook)
     elf, objects = compile_and_link(src_dir, build_dir, board, kernels, toolchain, linker_script)
-    footprint = measure(toolchain, board, elf, [objects["model"], objects["kernels"]])
+    model_objects = ["model", "kernels", *(path.stem for path in kernels.extern_sources)]
+    footprint = measure(toolchain, board, elf, [objects[name] for name in model_objects])
     _warn_if_nearly_full(footprint, board)
     firmware = Firmware(
         elf=elf,

@@ -2,9 +2,10 @@
 
 A board is everything the rest of :mod:`micro` needs to know about a target: which QEMU machine
 emulates it, which compiler flags and LLVM target produce code for its core, whether it has an
-FPU or MVE, where its flash and RAM are and how big, and the clock that drives SysTick (used to turn
-ticks into instructions). The table lives in ``templates/boards.json`` (package data, beside the
-firmware template it fills) so that adding a board is an edit of data, not of code paths.
+FPU, MVE or the DSP extension, where its flash and RAM are and how big, and the clock that drives
+SysTick (used to turn ticks into instructions). The table lives in ``templates/boards.json``
+(package data, beside the firmware template it fills) so that adding a board is an edit of data,
+not of code paths.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class Board:
         ``"none"``, ``"sp"`` (single precision) or ``"dp"`` (double precision).
     mve : bool
         Whether the core has the M-profile vector extension (Helium).
+    dsp : bool
+        Whether the core has the DSP extension (``SXTB16``, ``SMLAD``: packed 8/16-bit
+        arithmetic); :mod:`micro.dsp` decides whether kernels use it.
     gcc_flags : tuple of str
         Code-generation flags for ``arm-none-eabi-gcc`` (they also select newlib's multilib).
     llvm_target : tuple of (str, str)
@@ -74,6 +78,7 @@ class Board:
     arch: str
     fpu: str
     mve: bool
+    dsp: bool
     gcc_flags: tuple[str, ...]
     llvm_target: tuple[tuple[str, str], ...]
     flash: MemoryRegion
@@ -132,6 +137,7 @@ def _parse(name: str, raw: dict) -> Board:
         arch=raw["arch"],
         fpu=raw["fpu"],
         mve=bool(raw["mve"]),
+        dsp=bool(raw["dsp"]),
         gcc_flags=tuple(raw["gcc_flags"]),
         llvm_target=tuple(sorted(raw["llvm_target"].items())),
         flash=MemoryRegion(**raw["flash"]),

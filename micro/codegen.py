@@ -6,15 +6,20 @@ needs the TVM runtime on the device. Here the kernels keep ordinary signatures,
 returning 0), so that the generated entry point can call them directly: a pass placed where
 ``MakePackedAPI`` would run turns buffer parameters into pointer parameters and marks the
 function as already lowered. Parallel loops (from schedules or tuning) run serially, since there is
-one core and no thread pool. Intermediates that TVM does not keep on the stack are requested with
-``TVMBackendAllocWorkspace``; the firmware serves those from a static arena whose size is
-computed here.
+one core and no thread pool. A kernel's intermediate buffers (all but tiny ones) are requested with
+``TVMBackendAllocWorkspace``, not kept on the stack; the firmware serves those from a static arena
+whose size is computed here, so the stack a model needs stays small and the RAM it needs shows in
+the footprint. Kernels may call C functions of their own (``call_extern``, e.g. a hand-written
+micro-kernel): the C sources registered for them with :func:`register_extern_source` are copied
+next to the kernels and built into the firmware when, and only when, a kernel calls them.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import tvm
@@ -29,8 +34,37 @@ from .errors import BuildError
 from .memplan import align_up
 
 BACKEND_HEADER = "micro_backend.h"
+#: Intermediate buffers of a kernel larger than this many bytes go to the workspace arena; smaller
+#: ones stay on the stack. Half of TVM's 1 KiB: one kernel's stack arrays then stay well inside a
+#: 1 KiB stack, while an accumulator row of up to 128 int32 (a common layer width) stays on the
+#: stack, where GCC keeps its element in a register through a reduction loop; in the arena it
+#: stores the element on every iteration (about one instruction more per MAC in a plain loop).
+STACK_ALLOCATION_LIMIT = 512
 _WORKSPACE_OP = "tirx.TVMBackendAllocWorkspace"
+_EXTERN_OPS = ("tirx.call_extern", "tirx.call_pure_extern")
 _KDL_CPU = 1
+
+
+@dataclass(frozen=True)
+class ExternSource:
+    """A C source file that defines functions kernels call with ``call_extern``.
+
+    Attributes
+    ----------
+    name : str
+        File name in the project's ``src/`` (its object is named after its stem).
+    text : str
+        The C source.
+    headers : tuple of (str, str)
+        Headers it includes from its own folder, as (file name, text).
+    """
+
+    name: str
+    text: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+_EXTERN_SOURCES: dict[str, ExternSource] = {}
 
 
 @dataclass(frozen=True)
@@ -47,12 +81,87 @@ class Kernels:
         C symbol of each kernel, by PrimFunc name.
     workspace_bytes : int
         Largest workspace any single kernel requests (kernels run one at a time).
+    extern_sources : tuple of Path
+        Registered C sources of the extern functions the kernels call, copied next to the
+        kernels; they are compiled with the firmware and count as model code.
+    extern_symbols : frozenset of str
+        Every function the kernels call with ``call_extern`` (registered or from the C library).
     """
 
     backend: str
     path: Path
     symbols: dict[str, str]
     workspace_bytes: int
+    extern_sources: tuple[Path, ...] = ()
+    extern_symbols: frozenset[str] = frozenset()
+
+
+def _read_source(source: str | os.PathLike | Traversable, default_name: str) -> tuple[str, str]:
+    """(file name, text) of a source given as a file (path or package resource) or as text."""
+    if isinstance(source, str):
+        if "\n" not in source and source.endswith((".c", ".h")):
+            raise ValueError(f"{source!r} looks like a file name: pass it as a pathlib.Path")
+        return default_name, source
+    if isinstance(source, os.PathLike):
+        source = Path(source)
+    return source.name, source.read_text(encoding="utf-8")
+
+
+def register_extern_source(
+    symbol: str,
+    source: str | os.PathLike | Traversable,
+    *,
+    header: str | os.PathLike | Traversable | None = None,
+) -> None:
+    """Declare the C source that defines ``symbol``, a function kernels call with ``call_extern``.
+
+    TVM's code generators only declare an extern function (from the call's argument types); its
+    definition must come with the firmware. When a kernel of a build calls ``symbol``, the source
+    (and its header) is copied into the project's ``src/``, compiled with the board's GCC flags
+    for either kernel back end, linked in and counted as model code; builds whose kernels do not
+    call it are unaffected (so a source may use instructions only some cores have). Several
+    symbols may share one source; registering a symbol again replaces its source.
+
+    Parameters
+    ----------
+    symbol : str
+        The C function's name, as in ``T.call_extern(dtype, symbol, ...)``.
+    source : str, os.PathLike or importlib Traversable
+        A file (path or package resource: read now, copied under its own name) or the C text
+        itself (a ``str``, written as ``<symbol>.c``).
+    header : str, os.PathLike or importlib Traversable, optional
+        A header the source includes, the same way (text is written as ``<symbol>.h``).
+    """
+    if not _C_IDENTIFIER.fullmatch(symbol):
+        raise ValueError(f"symbol must be a C identifier, got {symbol!r}")
+    name, text = _read_source(source, f"{symbol}.c")
+    headers = () if header is None else (_read_source(header, f"{symbol}.h"),)
+    _EXTERN_SOURCES[symbol] = ExternSource(name, text, headers)
+
+
+def extern_calls(mod: tvm.IRModule) -> frozenset[str]:
+    """Names of the functions a lowered module calls with ``call_extern``/``call_pure_extern``."""
+    names: set[str] = set()
+
+    def visit(call: tvm.ir.Call, visitor: tvm_ffi.StructuralVisitor) -> None:
+        if getattr(call.op, "name", "") in _EXTERN_OPS and isinstance(call.args[0], ir.StringImm):
+            names.add(str(call.args[0].value))
+        visitor.default_visit(call)
+
+    for func in mod.functions.values():
+        tvm_ffi.structural_visit(func.body, [(tvm.ir.Call, visit)])
+    return frozenset(names)
+
+
+def _copy_extern_sources(symbols: frozenset[str], out_dir: Path) -> tuple[Path, ...]:
+    """Write the registered sources of the called symbols (each file once) into ``out_dir``."""
+    sources: dict[str, Path] = {}
+    for symbol in sorted(symbols & _EXTERN_SOURCES.keys()):
+        extern = _EXTERN_SOURCES[symbol]
+        for name, text in ((extern.name, extern.text), *extern.headers):
+            (out_dir / name).write_text(text, encoding="utf-8")
+        sources[extern.name] = out_dir / extern.name
+    return tuple(sources.values())
 
 
 @tvm.transform.module_pass(opt_level=0, name="micro.PlainCSignature")
@@ -129,6 +238,82 @@ def _min_max_to_select(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tv
     return tvm.IRModule(functions, attrs=mod.attrs)
 
 
+def _constant_bytes(buffer: tirx.Buffer) -> int | None:
+    """Size of a buffer of constant shape in bytes, None for a symbolic shape."""
+    dtype = tvm.DataType(str(buffer.dtype))
+    nbytes = dtype.bits * dtype.lanes // 8
+    for extent in buffer.shape:
+        if not isinstance(extent, tirx.IntImm):
+            return None
+        nbytes *= int(extent)
+    return nbytes
+
+
+def _goes_to_workspace(stmt: tirx.Stmt) -> bool:
+    if not isinstance(stmt, tirx.AllocBuffer) or stmt.buffer.scope() != "global":
+        return False
+    nbytes = _constant_bytes(stmt.buffer)
+    return nbytes is not None and nbytes > STACK_ALLOCATION_LIMIT
+
+
+def _workspace_alloc(buffer: tirx.Buffer) -> tuple[list[tirx.Stmt], tirx.Stmt]:
+    """The statements LowerTVMBuiltin writes for a large buffer: alloc + null check, and free."""
+    dtype = tvm.DataType(str(buffer.dtype))
+    device = (tirx.const(_KDL_CPU, "int32"), tirx.const(0, "int32"))
+    nbytes = tirx.const(_constant_bytes(buffer), "uint64")
+    alloc = tirx.call_intrin(
+        "handle", _WORKSPACE_OP, *device, nbytes, dtype.type_code, dtype.bits
+    )
+    fail = tirx.Evaluate(tirx.call_intrin("int32", "tirx.tvm_throw_last_error"))
+    is_null = tirx.call_intrin("bool", "tirx.isnullptr", buffer.data)
+    free = tirx.call_intrin("int32", "tirx.TVMBackendFreeWorkspace", *device, buffer.data)
+    return (
+        [tirx.DeclBuffer(buffer, data=alloc), tirx.IfThenElse(is_null, fail, None)],
+        tirx.IfThenElse(free != 0, fail, None),
+    )
+
+
+def _sequence_to_workspace(seq: tirx.SeqStmt, mutator: tvm_ffi.StructuralMutator) -> tirx.Stmt:
+    """Allocate a sequence's buffers from the workspace; free them, last first, at its end.
+
+    An ``AllocBuffer`` is visible to the rest of its sequence, so nested sequences are flattened
+    first: the end of the flattened sequence is the end of the buffer's scope.
+    """
+    items: list[tirx.Stmt] = []
+    for stmt in seq.seq:
+        stmt = mutator.mutate(stmt)
+        items += list(stmt.seq) if isinstance(stmt, tirx.SeqStmt) else [stmt]
+    lowered, frees = [], []
+    for stmt in items:
+        if _goes_to_workspace(stmt):
+            alloc, free = _workspace_alloc(stmt.buffer)
+            lowered += alloc
+            frees.append(free)
+        else:
+            lowered.append(stmt)
+    return tirx.SeqStmt(lowered + frees[::-1])
+
+
+@tvm.transform.module_pass(opt_level=0, name="micro.IntermediatesToWorkspace")
+def _intermediates_to_workspace(
+    mod: tvm.IRModule, _ctx: tvm.transform.PassContext
+) -> tvm.IRModule:
+    """Serve kernel intermediates above :data:`STACK_ALLOCATION_LIMIT` bytes from the workspace.
+
+    TVM's ``LowerTVMBuiltin`` keeps CPU buffers below 1 KiB on the stack; on a microcontroller
+    the stack is a fixed reservation sized for the worst kernel, invisible in the model's
+    footprint, so this pass (placed before it) turns them into the same
+    ``TVMBackendAllocWorkspace``/``TVMBackendFreeWorkspace`` calls that it writes for large ones,
+    served from the static workspace arena.
+    """
+    callbacks = [(tirx.SeqStmt, _sequence_to_workspace)]
+    functions = {
+        gvar: func.with_body(tvm_ffi.structural_mutate(func.body, callbacks))
+        for gvar, func in mod.functions.items()
+    }
+    return tvm.IRModule(functions, attrs=mod.attrs)
+
+
 def _tir_pipeline(backend: str) -> tvm.transform.Pass:
     """TVM's CPU lowering passes, with :func:`_plain_c_signature` in place of MakePackedAPI."""
     c_only = [_min_max_to_select] if backend == "c" else []
@@ -163,6 +348,7 @@ def _tir_pipeline(backend: str) -> tvm.transform.Pass:
             _plain_c_signature,
             tirx.transform.FP8StorageLegalize(),
             tirx.transform.BF16StorageLegalize(),
+            _intermediates_to_workspace,
             tirx.transform.LowerTVMBuiltin(),
             tirx.transform.LowerIntrin(),
             *c_only,
@@ -187,6 +373,7 @@ def _workspace_bytes(func: tirx.PrimFunc, alignment: int) -> int:
     return sum(sizes)
 
 
+_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RUNTIME_LINES = re.compile(r'#include "tvm/|#define TVM_EXPORTS|void\* __tvm_ffi__library_ctx')
 
 
@@ -227,7 +414,8 @@ def generate_kernels(
     Returns
     -------
     Kernels
-        What was written and the workspace the kernels need.
+        What was written (kernels, registered sources of the extern functions they call) and the
+        workspace the kernels need.
 
     Raises
     ------
@@ -247,6 +435,7 @@ def generate_kernels(
     except (RuntimeError, ValueError, TypeError) as exc:  # TVM's errors are these kinds
         raise BuildError(f"TVM could not generate the kernels for {board.name}: {exc}") from exc
     workspace = max((_workspace_bytes(f, alignment) for f in lowered.functions.values()), default=0)
+    externs = extern_calls(lowered)
     out_dir.mkdir(parents=True, exist_ok=True)
     if backend == "c":
         path = out_dir / "kernels.c"
@@ -254,4 +443,5 @@ def generate_kernels(
     else:
         path = out_dir / "kernels.o"
         library.write_to_file(str(path))
-    return Kernels(backend, path, symbols, workspace)
+    extern_sources = _copy_extern_sources(externs, out_dir)
+    return Kernels(backend, path, symbols, workspace, extern_sources, externs)

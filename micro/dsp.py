@@ -17,26 +17,21 @@ How it fits the compiler:
   moves the weight's reduction axis innermost (a layout change of a constant parameter, so that
   four weights of one output are one word), splits the outputs into tiles of the intrinsic,
   tensorizes, and fuses the element-wise epilogue (requantization) into one loop.
-* :func:`apply_dsp` applies that schedule to every kernel of a lowered Relax module and transposes
-  the affected Relax constants to match; boards without the DSP extension (and MVE boards, where
-  vector code is the better path) are left alone (:func:`board_uses_dsp`).
+* :func:`apply_dsp` applies that schedule to every kernel of a lowered Relax module that is not
+  already scheduled and transposes the affected Relax constants to match. :func:`micro.build`
+  calls it by default on boards that use the extension (:func:`uses_dsp`), the way microTVM's
+  ``arm_cpu`` strategy picked its DSP schedules for ``-mcpu=cortex-m4/m7/m33``.
 * :func:`prepare_for_tuning` does only the layout change and annotates the blocks, so that
   MetaSchedule's ``ApplyCustomRule`` tensorizes them in every candidate of
-  :func:`micro.tuning.tune` while its other rules search the rest.
-* :func:`build` is :func:`micro.build` plus the micro-kernel's C source in the firmware
-  (:func:`micro_kernel_in_firmware`). It prototypes the hook that ``micro/codegen.py`` needs
-  (extra C sources for extern calls); see ``docs/dsp.md``.
+  :func:`micro.tuning.tune` (which calls it by default on those boards) while its other rules
+  search the rest.
+* The micro-kernel's C source is registered with :func:`micro.codegen.register_extern_source` at
+  import, so every build whose kernels call it (also the tuner's candidates) compiles it in.
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
-from collections.abc import Iterator
 from importlib import resources
-from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import tvm
@@ -44,23 +39,21 @@ from tvm import relax, s_tir, tirx
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
-from . import api
 from .boards import Board, get_board
-from .codegen import Kernels
+from .codegen import register_extern_source
 from .errors import BuildError
 from .lowering import lower_to_kernel_calls
-from .proc import run_command
-from .toolchain import find_toolchain
 
 MICRO_KERNEL = "pla_dsp_dot_q7"
 SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaSchedule
-C_SOURCE, C_HEADER = "pla_dsp.c", "pla_dsp.h"
-# Cores whose GCC -mcpu default includes the DSP extension (SXTB16, SMLAD).
-_DSP_CORES = frozenset({"cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55"})
+_TEMPLATES = resources.files(__package__).joinpath("templates", "dsp")
+register_extern_source(
+    MICRO_KERNEL, _TEMPLATES.joinpath("pla_dsp.c"), header=_TEMPLATES.joinpath("pla_dsp.h")
+)
 
 
 def board_uses_dsp(board: str | Board) -> bool:
-    """Whether kernels for this board should use the SMLAD micro-kernel.
+    """Whether kernels for this board use the SMLAD micro-kernel by default.
 
     Parameters
     ----------
@@ -70,11 +63,41 @@ def board_uses_dsp(board: str | Board) -> bool:
     Returns
     -------
     bool
-        True for cores with the DSP extension and without MVE: on Armv6-M/Armv7-M (M0, M3) the
-        instructions do not exist, and on MVE cores (M55) vector code does more per instruction.
+        True for cores with the DSP extension (``Board.dsp``) and without MVE: on Armv6-M and
+        Armv7-M (M0, M3) the instructions do not exist, and on MVE cores (M55) vector code does
+        more per instruction, so they keep TVM's lowering unless asked (``dsp=True``).
     """
     board = get_board(board)
-    return board.cpu in _DSP_CORES and not board.mve
+    return board.dsp and not board.mve
+
+
+def uses_dsp(board: str | Board, dsp: bool | None = None) -> bool:
+    """Resolve a ``dsp=`` option of :func:`micro.build` and :func:`micro.tuning.tune`.
+
+    Parameters
+    ----------
+    board : str or Board
+        Target board.
+    dsp : bool, optional
+        None: the board's default (:func:`board_uses_dsp`); False: TVM's plain lowering; True:
+        the micro-kernel, which the board's core must have.
+
+    Returns
+    -------
+    bool
+        Whether to schedule int8 dot products on the micro-kernel.
+
+    Raises
+    ------
+    BuildError
+        If ``dsp=True`` and the board's core lacks the DSP extension.
+    """
+    board = get_board(board)
+    if dsp is None:
+        return board_uses_dsp(board)
+    if dsp and not board.dsp:
+        raise BuildError(f"dsp=True, but {board.name} ({board.cpu}) has no DSP extension")
+    return bool(dsp)
 
 
 def dot_q7_intrin(length: int, outputs: int, gathered: bool) -> str:
@@ -248,7 +271,7 @@ def schedule_int8_dots(
     """
     transposed: list[int] = []
     sch = s_tir.Schedule(func)
-    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    names = _block_names(sch)
     matched = False
     for name in names:
         # Fresh schedules per block: a failed step leaves nothing half-applied behind.
@@ -274,6 +297,15 @@ def schedule_int8_dots(
     if tensorize:
         _fuse_elementwise(sch)
     return sch.mod["main"], transposed
+
+
+def _block_names(sch: s_tir.Schedule) -> list[str]:
+    """Names of the root block's children; none for a kernel without blocks (plain TIR)."""
+    try:
+        root = sch.get_sblock("root")
+    except s_tir.ScheduleError:
+        return []  # e.g. a hand-written TVMScript kernel of loops: nothing to schedule
+    return [sch.get(b).name_hint for b in sch.get_child_blocks(root)]
 
 
 def _fuse_elementwise(sch: s_tir.Schedule) -> None:
@@ -349,19 +381,28 @@ def _meta_schedule_rule(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> list[s
 
 
 def apply_dsp(
-    mod: tvm.IRModule, board: str | Board, output_tile: int | None = None
+    mod: tvm.IRModule,
+    board: str | Board,
+    output_tile: int | None = None,
+    *,
+    dsp: bool | None = None,
 ) -> tvm.IRModule:
     """Lower a Relax module to kernel calls and tensorize its int8 dot products for the board.
+
+    Kernels already scheduled (attribute ``tirx.is_scheduled``, e.g. applied from a tuning
+    database) are left as they are.
 
     Parameters
     ----------
     mod : tvm.IRModule
         Relax module, as for :func:`micro.build`.
     board : str or Board
-        Target board; without the DSP extension (or with MVE) the lowered module is returned
-        unscheduled.
+        Target board.
     output_tile : int, optional
         Outputs per micro-kernel call (see :func:`schedule_int8_dots`).
+    dsp : bool, optional
+        As for :func:`uses_dsp`; without the micro-kernel the lowered module is returned
+        unscheduled.
 
     Returns
     -------
@@ -369,50 +410,59 @@ def apply_dsp(
         Lowered module (``main`` a chain of ``R.call_tir``) whose matching kernels call
         ``pla_dsp_dot_q7``, with the weights they read re-laid out.
     """
-    return _schedule_module(mod, board, output_tile, tensorize=True)
+    lowered = lower_to_kernel_calls(mod)
+    if not uses_dsp(board, dsp):
+        return lowered
+    return _schedule_module(lowered, output_tile, tensorize=True)
 
 
-def prepare_for_tuning(mod: tvm.IRModule, board: str | Board) -> tvm.IRModule:
+def prepare_for_tuning(
+    mod: tvm.IRModule, board: str | Board, *, dsp: bool | None = None
+) -> tvm.IRModule:
     """Lower a Relax module and re-lay out its int8 dot products' weights for a MetaSchedule search.
 
     The weight layout must change together with the Relax constants, which a MetaSchedule
     candidate cannot do (it only replaces PrimFuncs); so it is done here, once, and the blocks
     are annotated with ``schedule_rule = SCHEDULE_RULE``: MetaSchedule's default ``ApplyCustomRule``
     then tensorizes them in every candidate while its other rules schedule the rest (the
-    requantization, other kernels). Pass the result to :func:`micro.tuning.tune` inside
-    :func:`micro_kernel_in_firmware`.
+    requantization, other kernels). :func:`micro.tuning.tune` and
+    :func:`micro.tuning.apply_database` call it, so that the database's kernels match.
 
     Parameters
     ----------
     mod : tvm.IRModule
         Relax module, as for :func:`micro.build`.
     board : str or Board
-        Target board (unchanged lowering without the DSP extension).
+        Target board.
+    dsp : bool, optional
+        As for :func:`uses_dsp` (without the micro-kernel: the plain lowered module).
 
     Returns
     -------
     tvm.IRModule
         Lowered module with re-laid-out weights and annotated blocks.
     """
-    return _schedule_module(mod, board, None, tensorize=False)
+    lowered = lower_to_kernel_calls(mod)
+    if not uses_dsp(board, dsp):
+        return lowered
+    return _schedule_module(lowered, None, tensorize=False)
 
 
 def _schedule_module(
-    mod: tvm.IRModule, board: str | Board, output_tile: int | None, *, tensorize: bool
+    lowered: tvm.IRModule, output_tile: int | None, *, tensorize: bool
 ) -> tvm.IRModule:
-    lowered = lower_to_kernel_calls(mod)
-    if not board_uses_dsp(board):
-        return lowered
+    """Schedule every kernel that is not scheduled yet; transpose the constants to match."""
     scheduled: dict[str, tuple[tirx.PrimFunc, list[int]]] = {}
     for gvar, func in lowered.functions.items():
-        if isinstance(func, tirx.PrimFunc):
-            result = schedule_int8_dots(func, output_tile, tensorize=tensorize)
-            if result is not None:
-                new, transposed = result
-                if tensorize:
-                    new = new.with_attr("tirx.is_scheduled", True)
-                scheduled[gvar.name_hint] = (new, transposed)
-    return _rewrite_calls(lowered, scheduled)
+        if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
+            continue
+        result = schedule_int8_dots(func, output_tile, tensorize=tensorize)
+        if result is not None:
+            new, transposed = result
+            if tensorize:
+                new = new.with_attr("tirx.is_scheduled", True)
+            scheduled[gvar.name_hint] = (new, transposed)
+    return _rewrite_calls(lowered, scheduled) if scheduled else lowered
 
 
 def _rewrite_calls(
@@ -449,86 +499,3 @@ def _rewrite_calls(
     main_gvar = mod.get_global_var("main")
     new_mod[main_gvar] = _Transpose().visit_expr(mod["main"])
     return new_mod
-
-
-def _template(name: str) -> str:
-    return resources.files(__package__).joinpath("templates", "dsp", name).read_text("utf-8")
-
-
-@contextlib.contextmanager
-def micro_kernel_in_firmware(board: str | Board) -> Iterator[None]:
-    """Make :func:`micro.build` (and the tuner's candidate builds) link the micro-kernel in.
-
-    Prototype of the codegen hook (see ``docs/dsp.md``): C kernels get the source appended (one
-    translation unit; TVM's C already declares the extern function); an LLVM ``kernels.o`` gets
-    the micro-kernel's object merged in with a relocatable link.
-    """
-    board = get_board(board)
-    generate = api.generate_kernels
-
-    def generate_with_micro_kernel(*args, **kwargs) -> Kernels:
-        kernels = generate(*args, **kwargs)
-        src_dir = kernels.path.parent
-        for name in (C_SOURCE, C_HEADER):
-            (src_dir / name).write_text(_template(name), encoding="utf-8")
-        if kernels.backend == "c":
-            text = kernels.path.read_text(encoding="utf-8")
-            kernels.path.write_text(f'{text}#include "{C_SOURCE}"\n', encoding="utf-8")
-        else:
-            _merge_micro_kernel_object(board, kernels.path, src_dir)
-        return kernels
-
-    with mock.patch.object(api, "generate_kernels", generate_with_micro_kernel):
-        yield
-
-
-def _merge_micro_kernel_object(board: Board, kernels_o: Path, src_dir: Path) -> None:
-    gcc = find_toolchain().gcc
-    with tempfile.TemporaryDirectory(dir=src_dir) as work:
-        work = Path(work)
-        dsp_o, tvm_o = work / "pla_dsp.o", work / "tvm_kernels.o"
-        shutil.move(kernels_o, tvm_o)
-        flags = [*board.gcc_flags, "-O2", "-std=gnu11", "-Wall", f"-I{src_dir}"]
-        for command in (
-            [gcc, *flags, "-c", src_dir / C_SOURCE, "-o", dsp_o],
-            [gcc, *board.gcc_flags, "-nostdlib", "-r", tvm_o, dsp_o, "-o", kernels_o],
-        ):
-            result = run_command(command, cwd=work)
-            if result.returncode != 0:
-                raise BuildError(f"building the DSP micro-kernel failed:\n{result.stderr[-4000:]}")
-
-
-def build(
-    mod: tvm.IRModule,
-    board: str | Board,
-    out_dir: str | Path,
-    *,
-    output_tile: int | None = None,
-    **options,
-) -> api.Firmware:
-    """:func:`micro.build` with int8 dot products on the DSP micro-kernel where the board has it.
-
-    Parameters
-    ----------
-    mod : tvm.IRModule
-        Relax module, as for :func:`micro.build`.
-    board : str or Board
-        Target board.
-    out_dir : str or Path
-        Project folder.
-    output_tile : int, optional
-        Outputs per micro-kernel call (see :func:`schedule_int8_dots`).
-    **options
-        Passed to :func:`micro.build` (``backend``, ``entry``, ...).
-
-    Returns
-    -------
-    Firmware
-        The image; on boards without the DSP extension, the plain build.
-    """
-    board = get_board(board)
-    lowered = apply_dsp(mod, board, output_tile)
-    if not board_uses_dsp(board):
-        return api.build(lowered, board, out_dir, **options)
-    with micro_kernel_in_firmware(board):
-        return api.build(lowered, board, out_dir, **options)

@@ -36,6 +36,7 @@ COMPILE_FLAGS = (
 )
 LINK_FLAGS = ("-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections")
 _OVERFLOW_RE = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
+_UNDEFINED_RE = re.compile(r"undefined reference to `(\w+)'")
 
 
 def _config_header(board: Board, test_hook: str | None) -> str:
@@ -102,7 +103,8 @@ def write_project(
     return linker
 
 
-def _check(result, what: str) -> None:
+def _check(result, what: str, extern_symbols: frozenset[str] = frozenset()) -> None:
+    """Raise for a failed tool run: too large for the board, an undefined extern, or any error."""
     if result.returncode == 0:
         return
     output = (result.stdout + result.stderr).strip()
@@ -110,6 +112,12 @@ def _check(result, what: str) -> None:
     if overflow:
         detail = ", ".join(f"{region} by {nbytes} bytes" for region, nbytes in overflow)
         raise ModelTooLargeError(f"the firmware does not fit the board: {detail}")
+    undefined = sorted(set(_UNDEFINED_RE.findall(output)) & extern_symbols)
+    if undefined:
+        raise BuildError(
+            f"the kernels call extern function(s) {', '.join(undefined)} that neither a registered"
+            " C source (micro.codegen.register_extern_source) nor the C library defines"
+        )
     raise BuildError(f"{what} failed (exit {result.returncode}):\n{output[-4000:]}")
 
 
@@ -126,13 +134,15 @@ def compile_and_link(
     Parameters
     ----------
     src_dir : Path
-        Project sources (template, ``model.c`` and, for the C backend, ``kernels.c``).
+        Project sources (template, ``model.c``, for the C backend ``kernels.c``, and the registered
+        sources of the extern functions the kernels call).
     build_dir : Path
         Where objects, the map file and ``firmware.elf`` go.
     board : Board
         Supplies the code-generation flags.
     kernels : Kernels
-        ``kernels.c`` is compiled, ``kernels.o`` (LLVM) linked as is.
+        ``kernels.c`` is compiled, ``kernels.o`` (LLVM) linked as is; its extern sources are
+        compiled with the same flags for both back ends.
     toolchain : Toolchain
         Compiler location.
     linker_script : Path
@@ -156,6 +166,7 @@ def compile_and_link(
     sources = [src_dir / name for name in (*TEMPLATE_SOURCES, "model.c")]
     if kernels.backend == "c":
         sources.append(kernels.path)
+    sources += kernels.extern_sources
     flags = [*board.gcc_flags, *COMPILE_FLAGS, f"-I{src_dir}"]
     result = run_command(
         [toolchain.gcc, *flags, "-c", *(s.resolve() for s in sources)], cwd=build_dir
@@ -176,5 +187,5 @@ def compile_and_link(
         "-o",
         elf,
     ]
-    _check(run_command(link, cwd=build_dir), "linking the firmware")
+    _check(run_command(link, cwd=build_dir), "linking the firmware", kernels.extern_symbols)
     return elf, objects

@@ -13,7 +13,10 @@ QEMU are subprocesses). A candidate that fails to build, faults or hangs becomes
 with the error's name and message; it never stops the search. :func:`tune` runs the search over
 every kernel of a model with a progress bar, writes the database and a summary to its work
 folder, and returns the module with the best schedules applied (:func:`apply_database`), ready
-for :func:`micro.build`. For measuring on other machines see :mod:`micro.rpc_runner`.
+for :func:`micro.build`. On boards that use the DSP extension the module is first prepared for the
+SMLAD micro-kernel (:func:`micro.dsp.prepare_for_tuning`), as :func:`micro.build` schedules it by
+default: every candidate then calls the micro-kernel and the search tunes the rest. For measuring
+on other machines see :mod:`micro.rpc_runner`.
 """
 
 from __future__ import annotations
@@ -50,9 +53,9 @@ from . import contract
 from .api import build_graph
 from .boards import Board, get_board
 from .counter import marker_addresses, plugin_option, plugin_path, read_counts
+from .dsp import prepare_for_tuning
 from .errors import MicroError, ToolchainNotFoundError
 from .graph import Graph, Step, TensorInfo
-from .lowering import lower_to_kernel_calls
 from .qemu import run_firmware
 from .toolchain import Toolchain, find_toolchain
 
@@ -448,10 +451,14 @@ def _write_summary(progress: ProgressCallback, work_dir: Path, seconds: float) -
         )
 
 
-def apply_database(mod: tvm.IRModule, board: str | Board, db_dir: str | Path) -> tvm.IRModule:
+def apply_database(
+    mod: tvm.IRModule, board: str | Board, db_dir: str | Path, *, dsp: bool | None = None
+) -> tvm.IRModule:
     """Lower a model and apply the best schedules of a tuning database.
 
-    Kernels without a record keep TVM's default schedule, so a partial database is fine.
+    The model is prepared as :func:`tune` prepared it (same ``dsp``), so that its kernels match
+    the database's. Kernels without a record keep TVM's default schedule (and :func:`micro.build`
+    schedules their int8 dot products as usual), so a partial database is fine.
 
     Parameters
     ----------
@@ -462,6 +469,8 @@ def apply_database(mod: tvm.IRModule, board: str | Board, db_dir: str | Path) ->
     db_dir : str or Path
         Folder with ``database_workload.json`` and ``database_tuning_record.json`` (the
         ``work_dir`` of :func:`tune`).
+    dsp : bool, optional
+        As given to :func:`tune` (None: the board's default, see :func:`micro.dsp.uses_dsp`).
 
     Returns
     -------
@@ -480,9 +489,10 @@ def apply_database(mod: tvm.IRModule, board: str | Board, db_dir: str | Path) ->
         raise DatabaseNotFoundError(
             f"{db_dir} is not a tuning database: {', '.join(missing)} missing (run tune first)"
         )
-    lowered = lower_to_kernel_calls(mod)
-    with search_target(get_board(board)), tvm.transform.PassContext(opt_level=3):
-        return relax.transform.MetaScheduleApplyDatabase(str(db_dir))(lowered)
+    board = get_board(board)
+    prepared = prepare_for_tuning(mod, board, dsp=dsp)
+    with search_target(board), tvm.transform.PassContext(opt_level=3):
+        return relax.transform.MetaScheduleApplyDatabase(str(db_dir))(prepared)
 
 
 def tune(
@@ -503,6 +513,7 @@ def tune(
     runner: PyRunner | None = None,
     workers: int | None = None,
     progress: bool = True,
+    dsp: bool | None = None,
 ) -> tvm.IRModule:
     """Search schedules for every kernel of a model, measuring candidates in QEMU.
 
@@ -546,6 +557,10 @@ def tune(
         host's cores.
     progress : bool
         Show a progress bar with the best cost so far.
+    dsp : bool, optional
+        Prepare int8 dot products for the SMLAD micro-kernel (:func:`micro.dsp.uses_dsp`; None:
+        the board's default, as for :func:`micro.build`). Pass the same value to
+        :func:`apply_database`.
 
     Returns
     -------
@@ -558,7 +573,7 @@ def tune(
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     _quiet_metaschedule(work_dir)
-    lowered, target = lower_to_kernel_calls(mod), search_target(board)
+    lowered, target = prepare_for_tuning(mod, board, dsp=dsp), search_target(board)
     kernels = [task.task_name for task in ms.relax_integration.extract_tasks(lowered, target)]
     if max_trials < len(kernels) * trials_per_iteration:
         # MetaSchedule's first rounds give each kernel in turn trials_per_iteration candidates.
@@ -591,4 +606,4 @@ def tune(
     finally:
         callback.close()
     _write_summary(callback, work_dir, time.perf_counter() - started)
-    return apply_database(mod, board, work_dir)
+    return apply_database(mod, board, work_dir, dsp=dsp)

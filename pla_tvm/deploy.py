@@ -91,7 +91,8 @@ def prepare(model: str | Path, pla: str | Path | None = None, boundary: str | No
 
 def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
                   pla: str | Path | None = None, backend: str = "c",
-                  db: str | Path | None = None, boundary: str | None = None) -> dict[str, Any]:
+                  db: str | Path | None = None, boundary: str | None = None,
+                  dsp: bool | None = None) -> dict[str, Any]:
     """Build firmware for a board and write the manifest ``run`` reads.
 
     Parameters
@@ -110,6 +111,10 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
         Tuning database of ``pla-tvm tune`` (same model, PLA file, board and backend).
     boundary : str, optional
         Relax name of the trunk's output, when the structural default is not wanted.
+    dsp : bool, optional
+        micro's ``dsp=`` option: None, the board's default (int8 dot products on the SMLAD
+        micro-kernel where the core has the DSP extension); False, TVM's plain lowering. Give
+        ``tune_model`` the same value, so that the database matches.
 
     Returns
     -------
@@ -131,9 +136,9 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
     if db is not None:
         from micro.tuning import apply_database
 
-        mod = apply_database(mod, board_info, db)
+        mod = apply_database(mod, board_info, db, dsp=dsp)
     out_dir = Path(out_dir).resolve()  # micro.build resolves it too: keep paths comparable
-    firmware = micro.build(mod, board_info, out_dir, backend=backend,
+    firmware = micro.build(mod, board_info, out_dir, backend=backend, dsp=dsp,
                            quantization={k: v for k, v in quantization.items() if v})
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -144,6 +149,7 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
         "boundary": boundary,
         "board": board_info.name,
         "backend": backend,
+        "dsp": micro.dsp.uses_dsp(board_info, dsp),
         "db": str(Path(db).resolve()) if db is not None else None,
         "input": _tensor_entry(firmware.input, quantization["input"]),
         "output": _tensor_entry(firmware.output, quantization["output"]),
@@ -334,7 +340,8 @@ def tune_model(model: str | Path, board: str, db: str | Path, *, trials: int,
                pla: str | Path | None = None, backend: str = "c",
                boundary: str | None = None, seed: int | None = 0,
                trials_per_iteration: int = 16, strategy: str = "evolutionary",
-               workers: int | None = None, progress: bool = True) -> dict[str, Any]:
+               workers: int | None = None, progress: bool = True,
+               dsp: bool | None = None) -> dict[str, Any]:
     """Search schedules for every kernel of the prepared module, measured in QEMU.
 
     The database lands in ``db``; ``compile_model(..., db=db)`` applies it later, so tuning (slow)
@@ -342,8 +349,8 @@ def tune_model(model: str | Path, board: str, db: str | Path, *, trials: int,
 
     Parameters
     ----------
-    model, pla, boundary
-        As for :func:`compile_model`.
+    model, pla, boundary, dsp
+        As for :func:`compile_model` (the same ``dsp`` there, so that the database matches).
     board, backend
         Board and kernel back end (use the ones you will compile with).
     db : str or Path
@@ -381,7 +388,7 @@ def tune_model(model: str | Path, board: str, db: str | Path, *, trials: int,
         options["workers"] = workers
     started = time.perf_counter()
     micro.tuning.tune(mod, board_info, db, max_trials=trials, backend=backend, seed=seed,
-                      **options)
+                      dsp=dsp, **options)
     return {
         "board": board_info.name,
         "backend": backend,

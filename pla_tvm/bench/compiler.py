@@ -4,9 +4,10 @@
 reference (float within 1e-5 relative, int8 bit for bit), the swapped baseline graphs' accuracy
 against PLA's, and the integer lowering of the int8 baseline (constant bytes against the
 TFLite weights, outputs against the TFLite reference kernels). ``firmware_stage`` builds the
-swapped int8 graph for every board (and, where the core has the DSP extension, with the SMLAD
-micro-kernel schedule of :mod:`micro.dsp`) and the integer-lowered baseline for the Cortex-M4,
-runs them in QEMU and compares every output with the host's.
+swapped int8 graph for every board with micro's default lowering (int8 dot products on the SMLAD
+micro-kernel of :mod:`micro.dsp` where the core has the DSP extension) and, on those boards, with
+TVM's plain lowering too, plus the integer-lowered baseline for the Cortex-M4, runs them in QEMU
+and compares every output with the host's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import micro
-from micro import dsp
+from micro.dsp import board_uses_dsp
 from pla_tvm.baseline.pipeline import FLOAT_TFLITE_FILE, INT8_TFLITE_FILE
 from pla_tvm.data.beats import Dataset
 from pla_tvm.deploy import model_quantization
@@ -134,9 +135,10 @@ def _lowering_check(tflite_path: Path, test) -> dict[str, Any]:
 
 
 def _firmware_row(mod, board: str, out_dir: Path, inputs: np.ndarray, host: np.ndarray,
-                  labels: np.ndarray, names, timeout: float, build=micro.build) -> dict[str, Any]:
+                  labels: np.ndarray, names, timeout: float, dsp: bool | None = None
+                  ) -> dict[str, Any]:
     started = time.perf_counter()
-    firmware = build(mod, board, out_dir)
+    firmware = micro.build(mod, board, out_dir, dsp=dsp)
     compile_seconds = time.perf_counter() - started
     run = micro.run(firmware, inputs.reshape((len(inputs), *firmware.input.shape)),
                     timeout=timeout)
@@ -177,11 +179,11 @@ def firmware_stage(baseline_dir: Path, bundle: PLABundle, dataset: Dataset,
         rows.append({"model": "PLA int8", **_firmware_row(
             pla_int8, board, work_dir / f"pla-int8-{board}", x_q, host_int8, test.y, names,
             timeout=600)})
-    for board in filter(dsp.board_uses_dsp, PLA_BOARDS):
-        LOG.info("firmware: PLA int8 with the DSP schedule on %s", board)
-        rows.append({"model": "PLA int8, DSP schedule", **_firmware_row(
-            pla_int8, board, work_dir / f"pla-int8-dsp-{board}", x_q, host_int8, test.y, names,
-            timeout=600, build=dsp.build)})
+    for board in filter(board_uses_dsp, PLA_BOARDS):
+        LOG.info("firmware: PLA int8 with TVM's plain lowering on %s", board)
+        rows.append({"model": "PLA int8, plain TVM lowering", **_firmware_row(
+            pla_int8, board, work_dir / f"pla-int8-plain-{board}", x_q, host_int8, test.y, names,
+            timeout=600, dsp=False)})
     pla_float = prepare_module(baseline_dir / FLOAT_TFLITE_FILE, bundle)
     host_float = HostRunner(pla_float).run(test.x)
     LOG.info("firmware: PLA float on %s", COMPARISON_BOARD)

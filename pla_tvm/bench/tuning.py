@@ -1,8 +1,10 @@
 """The tuning stage of the benchmark: MetaSchedule on the PLA int8 graph for the Cortex-M4,
 every candidate measured in QEMU, then the tuned firmware checked against the untuned one.
 
-The database is cached in the cache folder under the bundle's hash, so a rerun applies it
-instead of searching again; ``--fresh`` searches anew.
+The search prepares the graph the way the default build lowers it (int8 dot products on the SMLAD
+micro-kernel on the Cortex-M4), so both builds here use the micro-kernel and the search tunes the
+rest. The database is cached in the cache folder under the bundle's hash and that lowering, so a
+rerun applies it instead of searching again; ``--fresh`` searches anew.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 
 import micro
+from micro.dsp import board_uses_dsp
 from micro.tuning import apply_database, tune
 from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE
 from pla_tvm.bench.compiler import COMPARISON_BOARD
@@ -42,7 +45,8 @@ def tuning_stage(baseline_dir: Path, bundle_path: Path, bundle: PLABundle, datas
                  cache: Path, fresh: bool) -> dict[str, Any]:
     """Tune (or reuse the database), build tuned and untuned firmware, compare them."""
     digest = sha256_of(bundle_path)[:16]
-    db_dir = cache / f"tuning-{COMPARISON_BOARD}-{digest}-{TUNING_TRIALS}"
+    lowering = "dsp" if board_uses_dsp(COMPARISON_BOARD) else "plain"
+    db_dir = cache / f"tuning-{COMPARISON_BOARD}-{lowering}-{digest}-{TUNING_TRIALS}"
     summary_path = db_dir / "tuning_summary.json"
     mod = prepare_module(baseline_dir / INT8_TFLITE_FILE, bundle)
     if fresh or not summary_path.is_file():

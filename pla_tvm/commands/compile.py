@@ -12,8 +12,8 @@ from pla_tvm.deploy import MANIFEST_FILE, compile_model
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The options ``compile`` and ``tune`` share: what to build, for which board and back end.
 
-    ``tune`` must see the same module and back end as the later ``compile --db``, so both read
-    them from the same options.
+    ``tune`` must see the same module, lowering and back end as the later ``compile --db``, so
+    both read them from the same options.
     """
     parser.add_argument("model", help="baseline .tflite (float, or full-int8 from 'pla-tvm train')")
     parser.add_argument("--pla", help="pla.npz from 'pla-tvm compress': swap the baseline's trunk "
@@ -25,6 +25,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     parser.add_argument("--boundary", help="Relax name of the trunk's output tensor "
                         "(default: found structurally, the input of the dense head)")
+    parser.add_argument("--no-dsp", dest="dsp", action="store_const", const=False,
+                        default=None, help="TVM's plain lowering: no SMLAD micro-kernel for int8 "
+                        "dot products, which boards with the DSP extension use by default")
 
 
 def _summary(manifest: dict[str, Any], out: str) -> str:
@@ -33,7 +36,8 @@ def _summary(manifest: dict[str, Any], out: str) -> str:
     quant = manifest["input"]["quantization"]
     lines = [
         f"compiled {what}{manifest['model']['path']} for {manifest['board']} "
-        f"({manifest['backend']} kernels{', tuned' if manifest['db'] else ''}) "
+        f"({manifest['backend']} kernels{', DSP micro-kernel' if manifest['dsp'] else ''}"
+        f"{', tuned' if manifest['db'] else ''}) "
         f"in {manifest['compile_seconds']:.1f} s",
         f"  model: {footprint['model_flash_bytes']:,} B flash, "
         f"{footprint['model_ram_bytes']:,} B RAM",
@@ -48,7 +52,8 @@ def _summary(manifest: dict[str, Any], out: str) -> str:
 
 def _compile(args: argparse.Namespace) -> int:
     manifest = compile_model(args.model, args.board, args.out, pla=args.pla,
-                             backend=args.backend, db=args.db, boundary=args.boundary)
+                             backend=args.backend, db=args.db, boundary=args.boundary,
+                             dsp=args.dsp)
     print(json.dumps(manifest, indent=2, sort_keys=True) if args.json
           else _summary(manifest, args.out))
     return 0
@@ -64,6 +69,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--db", metavar="DIR", help="tuning database of 'pla-tvm tune' (same "
-                        "model, --pla, board and backend)")
+                        "model, --pla, board, backend and --no-dsp)")
     parser.add_argument("--json", action="store_true", help="print the manifest")
     parser.set_defaults(func=_compile)

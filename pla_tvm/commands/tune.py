@@ -13,7 +13,7 @@ def _tune(args: argparse.Namespace) -> int:
     result = tune_model(args.model, args.board, args.db, trials=args.trials, pla=args.pla,
                         backend=args.backend, boundary=args.boundary, seed=args.seed,
                         trials_per_iteration=args.trials_per_iteration, strategy=args.strategy,
-                        workers=args.workers, progress=not args.json)
+                        workers=args.workers, progress=not args.json, dsp=args.dsp)
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0

@@ -1,15 +1,19 @@
-"""The SMLAD micro-kernel path (micro.dsp): board policy, tensorization, bit-exact firmware."""
+"""The SMLAD micro-kernel path (micro.dsp): board policy, tensorization, bit-exact firmware, the
+default lowering of micro.build and micro.tuning.tune on boards with the DSP extension."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import tvm
 from tvm import relax
+from tvm.s_tir import meta_schedule as ms
 
 import micro
 from micro import dsp
-from micro.tuning import tune
+from micro.tuning import apply_database, tune
 from relay_passes import (
     QuantizedClusterGatedLinearParams,
     emit_cluster_gated_linear,
@@ -63,6 +67,16 @@ def test_dsp_only_on_cores_with_dsp_and_without_mve(board, expected):
     assert dsp.board_uses_dsp(board) is expected
 
 
+def test_dsp_policy_follows_the_board_data():
+    with_dsp = [name for name in micro.list_boards() if micro.get_board(name).dsp]
+    assert with_dsp == ["mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547"]
+    m4 = micro.get_board("mps2-an386")
+    assert not dsp.board_uses_dsp(dataclasses.replace(m4, dsp=False))
+    assert dsp.uses_dsp("mps3-an547", True) and not dsp.uses_dsp("mps2-an386", False)
+    with pytest.raises(micro.BuildError, match="mps2-an385"):
+        dsp.uses_dsp("mps2-an385", True)
+
+
 def test_operator_kernel_is_tensorized_and_weights_transposed():
     kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, 0)
     scheduled, transposed = dsp.schedule_int8_dots(kernel)
@@ -84,14 +98,17 @@ def test_kernel_without_int8_dot_products_is_left_alone(int8_model):
 
 @requires_toolchain
 @pytest.mark.parametrize("backend", ["c", "llvm"])
-def test_dsp_firmware_is_bit_exact_and_faster(tmp_path, backend):
+def test_default_build_uses_the_micro_kernel_bit_exactly_and_faster(tmp_path, backend):
     model = pla_int8(3, 140, 128)
     inputs = random_inputs(model, 4)
-    plain = micro.run(micro.build(model, "mps2-an386", tmp_path / "plain", backend=backend), inputs)
-    fast = micro.run(dsp.build(model, "mps2-an386", tmp_path / "dsp", backend=backend), inputs)
-    np.testing.assert_array_equal(fast.outputs, plain.outputs)
+    default = micro.build(model, "mps2-an386", tmp_path / "default", backend=backend)
+    plain = micro.build(model, "mps2-an386", tmp_path / "plain", backend=backend, dsp=False)
+    assert (default.out_dir / "src" / "pla_dsp.c").is_file()
+    assert not (plain.out_dir / "src" / "pla_dsp.c").exists()
+    fast, slow = micro.run(default, inputs), micro.run(plain, inputs)
+    np.testing.assert_array_equal(fast.outputs, slow.outputs)
     np.testing.assert_array_equal(fast.outputs, host_reference(model, inputs))
-    assert fast.instructions_per_inference < 0.6 * plain.instructions_per_inference
+    assert fast.instructions_per_inference < 0.6 * slow.instructions_per_inference
 
 
 @requires_toolchain
@@ -100,7 +117,8 @@ def test_micro_kernel_edge_paths_are_bit_exact(tmp_path):
     # d = 7 and k = 3: output pairs plus a single output.
     model = pla_int8(3, 262, 7, seed=4)
     inputs = random_inputs(model, 6)
-    firmware = dsp.build(model, "mps2-an505", tmp_path / "dsp", backend="c", output_tile=7)
+    lowered = dsp.apply_dsp(model, "mps2-an505", output_tile=7)
+    firmware = micro.build(lowered, "mps2-an505", tmp_path / "dsp", backend="c")
     np.testing.assert_array_equal(
         micro.run(firmware, inputs).outputs, host_reference(model, inputs)
     )
@@ -118,7 +136,7 @@ def test_int8_dense_head_is_tensorized_too(tmp_path):
     ]
     assert sorted(calls) == [1, 2]  # the head; the operator's centroids and affine map
     inputs = random_inputs(model, 3)
-    firmware = dsp.build(model, "mps2-an386", tmp_path / "dsp", backend="c")
+    firmware = micro.build(lowered, "mps2-an386", tmp_path / "dsp", backend="c")
     np.testing.assert_array_equal(
         micro.run(firmware, inputs).outputs, host_reference(model, inputs)
     )
@@ -128,25 +146,36 @@ def test_int8_dense_head_is_tensorized_too(tmp_path):
 def test_board_without_dsp_gets_the_plain_build(tmp_path):
     model = pla_int8(2, 24, 8)
     inputs = random_inputs(model, 3)
-    firmware = dsp.build(model, "mps2-an385", tmp_path / "m3", backend="c")
+    firmware = micro.build(model, "mps2-an385", tmp_path / "m3", backend="c")
     assert dsp.MICRO_KERNEL not in (firmware.out_dir / "src" / "kernels.c").read_text()
     np.testing.assert_array_equal(
         micro.run(firmware, inputs).outputs, host_reference(model, inputs)
     )
 
 
+def _tuned_kernels(mod: tvm.IRModule) -> list[str]:
+    return [
+        gvar.name_hint
+        for gvar, func in mod.functions.items()
+        if isinstance(func, tvm.tirx.PrimFunc) and func.attrs.get("tirx.is_scheduled", False)
+    ]
+
+
 @requires_toolchain
-@pytest.mark.slow
-def test_metaschedule_tensorizes_annotated_blocks(tmp_path):
+def test_tuning_on_a_dsp_board_uses_the_micro_kernel_and_its_database_applies(tmp_path):
     model = pla_int8(3, 64, 16)
     inputs = random_inputs(model, 4)
-    prepared = dsp.prepare_for_tuning(model, "mps2-an386")
-    with dsp.micro_kernel_in_firmware("mps2-an386"):
-        tuned = tune(
-            prepared, "mps2-an386", tmp_path / "tune", max_trials=4, trials_per_iteration=4
-        )
-        firmware = micro.build(tuned, "mps2-an386", tmp_path / "firmware")
-    assert dsp.MICRO_KERNEL in (firmware.out_dir / "src" / "kernels.c").read_text()
+    db = tmp_path / "tune"
+    tune(
+        model, "mps2-an386", db, max_trials=2, trials_per_iteration=2,
+        strategy=ms.search_strategy.ReplayTrace(), progress=False,
+    )  # fmt: skip
+    applied = apply_database(model, "mps2-an386", db)  # what `pla-tvm compile --db` does
+    assert _tuned_kernels(applied) == ["cluster_gated_linear_int8"]
+    assert dsp.MICRO_KERNEL in applied["cluster_gated_linear_int8"].script()
+    tuned = micro.build(applied, "mps2-an386", tmp_path / "tuned")
+    untuned = micro.build(model, "mps2-an386", tmp_path / "untuned")
     np.testing.assert_array_equal(
-        micro.run(firmware, inputs).outputs, host_reference(model, inputs)
+        micro.run(tuned, inputs).outputs, micro.run(untuned, inputs).outputs
     )
+    np.testing.assert_array_equal(micro.run(tuned, inputs).outputs, host_reference(model, inputs))
