@@ -12,6 +12,12 @@ The parameters travel as Relax constants (arguments of the call), not inside the
 kernel is shared by every parameter set of the same shape; input-independent terms (centroid norms,
 zero-point corrections) are precomputed in numpy. The int8 output zero point is the one scalar that
 is an immediate of the int8 kernel.
+
+The int8 kernel's stages are the two int8 dot products (centroids, then the chosen cluster's
+weights: plain ``C = C + int32(a) * int32(b)`` reductions over three loops, the pattern that
+``micro.dsp`` tensorizes), the argmin, and one element-wise stage that adds the bias, requantizes
+and clamps (:func:`~relay_passes.fixed_point.tir_requantize`). So even unscheduled the kernel keeps
+one int32 ``[N, d]`` intermediate, the accumulator, and requantizes in registers.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax, te, tirx
 
-from .fixed_point import te_requantize
+from .fixed_point import tir_requantize
 from .params import ClusterGatedLinearParams, QuantizedClusterGatedLinearParams
 
 FLOAT_KERNEL_NAME = "cluster_gated_linear"
@@ -136,10 +142,12 @@ def make_cluster_gated_linear_int8_kernel(
         lambda n, o: te.sum(x[n, r].astype(i32) * weights[cluster[n], r, o].astype(i32), axis=r),
         name="accumulate",
     )
-    biased = te.compute((batch, output_size), lambda n, o: acc[n, o] + bias[cluster[n], o],
-                        name="add_bias")
-    out = te_requantize(biased, lambda n, o: mult[cluster[n], o], lambda n, o: shift[cluster[n], o],
-                        output_zero_point)
+    out = te.compute(
+        (batch, output_size),
+        lambda n, o: tir_requantize(acc[n, o] + bias[cluster[n], o], mult[cluster[n], o],
+                                    shift[cluster[n], o], output_zero_point),
+        name="requantize",
+    )
     return _private(te.create_prim_func([x, centroids, offsets, weights, bias, mult, shift, out]))
 
 

@@ -7,9 +7,13 @@ double rounding), so that outputs are bit-identical to the TFLite interpreter an
 reference used by the PLA quantizer. Keeping the numpy functions and the TIR expression builder in
 one module keeps the two implementations of the same arithmetic side by side.
 
-The TIR version uses 64-bit intermediates and no division (the truncating division by 2**31 is
-written as a biased arithmetic shift), so the generated C is exact on any target, including a
-32-bit Cortex-M compiler, and needs no ``__aeabi_ldivmod``.
+The TIR versions are written for 32-bit cores: ``SaturatingRoundingDoublingHighMul`` is one
+32x32->64-bit multiply, the addition of a constant and a shift (no sign-dependent nudge, no
+division), ``RoundingDivideByPOT`` is int32 only, and a whole requantization (left shift, high
+multiplication, rounding shift, zero point, clamp) is one expression, so that a kernel computes it
+in registers in one element-wise stage instead of storing int32 intermediates between stages.
+The generated C is exact on any target and needs no 64-bit division or variable 64-bit shift
+(libcalls or long sequences on a 32-bit core).
 """
 
 from __future__ import annotations
@@ -168,50 +172,128 @@ def tir_saturating_rounding_doubling_high_mul(
 ) -> tirx.PrimExpr:
     """TIR expression of :func:`saturating_rounding_doubling_high_mul` for int32 scalars.
 
+    gemmlowp's ``(ab + nudge) / 2**31`` (C division, truncating toward zero) with
+    ``nudge = ab >= 0 ? 2**30 : 1 - 2**30`` is ``floor((ab + 2**30) / 2**31)`` for every product:
+    for ``ab >= 0`` truncation is flooring; for ``ab < 0`` the sum is negative, and truncating a
+    negative ``t / 2**31`` is ``ceil(t / 2**31) = floor((t + 2**31 - 1) / 2**31)``, which with
+    ``t = ab + 1 - 2**30`` is again ``floor((ab + 2**30) / 2**31)``. So one 64-bit multiply, one
+    addition of a constant and one arithmetic shift (on a Cortex-M3/M4: SMLAL onto the preloaded
+    constant, then two 32-bit shifts) replace the sign-dependent nudge and the biased division.
+    ``ab + 2**30`` cannot overflow (``|ab| <= 2**62``), and the quotient fits int32 except for
+    ``INT32_MIN * INT32_MIN``, the one saturating case, tested on the operands. The test is written
+    with XOR because TVM's simplifier folds ``a == INT32_MIN`` (for an int32 ``a``) to false,
+    which dropped the saturation.
+
     Parameters
     ----------
     a, b : tvm.tirx.PrimExpr
-        int32 scalar expressions (cheap ones, e.g. buffer loads: each is used several times).
+        int32 scalar expressions.
 
     Returns
     -------
     tvm.tirx.PrimExpr
         int32 expression.
     """
-    i64 = "int64"
-    zero = tirx.const(0, i64)
-    a64, b64 = tirx.Cast(i64, a), tirx.Cast(i64, b)
-    ab = a64 * b64
-    total = ab + tirx.Select(ab >= zero, tirx.const(1 << 30, i64), tirx.const(1 - (1 << 30), i64))
-    # C's truncating '/ 2**31', written as an arithmetic shift with a bias for negative values.
-    high = (total + tirx.Select(total < zero, tirx.const(2**31 - 1, i64), zero)) >> tirx.const(
-        31, i64
-    )
-    overflow = tirx.all(a == tirx.const(INT32_MIN, "int32"), b == tirx.const(INT32_MIN, "int32"))
-    return tirx.Select(overflow, tirx.const(INT32_MAX, "int32"), tirx.Cast("int32", high))
+    i32, i64 = "int32", "int64"
+    ab = tirx.Cast(i64, a) * tirx.Cast(i64, b)
+    high = tirx.Cast(i32, (ab + tirx.const(1 << 30, i64)) >> tirx.const(31, i64))
+    int32_min = tirx.const(INT32_MIN, i32)
+    overflow = ((a ^ int32_min) | (b ^ int32_min)) == tirx.const(0, i32)
+    return tirx.Select(overflow, tirx.const(INT32_MAX, i32), high)
 
 
 def tir_rounding_divide_by_pot(x: tirx.PrimExpr, exponent: tirx.PrimExpr) -> tirx.PrimExpr:
-    """TIR expression of :func:`rounding_divide_by_pot` for int32 scalars.
+    """TIR expression of :func:`rounding_divide_by_pot` for int32 scalars, in int32 only.
+
+    gemmlowp's own int32 formulation; a 32-bit core then needs no 64-bit shift by a variable
+    amount. The mask ``2**exponent - 1`` is computed in uint32, where ``1 << 31`` is defined (in
+    int32 C it is undefined behaviour).
 
     Parameters
     ----------
     x, exponent : tvm.tirx.PrimExpr
-        int32 scalar expressions (cheap ones: each is used several times); ``exponent`` in
-        ``[0, 31]``.
+        int32 scalar expressions (each is written several times into the result); ``exponent``
+        in ``[0, 31]``.
 
     Returns
     -------
     tvm.tirx.PrimExpr
         int32 expression.
     """
-    i64 = "int64"
-    one = tirx.const(1, i64)
-    x64, e64 = tirx.Cast(i64, x), tirx.Cast(i64, exponent)
-    mask = (one << e64) - one
-    threshold = (mask >> one) + tirx.Select(x64 < tirx.const(0, i64), one, tirx.const(0, i64))
-    rounded = (x64 >> e64) + tirx.Select((x64 & mask) > threshold, one, tirx.const(0, i64))
-    return tirx.Cast("int32", rounded)
+    i32, u32 = "int32", "uint32"
+    mask = tirx.Cast(i32, (tirx.const(1, u32) << tirx.Cast(u32, exponent)) - tirx.const(1, u32))
+    threshold = (mask >> tirx.const(1, i32)) + tirx.Cast(i32, x < tirx.const(0, i32))
+    return (x >> exponent) + tirx.Cast(i32, (x & mask) > threshold)
+
+
+def tir_multiply_by_quantized_multiplier(
+    x: tirx.PrimExpr, multiplier: tirx.PrimExpr, shift: tirx.PrimExpr
+) -> tirx.PrimExpr:
+    """TIR expression of :func:`multiply_by_quantized_multiplier` for int32 scalars.
+
+    One expression, so that a stage computes it in registers. Intermediates used several times
+    are written out at each use: TVM's ``Let`` expressions would avoid that but break its
+    ``NarrowDataType`` pass (conflicting bounds), and C compilers evaluate the repeated pure
+    subexpressions once.
+
+    Parameters
+    ----------
+    x : tvm.tirx.PrimExpr
+        int32 value.
+    multiplier, shift : tvm.tirx.PrimExpr
+        Integer expressions of any width (loads or immediates), from :func:`quantize_multiplier`.
+
+    Returns
+    -------
+    tvm.tirx.PrimExpr
+        int32 expression.
+    """
+    i32, zero = "int32", tirx.const(0, "int32")
+    s = tirx.Cast(i32, shift)
+    # The left shift wraps like int32 hardware: computed in int64, truncated to int32. The
+    # truncation stays even inside one expression (the simplifier cannot bound the shifted
+    # value to int32), so it needs no stage of its own.
+    shifted = tirx.Cast(i32, tirx.Cast("int64", x) << tirx.Cast("int64", tirx.max(s, zero)))
+    high = tir_saturating_rounding_doubling_high_mul(shifted, tirx.Cast(i32, multiplier))
+    return tir_rounding_divide_by_pot(high, tirx.max(zero - s, zero))
+
+
+def tir_requantize(
+    acc: tirx.PrimExpr,
+    multiplier: tirx.PrimExpr,
+    shift: tirx.PrimExpr,
+    zero_point: int,
+    qmin: int = -128,
+    qmax: int = 127,
+) -> tirx.PrimExpr:
+    """TIR expression of :func:`requantize` for an int32 scalar (int8 result).
+
+    The scaled value is clamped to ``[qmin - zero_point, qmax - zero_point]`` before the zero point
+    is added: the same result as the numpy version (which adds in int64) without an int32 overflow
+    of ``scaled + zero_point``; and for ``zero_point`` -128 or 0 the clamp is to ``[0, 255]`` or
+    ``[-128, 127]``, which a compiler can turn into one ``USAT``/``SSAT``.
+
+    Parameters
+    ----------
+    acc : tvm.tirx.PrimExpr
+        int32 accumulator.
+    multiplier, shift : tvm.tirx.PrimExpr
+        As for :func:`tir_multiply_by_quantized_multiplier`.
+    zero_point : int
+        Output zero point.
+    qmin, qmax : int
+        Clamp range.
+
+    Returns
+    -------
+    tvm.tirx.PrimExpr
+        int8 expression.
+    """
+    i32 = "int32"
+    scaled = tir_multiply_by_quantized_multiplier(acc, multiplier, shift)
+    clamped = tirx.max(tirx.min(scaled, tirx.const(qmax - zero_point, i32)),
+                       tirx.const(qmin - zero_point, i32))
+    return tirx.Cast("int8", clamped + tirx.const(zero_point, i32))
 
 
 def te_multiply_by_quantized_multiplier(
@@ -220,10 +302,7 @@ def te_multiply_by_quantized_multiplier(
     shift: Callable[..., tirx.PrimExpr],
     name: str,
 ) -> te.Tensor:
-    """TE stages computing :func:`multiply_by_quantized_multiplier` of an int32 tensor.
-
-    Three injective stages (``<name>_shifted``, ``<name>_high_mul`` and ``<name>``) keep each TIR
-    expression small; schedules inline or fuse them with the producer of ``x``.
+    """One TE stage computing :func:`multiply_by_quantized_multiplier` of an int32 tensor.
 
     Parameters
     ----------
@@ -233,33 +312,16 @@ def te_multiply_by_quantized_multiplier(
         Map output indices to the multiplier and shift (integer expressions of any width, e.g.
         per-channel lookups or immediates).
     name : str
-        Name of the final stage.
+        Name of the stage.
 
     Returns
     -------
     tvm.te.Tensor
         int32 tensor of ``x``'s shape.
     """
-    zero = tirx.const(0, "int32")
-
-    def shift_at(idx):
-        return tirx.Cast("int32", shift(*idx))
-
-    def shift_left(*idx):
-        left = tirx.Cast("int64", tirx.max(shift_at(idx), zero))
-        return tirx.Cast("int32", tirx.Cast("int64", x(*idx)) << left)
-
-    # A stage of its own: storing to int32 makes the wrap explicit, so the simplifier cannot
-    # reason about the unwrapped 64-bit value inside the high multiplication.
-    shifted = te.compute(x.shape, shift_left, name=f"{name}_shifted")
-    high = te.compute(
-        x.shape,
-        lambda *idx: tir_saturating_rounding_doubling_high_mul(
-            shifted(*idx), tirx.Cast("int32", multiplier(*idx))),
-        name=f"{name}_high_mul")
     return te.compute(
         x.shape,
-        lambda *idx: tir_rounding_divide_by_pot(high(*idx), tirx.max(zero - shift_at(idx), zero)),
+        lambda *idx: tir_multiply_by_quantized_multiplier(x(*idx), multiplier(*idx), shift(*idx)),
         name=name,
     )
 
@@ -273,7 +335,7 @@ def te_requantize(
     qmax: int = 127,
     name: str = "requantize",
 ) -> te.Tensor:
-    """TE stages computing :func:`requantize` of an int32 tensor (int8 result).
+    """One TE stage computing :func:`requantize` of an int32 tensor (int8 result).
 
     Parameters
     ----------
@@ -286,18 +348,16 @@ def te_requantize(
     qmin, qmax : int
         Clamp range.
     name : str
-        Name of the final stage.
+        Name of the stage.
 
     Returns
     -------
     tvm.te.Tensor
         int8 tensor of ``acc``'s shape.
     """
-    scaled = te_multiply_by_quantized_multiplier(acc, multiplier, shift, f"{name}_scale")
-
-    def clamp(*idx):
-        value = scaled(*idx) + tirx.const(zero_point, "int32")
-        return tirx.Cast("int8", tirx.max(tirx.min(value, tirx.const(qmax, "int32")),
-                                          tirx.const(qmin, "int32")))
-
-    return te.compute(acc.shape, clamp, name=name)
+    return te.compute(
+        acc.shape,
+        lambda *idx: tir_requantize(acc(*idx), multiplier(*idx), shift(*idx), zero_point, qmin,
+                                    qmax),
+        name=name,
+    )

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tvm
-from tvm import relax
+from tvm import relax, s_tir
 
 from relay_passes import (
     ClusterGatedLinearParams,
@@ -145,3 +145,15 @@ def test_int8_kernel_builds_for_bare_metal_targets(target):
         assert "cluster_gated_linear_int8" in source
         body = source.split("cluster_gated_linear_int8")[-1]
         assert "__aeabi" not in source and " / " not in body  # no (64-bit) division
+
+
+def test_int8_kernel_requantizes_in_one_stage():
+    """The accumulator is the only [N, d] int32 intermediate; no stage between it and the output."""
+    kernel = make_cluster_gated_linear_int8_kernel(2, 140, 3, 16, output_zero_point=-4)
+    sch = s_tir.Schedule(kernel)
+    root = sch.get_sblock("root")
+    names = [sch.get(b).name_hint for b in sch.get_child_blocks(root)]
+    assert names == ["centroid_dot", "score", "nearest_cluster", "accumulate", "requantize"]
+    wide = [buf.name for buf in sch.get(root).alloc_buffers
+            if [int(e) for e in buf.shape] == [2, 16]]
+    assert wide == ["accumulate"]

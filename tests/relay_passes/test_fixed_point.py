@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tvm
-from tvm import te
+from tvm import s_tir, te
 
 from relay_passes.fixed_point import (
     INT32_MAX,
@@ -15,6 +15,8 @@ from relay_passes.fixed_point import (
     saturating_rounding_doubling_high_mul,
     te_multiply_by_quantized_multiplier,
     te_requantize,
+    tir_rounding_divide_by_pot,
+    tir_saturating_rounding_doubling_high_mul,
 )
 
 
@@ -44,6 +46,13 @@ def _mbqm(x: int, multiplier: int, shift: int) -> int:
 EDGE_ACCUMULATORS = np.array(
     [0, 1, -1, 2, -2, 3, -3, 127, -128, 1000, -1000, 2**20, -(2**20), INT32_MAX, INT32_MIN,
      INT32_MAX - 1, INT32_MIN + 1], dtype=np.int32)
+
+
+# 0, the extremes, and +-2**k, +-(2**k +- 1) for every k: every carry and sign boundary.
+_POWERS = np.array([sign * (2**k + delta) for k in range(32) for delta in (-1, 0, 1)
+                    for sign in (1, -1)], dtype=np.int64)
+EDGE_INT32 = np.unique(np.clip(np.concatenate([_POWERS, [0, INT32_MIN, INT32_MAX]]),
+                               INT32_MIN, INT32_MAX)).astype(np.int32)
 
 
 def _random_case(rng, size=4000):
@@ -138,3 +147,77 @@ def test_tir_requantize_matches_numpy():
     result = tvm.runtime.tensor(np.zeros(n, np.int8))
     lib["main"](*(tvm.runtime.tensor(a) for a in (acc, mult, shift.astype(np.int8))), result)
     np.testing.assert_array_equal(result.numpy(), requantize(acc, mult, shift, 5, -100, 90))
+
+
+def test_srdhm_is_a_plain_rounding_shift_except_when_saturating():
+    """gemmlowp's sign-dependent nudge + truncating division == ``(ab + 2**30) >> 31``."""
+    rng = np.random.default_rng(4)
+    a = np.concatenate([np.repeat(EDGE_INT32, EDGE_INT32.size),
+                        rng.integers(INT32_MIN, INT32_MAX + 1, 2_000_000, dtype=np.int64)])
+    b = np.concatenate([np.tile(EDGE_INT32, EDGE_INT32.size),
+                        rng.integers(INT32_MIN, INT32_MAX + 1, 2_000_000, dtype=np.int64)])
+    shortcut = (a.astype(np.int64) * b + (1 << 30)) >> 31
+    saturating = (a == INT32_MIN) & (b == INT32_MIN)
+    assert np.count_nonzero(saturating) == 1
+    assert np.all((shortcut[~saturating] >= -INT32_MAX) & (shortcut[~saturating] <= INT32_MAX))
+    np.testing.assert_array_equal(np.where(saturating, INT32_MAX, shortcut),
+                                  saturating_rounding_doubling_high_mul(a, b))
+
+
+def _elementwise(expr, dtypes: list[str]):
+    """Build ``out[i] = expr(in_0[i], in_1[i], ...)`` (int32 out) for llvm; return a numpy call."""
+
+    def run(*arrays: np.ndarray) -> np.ndarray:
+        n = arrays[0].size
+        inputs = [te.placeholder((n,), dtype, name=f"in{i}") for i, dtype in enumerate(dtypes)]
+        out = te.compute((n,), lambda i: expr(*(t(i) for t in inputs)), name="out")
+        lib = _build(te.create_prim_func([*inputs, out]))
+        result = tvm.runtime.tensor(np.zeros(n, np.int32))
+        lib["main"](*(tvm.runtime.tensor(a.astype(d)) for a, d in zip(arrays, dtypes,
+                                                                        strict=True)), result)
+        return result.numpy()
+
+    return run
+
+
+def test_tir_srdhm_matches_numpy_on_edges_and_random():
+    rng = np.random.default_rng(5)
+    a = np.concatenate([np.repeat(EDGE_INT32, EDGE_INT32.size),
+                        rng.integers(INT32_MIN, INT32_MAX + 1, 20_000, dtype=np.int64)])
+    b = np.concatenate([np.tile(EDGE_INT32, EDGE_INT32.size),
+                        rng.integers(INT32_MIN, INT32_MAX + 1, 20_000, dtype=np.int64)])
+    run = _elementwise(tir_saturating_rounding_doubling_high_mul, ["int32", "int32"])
+    got = run(a, b)
+    np.testing.assert_array_equal(got, saturating_rounding_doubling_high_mul(a, b))
+    assert got[(a == INT32_MIN) & (b == INT32_MIN)].tolist() == [INT32_MAX]
+
+
+def test_tir_rounding_divide_by_pot_matches_numpy_for_every_exponent():
+    rng = np.random.default_rng(6)
+    values = np.concatenate([EDGE_INT32, rng.integers(INT32_MIN, INT32_MAX + 1, 300)])
+    x = np.tile(values, 32)
+    exponent = np.repeat(np.arange(32), values.size)
+    run = _elementwise(tir_rounding_divide_by_pot, ["int32", "int32"])
+    np.testing.assert_array_equal(run(x, exponent), rounding_divide_by_pot(x, exponent))
+
+
+def test_te_requantize_is_one_stage():
+    acc = te.placeholder((8,), "int32", name="acc")
+    out = te_requantize(acc, lambda i: 1 << 30, lambda i: -3, -128)
+    sch = s_tir.Schedule(te.create_prim_func([acc, out]))
+    assert [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))] == [
+        "requantize"]
+
+
+@pytest.mark.parametrize("zero_point", [-128, 0, 100])
+def test_tir_requantize_zero_points_match_numpy(zero_point):
+    acc, mult, shift = _random_case(np.random.default_rng(7), size=1000)
+    n = acc.size
+    acc_t = te.placeholder((n,), "int32", name="acc")
+    mult_t = te.placeholder((n,), "int32", name="mult")
+    shift_t = te.placeholder((n,), "int8", name="shift")
+    out = te_requantize(acc_t, lambda i: mult_t[i], lambda i: shift_t[i], zero_point)
+    lib = _build(te.create_prim_func([acc_t, mult_t, shift_t, out]))
+    result = tvm.runtime.tensor(np.zeros(n, np.int8))
+    lib["main"](*(tvm.runtime.tensor(a) for a in (acc, mult, shift.astype(np.int8))), result)
+    np.testing.assert_array_equal(result.numpy(), requantize(acc, mult, shift, zero_point))
