@@ -11,8 +11,17 @@ Rewritten regions (anchored at an int8 per-tensor ``R.quantize``; an optional ``
 ``R.clip`` just below it becomes the integer clamp range, as TFLite fuses activations):
 
 * ``conv2d(deq(x), deq(W)) [+ deq(bias)]`` (NHWC, per-channel or per-tensor symmetric int8 W,
-  int32 bias) -> ``conv2d(int16(x) - z_x, W_int8, out_dtype=int32) [+ bias] -> requantize``;
-* ``matmul(deq(x), deq(W)) [+ deq(bias)]`` (dense/fully connected) -> the same with ``matmul``;
+  int32 bias) -> ``conv2d(pad(x, z_x), W_int8, out_dtype=int32) + (bias - z_x * sum(W)) ->
+  requantize``: the input zero point is folded into a per-output int32 constant (computed here),
+  so the product reads int8 activations and int8 weights, as TFLite's kernels do. A convolution's
+  padding becomes an explicit ``pad`` with ``z_x`` (the real value 0 TFLite pads with), because
+  the folded term covers every tap, border taps included;
+* ``matmul(deq(x), deq(W)) [+ deq(bias)]`` (dense/fully connected, 2-D W) -> the same with
+  ``matmul`` and no padding. Legalized, its reduction is ``C += int32(x_int8) * int32(W_int8)``,
+  the pattern ``micro.dsp``'s SMLAD micro-kernel tensorizes;
+* either of them, when W or the bias is not a constant or a folded value leaves int32 ->
+  ``op(int16(x) - z_x, W_int8, out_dtype=int32) [+ bias]`` (the same integers, with an int16
+  copy of the input; zero padding is then exact);
 * ``add(deq(a), deq(b))`` -> TFLite's int8 ADD (inputs rescaled to a common
   ``2 * max(s_a, s_b) / 2**20`` scale, summed, requantized), with numpy broadcasting;
 * ``multiply(deq(a), deq(b))`` -> TFLite's int8 MUL (``(a - z_a) * (b - z_b)`` requantized by
@@ -243,12 +252,6 @@ class _QDQLowerer(PyExprMutator):
             relax.const(shift.astype(np.int8)), zero_point, qmin, qmax,
             primfunc_name_hint="requantize")
 
-    def _shifted_input(self, x: Dequantized) -> relax.Expr:
-        """``int16(x) - z_x``: the input in the zero-point-free domain (padding stays exact)."""
-        data = self.visit_expr(x.data)
-        return self.builder_.emit(relax.op.subtract(
-            relax.op.astype(data, "int16"), relax.const(int(x.zero_point[0]), "int16")))
-
     def _lower_requantize(self, call: relax.Call, out) -> relax.Expr | None:
         x = self._dequantized(call)
         if x is None or not x.per_tensor or x.data.ty.dtype != "int8":
@@ -279,38 +282,112 @@ class _QDQLowerer(PyExprMutator):
             return None
         if x.data.ty.dtype != "int8" or w.data.ty.dtype != "int8":
             return None
-        is_conv = op_name(call) == "relax.nn.conv2d"
-        if is_conv and (call.attrs.data_layout != "NHWC" or call.attrs.kernel_layout != "HWIO"
-                        or call.attrs.out_layout != "NHWC"):
+        if op_name(call) == "relax.nn.conv2d" and (
+                call.attrs.data_layout != "NHWC" or call.attrs.kernel_layout != "HWIO"
+                or call.attrs.out_layout != "NHWC"):
             return None
         out_channels = int(call.ty.shape[-1])
         if not (w.scale.size == 1 or (w.scale.size == out_channels
                                       and w.axis % len(w.data.ty.shape) ==
                                       len(w.data.ty.shape) - 1)):
             return None
-        bias_data = None
+        b = None
         if bias is not None:
             b = self._dequantized(bias)
             if b is None or not b.symmetric or b.data.ty.dtype != "int32" or (
                     [int(s) for s in b.data.ty.shape] != [out_channels]):
                 return None
-            bias_data = self.visit_expr(b.data)
-
-        xs = self._shifted_input(x)
-        weights = self.visit_expr(w.data)
-        if is_conv:
-            a = call.attrs
-            acc = relax.op.nn.conv2d(xs, weights, a.strides, a.padding, a.dilation, a.groups,
-                                     a.data_layout, a.kernel_layout, a.out_layout, "int32")
-        else:
-            acc = relax.op.matmul(xs, weights, out_dtype="int32")
-        acc = self.builder_.emit(acc)
-        if bias_data is not None:
-            acc = self.builder_.emit(relax.op.add(acc, bias_data))
+        acc = self._accumulate(call, x, w, b)
         weight_scale = w.scale[0] if w.scale.size == 1 else w.scale
         real = np.float64(x.scale[0]) * weight_scale / np.float64(out[0])
         mult, shift = quantize_multiplier(real)
         return self._emit_requantize(acc, mult, shift, out)
+
+    def _accumulate(self, call: relax.Call, x: Dequantized, w: Dequantized,
+                    b: Dequantized | None) -> relax.Expr:
+        """The int32 accumulator ``sum((x - z_x) * W) [+ bias]`` of a conv2d/matmul region.
+
+        Preferred form: ``op(x_int8, W_int8) + (bias - z_x * sum(W))``, the zero-point term folded
+        into a per-output int32 constant, so the product reads int8 data and int8 weights (what
+        the SMLAD micro-kernel of ``micro.dsp`` matches) and no separate widening kernel runs.
+        Fallback (weights or bias not constant, or a corrected bias outside int32):
+        ``op(int16(x) - z_x, W_int8) [+ bias]``. Both give the same int32 values.
+        """
+        weights = self.visit_expr(w.data)
+        folded = self._folded_bias(call, x, w, b)
+        if folded is None:
+            acc = self.builder_.emit(self._integer_op(call, self._shifted_input(x), weights))
+            if b is None:
+                return acc
+            return self.builder_.emit(relax.op.add(acc, self.visit_expr(b.data)))
+        data, padding = self.visit_expr(x.data), None
+        if op_name(call) == "relax.nn.conv2d":
+            data = self._pad_with_zero_point(call, data, int(x.zero_point[0]))
+            padding = [0, 0, 0, 0]
+        acc = self.builder_.emit(self._integer_op(call, data, weights, padding))
+        return self.builder_.emit(relax.op.add(acc, relax.const(folded)))
+
+    def _folded_bias(self, call: relax.Call, x: Dequantized, w: Dequantized,
+                     b: Dequantized | None) -> np.ndarray | None:
+        """``bias - z_x * sum(W over the inputs of each output)`` as int32, or None.
+
+        None when the weights or bias are not constants or a value leaves the int32 range: the
+        constant could only be stored wrapped, and the int32 sums would then rely on signed
+        overflow (undefined in the generated C), which TFLite's ``(x - z_x) * W`` never needs.
+        """
+        weights = self._constant_value(w.data)
+        if weights is None or (op_name(call) == "relax.matmul" and weights.ndim != 2):
+            return None
+        input_axes = (0, 1, 2) if op_name(call) == "relax.nn.conv2d" else (0,)
+        folded = -int(x.zero_point[0]) * weights.astype(np.int64).sum(axis=input_axes)
+        if b is not None:
+            bias = self._constant_value(b.data)
+            if bias is None:
+                return None
+            folded = folded + bias.astype(np.int64)
+        info = np.iinfo(np.int32)
+        if folded.min() < info.min or folded.max() > info.max:
+            return None
+        return folded.astype(np.int32)
+
+    def _constant_value(self, expr: relax.Expr) -> np.ndarray | None:
+        """Value of a constant, possibly transposed (the frontend's dense weights), else None."""
+        expr = self._resolve(expr)
+        if op_name(expr) == "relax.permute_dims":
+            value = self._constant_value(expr.args[0])
+            axes = None if expr.attrs.axes is None else [int(a) for a in expr.attrs.axes]
+            return None if value is None else np.transpose(value, axes)
+        return constant_array(expr)
+
+    def _shifted_input(self, x: Dequantized) -> relax.Expr:
+        """``int16(x) - z_x``: the input in the zero-point-free domain (padding stays exact)."""
+        data = self.visit_expr(x.data)
+        return self.builder_.emit(relax.op.subtract(
+            relax.op.astype(data, "int16"), relax.const(int(x.zero_point[0]), "int16")))
+
+    def _pad_with_zero_point(self, conv: relax.Call, data: relax.Expr,
+                             zero_point: int) -> relax.Expr:
+        """``data`` with ``conv``'s padding made explicit, padded with ``z_x``.
+
+        The folded bias subtracts ``z_x * W`` for every tap, border taps included, so a padded
+        element must be ``z_x`` (real value 0, as TFLite pads) instead of the operator's 0.
+        """
+        top, left, bottom, right = (int(p) for p in conv.attrs.padding)
+        if not any((top, left, bottom, right)):
+            return data
+        return self.builder_.emit(relax.op.nn.pad(
+            data, [0, 0, top, bottom, left, right, 0, 0], pad_value=float(zero_point)))
+
+    @staticmethod
+    def _integer_op(call: relax.Call, data: relax.Expr, weights: relax.Expr,
+                    padding: list | None = None) -> relax.Expr:
+        """``call``'s conv2d/matmul on integer operands with an int32 result."""
+        if op_name(call) == "relax.matmul":
+            return relax.op.matmul(data, weights, out_dtype="int32")
+        a = call.attrs
+        return relax.op.nn.conv2d(data, weights, a.strides,
+                                  a.padding if padding is None else padding, a.dilation,
+                                  a.groups, a.data_layout, a.kernel_layout, a.out_layout, "int32")
 
     def _lower_average_pool(self, cast: relax.Call) -> relax.Expr | None:
         """``astype(avg_pool2d(astype(x, int32)), int8)`` -> TFLite's rounded int8 average."""

@@ -30,7 +30,8 @@ class DenseQDQ:
         return gv
 
 
-# The requantize kernel is a stub until _expected() puts in the real PrimFunc.
+# The requantize kernel is a stub until _with_requantize() puts in the real PrimFunc; `c` is the
+# folded bias, bound like the weights.
 @I.ir_module(check_well_formed=False)
 class DenseInteger:
     @T.prim_func(private=True)
@@ -39,9 +40,29 @@ class DenseInteger:
 
     @R.function
     def main(x: R.Tensor((1, 4), "int8"), w: R.Tensor((4, 3), "int8"),
-             b: R.Tensor((3,), "int32")) -> R.Tensor((1, 3), "int8"):
+             c: R.Tensor((3,), "int32")) -> R.Tensor((1, 3), "int8"):
         R.func_attr({"num_input": 1})
         cls = DenseInteger
+        with R.dataflow():
+            lv = R.matmul(x, w, out_dtype="int32")
+            lv1 = R.add(lv, c)
+            gv = R.call_tir(cls.requantize, (lv1,), out_ty=R.Tensor((1, 3), "int8"))
+            R.output(gv)
+        return gv
+
+
+# The fallback when the folded bias would leave int32.
+@I.ir_module(check_well_formed=False)
+class DenseZeroPointFree:
+    @T.prim_func(private=True)
+    def requantize(acc: T.Buffer((1, 3), "int32")):
+        T.evaluate(0)
+
+    @R.function
+    def main(x: R.Tensor((1, 4), "int8"), w: R.Tensor((4, 3), "int8"),
+             b: R.Tensor((3,), "int32")) -> R.Tensor((1, 3), "int8"):
+        R.func_attr({"num_input": 1})
+        cls = DenseZeroPointFree
         with R.dataflow():
             lv = R.astype(x, "int16")
             lv1 = R.subtract(lv, R.const(3, "int16"))
@@ -66,15 +87,12 @@ class AsymmetricWeights:
         return gv
 
 
-def _bind_weights(mod: tvm.IRModule) -> tvm.IRModule:
-    rng = np.random.default_rng(0)
-    return relax.transform.BindParams("main", {
-        "w": rng.integers(-127, 128, (4, 3), dtype=np.int8),
-        "b": rng.integers(-500, 500, 3).astype(np.int32)})(mod)
+WEIGHTS = np.random.default_rng(0).integers(-127, 128, (4, 3), dtype=np.int8)
+BIAS = np.random.default_rng(1).integers(-500, 500, 3).astype(np.int32)
 
 
-def test_dense_region_becomes_integer():
-    before = _bind_weights(DenseQDQ)
+def _with_requantize(mod: tvm.IRModule) -> tvm.IRModule:
+    """``mod`` with the requantize stub replaced by the kernel the pass emits for DenseQDQ."""
     mult, shift = quantize_multiplier(np.float64(np.float32(0.5)) * np.float64(np.float32(0.01))
                                       / np.float64(np.float32(0.1)))
     shape = [tvm.tirx.IntImm("int64", 1), tvm.tirx.IntImm("int64", 3)]  # call_te uses int64
@@ -83,8 +101,24 @@ def test_dense_region_becomes_integer():
         acc, lambda *i: tvm.tirx.const(int(mult), "int32"),
         lambda *i: tvm.tirx.const(int(shift), "int32"), -10, qmin=-10, qmax=127)],
         index_dtype_override="int64")
-    expected = _bind_weights(DenseInteger)
-    expected[expected.get_global_var("requantize")] = kernel.without_attr("global_symbol")
+    mod[mod.get_global_var("requantize")] = kernel.without_attr("global_symbol")
+    return mod
+
+
+def test_dense_region_becomes_int8_matmul_with_folded_bias():
+    before = relax.transform.BindParams("main", {"w": WEIGHTS, "b": BIAS})(DenseQDQ)
+    folded = BIAS - 3 * WEIGHTS.astype(np.int32).sum(axis=0)  # bias - z_x * sum_k W[k, o]
+    expected = _with_requantize(relax.transform.BindParams("main", {
+        "w": WEIGHTS, "c": folded.astype(np.int32)})(DenseInteger))
+    tvm.ir.assert_structural_equal(LowerQDQToInteger()(before), expected)
+
+
+def test_folded_bias_outside_int32_keeps_the_zero_point_free_form():
+    bias = np.full(3, np.iinfo(np.int32).min + 100, np.int32)
+    weights = np.full((4, 3), 127, np.int8)  # -z_x * sum(W) = -1524 would leave int32
+    before = relax.transform.BindParams("main", {"w": weights, "b": bias})(DenseQDQ)
+    expected = _with_requantize(relax.transform.BindParams("main", {
+        "w": weights, "b": bias})(DenseZeroPointFree))
     tvm.ir.assert_structural_equal(LowerQDQToInteger()(before), expected)
 
 
@@ -133,10 +167,39 @@ def test_lowered_int8_resnet_is_integer(lowered, tiny_resnet):
            if isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.Op)}
     # Only the softmax of the head stays in float between its dequantize and quantize.
     assert ops & {"relax.dequantize", "relax.quantize"} == {"relax.dequantize", "relax.quantize"}
-    conv_inputs = [str(b.value.args[0].ty.dtype) for block in lowered["main"].body.blocks
-                   for b in block.bindings if isinstance(b.value, relax.Call)
-                   and getattr(b.value.op, "name", "") in ("relax.nn.conv2d", "relax.matmul")]
-    assert conv_inputs and set(conv_inputs) == {"int16"}
+
+
+def _calls(func: relax.Function, *names: str) -> list[relax.Call]:
+    ops = [tvm.ir.Op.get(name) for name in names]
+    return [b.value for block in func.body.blocks for b in block.bindings
+            if getattr(b.value, "op", None) in ops]
+
+
+def test_convolutions_and_dense_read_int8_data_and_int8_weight_constants(lowered):
+    # The input zero points are folded into the bias: no int16 copy of the activations, and
+    # FoldConstant leaves the weights int8 constants (the same bytes as in the TFLite model).
+    products = _calls(lowered["main"], "relax.nn.conv2d", "relax.matmul")
+    assert {op.op.name for op in products} == {"relax.nn.conv2d", "relax.matmul"}
+    for op in products:
+        data, weights = op.args
+        assert str(data.ty.dtype) == "int8" and str(op.ty.dtype) == "int32"
+        assert isinstance(weights, tvm.ir.expr.Constant) and str(weights.ty.dtype) == "int8"
+    assert not [c for c in _calls(lowered["main"], "relax.astype") if c.ty.dtype == "int16"]
+    # Padded convolutions pad with the input zero point (TFLite's real-valued 0) beforehand.
+    assert all(not any(int(p) for p in op.attrs.padding) for op in products
+               if op.op.name == "relax.nn.conv2d")
+
+
+def test_lowered_dense_legalizes_to_an_int8_by_int8_product(lowered):
+    # The block micro.dsp's SMLAD micro-kernel matches: C = C + int32(x_int8) * int32(W_int8).
+    legalized = relax.transform.LegalizeOps()(lowered)
+    (matmul,) = [func for gvar, func in legalized.functions_items()
+                 if gvar.name_hint.startswith("matmul")]
+    schedule = tvm.s_tir.Schedule(matmul)
+    product = schedule.get(schedule.get_sblock("matmul")).body.value.b
+    for operand in (product.a, product.b):
+        assert isinstance(operand, tvm.tirx.Cast) and str(operand.ty) == "int32"
+        assert str(operand.value.source.dtype) == "int8"
 
 
 def _litert(model: bytes, resolver: str):
