@@ -3,8 +3,9 @@
 Scalar int8 code costs 2–3 instructions per multiply-accumulate (MAC) on a Cortex-M4: two byte
 loads, a multiply-accumulate and loop overhead. The DSP extension's ``SMLAD`` adds two 16×16-bit
 products to an accumulator in one instruction and ``SXTB16`` sign-extends two bytes of a word at
-once, so the tensorized micro-kernel's loop needs 1.375 instructions per MAC, bit-exactly (the
-int32 sum is the same; only the order of additions changes, and int32 addition is associative).
+once, so the tensorized micro-kernels' loops need 1.19 (four outputs at a time, interleaved
+weights) or 1.375 (two outputs, row-major weights) instructions per MAC, bit-exactly (the int32
+sum is the same; only the order of additions changes, and int32 addition is associative).
 
 How it fits the compiler:
 
@@ -12,13 +13,16 @@ How it fits the compiler:
   → int32 reduction ``C[o] += A[r] * B[o, r]`` over ``n`` outputs and ``L`` inputs (optionally
   with ``B`` gathered by a data-dependent index, like the cluster-gated operator's weights of the
   chosen cluster) and whose implementation calls the C micro-kernel ``pla_dsp_dot_q7``
-  (``templates/dsp/pla_dsp.c``).
+  (``templates/dsp/pla_dsp.c``). :func:`dot_q7x4_intrin` is the gathered variant for output and
+  reduction lengths that are multiples of 4, over weights interleaved as ``[?, n/4, L/4, 4, 4]``
+  so that one ``LDM`` loads a quad of inputs' weights for four outputs (``pla_dsp_dot_q7x4``).
 * :func:`schedule_int8_dots` is the schedule: for every reduction block that tensorize accepts it
-  moves the weight's reduction axis innermost (a layout change of a constant parameter, so that
-  four weights of one output are one word), splits the outputs into tiles of the intrinsic,
-  tensorizes, and fuses the element-wise epilogue (requantization) into one loop.
+  changes the layout of the weight (a constant parameter): reduction axis innermost, so that four
+  weights of one output are one word, or interleaved for the four-output kernel; it splits the
+  outputs into tiles of the intrinsic, tensorizes, and fuses the element-wise epilogue
+  (requantization) into one loop.
 * :func:`apply_dsp` applies that schedule to every kernel of a lowered Relax module that is not
-  already scheduled and transposes the affected Relax constants to match. :func:`micro.build`
+  already scheduled and re-lays out the affected Relax constants to match. :func:`micro.build`
   calls it by default on boards that use the extension (:func:`uses_dsp`), the way microTVM's
   ``arm_cpu`` strategy picked its DSP schedules for ``-mcpu=cortex-m4/m7/m33``.
 * :func:`prepare_for_tuning` does only the layout change and annotates the blocks, so that
@@ -33,7 +37,6 @@ from __future__ import annotations
 
 from importlib import resources
 
-import numpy as np
 import tvm
 from tvm import relax, s_tir, tirx
 from tvm.s_tir import TensorIntrin
@@ -45,11 +48,13 @@ from .errors import BuildError
 from .lowering import lower_to_kernel_calls
 
 MICRO_KERNEL = "pla_dsp_dot_q7"
+MICRO_KERNEL_X4 = "pla_dsp_dot_q7x4"
 SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaSchedule
 _TEMPLATES = resources.files(__package__).joinpath("templates", "dsp")
-register_extern_source(
-    MICRO_KERNEL, _TEMPLATES.joinpath("pla_dsp.c"), header=_TEMPLATES.joinpath("pla_dsp.h")
-)
+for _symbol in (MICRO_KERNEL, MICRO_KERNEL_X4):
+    register_extern_source(
+        _symbol, _TEMPLATES.joinpath("pla_dsp.c"), header=_TEMPLATES.joinpath("pla_dsp.h")
+    )
 
 
 def board_uses_dsp(board: str | Board) -> bool:
@@ -209,6 +214,74 @@ def _gathered_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.Pri
     return desc, impl
 
 
+def dot_q7x4_intrin(length: int, outputs: int) -> str:
+    """Register (once) the gathered four-output intrinsic for one shape and return its name.
+
+    Parameters
+    ----------
+    length : int
+        Reduction length ``L``, a multiple of 4.
+    outputs : int
+        Outputs per call ``n``, a multiple of 4.
+
+    Returns
+    -------
+    str
+        Name for ``Schedule.tensorize``. ``B`` is the chosen slice of weights interleaved as
+        ``[?, n/4, L/4, 4, 4]`` (group of four outputs, quad of four inputs, output in the group,
+        input in the quad), selected by a one-element index buffer as in :func:`dot_q7_intrin`.
+    """
+    name = f"{MICRO_KERNEL_X4}_{length}x{outputs}_gathered"
+    if TensorIntrin.get(name, allow_missing=True) is None:
+        TensorIntrin.register(name, *_x4_intrin(length, outputs))
+    return name
+
+
+def _x4_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    """``C[0, o] += A[0, r] * B[I[0], o/4, r/4, o%4, r%4]``: description and implementation.
+
+    The interleaved slice is contiguous, so the implementation needs no stride.
+    """
+    n, L = outputs, length  # noqa: N806
+    shape = (1, n // 4, L // 4, 4, 4)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle, i: T.handle) -> None:
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, shape, "int8", offset_factor=1)
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n // 4, 0:L // 4, 0:4, 0:4], I[0])
+            T.writes(C[0, 0:n])
+            for o, r in T.grid(n, L):
+                with T.sblock("update"):
+                    vo, vr = T.axis.remap("SR", [o, r])
+                    T.reads(C[0, vo], A[0, vr], B[0, vo // 4, vr // 4, vo % 4, vr % 4], I[0])
+                    T.writes(C[0, vo])
+                    C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * T.Cast(
+                        "int32", B[0, vo // 4, vr // 4, vo % 4, vr % 4])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle, i: T.handle) -> None:
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, shape, "int8", offset_factor=1)
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n // 4, 0:L // 4, 0:4, 0:4], I[0])
+            T.writes(C[0, 0:n])
+            T.evaluate(T.call_extern(
+                "int32", MICRO_KERNEL_X4, A.access_ptr("r"), B.access_ptr("r"),
+                C.access_ptr("rw"), L, n))
+
+    return desc, impl
+
+
+#: A parameter whose layout a schedule changed: its index and the map to its new layout.
+Relayout = tuple[int, tirx.IndexMap]
+
+
 class _NotApplicable(Exception):
     """A block looks like a dot product but the micro-kernel cannot take it."""
 
@@ -244,7 +317,7 @@ def _weight_needs_transpose(weight: tvm.ir.TensorLoad, block: tirx.SBlock) -> bo
 
 def schedule_int8_dots(
     func: tirx.PrimFunc, output_tile: int | None = None, *, tensorize: bool = True
-) -> tuple[tirx.PrimFunc, list[int]] | None:
+) -> tuple[tirx.PrimFunc, list[Relayout]] | None:
     """Tensorize every int8 dot-product reduction of a kernel with the SMLAD micro-kernel.
 
     When a block was tensorized, the element-wise stages are fused into their consumers' loops.
@@ -265,11 +338,12 @@ def schedule_int8_dots(
     -------
     func : tvm.tirx.PrimFunc
         The scheduled kernel; the whole result is None when no block matched.
-    transposed : list of int
-        Indices of parameters whose last two axes were swapped (reduction innermost): the caller
-        must pass those tensors transposed.
+    relaid_out : list of (int, tvm.tirx.IndexMap)
+        The parameters whose layout changed (reduction innermost, or interleaved for the
+        four-output kernel), by index, with the map of their new layout: the caller must pass
+        those tensors re-laid out (``index_map.map_tensor``).
     """
-    transposed: list[int] = []
+    relaid_out: list[Relayout] = []
     sch = s_tir.Schedule(func)
     names = _block_names(sch)
     matched = False
@@ -291,12 +365,12 @@ def schedule_int8_dots(
             relaid.annotate(relaid.get_sblock(name), "schedule_rule", SCHEDULE_RULE)
             sch = relaid
         matched = True
-        transposed += [] if moved is None else [moved]
+        relaid_out += [] if moved is None else [moved]
     if not matched:
         return None
     if tensorize:
         _fuse_elementwise(sch)
-    return sch.mod["main"], transposed
+    return sch.mod["main"], relaid_out
 
 
 def _block_names(sch: s_tir.Schedule) -> list[str]:
@@ -331,12 +405,14 @@ def _fuse_elementwise(sch: s_tir.Schedule) -> None:
             continue  # the consumer reduces over this stage or reads it elsewhere: keep it
 
 
-def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> int | None:
-    """Make the weight's reduction axis its innermost one, if it is not; return the parameter.
+def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> Relayout | None:
+    """Re-lay out a weight whose last axis is the output axis; return the parameter and its map.
 
-    Four weights of one output are then one word for ``SXTB16``. Only a parameter's layout can
-    change (the caller transposes the tensor passed in); the index of that parameter is returned,
-    None when the layout already fits.
+    Four weights of one output become one word for ``SXTB16``: with the reduction axis innermost
+    (``[..., d, D]``), or, for a gathered ``[k, D, d]`` weight with ``D`` and ``d`` multiples of
+    4, interleaved as ``[k, d/4, D/4, 4, 4]`` for the four-output micro-kernel. Only a
+    parameter's layout can change (the caller re-lays out the tensor passed in); None when the
+    layout already fits (e.g. centroids ``[k, D]``).
     """
     block = sch.get(block_rv)
     weight = _int8_products(block)[1]
@@ -348,22 +424,38 @@ def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> int | None:
         raise _NotApplicable("only a parameter's layout can change")
     read_index = next(i for i, r in enumerate(block.reads) if r.source.same_as(buffer))
     rank = len(weight.indices)
+    reduce_len, outputs = (int(e) for e in buffer.shape[-2:])
+    if rank == 3 and reduce_len % 4 == 0 and outputs % 4 == 0:
+        index_map = tirx.IndexMap.from_func(
+            lambda k, r, o: (k, o // 4, r // 4, o % 4, r % 4), ndim=3
+        )
+    else:
+        index_map = tirx.IndexMap.from_func(
+            lambda *idx: (*idx[: rank - 2], idx[rank - 1], idx[rank - 2]), ndim=rank
+        )
+    # Both maps are bijective; TVM's inverse check cannot parse the interleaving's mixed order.
     sch.transform_layout(
-        block_rv, ("read", read_index),
-        lambda *idx: (*idx[: rank - 2], idx[rank - 1], idx[rank - 2]),
-    )  # fmt: skip
-    return next(i for i, p in enumerate(params) if buffer.same_as(p))
+        block_rv, ("read", read_index), index_map, assume_injective_transform=True
+    )
+    return next(i for i, p in enumerate(params) if buffer.same_as(p)), index_map
 
 
 def _tensorize(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, output_tile: int | None) -> None:
     """Split the outputs into tiles, zero the accumulators apart, call the micro-kernel per tile."""
-    gathered = len(_int8_products(sch.get(block_rv))[1].indices) == 3
+    rank = len(_int8_products(sch.get(block_rv))[1].indices)
     _, out_loop, reduce_loop = sch.get_loops(block_rv)
     extent = int(sch.get(out_loop).extent)
-    tile = output_tile if output_tile and extent % output_tile == 0 else extent
+    length = int(sch.get(reduce_loop).extent)
+    divides = bool(output_tile) and extent % output_tile == 0
+    if rank == 5:  # interleaved weights: tiles of whole groups of four outputs
+        tile = output_tile if divides and output_tile % 4 == 0 else extent
+        intrin = dot_q7x4_intrin(length, tile)
+    else:
+        tile = output_tile if divides else extent
+        intrin = dot_q7_intrin(length, tile, rank == 3)
     outer, inner = sch.split(out_loop, [extent // tile, tile])
     sch.decompose_reduction(block_rv, outer)
-    sch.tensorize(inner, dot_q7_intrin(int(sch.get(reduce_loop).extent), tile, gathered))
+    sch.tensorize(inner, intrin)
 
 
 @tvm.register_global_func(f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}")
@@ -451,24 +543,24 @@ def prepare_for_tuning(
 def _schedule_module(
     lowered: tvm.IRModule, output_tile: int | None, *, tensorize: bool
 ) -> tvm.IRModule:
-    """Schedule every kernel that is not scheduled yet; transpose the constants to match."""
-    scheduled: dict[str, tuple[tirx.PrimFunc, list[int]]] = {}
+    """Schedule every kernel that is not scheduled yet; re-lay out the constants to match."""
+    scheduled: dict[str, tuple[tirx.PrimFunc, list[Relayout]]] = {}
     for gvar, func in lowered.functions.items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
         result = schedule_int8_dots(func, output_tile, tensorize=tensorize)
         if result is not None:
-            new, transposed = result
+            new, relaid_out = result
             if tensorize:
                 new = new.with_attr("tirx.is_scheduled", True)
-            scheduled[gvar.name_hint] = (new, transposed)
+            scheduled[gvar.name_hint] = (new, relaid_out)
     return _rewrite_calls(lowered, scheduled) if scheduled else lowered
 
 
 def _rewrite_calls(
-    mod: tvm.IRModule, scheduled: dict[str, tuple[tirx.PrimFunc, list[int]]]
+    mod: tvm.IRModule, scheduled: dict[str, tuple[tirx.PrimFunc, list[Relayout]]]
 ) -> tvm.IRModule:
-    """Swap in the scheduled kernels and transpose the constants whose layout they changed."""
+    """Swap in the scheduled kernels and re-lay out the constants whose layout they changed."""
     new_mod = tvm.IRModule({gv: f for gv, f in mod.functions.items()}, attrs=mod.attrs)
     gvars = {}
     for name, (func, _) in scheduled.items():
@@ -477,7 +569,7 @@ def _rewrite_calls(
         gvars[name] = gvar
 
     @relax.expr_functor.mutator
-    class _Transpose(relax.PyExprMutator):
+    class _Relayout(relax.PyExprMutator):
         def visit_call_(self, call: relax.Call) -> relax.Expr:
             call = super().visit_call_(call)
             if getattr(call.op, "name", "") != "relax.call_tir":
@@ -486,16 +578,15 @@ def _rewrite_calls(
             if entry is None:
                 return call
             args = list(call.args[1].fields)
-            for index in entry[1]:
+            for index, index_map in entry[1]:
                 if not isinstance(args[index], tvm.ir.expr.GenericConst):
                     raise BuildError(
                         f"{call.args[0].name_hint}: argument {index} must be a constant to change"
                         " its layout for the DSP micro-kernel"
                     )
-                array = args[index].value.numpy()
-                args[index] = relax.const(np.ascontiguousarray(np.swapaxes(array, -1, -2)))
+                args[index] = relax.const(index_map.map_tensor(args[index].value))
             return relax.call_tir(call.args[0], relax.Tuple(args), call.ty_args[0])
 
     main_gvar = mod.get_global_var("main")
-    new_mod[main_gvar] = _Transpose().visit_expr(mod["main"])
+    new_mod[main_gvar] = _Relayout().visit_expr(mod["main"])
     return new_mod

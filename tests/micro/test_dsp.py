@@ -77,14 +77,30 @@ def test_dsp_policy_follows_the_board_data():
         dsp.uses_dsp("mps2-an385", True)
 
 
-def test_operator_kernel_is_tensorized_and_weights_transposed():
+def _extern_calls(func: tvm.tirx.PrimFunc, symbol: str) -> int:
+    return func.script().count(f'call_extern("int32", "{symbol}"')
+
+
+def test_operator_kernel_is_tensorized_and_weights_interleaved():
     kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, 0)
-    scheduled, transposed = dsp.schedule_int8_dots(kernel)
-    # The centroid dot products and the chosen cluster's affine map both call the micro-kernel;
-    # only the weights (parameter 3, [k, D, d] -> [k, d, D]) change layout.
-    assert scheduled.script().count(dsp.MICRO_KERNEL) == 2
-    assert transposed == [3]
-    assert [int(s) for s in scheduled.params[3].shape] == [3, 16, 140]
+    scheduled, relaid_out = dsp.schedule_int8_dots(kernel)
+    # The centroid dot products (3 outputs) call the two-output kernel, the chosen cluster's
+    # affine map (16 outputs, 140 inputs) the four-output one; only the weights (parameter 3)
+    # change layout: [k, D, d] -> [k, d/4, D/4, 4, 4].
+    assert _extern_calls(scheduled, dsp.MICRO_KERNEL) == 1
+    assert _extern_calls(scheduled, dsp.MICRO_KERNEL_X4) == 1
+    assert [index for index, _ in relaid_out] == [3]
+    assert [int(s) for s in scheduled.params[3].shape] == [3, 4, 35, 4, 4]
+    weights = np.arange(3 * 140 * 16, dtype=np.int32).reshape(3, 140, 16)
+    interleaved = relaid_out[0][1].map_tensor(tvm.runtime.tensor(weights)).numpy()
+    np.testing.assert_array_equal(interleaved[1, 2, 5, 3, 1], weights[1, 4 * 5 + 1, 4 * 2 + 3])
+
+
+def test_weights_whose_lengths_are_not_multiples_of_four_are_transposed():
+    kernel = make_cluster_gated_linear_int8_kernel(1, 30, 2, 6, 0)
+    scheduled, relaid_out = dsp.schedule_int8_dots(kernel)
+    assert _extern_calls(scheduled, dsp.MICRO_KERNEL) == 2
+    assert [int(s) for s in scheduled.params[relaid_out[0][0]].shape] == [2, 6, 30]
 
 
 def test_kernel_without_int8_dot_products_is_left_alone(int8_model):
@@ -125,12 +141,33 @@ def test_micro_kernel_edge_paths_are_bit_exact(tmp_path):
 
 
 @requires_toolchain
+@pytest.mark.parametrize(
+    ("dim", "outputs", "board", "backend"),
+    [(264, 8, "mps2-an505", "c"), (140, 4, "mps2-an386", "llvm"), (12, 12, "mps2-an500", "c")],
+)  # fmt: skip
+def test_four_output_micro_kernel_is_bit_exact(tmp_path, dim, outputs, board, backend):
+    # 264 inputs: a full chunk of 64 quads and a chunk of 2; 140: an odd number of quads (35);
+    # 12: three quads, three groups of four outputs. M33, M4 and M7; C and LLVM kernels.
+    model = pla_int8(3, dim, outputs, seed=4, head=3)
+    lowered = dsp.apply_dsp(model, board)
+    assert any(
+        _extern_calls(f, dsp.MICRO_KERNEL_X4) for f in lowered.functions.values()
+        if isinstance(f, tvm.tirx.PrimFunc)
+    )  # fmt: skip
+    inputs = random_inputs(model, 6)
+    firmware = micro.build(lowered, board, tmp_path / "dsp", backend=backend)
+    np.testing.assert_array_equal(
+        micro.run(firmware, inputs).outputs, host_reference(model, inputs)
+    )
+
+
+@requires_toolchain
 def test_int8_dense_head_is_tensorized_too(tmp_path):
     # Legalized matmul indexes in int64: the micro-kernel's stride argument must still be int32.
     model = pla_int8(2, 24, 8, head=3)
     lowered = dsp.apply_dsp(model, "mps2-an386")
     calls = [
-        f.script().count(f'call_extern("int32", "{dsp.MICRO_KERNEL}"')
+        _extern_calls(f, dsp.MICRO_KERNEL) + _extern_calls(f, dsp.MICRO_KERNEL_X4)
         for f in lowered.functions.values()
         if isinstance(f, tvm.tirx.PrimFunc)
     ]
@@ -172,7 +209,7 @@ def test_tuning_on_a_dsp_board_uses_the_micro_kernel_and_its_database_applies(tm
     )  # fmt: skip
     applied = apply_database(model, "mps2-an386", db)  # what `pla-tvm compile --db` does
     assert _tuned_kernels(applied) == ["cluster_gated_linear_int8"]
-    assert dsp.MICRO_KERNEL in applied["cluster_gated_linear_int8"].script()
+    assert _extern_calls(applied["cluster_gated_linear_int8"], dsp.MICRO_KERNEL_X4) == 1
     tuned = micro.build(applied, "mps2-an386", tmp_path / "tuned")
     untuned = micro.build(model, "mps2-an386", tmp_path / "untuned")
     np.testing.assert_array_equal(
