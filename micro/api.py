@@ -32,6 +32,7 @@ from .footprint import Footprint, check_model_fits, measure
 from .graph import Graph, TensorInfo, extract_graph
 from .memplan import ALIGNMENT, align_up, plan_memory
 from .qemu import Report, run_firmware
+from .schedules import schedule_unscheduled
 from .toolchain import Toolchain, find_toolchain
 
 logger = logging.getLogger(__name__)
@@ -180,8 +181,9 @@ def build(
     """Compile a static Relax module into bare-metal firmware for a board.
 
     On boards whose core has the DSP extension (and no MVE) int8 dot products are scheduled on
-    the SMLAD micro-kernel by default (:mod:`micro.dsp`); kernels that are already scheduled
-    (e.g. applied from a tuning database) are kept.
+    the SMLAD micro-kernel by default (:mod:`micro.dsp`); every other kernel's element-wise
+    stages are computed in their consumers' loops (:mod:`micro.schedules`). Kernels that are
+    already scheduled (e.g. applied from a tuning database) are kept.
 
     Parameters
     ----------
@@ -233,7 +235,7 @@ def build(
     toolchain = find_toolchain(toolchain_path)
     board = get_board(board)
     board.tvm_target(backend)  # rejects an unknown backend before any work
-    lowered = apply_dsp(mod, board, dsp=dsp)
+    lowered = schedule_unscheduled(apply_dsp(mod, board, dsp=dsp))
     return build_graph(
         lowered,
         extract_graph(lowered),

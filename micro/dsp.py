@@ -46,6 +46,7 @@ from .boards import Board, get_board
 from .codegen import register_extern_source
 from .errors import BuildError
 from .lowering import lower_to_kernel_calls
+from .schedules import fuse_elementwise
 
 MICRO_KERNEL = "pla_dsp_dot_q7"
 MICRO_KERNEL_X4 = "pla_dsp_dot_q7x4"
@@ -369,7 +370,7 @@ def schedule_int8_dots(
     if not matched:
         return None
     if tensorize:
-        _fuse_elementwise(sch)
+        fuse_elementwise(sch)
     return sch.mod["main"], relaid_out
 
 
@@ -380,29 +381,6 @@ def _block_names(sch: s_tir.Schedule) -> list[str]:
     except s_tir.ScheduleError:
         return []  # e.g. a hand-written TVMScript kernel of loops: nothing to schedule
     return [sch.get(b).name_hint for b in sch.get_child_blocks(root)]
-
-
-def _fuse_elementwise(sch: s_tir.Schedule) -> None:
-    """Compute each element-wise stage inside its consumer's loop, e.g. the requantization.
-
-    Once the dot products cost ~1.4 instructions per MAC, the epilogue's separate passes over
-    intermediate arrays (a store and a load per stage and element) are a visible share of the
-    kernel. Fused into one loop, each stage's intermediate shrinks to one element that GCC and
-    LLVM keep in a register. (Inlining would do the same but writes each stage's expression out
-    once per use: the requantization's four stages grow 4^4-fold and take TVM minutes to lower.)
-    """
-    for block_rv in reversed(sch.get_child_blocks(sch.get_sblock("root"))):
-        block = sch.get(block_rv)
-        consumers = sch.get_consumers(block_rv)
-        if len(consumers) != 1 or any(
-            iv.iter_type != tirx.IterVar.DataPar for iv in block.iter_vars
-        ):
-            continue
-        loops = sch.get_loops(consumers[0])
-        try:
-            sch.compute_at(block_rv, loops[-1])
-        except s_tir.ScheduleError:
-            continue  # the consumer reduces over this stage or reads it elsewhere: keep it
 
 
 def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> Relayout | None:

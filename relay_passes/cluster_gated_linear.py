@@ -15,9 +15,11 @@ is an immediate of the int8 kernel.
 
 The int8 kernel's stages are the two int8 dot products (centroids, then the chosen cluster's
 weights: plain ``C = C + int32(a) * int32(b)`` reductions over three loops, the pattern that
-``micro.dsp`` tensorizes), the argmin, and one element-wise stage that adds the bias, requantizes
-and clamps (:func:`~relay_passes.fixed_point.tir_requantize`). So even unscheduled the kernel keeps
-one int32 ``[N, d]`` intermediate, the accumulator, and requantizes in registers.
+``micro.dsp`` tensorizes), the argmin, and the requantization
+(:func:`~relay_passes.fixed_point.te_requantize`: the bias add and the high multiplication, then
+the rounding division and the clamp), two element-wise stages that a schedule computes in one
+loop (``micro.schedules`` does by default), leaving the accumulator as the one int32 ``[N, d]``
+intermediate.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax, te, tirx
 
-from .fixed_point import tir_requantize
+from .fixed_point import te_requantize
 from .params import ClusterGatedLinearParams, QuantizedClusterGatedLinearParams
 
 FLOAT_KERNEL_NAME = "cluster_gated_linear"
@@ -142,11 +144,9 @@ def make_cluster_gated_linear_int8_kernel(
         lambda n, o: te.sum(x[n, r].astype(i32) * weights[cluster[n], r, o].astype(i32), axis=r),
         name="accumulate",
     )
-    out = te.compute(
-        (batch, output_size),
-        lambda n, o: tir_requantize(acc[n, o] + bias[cluster[n], o], mult[cluster[n], o],
-                                    shift[cluster[n], o], output_zero_point),
-        name="requantize",
+    out = te_requantize(
+        acc, lambda n, o: mult[cluster[n], o], lambda n, o: shift[cluster[n], o],
+        output_zero_point, bias=lambda n, o: bias[cluster[n], o],
     )
     return _private(te.create_prim_func([x, centroids, offsets, weights, bias, mult, shift, out]))
 

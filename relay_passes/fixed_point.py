@@ -180,9 +180,11 @@ def tir_saturating_rounding_doubling_high_mul(
     addition of a constant and one arithmetic shift (on a Cortex-M3/M4: SMLAL onto the preloaded
     constant, then two 32-bit shifts) replace the sign-dependent nudge and the biased division.
     ``ab + 2**30`` cannot overflow (``|ab| <= 2**62``), and the quotient fits int32 except for
-    ``INT32_MIN * INT32_MIN``, the one saturating case, tested on the operands. The test is written
-    with XOR because TVM's simplifier folds ``a == INT32_MIN`` (for an int32 ``a``) to false,
-    which dropped the saturation.
+    ``INT32_MIN * INT32_MIN`` (``2**31``), the one saturating case: a 64-bit ``min`` with
+    ``INT32_MAX`` before the truncation handles it without testing the operands. (A select on
+    the operands would be printed by TVM's C back end as an if/else block around each use of
+    this expression, which C compilers do not merge; an ``a == INT32_MIN`` test is also folded
+    to false by TVM's simplifier.)
 
     Parameters
     ----------
@@ -196,10 +198,8 @@ def tir_saturating_rounding_doubling_high_mul(
     """
     i32, i64 = "int32", "int64"
     ab = tirx.Cast(i64, a) * tirx.Cast(i64, b)
-    high = tirx.Cast(i32, (ab + tirx.const(1 << 30, i64)) >> tirx.const(31, i64))
-    int32_min = tirx.const(INT32_MIN, i32)
-    overflow = ((a ^ int32_min) | (b ^ int32_min)) == tirx.const(0, i32)
-    return tirx.Select(overflow, tirx.const(INT32_MAX, i32), high)
+    high = (ab + tirx.const(1 << 30, i64)) >> tirx.const(31, i64)
+    return tirx.Cast(i32, tirx.min(high, tirx.const(INT32_MAX, i64)))
 
 
 def tir_rounding_divide_by_pot(x: tirx.PrimExpr, exponent: tirx.PrimExpr) -> tirx.PrimExpr:
@@ -226,15 +226,45 @@ def tir_rounding_divide_by_pot(x: tirx.PrimExpr, exponent: tirx.PrimExpr) -> tir
     return (x >> exponent) + tirx.Cast(i32, (x & mask) > threshold)
 
 
+def _left_shift(shift: tirx.PrimExpr) -> tirx.PrimExpr:
+    return tirx.max(tirx.Cast("int32", shift), tirx.const(0, "int32"))
+
+
+def _right_shift(shift: tirx.PrimExpr) -> tirx.PrimExpr:
+    zero = tirx.const(0, "int32")
+    return tirx.max(zero - tirx.Cast("int32", shift), zero)
+
+
+def tir_scaled_high_mul(
+    x: tirx.PrimExpr, multiplier: tirx.PrimExpr, shift: tirx.PrimExpr
+) -> tirx.PrimExpr:
+    """First half of :func:`tir_multiply_by_quantized_multiplier`: the left shift and the high
+    multiplication, ``SRDHM(x * 2**max(shift, 0), multiplier)``.
+
+    The left shift wraps like int32 hardware: computed in int64, truncated to int32 (the
+    simplifier cannot bound the shifted value to int32, so the truncation stays).
+
+    Parameters
+    ----------
+    x : tvm.tirx.PrimExpr
+        int32 value (written once into the result).
+    multiplier, shift : tvm.tirx.PrimExpr
+        Integer expressions of any width (loads or immediates), from :func:`quantize_multiplier`.
+
+    Returns
+    -------
+    tvm.tirx.PrimExpr
+        int32 expression.
+    """
+    i32 = "int32"
+    shifted = tirx.Cast(i32, tirx.Cast("int64", x) << tirx.Cast("int64", _left_shift(shift)))
+    return tir_saturating_rounding_doubling_high_mul(shifted, tirx.Cast(i32, multiplier))
+
+
 def tir_multiply_by_quantized_multiplier(
     x: tirx.PrimExpr, multiplier: tirx.PrimExpr, shift: tirx.PrimExpr
 ) -> tirx.PrimExpr:
     """TIR expression of :func:`multiply_by_quantized_multiplier` for int32 scalars.
-
-    One expression, so that a stage computes it in registers. Intermediates used several times
-    are written out at each use: TVM's ``Let`` expressions would avoid that but break its
-    ``NarrowDataType`` pass (conflicting bounds), and C compilers evaluate the repeated pure
-    subexpressions once.
 
     Parameters
     ----------
@@ -246,39 +276,31 @@ def tir_multiply_by_quantized_multiplier(
     Returns
     -------
     tvm.tirx.PrimExpr
-        int32 expression.
+        int32 expression. The high multiplication is written out once per use in the rounding
+        division (three times); :func:`te_requantize` keeps it in a stage of its own instead.
     """
-    i32, zero = "int32", tirx.const(0, "int32")
-    s = tirx.Cast(i32, shift)
-    # The left shift wraps like int32 hardware: computed in int64, truncated to int32. The
-    # truncation stays even inside one expression (the simplifier cannot bound the shifted
-    # value to int32), so it needs no stage of its own.
-    shifted = tirx.Cast(i32, tirx.Cast("int64", x) << tirx.Cast("int64", tirx.max(s, zero)))
-    high = tir_saturating_rounding_doubling_high_mul(shifted, tirx.Cast(i32, multiplier))
-    return tir_rounding_divide_by_pot(high, tirx.max(zero - s, zero))
+    return tir_rounding_divide_by_pot(tir_scaled_high_mul(x, multiplier, shift),
+                                      _right_shift(shift))
 
 
-def tir_requantize(
-    acc: tirx.PrimExpr,
-    multiplier: tirx.PrimExpr,
-    shift: tirx.PrimExpr,
-    zero_point: int,
-    qmin: int = -128,
+def tir_divide_and_clamp(
+    high: tirx.PrimExpr, shift: tirx.PrimExpr, zero_point: int, qmin: int = -128,
     qmax: int = 127,
 ) -> tirx.PrimExpr:
-    """TIR expression of :func:`requantize` for an int32 scalar (int8 result).
+    """Second half of :func:`requantize` after :func:`tir_scaled_high_mul`: the rounding division
+    by ``2**max(-shift, 0)``, the clamp and the zero point (int8 result).
 
     The scaled value is clamped to ``[qmin - zero_point, qmax - zero_point]`` before the zero point
     is added: the same result as the numpy version (which adds in int64) without an int32 overflow
-    of ``scaled + zero_point``; and for ``zero_point`` -128 or 0 the clamp is to ``[0, 255]`` or
-    ``[-128, 127]``, which a compiler can turn into one ``USAT``/``SSAT``.
+    of ``scaled + zero_point``.
 
     Parameters
     ----------
-    acc : tvm.tirx.PrimExpr
-        int32 accumulator.
-    multiplier, shift : tvm.tirx.PrimExpr
-        As for :func:`tir_multiply_by_quantized_multiplier`.
+    high : tvm.tirx.PrimExpr
+        int32 result of :func:`tir_scaled_high_mul` (a cheap expression, e.g. a load: it is
+        written several times into the result).
+    shift : tvm.tirx.PrimExpr
+        The same shift.
     zero_point : int
         Output zero point.
     qmin, qmax : int
@@ -290,7 +312,7 @@ def tir_requantize(
         int8 expression.
     """
     i32 = "int32"
-    scaled = tir_multiply_by_quantized_multiplier(acc, multiplier, shift)
+    scaled = tir_rounding_divide_by_pot(high, _right_shift(shift))
     clamped = tirx.max(tirx.min(scaled, tirx.const(qmax - zero_point, i32)),
                        tirx.const(qmin - zero_point, i32))
     return tirx.Cast("int8", clamped + tirx.const(zero_point, i32))
@@ -334,8 +356,15 @@ def te_requantize(
     qmin: int = -128,
     qmax: int = 127,
     name: str = "requantize",
+    bias: Callable[..., tirx.PrimExpr] | None = None,
 ) -> te.Tensor:
-    """One TE stage computing :func:`requantize` of an int32 tensor (int8 result).
+    """Two TE stages computing :func:`requantize` of an int32 tensor (int8 result).
+
+    ``<name>_high`` is the high multiplication (:func:`tir_scaled_high_mul`), ``<name>`` the
+    rounding division, clamp and zero point (:func:`tir_divide_and_clamp`), which use the high
+    product three times: as a stage of its own it is computed once, where one expression would
+    repeat it (and C compilers do not merge the 64-bit repeats). Schedules fuse the two stages
+    into one loop (``compute_at``), which leaves the intermediate one element in a register.
 
     Parameters
     ----------
@@ -348,16 +377,25 @@ def te_requantize(
     qmin, qmax : int
         Clamp range.
     name : str
-        Name of the stage.
+        Name of the final stage.
+    bias : callable, optional
+        int32 term added to each accumulator first (e.g. a per-channel lookup).
 
     Returns
     -------
     tvm.te.Tensor
         int8 tensor of ``acc``'s shape.
     """
+    def biased(*idx):
+        return acc(*idx) if bias is None else acc(*idx) + bias(*idx)
+
+    high = te.compute(
+        acc.shape,
+        lambda *idx: tir_scaled_high_mul(biased(*idx), multiplier(*idx), shift(*idx)),
+        name=f"{name}_high",
+    )
     return te.compute(
         acc.shape,
-        lambda *idx: tir_requantize(acc(*idx), multiplier(*idx), shift(*idx), zero_point, qmin,
-                                    qmax),
+        lambda *idx: tir_divide_and_clamp(high(*idx), shift(*idx), zero_point, qmin, qmax),
         name=name,
     )

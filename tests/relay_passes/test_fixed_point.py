@@ -201,12 +201,14 @@ def test_tir_rounding_divide_by_pot_matches_numpy_for_every_exponent():
     np.testing.assert_array_equal(run(x, exponent), rounding_divide_by_pot(x, exponent))
 
 
-def test_te_requantize_is_one_stage():
+def test_te_requantize_computes_the_high_product_once_in_its_own_stage():
     acc = te.placeholder((8,), "int32", name="acc")
     out = te_requantize(acc, lambda i: 1 << 30, lambda i: -3, -128)
     sch = s_tir.Schedule(te.create_prim_func([acc, out]))
     assert [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))] == [
-        "requantize"]
+        "requantize_high", "requantize"]
+    # The rounding division reads the high product (three uses) instead of recomputing it.
+    assert sch.get(sch.get_sblock("requantize")).body.value.script().count("T.int64") == 0
 
 
 @pytest.mark.parametrize("zero_point", [-128, 0, 100])

@@ -1,0 +1,85 @@
+"""The default schedule for kernels nothing else scheduled: element-wise chains in one loop.
+
+TVM's legalized operators and TE kernels come as chains of stages, each a loop writing a whole
+intermediate array that the next stage reads back, e.g. a requantization's high multiplication
+and its rounding division. On a microcontroller each such array is RAM (or stack) and a store
+and a load per element. Computed inside its consumer's loop (``compute_at``), a stage's
+intermediate shrinks to one element, which GCC and LLVM keep in a register. Inlining would do
+the same but writes the stage's expression out once per use in the consumer, which duplicates
+64-bit arithmetic and can blow expressions up exponentially along a chain.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import s_tir, tirx
+
+
+def _data_parallel(block: tirx.SBlock) -> bool:
+    return all(iv.iter_type == tirx.IterVar.DataPar for iv in block.iter_vars)
+
+
+def _same_domain(producer: tirx.SBlock, consumer: tirx.SBlock) -> bool:
+    extents = [[int(iv.dom.extent) for iv in b.iter_vars] for b in (producer, consumer)]
+    return extents[0] == extents[1]
+
+
+def fuse_elementwise(sch: s_tir.Schedule) -> bool:
+    """Compute each element-wise stage inside its only consumer's innermost loop.
+
+    Only where the consumer is element-wise over the same domain, so that no element is
+    computed twice (a stage read by a reduction or a broadcast stays a loop of its own).
+
+    Parameters
+    ----------
+    sch : tvm.s_tir.Schedule
+        Schedule of one kernel, changed in place.
+
+    Returns
+    -------
+    bool
+        Whether any stage moved.
+    """
+    try:
+        root = sch.get_sblock("root")
+    except s_tir.ScheduleError:
+        return False  # a kernel of plain loops (hand-written TIR): nothing to fuse
+    moved = False
+    for block_rv in reversed(sch.get_child_blocks(root)):
+        consumers = sch.get_consumers(block_rv)
+        if len(consumers) != 1:
+            continue
+        block, consumer = sch.get(block_rv), sch.get(consumers[0])
+        if not (_data_parallel(block) and _data_parallel(consumer)
+                and _same_domain(block, consumer)):
+            continue
+        try:
+            sch.compute_at(block_rv, sch.get_loops(consumers[0])[-1])
+        except s_tir.ScheduleError:
+            continue  # e.g. the consumer reads this stage at other indices: keep the loop
+        moved = True
+    return moved
+
+
+def schedule_unscheduled(lowered: tvm.IRModule) -> tvm.IRModule:
+    """Apply :func:`fuse_elementwise` to every kernel that is not scheduled yet.
+
+    Parameters
+    ----------
+    lowered : tvm.IRModule
+        Lowered module (``main`` a chain of ``R.call_tir``); kernels with the attribute
+        ``tirx.is_scheduled`` (tensorized, or applied from a tuning database) are kept.
+
+    Returns
+    -------
+    tvm.IRModule
+        The module with those kernels scheduled (and marked so).
+    """
+    functions = dict(lowered.functions.items())
+    for gvar, func in lowered.functions.items():
+        if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
+            continue
+        sch = s_tir.Schedule(func)
+        if fuse_elementwise(sch):
+            functions[gvar] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
+    return tvm.IRModule(functions, attrs=lowered.attrs)
