@@ -15,10 +15,10 @@ is an immediate of the int8 kernel.
 
 The int8 kernel's stages are the two int8 dot products (centroids, then the chosen cluster's
 weights: plain ``C = C + int32(a) * int32(b)`` reductions over three loops, the pattern that
-``micro.dsp`` tensorizes), the argmin, and the requantization
-(:func:`~relay_passes.fixed_point.te_requantize`: the bias add and the high multiplication, then
-the rounding division and the clamp), two element-wise stages that a schedule computes in one
-loop (``micro.schedules`` does by default), leaving the accumulator as the one int32 ``[N, d]``
+``micro.dsp`` tensorizes), the argmin, the bias add and the requantization
+(:func:`~relay_passes.fixed_point.te_requantize`: the high multiplication, then the rounding
+division and the clamp): three element-wise stages that a schedule computes in one loop
+(``micro.schedules`` does by default), leaving the accumulator as the one int32 ``[N, d]``
 intermediate.
 """
 
@@ -100,7 +100,8 @@ def make_cluster_gated_linear_kernel(
 
 
 def make_cluster_gated_linear_int8_kernel(
-    batch: int, input_size: int, num_clusters: int, output_size: int, output_zero_point: int
+    batch: int, input_size: int, num_clusters: int, output_size: int, output_zero_point: int,
+    shifts_nonpositive: bool = False,
 ) -> tirx.PrimFunc:
     """Build the int8 kernel for static shapes.
 
@@ -110,6 +111,10 @@ def make_cluster_gated_linear_int8_kernel(
         ``N``, ``D``, ``k`` and ``d``.
     output_zero_point : int
         ``z_out``, baked in as an immediate.
+    shifts_nonpositive : bool
+        Every requantization shift is ``<= 0`` (all real multipliers below 1, the usual case):
+        the kernel then has no left shift (see :func:`~relay_passes.fixed_point.te_requantize`).
+        :func:`emit_cluster_gated_linear` decides it from the parameters.
 
     Returns
     -------
@@ -144,9 +149,13 @@ def make_cluster_gated_linear_int8_kernel(
         lambda n, o: te.sum(x[n, r].astype(i32) * weights[cluster[n], r, o].astype(i32), axis=r),
         name="accumulate",
     )
+    # A stage of its own, stored as int32: inside the requantization's expression TVM's
+    # simplifier would widen the addition to 64 bits along with the product.
+    biased = te.compute((batch, output_size), lambda n, o: acc[n, o] + bias[cluster[n], o],
+                        name="add_bias")
     out = te_requantize(
-        acc, lambda n, o: mult[cluster[n], o], lambda n, o: shift[cluster[n], o],
-        output_zero_point, bias=lambda n, o: bias[cluster[n], o],
+        biased, lambda n, o: mult[cluster[n], o], lambda n, o: shift[cluster[n], o],
+        output_zero_point, shifts_nonpositive=shifts_nonpositive,
     )
     return _private(te.create_prim_func([x, centroids, offsets, weights, bias, mult, shift, out]))
 
@@ -175,8 +184,9 @@ def emit_cluster_gated_linear(
     batch = int(x.ty.shape[0])
     k, dim, d = params.num_clusters, params.input_size, params.output_size
     if isinstance(params, QuantizedClusterGatedLinearParams):
-        kernel = make_cluster_gated_linear_int8_kernel(batch, dim, k, d, params.output_zero_point)
         mult, shift = params.multiplier_shift
+        kernel = make_cluster_gated_linear_int8_kernel(batch, dim, k, d, params.output_zero_point,
+                                                       bool(np.all(shift <= 0)))
         arrays = [params.centroids_q, params.score_offsets, params.weights_q,
                   params.bias_offsets, mult, shift.astype(np.int8)]
         name, dtype = INT8_KERNEL_NAME, "int8"

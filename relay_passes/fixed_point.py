@@ -167,10 +167,8 @@ def requantize(
     return np.clip(scaled + zero_point, qmin, qmax).astype(np.int8)
 
 
-def tir_saturating_rounding_doubling_high_mul(
-    a: tirx.PrimExpr, b: tirx.PrimExpr
-) -> tirx.PrimExpr:
-    """TIR expression of :func:`saturating_rounding_doubling_high_mul` for int32 scalars.
+def tir_rounding_doubling_high_mul(a: tirx.PrimExpr, b: tirx.PrimExpr) -> tirx.PrimExpr:
+    """TIR expression of :func:`saturating_rounding_doubling_high_mul` for a non-negative ``b``.
 
     gemmlowp's ``(ab + nudge) / 2**31`` (C division, truncating toward zero) with
     ``nudge = ab >= 0 ? 2**30 : 1 - 2**30`` is ``floor((ab + 2**30) / 2**31)`` for every product:
@@ -179,27 +177,26 @@ def tir_saturating_rounding_doubling_high_mul(
     ``t = ab + 1 - 2**30`` is again ``floor((ab + 2**30) / 2**31)``. So one 64-bit multiply, one
     addition of a constant and one arithmetic shift (on a Cortex-M3/M4: SMLAL onto the preloaded
     constant, then two 32-bit shifts) replace the sign-dependent nudge and the biased division.
-    ``ab + 2**30`` cannot overflow (``|ab| <= 2**62``), and the quotient fits int32 except for
-    ``INT32_MIN * INT32_MIN`` (``2**31``), the one saturating case: a 64-bit ``min`` with
-    ``INT32_MAX`` before the truncation handles it without testing the operands. (A select on
-    the operands would be printed by TVM's C back end as an if/else block around each use of
-    this expression, which C compilers do not merge; an ``a == INT32_MIN`` test is also folded
-    to false by TVM's simplifier.)
+    ``ab + 2**30`` cannot overflow (``|ab| <= 2**62``). The quotient fits int32 except for
+    ``INT32_MIN * INT32_MIN``, gemmlowp's one saturating case, which needs ``b = INT32_MIN``:
+    multipliers from :func:`quantize_multiplier` are in ``[0, 2**31 - 1]``, so it cannot occur
+    and is not tested for (which saves a compare-and-select per value).
 
     Parameters
     ----------
-    a, b : tvm.tirx.PrimExpr
-        int32 scalar expressions.
+    a : tvm.tirx.PrimExpr
+        int32 scalar expression.
+    b : tvm.tirx.PrimExpr
+        int32 scalar expression, ``>= 0`` (a quantized multiplier).
 
     Returns
     -------
     tvm.tirx.PrimExpr
         int32 expression.
     """
-    i32, i64 = "int32", "int64"
+    i64 = "int64"
     ab = tirx.Cast(i64, a) * tirx.Cast(i64, b)
-    high = (ab + tirx.const(1 << 30, i64)) >> tirx.const(31, i64)
-    return tirx.Cast(i32, tirx.min(high, tirx.const(INT32_MAX, i64)))
+    return tirx.Cast("int32", (ab + tirx.const(1 << 30, i64)) >> tirx.const(31, i64))
 
 
 def tir_rounding_divide_by_pot(x: tirx.PrimExpr, exponent: tirx.PrimExpr) -> tirx.PrimExpr:
@@ -230,13 +227,15 @@ def _left_shift(shift: tirx.PrimExpr) -> tirx.PrimExpr:
     return tirx.max(tirx.Cast("int32", shift), tirx.const(0, "int32"))
 
 
-def _right_shift(shift: tirx.PrimExpr) -> tirx.PrimExpr:
+def _right_shift(shift: tirx.PrimExpr, shifts_nonpositive: bool) -> tirx.PrimExpr:
     zero = tirx.const(0, "int32")
-    return tirx.max(zero - tirx.Cast("int32", shift), zero)
+    negated = zero - tirx.Cast("int32", shift)
+    return negated if shifts_nonpositive else tirx.max(negated, zero)
 
 
 def tir_scaled_high_mul(
-    x: tirx.PrimExpr, multiplier: tirx.PrimExpr, shift: tirx.PrimExpr
+    x: tirx.PrimExpr, multiplier: tirx.PrimExpr, shift: tirx.PrimExpr,
+    shifts_nonpositive: bool = False,
 ) -> tirx.PrimExpr:
     """First half of :func:`tir_multiply_by_quantized_multiplier`: the left shift and the high
     multiplication, ``SRDHM(x * 2**max(shift, 0), multiplier)``.
@@ -250,6 +249,9 @@ def tir_scaled_high_mul(
         int32 value (written once into the result).
     multiplier, shift : tvm.tirx.PrimExpr
         Integer expressions of any width (loads or immediates), from :func:`quantize_multiplier`.
+    shifts_nonpositive : bool
+        The caller knows every ``shift`` is ``<= 0`` (real multipliers below 1, the usual case):
+        the left shift is left out.
 
     Returns
     -------
@@ -257,8 +259,9 @@ def tir_scaled_high_mul(
         int32 expression.
     """
     i32 = "int32"
-    shifted = tirx.Cast(i32, tirx.Cast("int64", x) << tirx.Cast("int64", _left_shift(shift)))
-    return tir_saturating_rounding_doubling_high_mul(shifted, tirx.Cast(i32, multiplier))
+    if not shifts_nonpositive:
+        x = tirx.Cast(i32, tirx.Cast("int64", x) << tirx.Cast("int64", _left_shift(shift)))
+    return tir_rounding_doubling_high_mul(x, tirx.Cast(i32, multiplier))
 
 
 def tir_multiply_by_quantized_multiplier(
@@ -280,12 +283,12 @@ def tir_multiply_by_quantized_multiplier(
         division (three times); :func:`te_requantize` keeps it in a stage of its own instead.
     """
     return tir_rounding_divide_by_pot(tir_scaled_high_mul(x, multiplier, shift),
-                                      _right_shift(shift))
+                                      _right_shift(shift, False))
 
 
 def tir_divide_and_clamp(
     high: tirx.PrimExpr, shift: tirx.PrimExpr, zero_point: int, qmin: int = -128,
-    qmax: int = 127,
+    qmax: int = 127, shifts_nonpositive: bool = False,
 ) -> tirx.PrimExpr:
     """Second half of :func:`requantize` after :func:`tir_scaled_high_mul`: the rounding division
     by ``2**max(-shift, 0)``, the clamp and the zero point (int8 result).
@@ -305,6 +308,8 @@ def tir_divide_and_clamp(
         Output zero point.
     qmin, qmax : int
         Clamp range.
+    shifts_nonpositive : bool
+        As for :func:`tir_scaled_high_mul`: the right shift is ``-shift`` without a ``max``.
 
     Returns
     -------
@@ -312,7 +317,7 @@ def tir_divide_and_clamp(
         int8 expression.
     """
     i32 = "int32"
-    scaled = tir_rounding_divide_by_pot(high, _right_shift(shift))
+    scaled = tir_rounding_divide_by_pot(high, _right_shift(shift, shifts_nonpositive))
     clamped = tirx.max(tirx.min(scaled, tirx.const(qmax - zero_point, i32)),
                        tirx.const(qmin - zero_point, i32))
     return tirx.Cast("int8", clamped + tirx.const(zero_point, i32))
@@ -356,7 +361,7 @@ def te_requantize(
     qmin: int = -128,
     qmax: int = 127,
     name: str = "requantize",
-    bias: Callable[..., tirx.PrimExpr] | None = None,
+    shifts_nonpositive: bool = False,
 ) -> te.Tensor:
     """Two TE stages computing :func:`requantize` of an int32 tensor (int8 result).
 
@@ -378,24 +383,23 @@ def te_requantize(
         Clamp range.
     name : str
         Name of the final stage.
-    bias : callable, optional
-        int32 term added to each accumulator first (e.g. a per-channel lookup).
+    shifts_nonpositive : bool
+        Every shift is ``<= 0`` (known from the constants): no left shift is generated.
 
     Returns
     -------
     tvm.te.Tensor
         int8 tensor of ``acc``'s shape.
     """
-    def biased(*idx):
-        return acc(*idx) if bias is None else acc(*idx) + bias(*idx)
-
     high = te.compute(
         acc.shape,
-        lambda *idx: tir_scaled_high_mul(biased(*idx), multiplier(*idx), shift(*idx)),
+        lambda *idx: tir_scaled_high_mul(acc(*idx), multiplier(*idx), shift(*idx),
+                                         shifts_nonpositive),
         name=f"{name}_high",
     )
     return te.compute(
         acc.shape,
-        lambda *idx: tir_divide_and_clamp(high(*idx), shift(*idx), zero_point, qmin, qmax),
+        lambda *idx: tir_divide_and_clamp(high(*idx), shift(*idx), zero_point, qmin, qmax,
+                                          shifts_nonpositive),
         name=name,
     )

@@ -148,10 +148,10 @@ def test_int8_kernel_builds_for_bare_metal_targets(target):
 
 
 def test_int8_kernel_requantizes_right_after_the_accumulator():
-    """The bias goes into the high multiplication; then the rounding division and the clamp."""
+    """Bias, high multiplication, then the rounding division and the clamp: element-wise stages."""
     kernel = make_cluster_gated_linear_int8_kernel(2, 140, 3, 16, output_zero_point=-4)
     sch = s_tir.Schedule(kernel)
     root = sch.get_sblock("root")
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(root)]
-    assert names == ["centroid_dot", "score", "nearest_cluster", "accumulate", "requantize_high",
-                     "requantize"]
+    assert names == ["centroid_dot", "score", "nearest_cluster", "accumulate", "add_bias",
+                     "requantize_high", "requantize"]

@@ -16,7 +16,7 @@ from relay_passes.fixed_point import (
     te_multiply_by_quantized_multiplier,
     te_requantize,
     tir_rounding_divide_by_pot,
-    tir_saturating_rounding_doubling_high_mul,
+    tir_rounding_doubling_high_mul,
 )
 
 
@@ -180,16 +180,15 @@ def _elementwise(expr, dtypes: list[str]):
     return run
 
 
-def test_tir_srdhm_matches_numpy_on_edges_and_random():
+def test_tir_srdhm_matches_numpy_for_non_negative_multipliers():
     rng = np.random.default_rng(5)
-    a = np.concatenate([np.repeat(EDGE_INT32, EDGE_INT32.size),
+    edges_b = EDGE_INT32[EDGE_INT32 >= 0]
+    a = np.concatenate([np.repeat(EDGE_INT32, edges_b.size),
                         rng.integers(INT32_MIN, INT32_MAX + 1, 20_000, dtype=np.int64)])
-    b = np.concatenate([np.tile(EDGE_INT32, EDGE_INT32.size),
-                        rng.integers(INT32_MIN, INT32_MAX + 1, 20_000, dtype=np.int64)])
-    run = _elementwise(tir_saturating_rounding_doubling_high_mul, ["int32", "int32"])
-    got = run(a, b)
-    np.testing.assert_array_equal(got, saturating_rounding_doubling_high_mul(a, b))
-    assert got[(a == INT32_MIN) & (b == INT32_MIN)].tolist() == [INT32_MAX]
+    b = np.concatenate([np.tile(edges_b, EDGE_INT32.size),
+                        rng.integers(0, INT32_MAX + 1, 20_000, dtype=np.int64)])
+    run = _elementwise(tir_rounding_doubling_high_mul, ["int32", "int32"])
+    np.testing.assert_array_equal(run(a, b), saturating_rounding_doubling_high_mul(a, b))
 
 
 def test_tir_rounding_divide_by_pot_matches_numpy_for_every_exponent():

@@ -163,7 +163,8 @@ def test_int8_swap_matches_expected():
     params = _int8_params()
     mult, shift = params.multiplier_shift
     expected = _expected(Int8Expected, "cluster_gated_linear_int8",
-                         make_cluster_gated_linear_int8_kernel(1, 8, 2, 4, -3),
+                         make_cluster_gated_linear_int8_kernel(1, 8, 2, 4, -3,
+                                                               bool(np.all(shift <= 0))),
                          {"centroids_q": params.centroids_q, "score_offsets": params.score_offsets,
                           "weights_q": params.weights_q, "bias_offsets": params.bias_offsets,
                           "multiplier": mult, "shift": shift.astype(np.int8)})
