@@ -436,6 +436,23 @@ def _tensorize(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, output_tile: int |
     sch.tensorize(inner, intrin)
 
 
+def tensorize_annotated(sch: s_tir.Schedule) -> None:
+    """Tensorize, as :func:`apply_dsp` would, every block :func:`prepare_for_tuning` annotated.
+
+    The default schedule of a prepared kernel, as a schedule (with a trace) rather than a
+    function: :func:`micro.tuning.tune` measures it and commits it to the database beside the
+    searched candidates.
+
+    Parameters
+    ----------
+    sch : tvm.s_tir.Schedule
+        Schedule of a prepared kernel, changed in place.
+    """
+    for block_rv in sch.get_child_blocks(sch.get_sblock("root")):
+        if sch.get(block_rv).annotations.get("schedule_rule") == SCHEDULE_RULE:
+            _tensorize(sch, block_rv, None)
+
+
 @tvm.register_global_func(f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}")
 def _meta_schedule_rule(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> list[s_tir.Schedule]:
     """MetaSchedule's rule for blocks annotated by :func:`prepare_for_tuning`.

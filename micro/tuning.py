@@ -34,9 +34,10 @@ from pathlib import Path
 
 import tvm
 from tqdm.auto import tqdm
-from tvm import relax
+from tvm import relax, s_tir
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.arg_info import ArgInfo
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
 from tvm.s_tir.meta_schedule.measure_callback import MeasureCallback, PyMeasureCallback
 from tvm.s_tir.meta_schedule.runner import (
@@ -53,10 +54,11 @@ from . import contract
 from .api import build_graph
 from .boards import Board, get_board
 from .counter import marker_addresses, plugin_option, plugin_path, read_counts
-from .dsp import prepare_for_tuning
+from .dsp import prepare_for_tuning, tensorize_annotated
 from .errors import MicroError, ToolchainNotFoundError
 from .graph import Graph, Step, TensorInfo
 from .qemu import run_firmware
+from .schedules import fuse_elementwise
 from .toolchain import Toolchain, find_toolchain
 
 logger = logging.getLogger(__name__)
@@ -347,12 +349,17 @@ class KernelSummary:
         Fewest instructions per call among the successful candidates.
     errors : list of str
         The failed candidates' messages (first few).
+    default_instructions : int or None
+        Instructions per call of the kernel's default schedule (what :func:`micro.build` does
+        without a database), measured the same way and committed to the database as a
+        candidate; None if it failed.
     """
 
     trials: int = 0
     failed: int = 0
     best_instructions: int | None = None
     errors: list[str] = field(default_factory=list)
+    default_instructions: int | None = None
 
 
 @derived_object
@@ -414,6 +421,69 @@ class ProgressCallback(PyMeasureCallback):
     def close(self) -> None:
         """Close the bar."""
         self.bar.close()
+
+
+def default_schedule(mod: tvm.IRModule) -> s_tir.Schedule:
+    """The schedule :func:`micro.build` gives a prepared kernel without a database.
+
+    Parameters
+    ----------
+    mod : tvm.IRModule
+        One kernel as MetaSchedule sees it (prepared by :func:`micro.dsp.prepare_for_tuning`).
+
+    Returns
+    -------
+    tvm.s_tir.Schedule
+        Its DSP blocks tensorized and element-wise chains fused, with the trace of those steps.
+    """
+    sch = s_tir.Schedule(mod)
+    if _has_root_block(sch):
+        tensorize_annotated(sch)
+    fuse_elementwise(sch)
+    return sch
+
+
+def _has_root_block(sch: s_tir.Schedule) -> bool:
+    try:
+        sch.get_sblock("root")
+    except s_tir.ScheduleError:
+        return False
+    return True
+
+
+def _seed_default_schedules(
+    tasks: Sequence, target: tvm.target.Target, work_dir: Path, builder: PyBuilder,
+    runner: PyRunner, progress: ProgressCallback,
+) -> None:
+    """Measure every kernel's default schedule and commit it to the database as a candidate.
+
+    MetaSchedule's search space need not contain the default schedule (fused element-wise
+    chains are not one of its rules), so without it a short search could end worse than not
+    tuning at all. As a measured record it is one more candidate: the database's best is never
+    slower than the default, and the evolutionary search starts from it.
+    """
+    database = ms.database.JSONDatabase(*(str(work_dir / name) for name in DATABASE_FILES))
+    schedules = [default_schedule(task.dispatched[0]) for task in tasks]
+    built = builder.build([BuilderInput(sch.mod, target) for sch in schedules])
+    runs = runner.run([
+        RunnerInput(b.artifact_path, "cpu", ArgInfo.from_entry_func(sch.mod))
+        for b, sch in zip(built, schedules, strict=True) if b.error_msg is None
+    ])  # fmt: skip
+    results = iter(run.result() for run in runs)
+    for task, sch, build in zip(tasks, schedules, built, strict=True):
+        result = None if build.error_msg else next(results)
+        summary = progress.kernels.setdefault(task.task_name, KernelSummary())
+        if result is None or result.error_msg is not None:
+            logger.warning("default schedule of %s failed: %s", task.task_name,
+                           build.error_msg or result.error_msg)
+            continue
+        seconds = [float(s) for s in result.run_secs]
+        summary.default_instructions = round(sum(seconds) / len(seconds) * progress.board.clock_hz)
+        workload = database.commit_workload(task.dispatched[0])
+        database.commit_tuning_record(ms.database.TuningRecord(
+            sch.trace, workload, seconds, target,
+            ArgInfo.from_entry_func(sch.mod, remove_preproc=True),
+        ))  # fmt: skip
 
 
 def _quiet_metaschedule(work_dir: Path) -> None:
@@ -574,7 +644,8 @@ def tune(
     work_dir.mkdir(parents=True, exist_ok=True)
     _quiet_metaschedule(work_dir)
     lowered, target = prepare_for_tuning(mod, board, dsp=dsp), search_target(board)
-    kernels = [task.task_name for task in ms.relax_integration.extract_tasks(lowered, target)]
+    tasks = ms.relax_integration.extract_tasks(lowered, target)
+    kernels = [task.task_name for task in tasks]
     if max_trials < len(kernels) * trials_per_iteration:
         # MetaSchedule's first rounds give each kernel in turn trials_per_iteration candidates.
         logger.warning(
@@ -586,8 +657,11 @@ def tune(
             max(1, max_trials // trials_per_iteration),
         )
     callback = ProgressCallback(board, kernels, max_trials, disable=not progress)
+    builder = QemuBuilder(board, work_dir / "candidates", toolchain, backend, workers)
+    runner = runner or QemuRunner(board, toolchain, repeats, timeout, workers)
     started = time.perf_counter()
     try:
+        _seed_default_schedules(tasks, target, work_dir, builder, runner, callback)
         ms.relax_integration.tune_relax(
             lowered,
             {},
@@ -595,8 +669,8 @@ def tune(
             str(work_dir),
             max_trials,
             num_trials_per_iter=trials_per_iteration,
-            builder=QemuBuilder(board, work_dir / "candidates", toolchain, backend, workers),
-            runner=runner or QemuRunner(board, toolchain, repeats, timeout, workers),
+            builder=builder,
+            runner=runner,
             cost_model=cost_model,
             measure_callbacks=[*MeasureCallback.create("default"), callback],
             space=space,
