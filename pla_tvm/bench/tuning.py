@@ -3,12 +3,15 @@ every candidate measured in QEMU, then the tuned firmware checked against the un
 
 The search prepares the graph the way the default build lowers it (int8 dot products on the SMLAD
 micro-kernel on the Cortex-M4), so both builds here use the micro-kernel and the search tunes the
-rest. The database is cached in the cache folder under the bundle's hash and that lowering, so a
-rerun applies it instead of searching again; ``--fresh`` searches anew.
+rest. The database is cached in the cache folder under the bundle's hash, that lowering and a hash
+of the compiler's sources (``micro``, ``relay_passes``: a changed compiler produces other kernels,
+which an old database would not match), so a rerun applies it instead of searching again;
+``--fresh`` searches anew.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import micro
+import relay_passes
 from micro.dsp import board_uses_dsp
 from micro.tuning import apply_database, tune
 from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE
@@ -33,6 +37,8 @@ LOG = logging.getLogger(__name__)
 #: Candidates measured over all kernels, and per search round (each kernel gets whole rounds).
 TUNING_TRIALS = 40
 TRIALS_PER_ROUND = 8
+#: Files whose change changes the kernels the compiler generates.
+_SOURCE_SUFFIXES = frozenset({".py", ".c", ".h", ".json", ".in"})
 
 
 def _run(mod, out_dir: Path, inputs: np.ndarray):
@@ -41,12 +47,25 @@ def _run(mod, out_dir: Path, inputs: np.ndarray):
                                timeout=600)
 
 
+def compiler_digest() -> str:
+    """Hash of the compiler's sources and templates (``micro`` and ``relay_passes``)."""
+    digest = hashlib.sha256()
+    for package in (micro, relay_passes):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in _SOURCE_SUFFIXES:
+                digest.update(path.relative_to(root.parent).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def tuning_stage(baseline_dir: Path, bundle_path: Path, bundle: PLABundle, dataset: Dataset,
                  cache: Path, fresh: bool) -> dict[str, Any]:
     """Tune (or reuse the database), build tuned and untuned firmware, compare them."""
     digest = sha256_of(bundle_path)[:16]
     lowering = "dsp" if board_uses_dsp(COMPARISON_BOARD) else "plain"
-    db_dir = cache / f"tuning-{COMPARISON_BOARD}-{lowering}-{digest}-{TUNING_TRIALS}"
+    db_dir = cache / (f"tuning-{COMPARISON_BOARD}-{lowering}-{digest}-{compiler_digest()}"
+                      f"-{TUNING_TRIALS}")
     summary_path = db_dir / "tuning_summary.json"
     mod = prepare_module(baseline_dir / INT8_TFLITE_FILE, bundle)
     if fresh or not summary_path.is_file():
