@@ -219,8 +219,12 @@ def tir_rounding_divide_by_pot(x: tirx.PrimExpr, exponent: tirx.PrimExpr) -> tir
     """
     i32, u32 = "int32", "uint32"
     mask = tirx.Cast(i32, (tirx.const(1, u32) << tirx.Cast(u32, exponent)) - tirx.const(1, u32))
-    threshold = (mask >> tirx.const(1, i32)) + tirx.Cast(i32, x < tirx.const(0, i32))
-    return (x >> exponent) + tirx.Cast(i32, (x & mask) > threshold)
+    sign = tirx.Cast(u32, x) >> tirx.const(31, u32)  # 1 for negative x
+    threshold = (mask >> tirx.const(1, i32)) + tirx.Cast(i32, sign)
+    # remainder > threshold, as the sign bit of threshold - remainder: both are in [0, 2**31 - 1],
+    # so the difference cannot overflow, and the comparison costs no branch or select.
+    above = tirx.Cast(u32, threshold - (x & mask)) >> tirx.const(31, u32)
+    return (x >> exponent) + tirx.Cast(i32, above)
 
 
 def _left_shift(shift: tirx.PrimExpr) -> tirx.PrimExpr:
