@@ -42,6 +42,8 @@ from tvm import relax, s_tir, tirx
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
+from relay_passes.fixed_point import REQUANTIZE_ATTR, tir_requantize
+
 from .boards import Board, get_board
 from .codegen import register_extern_source
 from .errors import BuildError
@@ -50,9 +52,10 @@ from .schedules import fuse_elementwise
 
 MICRO_KERNEL = "pla_dsp_dot_q7"
 MICRO_KERNEL_X4 = "pla_dsp_dot_q7x4"
+REQUANTIZE_KERNEL = "pla_dsp_requantize_q7"
 SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaSchedule
 _TEMPLATES = resources.files(__package__).joinpath("templates", "dsp")
-for _symbol in (MICRO_KERNEL, MICRO_KERNEL_X4):
+for _symbol in (MICRO_KERNEL, MICRO_KERNEL_X4, REQUANTIZE_KERNEL):
     register_extern_source(
         _symbol, _TEMPLATES.joinpath("pla_dsp.c"), header=_TEMPLATES.joinpath("pla_dsp.h")
     )
@@ -279,6 +282,126 @@ def _x4_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]
     return desc, impl
 
 
+def requantize_intrin(outputs: int, zero_point: int, qmin: int, qmax: int) -> str:
+    """Register (once) the gathered requantization intrinsic for one shape; return its name.
+
+    Description: ``O[0, o] = requantize(A[0, o] + B[I[0], o], M[I[0], o], S[I[0], o])`` with
+    TFLite's double rounding (:func:`relay_passes.fixed_point.tir_requantize`, right shifts only):
+    the cluster-gated operator's bias, per-channel multiplier and shift of the chosen cluster.
+    Implementation: ``pla_dsp_requantize_q7``, the same integers with ``SMLAL``, ``QADD`` and
+    ``SSAT`` and no branch (C, 24 instructions per output where TVM's C needs about 30).
+
+    Parameters
+    ----------
+    outputs : int
+        Values per call ``n``.
+    zero_point, qmin, qmax : int
+        The output zero point and clamp range (immediates of the description).
+
+    Returns
+    -------
+    str
+        Name for ``Schedule.tensorize``.
+    """
+    name = f"{REQUANTIZE_KERNEL}_{outputs}_{zero_point}_{qmin}_{qmax}".replace("-", "m")
+    if TensorIntrin.get(name, allow_missing=True) is None:
+        TensorIntrin.register(name, *_requantize_intrin(outputs, zero_point, qmin, qmax))
+    return name
+
+
+def _requantize_intrin(
+    n: int, zero_point: int, qmin: int, qmax: int
+) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    """Description and implementation of :func:`requantize_intrin` (reads in the kernel's order:
+    the index first)."""
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, m: T.handle, s: T.handle, o: T.handle, i: T.handle) -> None:
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, n), "int32", offset_factor=1)
+        B = T.match_buffer(b, (1, n), "int32", offset_factor=1)
+        M = T.match_buffer(m, (1, n), "int32", offset_factor=1)
+        S = T.match_buffer(s, (1, n), "int8", offset_factor=1)
+        O = T.match_buffer(o, (1, n), "int8", offset_factor=1)  # noqa: E741
+        with T.sblock("root"):
+            T.reads(I[0], A[0, 0:n], B[0, 0:n], M[0, 0:n], S[0, 0:n])
+            T.writes(O[0, 0:n])
+            for j in range(n):
+                with T.sblock("update"):
+                    vj = T.axis.remap("S", [j])
+                    T.reads(I[0], A[0, vj], B[0, vj], M[0, vj], S[0, vj])
+                    T.writes(O[0, vj])
+                    O[0, vj] = tir_requantize(A[0, vj] + B[0, vj], M[0, vj], S[0, vj], zero_point,
+                                              qmin, qmax, shifts_nonpositive=True)
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, m: T.handle, s: T.handle, o: T.handle, i: T.handle) -> None:
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, n), "int32", offset_factor=1)
+        B = T.match_buffer(b, (1, n), "int32", offset_factor=1)
+        M = T.match_buffer(m, (1, n), "int32", offset_factor=1)
+        S = T.match_buffer(s, (1, n), "int8", offset_factor=1)
+        O = T.match_buffer(o, (1, n), "int8", offset_factor=1)  # noqa: E741
+        with T.sblock("root"):
+            T.reads(I[0], A[0, 0:n], B[0, 0:n], M[0, 0:n], S[0, 0:n])
+            T.writes(O[0, 0:n])
+            T.evaluate(T.call_extern(
+                "int32", REQUANTIZE_KERNEL, A.access_ptr("r"), B.access_ptr("r"),
+                M.access_ptr("r"), S.access_ptr("r"), O.access_ptr("w"), n, zero_point, qmin,
+                qmax,
+            ))  # fmt: skip
+
+    return desc, impl
+
+
+def _inline_elementwise_producers(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> None:
+    """Inline the element-wise stages that feed only this block (e.g. bias add, high product)."""
+    while True:
+        inlinable = [
+            p for p in sch.get_producers(block_rv)
+            if len(sch.get_consumers(p)) == 1
+            and all(iv.iter_type == tirx.IterVar.DataPar for iv in sch.get(p).iter_vars)
+        ]  # fmt: skip
+        if not inlinable:
+            return
+        for producer in inlinable:
+            sch.compute_inline(producer)
+
+
+def _tensorize_one_requantization(sch: s_tir.Schedule, name: str) -> bool:
+    block_rv = sch.get_sblock(name)
+    attrs = sch.get(block_rv).annotations[REQUANTIZE_ATTR]
+    if not bool(attrs["shifts_nonpositive"]):
+        return False  # the micro-kernel has no left shift
+    try:
+        _inline_elementwise_producers(sch, block_rv)
+        loop = sch.get_loops(block_rv)[-1]
+        intrin = requantize_intrin(int(sch.get(loop).extent), int(attrs["zero_point"]),
+                                   int(attrs["qmin"]), int(attrs["qmax"]))
+        sch.tensorize(loop, intrin)
+    except s_tir.ScheduleError:
+        return False
+    return True
+
+
+def tensorize_requantizations(sch: s_tir.Schedule) -> None:
+    """Run every gathered requantization (blocks annotated by ``relay_passes``) on the C kernel.
+
+    Each is tried on a copy first, so that a block the intrinsic does not match (another
+    access pattern, a left shift) is left exactly as it was.
+
+    Parameters
+    ----------
+    sch : tvm.s_tir.Schedule
+        Schedule of one kernel, changed in place.
+    """
+    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))
+             if REQUANTIZE_ATTR in sch.get(b).annotations]
+    for name in names:
+        if _tensorize_one_requantization(s_tir.Schedule(sch.mod), name):
+            _tensorize_one_requantization(sch, name)
+
+
 #: A parameter whose layout a schedule changed: its index and the map to its new layout.
 Relayout = tuple[int, tirx.IndexMap]
 
@@ -370,6 +493,7 @@ def schedule_int8_dots(
     if not matched:
         return None
     if tensorize:
+        tensorize_requantizations(sch)
         fuse_elementwise(sch)
     return sch.mod["main"], relaid_out
 
@@ -451,6 +575,7 @@ def tensorize_annotated(sch: s_tir.Schedule) -> None:
     for block_rv in sch.get_child_blocks(sch.get_sblock("root")):
         if sch.get(block_rv).annotations.get("schedule_rule") == SCHEDULE_RULE:
             _tensorize(sch, block_rv, None)
+    tensorize_requantizations(sch)
 
 
 @tvm.register_global_func(f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}")

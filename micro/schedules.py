@@ -49,7 +49,10 @@ def fuse_elementwise(sch: s_tir.Schedule) -> bool:
         consumers = sch.get_consumers(block_rv)
         if len(consumers) != 1:
             continue
-        block, consumer = sch.get(block_rv), sch.get(consumers[0])
+        try:
+            block, consumer = sch.get(block_rv), sch.get(consumers[0])
+        except ValueError:
+            continue  # a consumer inside a tensorized (blockized) region: not a loop to join
         if not (_data_parallel(block) and _data_parallel(consumer)
                 and _same_domain(block, consumer)):
             continue

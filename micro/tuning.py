@@ -54,7 +54,7 @@ from . import contract
 from .api import build_graph
 from .boards import Board, get_board
 from .counter import marker_addresses, plugin_option, plugin_path, read_counts
-from .dsp import prepare_for_tuning, tensorize_annotated
+from .dsp import prepare_for_tuning, tensorize_annotated, uses_dsp
 from .errors import MicroError, ToolchainNotFoundError
 from .graph import Graph, Step, TensorInfo
 from .qemu import run_firmware
@@ -423,13 +423,15 @@ class ProgressCallback(PyMeasureCallback):
         self.bar.close()
 
 
-def default_schedule(mod: tvm.IRModule) -> s_tir.Schedule:
+def default_schedule(mod: tvm.IRModule, dsp: bool) -> s_tir.Schedule:
     """The schedule :func:`micro.build` gives a prepared kernel without a database.
 
     Parameters
     ----------
     mod : tvm.IRModule
         One kernel as MetaSchedule sees it (prepared by :func:`micro.dsp.prepare_for_tuning`).
+    dsp : bool
+        Whether the module was prepared for the DSP micro-kernels.
 
     Returns
     -------
@@ -437,7 +439,7 @@ def default_schedule(mod: tvm.IRModule) -> s_tir.Schedule:
         Its DSP blocks tensorized and element-wise chains fused, with the trace of those steps.
     """
     sch = s_tir.Schedule(mod)
-    if _has_root_block(sch):
+    if dsp and _has_root_block(sch):
         tensorize_annotated(sch)
     fuse_elementwise(sch)
     return sch
@@ -453,7 +455,7 @@ def _has_root_block(sch: s_tir.Schedule) -> bool:
 
 def _seed_default_schedules(
     tasks: Sequence, target: tvm.target.Target, work_dir: Path, builder: PyBuilder,
-    runner: PyRunner, progress: ProgressCallback,
+    runner: PyRunner, progress: ProgressCallback, dsp: bool,
 ) -> None:
     """Measure every kernel's default schedule and commit it to the database as a candidate.
 
@@ -463,7 +465,7 @@ def _seed_default_schedules(
     slower than the default, and the evolutionary search starts from it.
     """
     database = ms.database.JSONDatabase(*(str(work_dir / name) for name in DATABASE_FILES))
-    schedules = [default_schedule(task.dispatched[0]) for task in tasks]
+    schedules = [default_schedule(task.dispatched[0], dsp) for task in tasks]
     built = builder.build([BuilderInput(sch.mod, target) for sch in schedules])
     runs = runner.run([
         RunnerInput(b.artifact_path, "cpu", ArgInfo.from_entry_func(sch.mod))
@@ -661,7 +663,8 @@ def tune(
     runner = runner or QemuRunner(board, toolchain, repeats, timeout, workers)
     started = time.perf_counter()
     try:
-        _seed_default_schedules(tasks, target, work_dir, builder, runner, callback)
+        _seed_default_schedules(tasks, target, work_dir, builder, runner, callback,
+                                uses_dsp(board, dsp))
         ms.relax_integration.tune_relax(
             lowered,
             {},

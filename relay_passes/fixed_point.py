@@ -25,6 +25,11 @@ from tvm import te, tirx
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
+#: Annotation of :func:`te_requantize`'s final block: ``zero_point``, ``qmin``, ``qmax`` and
+#: ``shifts_nonpositive``, so that a back end can recognise the requantization and replace it by
+#: a micro-kernel of the same arithmetic (``micro.dsp`` does; its tensor intrinsic's description,
+#: built with :func:`tir_requantize`, checks that the block computes exactly that).
+REQUANTIZE_ATTR = "relay_passes.requantize"
 
 
 def quantize_multiplier(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -327,6 +332,34 @@ def tir_divide_and_clamp(
     return tirx.Cast("int8", clamped + tirx.const(zero_point, i32))
 
 
+def tir_requantize(
+    acc: tirx.PrimExpr, multiplier: tirx.PrimExpr, shift: tirx.PrimExpr, zero_point: int,
+    qmin: int = -128, qmax: int = 127, shifts_nonpositive: bool = False,
+) -> tirx.PrimExpr:
+    """TIR expression of :func:`requantize` for an int32 scalar, in one piece (int8 result).
+
+    What :func:`te_requantize`'s two stages compute once the first is inlined into the second
+    (the high product written out at each use): the form a tensor intrinsic's description
+    needs.
+
+    Parameters
+    ----------
+    acc : tvm.tirx.PrimExpr
+        int32 accumulator.
+    multiplier, shift : tvm.tirx.PrimExpr
+        As for :func:`tir_scaled_high_mul`.
+    zero_point, qmin, qmax, shifts_nonpositive
+        As for :func:`te_requantize`.
+
+    Returns
+    -------
+    tvm.tirx.PrimExpr
+        int8 expression.
+    """
+    high = tir_scaled_high_mul(acc, multiplier, shift, shifts_nonpositive)
+    return tir_divide_and_clamp(high, shift, zero_point, qmin, qmax, shifts_nonpositive)
+
+
 def te_multiply_by_quantized_multiplier(
     x: te.Tensor,
     multiplier: Callable[..., tirx.PrimExpr],
@@ -370,7 +403,8 @@ def te_requantize(
     """Two TE stages computing :func:`requantize` of an int32 tensor (int8 result).
 
     ``<name>_high`` is the high multiplication (:func:`tir_scaled_high_mul`), ``<name>`` the
-    rounding division, clamp and zero point (:func:`tir_divide_and_clamp`), which use the high
+    rounding division, clamp and zero point (:func:`tir_divide_and_clamp`, annotated with
+    :data:`REQUANTIZE_ATTR`), which use the high
     product three times: as a stage of its own it is computed once, where one expression would
     repeat it (and C compilers do not merge the 64-bit repeats). Schedules fuse the two stages
     into one loop (``compute_at``), which leaves the intermediate one element in a register.
@@ -401,9 +435,12 @@ def te_requantize(
                                          shifts_nonpositive),
         name=f"{name}_high",
     )
+    attrs = {"zero_point": zero_point, "qmin": qmin, "qmax": qmax,
+             "shifts_nonpositive": shifts_nonpositive}
     return te.compute(
         acc.shape,
         lambda *idx: tir_divide_and_clamp(high(*idx), shift(*idx), zero_point, qmin, qmax,
                                           shifts_nonpositive),
         name=name,
+        attrs={REQUANTIZE_ATTR: attrs},
     )

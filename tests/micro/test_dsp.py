@@ -96,6 +96,13 @@ def test_operator_kernel_is_tensorized_and_weights_interleaved():
     np.testing.assert_array_equal(interleaved[1, 2, 5, 3, 1], weights[1, 4 * 5 + 1, 4 * 2 + 3])
 
 
+@pytest.mark.parametrize("shifts_nonpositive", [True, False])
+def test_requantization_runs_on_its_micro_kernel_only_without_left_shifts(shifts_nonpositive):
+    kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, -5, shifts_nonpositive)
+    scheduled, _ = dsp.schedule_int8_dots(kernel)
+    assert _extern_calls(scheduled, dsp.REQUANTIZE_KERNEL) == int(shifts_nonpositive)
+
+
 def test_weights_whose_lengths_are_not_multiples_of_four_are_transposed():
     kernel = make_cluster_gated_linear_int8_kernel(1, 30, 2, 6, 0)
     scheduled, relaid_out = dsp.schedule_int8_dots(kernel)

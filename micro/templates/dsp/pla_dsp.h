@@ -18,4 +18,10 @@ int32_t pla_dsp_dot_q7(void* x, void* w, void* acc, int32_t len, int32_t n, int3
  * generated model aligns to 16 bytes, at offsets that are multiples of 16. */
 int32_t pla_dsp_dot_q7x4(void* x, void* w, void* acc, int32_t len, int32_t n);
 
+/* out[i] = TFLite's int8 requantization of acc[i] + bias[i] with per-channel multiplier mult[i]
+ * (int32, >= 0) and shift shift[i] (int8, <= 0), zero point zp, clamped to [qmin, qmax]
+ * (see pla_dsp.c). acc, bias, mult point to int32_t, shift and out to int8_t. Returns 0. */
+int32_t pla_dsp_requantize_q7(void* acc, void* bias, void* mult, void* shift, void* out,
+                              int32_t n, int32_t zp, int32_t qmin, int32_t qmax);
+
 #endif
