@@ -3,9 +3,10 @@
 Scalar int8 code costs 2–3 instructions per multiply-accumulate (MAC) on a Cortex-M4: two byte
 loads, a multiply-accumulate and loop overhead. The DSP extension's ``SMLAD`` adds two 16×16-bit
 products to an accumulator in one instruction and ``SXTB16`` sign-extends two bytes of a word at
-once, so the tensorized micro-kernels' loops need 1.19 (four outputs at a time, interleaved
-weights) or 1.375 (two outputs, row-major weights) instructions per MAC, bit-exactly (the int32
-sum is the same; only the order of additions changes, and int32 addition is associative).
+once, so the tensorized micro-kernels' inner loops take 18 instructions per 16 MACs (four outputs
+at a time, interleaved weights) or 22 (two outputs, row-major weights), bit-exactly (the int32
+sum is the same; only the order of additions changes, and int32 addition is associative). The
+operator's requantization gets a micro-kernel too (``SMLAL``, ``QADD``, ``SSAT``).
 
 How it fits the compiler:
 

@@ -1,10 +1,11 @@
-/* SMLAD micro-kernel for int8 dot products (see pla_dsp.h and docs/dsp.md).
+/* DSP-extension micro-kernels for int8 inference (see pla_dsp.h and docs/dsp.md): two int8 dot
+ * product kernels (SMLAD) and TFLite's requantization.
  *
  * Four consecutive int8 values v0..v3 in one word become two int16 pairs with SXTB16:
  * (v0, v2) and, rotated by 8 bits, (v1, v3). Extending the activations and the weights the same
  * way pairs every activation with its own weight, so one SMLAD adds two products. The
- * activations are extended once per chunk into a stack buffer and reused by every output; two
- * outputs are accumulated at once in registers. The int32 sum equals the scalar loop's
+ * activations are extended once per chunk into a static buffer and reused by every output; two
+ * or four outputs are accumulated at once in registers. The int32 sum equals the scalar loop's
  * (two's-complement addition is associative and SMLAD's result wraps the same way), so results
  * are bit-exact. */
 #include "pla_dsp.h"

@@ -13,7 +13,8 @@ int32_t pla_dsp_dot_q7(void* x, void* w, void* acc, int32_t len, int32_t n, int3
 /* The same for four outputs at a time with interleaved weights, for n and len multiples of 4:
  * w[((o / 4) * (len / 4) + r / 4) * 16 + (o % 4) * 4 + r % 4] is the weight of output o and input
  * r (for each group of four outputs and each quad of four inputs, the four outputs' four bytes).
- * One LDM loads a quad's weights for all four outputs: 38 instructions per 32 MACs. w must be
+ * One LDM loads a quad's weights for all four outputs: 18 instructions per 16 MACs plus the
+ * loop's. w must be
  * word-aligned (LDM faults otherwise); micro/dsp.py only passes re-laid-out constants, which the
  * generated model aligns to 16 bytes, at offsets that are multiples of 16. */
 int32_t pla_dsp_dot_q7x4(void* x, void* w, void* acc, int32_t len, int32_t n);
