@@ -22,7 +22,9 @@ from .errors import BuildError, ModelTooLargeError
 from .proc import run_command
 from .toolchain import Toolchain
 
-TEMPLATE_SOURCES = ("startup.c", "harness.c", "micro_backend.c", "micro_softfloat.c")
+TEMPLATE_SOURCES = (
+    "startup.c", "harness.c", "micro_backend.c", "micro_softfloat.c", "micro_round.c"
+)
 TEMPLATE_HEADERS = ("micro_backend.h",)
 LINKER_TEMPLATE = "linker.ld.in"
 ELF_NAME = "firmware.elf"
