@@ -68,6 +68,19 @@ static void extend_activations(const int8_t* x, int32_t quads) {
       : "cc", "memory");
 }
 
+/* One output's eight activations (16 MACs' worth of pairs already in xa0/xb0/xa1/xb1): its eight
+ * weights (one LDRD from word-aligned `w`), four SXTB16 and four SMLAD into `a`. */
+#define PLA_DSP_DOT8(a, w)                              \
+  "ldrd %[wa], %[wb], [%[" w "]], #8\n\t"              \
+  "sxtb16 %[t], %[wa]\n\t"                              \
+  "smlad %[" a "], %[xa0], %[t], %[" a "]\n\t"          \
+  "sxtb16 %[t], %[wa], ror #8\n\t"                      \
+  "smlad %[" a "], %[xb0], %[t], %[" a "]\n\t"          \
+  "sxtb16 %[t], %[wb]\n\t"                              \
+  "smlad %[" a "], %[xa1], %[t], %[" a "]\n\t"          \
+  "sxtb16 %[t], %[wb], ror #8\n\t"                      \
+  "smlad %[" a "], %[xb1], %[t], %[" a "]\n\t"
+
 /* Two outputs over pre-extended activation pairs, `iterations` times eight activations.
  *
  * The loop is assembly because it needs 13 registers at once (two accumulators, three pointers,
@@ -83,24 +96,8 @@ static void dot2_aligned(const int32_t* pairs, int32_t iterations, const int8_t*
       "1:\n\t"
       "ldrd %[xa0], %[xb0], [%[p]], #8\n\t"
       "ldrd %[xa1], %[xb1], [%[p]], #8\n\t"
-      "ldrd %[wa], %[wb], [%[w0]], #8\n\t"
-      "sxtb16 %[t], %[wa]\n\t"
-      "smlad %[a0], %[xa0], %[t], %[a0]\n\t"
-      "sxtb16 %[t], %[wa], ror #8\n\t"
-      "smlad %[a0], %[xb0], %[t], %[a0]\n\t"
-      "sxtb16 %[t], %[wb]\n\t"
-      "smlad %[a0], %[xa1], %[t], %[a0]\n\t"
-      "sxtb16 %[t], %[wb], ror #8\n\t"
-      "smlad %[a0], %[xb1], %[t], %[a0]\n\t"
-      "ldrd %[wa], %[wb], [%[w1]], #8\n\t"
-      "sxtb16 %[t], %[wa]\n\t"
-      "smlad %[a1], %[xa0], %[t], %[a1]\n\t"
-      "sxtb16 %[t], %[wa], ror #8\n\t"
-      "smlad %[a1], %[xb0], %[t], %[a1]\n\t"
-      "sxtb16 %[t], %[wb]\n\t"
-      "smlad %[a1], %[xa1], %[t], %[a1]\n\t"
-      "sxtb16 %[t], %[wb], ror #8\n\t"
-      "smlad %[a1], %[xb1], %[t], %[a1]\n\t"
+      PLA_DSP_DOT8("a0", "w0")
+      PLA_DSP_DOT8("a1", "w1")
       "subs %[n], %[n], #1\n\t"
       "bne 1b"
       : [a0] "+r"(a0), [a1] "+r"(a1), [p] "+r"(pairs), [w0] "+r"(w0), [w1] "+r"(w1),
@@ -109,6 +106,27 @@ static void dot2_aligned(const int32_t* pairs, int32_t iterations, const int8_t*
       :
       : "cc", "memory");
   acc[0] = a0, acc[1] = a1;
+}
+
+/* One output (an odd one left by the pairs): 13 instructions per eight activations, where the C
+ * loop takes about 18. */
+static void dot1_aligned(const int32_t* pairs, int32_t iterations, const int8_t* w0,
+                         int32_t* acc) {
+  int32_t a0 = acc[0];
+  int32_t xa0, xb0, xa1, xb1, wa, wb, t;
+  __asm__(
+      "1:\n\t"
+      "ldrd %[xa0], %[xb0], [%[p]], #8\n\t"
+      "ldrd %[xa1], %[xb1], [%[p]], #8\n\t"
+      PLA_DSP_DOT8("a0", "w0")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b"
+      : [a0] "+r"(a0), [p] "+r"(pairs), [w0] "+r"(w0), [n] "+r"(iterations),
+        [xa0] "=&r"(xa0), [xb0] "=&r"(xb0), [xa1] "=&r"(xa1), [xb1] "=&r"(xb1), [wa] "=&r"(wa),
+        [wb] "=&r"(wb), [t] "=&r"(t)
+      :
+      : "cc", "memory");
+  acc[0] = a0;
 }
 
 /* The same in C for rows that are not word-aligned (LDR may be unaligned, LDRD may not). */
@@ -149,9 +167,14 @@ static void dot_quads(const int8_t* x, const int8_t* w, int32_t* acc, int32_t qu
   }
   for (; o < n; ++o) {
     const int8_t* wo = w + o * w_stride;
-    int32_t a = acc[o];
-    for (const int32_t* p = pairs; p < end; p += 2, wo += 4) a = mac_q7x4(a, p[0], p[1], wo);
-    acc[o] = a;
+    if (even < end) acc[o] = mac_q7x4(acc[o], end[-2], end[-1], wo + last);
+    if (aligned && even > pairs) {
+      dot1_aligned(pairs, quads / 2, wo, acc + o);
+    } else {
+      int32_t a = acc[o];
+      for (const int32_t* p = pairs; p < even; p += 2, wo += 4) a = mac_q7x4(a, p[0], p[1], wo);
+      acc[o] = a;
+    }
   }
 }
 
