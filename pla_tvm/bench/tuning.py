@@ -41,8 +41,8 @@ TRIALS_PER_ROUND = 8
 _SOURCE_SUFFIXES = frozenset({".py", ".c", ".h", ".json", ".in"})
 
 
-def _run(mod, out_dir: Path, inputs: np.ndarray):
-    firmware = micro.build(mod, COMPARISON_BOARD, out_dir)
+def _run(mod, out_dir: Path, inputs: np.ndarray, dsp: bool | None = None):
+    firmware = micro.build(mod, COMPARISON_BOARD, out_dir, dsp=dsp)
     return firmware, micro.run(firmware, inputs.reshape((len(inputs), *firmware.input.shape)),
                                timeout=600)
 
@@ -79,6 +79,7 @@ def tuning_stage(baseline_dir: Path, bundle_path: Path, bundle: PLABundle, datas
     test = dataset.test
     x_q = bundle.quantized.input.quantize(test.x)
     _, untuned = _run(mod, cache / "firmware" / "pla-int8-untuned", x_q)
+    _, plain = _run(mod, cache / "firmware" / "pla-int8-plain", x_q, dsp=False)
     tuned_mod = apply_database(mod, COMPARISON_BOARD, db_dir)
     _, tuned = _run(tuned_mod, cache / "firmware" / "pla-int8-tuned", x_q)
     footprint = tuned.footprint
@@ -89,6 +90,12 @@ def tuning_stage(baseline_dir: Path, bundle_path: Path, bundle: PLABundle, datas
         "tuned_instructions": tuned.instructions_per_inference,
         "tuned_over_untuned": tuned.instructions_per_inference
         / untuned.instructions_per_inference,
+        "plain_instructions": plain.instructions_per_inference,
+        "untuned_model_flash_bytes": untuned.footprint.model_flash_bytes,
+        "untuned_model_ram_bytes": untuned.footprint.model_ram_bytes,
+        "untuned_stack_bytes": untuned.stack_bytes,
+        "tuned_over_plain": tuned.instructions_per_inference / plain.instructions_per_inference,
+        "outputs_equal_plain": bool(np.array_equal(tuned.outputs, plain.outputs)),
         "outputs_equal_untuned": bool(np.array_equal(tuned.outputs, untuned.outputs)),
         **classification_metrics(test.y, predict_classes(tuned.outputs.reshape(len(test), -1)),
                                  test.class_names),
