@@ -68,6 +68,11 @@ static void extend_activations(const int8_t* x, int32_t quads) {
       : "cc", "memory");
 }
 
+/* Eight activations' pairs (two quads) into xa0/xb0/xa1/xb1. */
+#define PLA_DSP_PAIRS8                          \
+  "ldrd %[xa0], %[xb0], [%[p]], #8\n\t"        \
+  "ldrd %[xa1], %[xb1], [%[p]], #8\n\t"
+
 /* One output's eight activations (16 MACs' worth of pairs already in xa0/xb0/xa1/xb1): its eight
  * weights (one LDRD from word-aligned `w`), four SXTB16 and four SMLAD into `a`. */
 #define PLA_DSP_DOT8(a, w)                              \
@@ -94,8 +99,7 @@ static void dot2_aligned(const int32_t* pairs, int32_t iterations, const int8_t*
   int32_t xa0, xb0, xa1, xb1, wa, wb, t;
   __asm__(
       "1:\n\t"
-      "ldrd %[xa0], %[xb0], [%[p]], #8\n\t"
-      "ldrd %[xa1], %[xb1], [%[p]], #8\n\t"
+      PLA_DSP_PAIRS8
       PLA_DSP_DOT8("a0", "w0")
       PLA_DSP_DOT8("a1", "w1")
       "subs %[n], %[n], #1\n\t"
@@ -116,8 +120,7 @@ static void dot1_aligned(const int32_t* pairs, int32_t iterations, const int8_t*
   int32_t xa0, xb0, xa1, xb1, wa, wb, t;
   __asm__(
       "1:\n\t"
-      "ldrd %[xa0], %[xb0], [%[p]], #8\n\t"
-      "ldrd %[xa1], %[xb1], [%[p]], #8\n\t"
+      PLA_DSP_PAIRS8
       PLA_DSP_DOT8("a0", "w0")
       "subs %[n], %[n], #1\n\t"
       "bne 1b"
