@@ -588,8 +588,14 @@ def _meta_schedule_rule(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> list[s
     sketch per tile would need ``Schedule.copy()``, which fails on the schedules MetaSchedule
     passes here (``unordered_map::at``), and a sampled tile cannot work because the intrinsic's
     name depends on it and would not follow a changed decision on replay.
+
+    The requantization that consumes the dot product goes on its micro-kernel here too (when
+    its block still matches once MetaSchedule's rules have run on it), so that candidates are
+    measured with it like the default build; otherwise a candidate's branchy TIR requantization,
+    cheap on the benchmark's all-zero data, could look better than it is on real inputs.
     """
     _tensorize(sch, block_rv, None)
+    tensorize_requantizations(sch)
     return [sch]
 
 
