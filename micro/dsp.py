@@ -396,11 +396,19 @@ def tensorize_requantizations(sch: s_tir.Schedule) -> None:
     sch : tvm.s_tir.Schedule
         Schedule of one kernel, changed in place.
     """
+    for name in _requantizations_that_tensorize(sch):
+        _tensorize_one_requantization(sch, name)
+
+
+def _requantizations_that_tensorize(sch: s_tir.Schedule) -> list[str]:
+    """The annotated requantization blocks whose tensorization succeeds, each tried on a copy.
+
+    Trying also registers their intrinsics, which a tuning database needs before it is loaded
+    in another process (its records name them), so :func:`prepare_for_tuning` calls it too.
+    """
     names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))
              if REQUANTIZE_ATTR in sch.get(b).annotations]
-    for name in names:
-        if _tensorize_one_requantization(s_tir.Schedule(sch.mod), name):
-            _tensorize_one_requantization(sch, name)
+    return [n for n in names if _tensorize_one_requantization(s_tir.Schedule(sch.mod), n)]
 
 
 #: A parameter whose layout a schedule changed: its index and the map to its new layout.
@@ -496,6 +504,8 @@ def schedule_int8_dots(
     if tensorize:
         tensorize_requantizations(sch)
         fuse_elementwise(sch)
+    else:
+        _requantizations_that_tensorize(sch)  # registers the intrinsics tuning records name
     return sch.mod["main"], relaid_out
 
 

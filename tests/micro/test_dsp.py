@@ -4,6 +4,9 @@ default lowering of micro.build and micro.tuning.tune on boards with the DSP ext
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,3 +226,29 @@ def test_tuning_on_a_dsp_board_uses_the_micro_kernel_and_its_database_applies(tm
         micro.run(tuned, inputs).outputs, micro.run(untuned, inputs).outputs
     )
     np.testing.assert_array_equal(micro.run(tuned, inputs).outputs, host_reference(model, inputs))
+
+
+_APPLY_IN_A_FRESH_PROCESS = """
+import sys
+from micro.tuning import apply_database
+from tests.micro.test_dsp import pla_int8
+applied = apply_database(pla_int8(3, 64, 16), "mps2-an386", sys.argv[1])
+print(applied["cluster_gated_linear_int8"].script())
+"""
+
+
+@requires_toolchain
+def test_a_tuning_database_applies_in_another_process(tmp_path):
+    # Its records name tensor intrinsics that are registered on demand: preparing the module
+    # must register them before the database is read, as `pla-tvm compile --db` does.
+    db = tmp_path / "tune"
+    tune(
+        pla_int8(3, 64, 16), "mps2-an386", db, max_trials=2, trials_per_iteration=2,
+        strategy=ms.search_strategy.ReplayTrace(), progress=False,
+    )  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", _APPLY_IN_A_FRESH_PROCESS, str(db)],
+        capture_output=True, text=True, cwd=Path(__file__).parents[2], check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f'"{dsp.REQUANTIZE_KERNEL}"' in result.stdout
