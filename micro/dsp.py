@@ -49,7 +49,7 @@ from .boards import Board, get_board
 from .codegen import register_extern_source
 from .errors import BuildError
 from .lowering import lower_to_kernel_calls
-from .schedules import fuse_elementwise
+from .schedules import child_block_names, fuse_elementwise
 
 MICRO_KERNEL = "pla_dsp_dot_q7"
 MICRO_KERNEL_X4 = "pla_dsp_dot_q7x4"
@@ -406,8 +406,8 @@ def _requantizations_that_tensorize(sch: s_tir.Schedule) -> list[str]:
     Trying also registers their intrinsics, which a tuning database needs before it is loaded
     in another process (its records name them), so :func:`prepare_for_tuning` calls it too.
     """
-    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))
-             if REQUANTIZE_ATTR in sch.get(b).annotations]
+    names = [n for n in child_block_names(sch)
+             if REQUANTIZE_ATTR in sch.get(sch.get_sblock(n)).annotations]
     return [n for n in names if _tensorize_one_requantization(s_tir.Schedule(sch.mod), n)]
 
 
@@ -478,7 +478,7 @@ def schedule_int8_dots(
     """
     relaid_out: list[Relayout] = []
     sch = s_tir.Schedule(func)
-    names = _block_names(sch)
+    names = child_block_names(sch)
     matched = False
     for name in names:
         # Fresh schedules per block: a failed step leaves nothing half-applied behind.
@@ -507,15 +507,6 @@ def schedule_int8_dots(
     else:
         _requantizations_that_tensorize(sch)  # registers the intrinsics tuning records name
     return sch.mod["main"], relaid_out
-
-
-def _block_names(sch: s_tir.Schedule) -> list[str]:
-    """Names of the root block's children; none for a kernel without blocks (plain TIR)."""
-    try:
-        root = sch.get_sblock("root")
-    except s_tir.ScheduleError:
-        return []  # e.g. a hand-written TVMScript kernel of loops: nothing to schedule
-    return [sch.get(b).name_hint for b in sch.get_child_blocks(root)]
 
 
 def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> Relayout | None:
@@ -583,7 +574,8 @@ def tensorize_annotated(sch: s_tir.Schedule) -> None:
     sch : tvm.s_tir.Schedule
         Schedule of a prepared kernel, changed in place.
     """
-    for block_rv in sch.get_child_blocks(sch.get_sblock("root")):
+    for name in child_block_names(sch):
+        block_rv = sch.get_sblock(name)
         if sch.get(block_rv).annotations.get("schedule_rule") == SCHEDULE_RULE:
             _tensorize(sch, block_rv, None)
     tensorize_requantizations(sch)

@@ -15,6 +15,26 @@ import tvm
 from tvm import s_tir, tirx
 
 
+def child_block_names(sch: s_tir.Schedule) -> list[str]:
+    """Names of the root block's children, in order; none for a kernel of plain loops.
+
+    Parameters
+    ----------
+    sch : tvm.s_tir.Schedule
+        Schedule of one kernel.
+
+    Returns
+    -------
+    list of str
+        Empty for hand-written TIR without blocks, which no schedule primitive applies to.
+    """
+    try:
+        root = sch.get_sblock("root")
+    except s_tir.ScheduleError:
+        return []
+    return [sch.get(b).name_hint for b in sch.get_child_blocks(root)]
+
+
 def _data_parallel(block: tirx.SBlock) -> bool:
     return all(iv.iter_type == tirx.IterVar.DataPar for iv in block.iter_vars)
 
@@ -40,12 +60,9 @@ def fuse_elementwise(sch: s_tir.Schedule) -> bool:
     bool
         Whether any stage moved.
     """
-    try:
-        root = sch.get_sblock("root")
-    except s_tir.ScheduleError:
-        return False  # a kernel of plain loops (hand-written TIR): nothing to fuse
     moved = False
-    for block_rv in reversed(sch.get_child_blocks(root)):
+    for name in reversed(child_block_names(sch)):
+        block_rv = sch.get_sblock(name)
         consumers = sch.get_consumers(block_rv)
         if len(consumers) != 1:
             continue

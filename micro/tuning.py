@@ -439,18 +439,10 @@ def default_schedule(mod: tvm.IRModule, dsp: bool) -> s_tir.Schedule:
         Its DSP blocks tensorized and element-wise chains fused, with the trace of those steps.
     """
     sch = s_tir.Schedule(mod)
-    if dsp and _has_root_block(sch):
+    if dsp:
         tensorize_annotated(sch)
     fuse_elementwise(sch)
     return sch
-
-
-def _has_root_block(sch: s_tir.Schedule) -> bool:
-    try:
-        sch.get_sblock("root")
-    except s_tir.ScheduleError:
-        return False
-    return True
 
 
 def _seed_default_schedules(
