@@ -1,12 +1,13 @@
 """int8 dot products on the Cortex-M DSP extension (SMLAD) through a TIR tensor intrinsic.
 
-Scalar int8 code costs 2–3 instructions per multiply-accumulate (MAC) on a Cortex-M4: two byte
-loads, a multiply-accumulate and loop overhead. The DSP extension's ``SMLAD`` adds two 16×16-bit
-products to an accumulator in one instruction and ``SXTB16`` sign-extends two bytes of a word at
-once, so the tensorized micro-kernels' inner loops take 18 instructions per 16 MACs (four outputs
-at a time, interleaved weights) or 22 (two outputs, row-major weights), bit-exactly (the int32
-sum is the same; only the order of additions changes, and int32 addition is associative). The
-operator's requantization gets a micro-kernel too (``SMLAL``, ``QADD``, ``SSAT``).
+Scalar int8 code costs at least three instructions per multiply-accumulate (MAC) on a
+Cortex-M4, two byte loads and a multiply-accumulate, plus loop overhead. The DSP extension's
+``SMLAD`` adds two 16×16-bit products to an accumulator in one instruction and ``SXTB16``
+sign-extends two bytes of a word at once, so the tensorized micro-kernels' inner loops take 18
+instructions per 16 MACs (four outputs at a time, interleaved weights) or 22 (two outputs,
+row-major weights), bit-exactly (the int32 sum is the same; only the order of additions changes,
+and int32 addition is associative). The operator's requantization gets a micro-kernel too
+(``SMLAL``, ``QADD``, ``SSAT``).
 
 How it fits the compiler:
 
@@ -30,8 +31,11 @@ How it fits the compiler:
   MetaSchedule's ``ApplyCustomRule`` tensorizes them in every candidate of
   :func:`micro.tuning.tune` (which calls it by default on those boards) while its other rules
   search the rest.
-* The micro-kernel's C source is registered with :func:`micro.codegen.register_extern_source` at
-  import, so every build whose kernels call it (also the tuner's candidates) compiles it in.
+* :func:`tensorize_requantizations` puts the operator's requantization (a block that
+  ``relay_passes.fixed_point.te_requantize`` annotates) on ``pla_dsp_requantize_q7`` through
+  :func:`requantize_intrin`, whose description is built from the same TIR arithmetic.
+* The micro-kernels' C source is registered with :func:`micro.codegen.register_extern_source` at
+  import, so every build whose kernels call them (also the tuner's candidates) compiles it in.
 """
 
 from __future__ import annotations
