@@ -53,7 +53,7 @@ from .boards import Board, get_board
 from .codegen import register_extern_source
 from .errors import BuildError
 from .lowering import lower_to_kernel_calls
-from .schedules import child_block_names, fuse_elementwise
+from .schedules import child_block_names, data_parallel, fuse_elementwise
 
 MICRO_KERNEL = "pla_dsp_dot_q7"
 MICRO_KERNEL_X4 = "pla_dsp_dot_q7x4"
@@ -365,7 +365,7 @@ def _inline_elementwise_producers(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV)
         inlinable = [
             p for p in sch.get_producers(block_rv)
             if len(sch.get_consumers(p)) == 1
-            and all(iv.iter_type == tirx.IterVar.DataPar for iv in sch.get(p).iter_vars)
+            and data_parallel(sch.get(p))
         ]  # fmt: skip
         if not inlinable:
             return

@@ -35,7 +35,8 @@ def child_block_names(sch: s_tir.Schedule) -> list[str]:
     return [sch.get(b).name_hint for b in sch.get_child_blocks(root)]
 
 
-def _data_parallel(block: tirx.SBlock) -> bool:
+def data_parallel(block: tirx.SBlock) -> bool:
+    """Whether a block is element-wise: every iteration variable data-parallel (no reduction)."""
     return all(iv.iter_type == tirx.IterVar.DataPar for iv in block.iter_vars)
 
 
@@ -70,7 +71,7 @@ def fuse_elementwise(sch: s_tir.Schedule) -> bool:
             block, consumer = sch.get(block_rv), sch.get(consumers[0])
         except ValueError:
             continue  # a consumer inside a tensorized (blockized) region: not a loop to join
-        if not (_data_parallel(block) and _data_parallel(consumer)
+        if not (data_parallel(block) and data_parallel(consumer)
                 and _same_domain(block, consumer)):
             continue
         try:
