@@ -121,32 +121,33 @@ def _build(func: tvm.tirx.PrimFunc):
     return tvm.compile(tvm.IRModule({"main": func}), target="llvm")
 
 
-def test_tir_multiply_by_quantized_multiplier_matches_numpy():
-    acc, mult, shift = _random_case(np.random.default_rng(2))
+def _per_channel(stage, acc: np.ndarray, mult: np.ndarray, shift: np.ndarray,
+                 out_dtype: str) -> np.ndarray:
+    """Build ``stage(acc, multiplier_fn, shift_fn)`` over per-element multipliers and shifts for
+    llvm and run it on the arrays."""
     n = acc.size
     acc_t = te.placeholder((n,), "int32", name="acc")
     mult_t = te.placeholder((n,), "int32", name="mult")
     shift_t = te.placeholder((n,), "int8", name="shift")
-    out = te_multiply_by_quantized_multiplier(acc_t, lambda i: mult_t[i], lambda i: shift_t[i],
-                                              "scaled")
+    out = stage(acc_t, lambda i: mult_t[i], lambda i: shift_t[i])
     lib = _build(te.create_prim_func([acc_t, mult_t, shift_t, out]))
-    result = tvm.runtime.tensor(np.zeros(n, np.int32))
+    result = tvm.runtime.tensor(np.zeros(n, out_dtype))
     lib["main"](*(tvm.runtime.tensor(a) for a in (acc, mult, shift.astype(np.int8))), result)
-    expected = multiply_by_quantized_multiplier(acc, mult, shift)
-    np.testing.assert_array_equal(result.numpy(), expected)
+    return result.numpy()
+
+
+def test_tir_multiply_by_quantized_multiplier_matches_numpy():
+    acc, mult, shift = _random_case(np.random.default_rng(2))
+    got = _per_channel(lambda a, m, s: te_multiply_by_quantized_multiplier(a, m, s, "scaled"),
+                       acc, mult, shift, "int32")
+    np.testing.assert_array_equal(got, multiply_by_quantized_multiplier(acc, mult, shift))
 
 
 def test_tir_requantize_matches_numpy():
     acc, mult, shift = _random_case(np.random.default_rng(3))
-    n = acc.size
-    acc_t = te.placeholder((n,), "int32", name="acc")
-    mult_t = te.placeholder((n,), "int32", name="mult")
-    shift_t = te.placeholder((n,), "int8", name="shift")
-    out = te_requantize(acc_t, lambda i: mult_t[i], lambda i: shift_t[i], 5, qmin=-100, qmax=90)
-    lib = _build(te.create_prim_func([acc_t, mult_t, shift_t, out]))
-    result = tvm.runtime.tensor(np.zeros(n, np.int8))
-    lib["main"](*(tvm.runtime.tensor(a) for a in (acc, mult, shift.astype(np.int8))), result)
-    np.testing.assert_array_equal(result.numpy(), requantize(acc, mult, shift, 5, -100, 90))
+    got = _per_channel(lambda a, m, s: te_requantize(a, m, s, 5, qmin=-100, qmax=90),
+                       acc, mult, shift, "int8")
+    np.testing.assert_array_equal(got, requantize(acc, mult, shift, 5, -100, 90))
 
 
 def test_srdhm_is_a_plain_rounding_shift_except_when_saturating():
@@ -213,12 +214,6 @@ def test_te_requantize_computes_the_high_product_once_in_its_own_stage():
 @pytest.mark.parametrize("zero_point", [-128, 0, 100])
 def test_tir_requantize_zero_points_match_numpy(zero_point):
     acc, mult, shift = _random_case(np.random.default_rng(7), size=1000)
-    n = acc.size
-    acc_t = te.placeholder((n,), "int32", name="acc")
-    mult_t = te.placeholder((n,), "int32", name="mult")
-    shift_t = te.placeholder((n,), "int8", name="shift")
-    out = te_requantize(acc_t, lambda i: mult_t[i], lambda i: shift_t[i], zero_point)
-    lib = _build(te.create_prim_func([acc_t, mult_t, shift_t, out]))
-    result = tvm.runtime.tensor(np.zeros(n, np.int8))
-    lib["main"](*(tvm.runtime.tensor(a) for a in (acc, mult, shift.astype(np.int8))), result)
-    np.testing.assert_array_equal(result.numpy(), requantize(acc, mult, shift, zero_point))
+    got = _per_channel(lambda a, m, s: te_requantize(a, m, s, zero_point), acc, mult, shift,
+                       "int8")
+    np.testing.assert_array_equal(got, requantize(acc, mult, shift, zero_point))
