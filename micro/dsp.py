@@ -52,6 +52,7 @@ from relay_passes.fixed_point import REQUANTIZE_ATTR, tir_requantize
 from .boards import Board, get_board
 from .codegen import register_extern_source
 from .errors import BuildError
+from .kernels import dsp as conv_kernels
 from .lowering import lower_to_kernel_calls
 from .schedules import child_block_names, data_parallel, fuse_elementwise
 
@@ -64,6 +65,7 @@ for _symbol in (MICRO_KERNEL, MICRO_KERNEL_X4, REQUANTIZE_KERNEL):
     register_extern_source(
         _symbol, _TEMPLATES.joinpath("pla_dsp.c"), header=_TEMPLATES.joinpath("pla_dsp.h")
     )
+conv_kernels.register()
 
 
 def board_uses_dsp(board: str | Board) -> bool:
@@ -635,9 +637,9 @@ def apply_dsp(
         Lowered module (``main`` a chain of ``R.call_tir``) whose matching kernels call
         ``pla_dsp_dot_q7``, with the weights they read re-laid out.
     """
-    lowered = lower_to_kernel_calls(mod)
     if not uses_dsp(board, dsp):
-        return lowered
+        return lower_to_kernel_calls(mod)
+    lowered = lower_to_kernel_calls(mod, conv_windows=True)
     return _schedule_module(lowered, output_tile, tensorize=True)
 
 
@@ -681,6 +683,12 @@ def _schedule_module(
     for gvar, func in lowered.functions.items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
+        if tensorize:
+            sch = s_tir.Schedule(func)
+            if conv_kernels.schedule_conv2d(sch):
+                fuse_elementwise(sch)
+                scheduled[gvar.name_hint] = (sch.mod["main"].with_attr("tirx.is_scheduled", True), [])
+                continue
         result = schedule_int8_dots(func, output_tile, tensorize=tensorize)
         if result is not None:
             new, relaid_out = result

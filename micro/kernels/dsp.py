@@ -1,0 +1,323 @@
+"""int8 convolution on the Cortex-M DSP extension (M4, M7, M33): lowering, intrinsic, schedule.
+
+An int8 convolution (NHWC, HWIO weights, int32 result) costs TVM's plain lowering about nine
+instructions per multiply-accumulate (MAC) on a Cortex-M4, and its explicit padding and its
+whole int32 result each take a copy of a tensor in RAM. Here it becomes:
+
+* **a lowering** (:func:`legalize_conv2d`): the convolution (with a constant ``pad`` before it
+  folded in) as two TE stages. ``window`` holds the padded input as int16, each quad of four
+  channels in SXTB16's order ``(v0, v2, v1, v3)``, padding written by bounds (no padded copy of
+  the input); ``conv2d_nhwc_window`` reduces it with the weights re-laid out at compile time as
+  pairs of output channels, ``[O/2, KH, KW, C/4, 2, 4]``, so that one weight word serves two
+  positions;
+* **a tensor intrinsic** (:func:`conv_intrin`) whose description is that reduction for ``P``
+  output positions and ``n`` output channels over one kernel row, and whose implementation calls
+  the micro-kernel ``micro_dsp_conv_q15q7`` (``c/dsp/convolution.c``): two positions by two
+  channels per pass, 18 instructions per 16 MACs;
+* **a schedule** (:func:`schedule_conv2d`): the output positions in passes of ``P``; per pass the
+  window rows it needs are widened (``compute_at``: a buffer of ``(P - 1) * stride + KW`` rows, the
+  per-row im2col buffer of CMSIS-NN without duplicating overlapping windows), the accumulators of
+  the pass are zeroed and tensorized, and the epilogue (bias, requantization, clamp, and any
+  element-wise work fused after it, e.g. a residual add) runs on the pass's ``P x O`` int32
+  accumulators (``reverse_compute_at``), writing int8 straight to the output. No whole-tensor
+  int32 accumulator remains.
+
+What it does not handle (those convolutions keep TVM's lowering): grouped or depthwise
+convolutions, dilation, input channels not a multiple of 4, an odd number of output channels,
+weights that are not constants.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import tvm
+from tvm import s_tir, te, tirx
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+from ..codegen import register_extern_source
+
+CONV_KERNEL = "micro_dsp_conv_q15q7"
+#: Block annotation of the reduction stage :func:`conv2d_window_te` writes (its width stride).
+CONV_BLOCK_ATTR = "micro.conv2d_window"
+#: The order SXTB16 gives four int8 values: quad element ``e`` holds channel ``_PAIR_ORDER[e]``.
+_PAIR_ORDER = (0, 2, 1, 3)
+_SOURCES = resources.files(__package__).joinpath("c", "dsp")
+
+
+def register() -> None:
+    """Declare the micro-kernels' C sources to the code generator (idempotent)."""
+    register_extern_source(
+        CONV_KERNEL, _SOURCES.joinpath("convolution.c"),
+        header=_SOURCES.joinpath("convolution.h"),
+    )
+
+
+def conv2d_supported(data_shape, weight_shape, strides, dilation, groups: int) -> bool:
+    """Whether :func:`legalize_conv2d` takes a convolution of these shapes.
+
+    Parameters
+    ----------
+    data_shape : sequence of int
+        NHWC input shape.
+    weight_shape : sequence of int
+        HWIO weight shape.
+    strides, dilation : sequence of int
+        ``(h, w)``.
+    groups : int
+        Convolution groups.
+
+    Returns
+    -------
+    bool
+        True for a dense convolution, dilation 1, input channels a multiple of 4 and an even
+        number of output channels.
+    """
+    _, _, in_channels, out_channels = (int(v) for v in weight_shape)
+    return (
+        groups == 1 and tuple(int(d) for d in dilation) == (1, 1)
+        and int(data_shape[-1]) == in_channels and in_channels % 4 == 0 and out_channels % 2 == 0
+        and all(int(s) >= 1 for s in strides)
+    )  # fmt: skip
+
+
+def interleave_weights(weight: np.ndarray) -> np.ndarray:
+    """HWIO int8 weights as pairs of output channels, ``[O/2, KH, KW, C/4, 2, 4]``.
+
+    Element ``[o // 2, kh, kw, q, o % 2, e]`` is the weight of output ``o`` and input channel
+    ``4 q + e`` (natural order: SXTB16 pairs it with the window's reordered activations).
+
+    Parameters
+    ----------
+    weight : numpy.ndarray
+        ``[KH, KW, C, O]`` int8, ``C`` a multiple of 4, ``O`` even.
+
+    Returns
+    -------
+    numpy.ndarray
+        The re-laid-out weights, contiguous.
+    """
+    kh, kw, c, o = weight.shape
+    return np.ascontiguousarray(
+        weight.reshape(kh, kw, c // 4, 4, o // 2, 2).transpose(4, 0, 1, 2, 5, 3)
+    )
+
+
+def conv2d_window_te(
+    data: te.Tensor, weight: te.Tensor, strides, padding, pad_value: int
+) -> te.Tensor:
+    """The int8 convolution as a widened window stage and a reduction (see the module docstring).
+
+    Parameters
+    ----------
+    data : tvm.te.Tensor
+        ``[N, H, W, C]`` int8.
+    weight : tvm.te.Tensor
+        Interleaved ``[O/2, KH, KW, C/4, 2, 4]`` int8 (:func:`interleave_weights`).
+    strides : sequence of int
+        ``(h, w)``.
+    padding : sequence of int
+        ``(top, left, bottom, right)``.
+    pad_value : int
+        The value a padded input element has (an int8 zero point, for instance).
+
+    Returns
+    -------
+    tvm.te.Tensor
+        ``[N, OH, OW, O]`` int32.
+    """
+    batch, height, width, channels = (int(v) for v in data.shape)
+    pairs, kh, kw = (int(v) for v in weight.shape[:3])
+    top, left, bottom, right = (int(p) for p in padding)
+    sh, sw = (int(s) for s in strides)
+    rows, cols = height + top + bottom, width + left + right
+
+    def widen(b, i, j, q, e):
+        channel = q * 4 + (e % 2) * 2 + e // 2  # _PAIR_ORDER as arithmetic
+        inside = tirx.all(i >= top, i < top + height, j >= left, j < left + width)
+        return tirx.if_then_else(
+            inside, data[b, i - top, j - left, channel].astype("int16"),
+            tirx.const(pad_value, "int16"),
+        )
+
+    window = te.compute((batch, rows, cols, channels // 4, 4), widen, name="window")
+    out_h, out_w = (rows - kh) // sh + 1, (cols - kw) // sw + 1
+    rh, rw = te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, kw), "rw")
+    rq, re = te.reduce_axis((0, channels // 4), "rq"), te.reduce_axis((0, 4), "re")
+    return te.compute(
+        (batch, out_h, out_w, pairs * 2),
+        lambda b, i, j, o: te.sum(
+            window[b, i * sh + rh, j * sw + rw, rq, re].astype("int32")
+            * weight[o // 2, rh, rw, rq, o % 2, re].astype("int32"),
+            axis=[rh, rw, rq, re],
+        ),
+        name="conv2d_nhwc_window",
+        attrs={CONV_BLOCK_ATTR: {"stride": sw}},
+    )
+
+
+def conv_intrin(positions: int, outputs: int, kw: int, channels: int, stride: int) -> str:
+    """Register (once) the convolution intrinsic for one shape and return its name.
+
+    Description: ``C[0, 0, p, o] += int32(A[0, 0, p * stride + rw, q, e]) *
+    int32(B[o // 2, 0, rw, q, o % 2, e])`` for ``p < positions``, ``o < outputs`` over one kernel
+    row (``rw < kw``, ``4 q + e < channels``): the window rows of a pass and the weights of
+    ``outputs / 2`` channel pairs. Implementation: :data:`CONV_KERNEL`.
+
+    Parameters
+    ----------
+    positions : int
+        Output positions per call ``P``.
+    outputs : int
+        Output channels per call, even.
+    kw : int
+        Kernel width.
+    channels : int
+        Input channels, a multiple of 4.
+    stride : int
+        Stride along the width.
+
+    Returns
+    -------
+    str
+        Name for ``Schedule.tensorize``.
+    """
+    name = f"{CONV_KERNEL}_{positions}x{outputs}_k{kw}_c{channels}_s{stride}"
+    if TensorIntrin.get(name, allow_missing=True) is None:
+        TensorIntrin.register(name, *_conv_intrin(positions, outputs, kw, channels, stride))
+    return name
+
+
+def _conv_intrin(
+    positions: int, outputs: int, kw: int, channels: int, stride: int
+) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    rows = (positions - 1) * stride + kw
+    quads = channels // 4
+    a_shape = (1, 1, rows, quads, 4)
+    b_shape = (outputs // 2, 1, kw, quads, 2, 4)
+    c_shape = (1, 1, positions, outputs)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, a_shape, "int16", offset_factor=1)
+        B = T.match_buffer(b, b_shape, "int8", offset_factor=1)
+        C = T.match_buffer(c, c_shape, "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0:positions, 0:outputs], A[0, 0, 0:rows, 0:quads, 0:4],
+                    B[0:outputs // 2, 0, 0:kw, 0:quads, 0:2, 0:4])
+            T.writes(C[0, 0, 0:positions, 0:outputs])
+            for p, o, rw, rq, re in T.grid(positions, outputs, kw, quads, 4):
+                with T.sblock("update"):
+                    vp, vo, vrw, vrq, vre = T.axis.remap("SSRRR", [p, o, rw, rq, re])
+                    C[0, 0, vp, vo] = C[0, 0, vp, vo] + T.Cast(
+                        "int32", A[0, 0, vp * stride + vrw, vrq, vre]
+                    ) * T.Cast("int32", B[vo // 2, 0, vrw, vrq, vo % 2, vre])
+
+    # A kernel width of 1: the loop stays, but blockize drops its iteration variable.
+    @T.prim_func(s_tir=True)
+    def desc_1xn(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, a_shape, "int16", offset_factor=1)
+        B = T.match_buffer(b, b_shape, "int8", offset_factor=1)
+        C = T.match_buffer(c, c_shape, "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0:positions, 0:outputs], A[0, 0, 0:rows, 0:quads, 0:4],
+                    B[0:outputs // 2, 0, 0:kw, 0:quads, 0:2, 0:4])
+            T.writes(C[0, 0, 0:positions, 0:outputs])
+            for p, o, _rw, rq, re in T.grid(positions, outputs, 1, quads, 4):
+                with T.sblock("update"):
+                    vp, vo, vrq, vre = T.axis.remap("SSRR", [p, o, rq, re])
+                    C[0, 0, vp, vo] = C[0, 0, vp, vo] + T.Cast(
+                        "int32", A[0, 0, vp * stride, vrq, vre]
+                    ) * T.Cast("int32", B[vo // 2, 0, 0, vrq, vo % 2, vre])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        a_row = T.int32()
+        b_pair = T.int32()
+        c_row = T.int32()
+        A = T.match_buffer(a, a_shape, "int16", offset_factor=1,
+                           strides=[T.int32(), T.int32(), a_row, 4, 1])
+        B = T.match_buffer(b, b_shape, "int8", offset_factor=1,
+                           strides=[b_pair, T.int32(), quads * 8, 8, 4, 1])
+        C = T.match_buffer(c, c_shape, "int32", offset_factor=1,
+                           strides=[T.int32(), T.int32(), c_row, 1])
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0:positions, 0:outputs], A[0, 0, 0:rows, 0:quads, 0:4],
+                    B[0:outputs // 2, 0, 0:kw, 0:quads, 0:2, 0:4])
+            T.writes(C[0, 0, 0:positions, 0:outputs])
+            T.evaluate(T.call_extern(
+                "int32", CONV_KERNEL, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("rw"),
+                kw * quads, positions, T.Cast("int32", a_row * stride), outputs // 2,
+                T.Cast("int32", b_pair), T.Cast("int32", c_row)))
+
+    return (desc_1xn if kw == 1 else desc), impl
+
+
+def _positions_per_pass(out_w: int, preferred: int) -> int:
+    """The largest divisor of the output width up to ``preferred`` (even where possible)."""
+    for count in range(min(preferred, out_w), 0, -1):
+        if out_w % count == 0 and (count % 2 == 0 or count == 1 or out_w % 2 == 1):
+            return count
+    return 1
+
+
+def find_conv_block(sch: s_tir.Schedule) -> s_tir.SBlockRV | None:
+    """The reduction block :func:`conv2d_window_te` made, if the kernel has one."""
+    root = sch.get_sblock("root")
+    for block_rv in sch.get_child_blocks(root):
+        if CONV_BLOCK_ATTR in sch.get(block_rv).annotations:
+            return block_rv
+    return None
+
+
+def schedule_conv2d(sch: s_tir.Schedule, positions: int = 2) -> bool:
+    """Tensorize a windowed convolution kernel and fuse its epilogue into the passes.
+
+    Parameters
+    ----------
+    sch : tvm.s_tir.Schedule
+        Schedule of one kernel (a fused ``conv2d_nhwc_window`` and its element-wise consumers),
+        changed in place.
+    positions : int
+        Preferred output positions per pass (the largest divisor of the output width up to it
+        is used).
+
+    Returns
+    -------
+    bool
+        False (and ``sch`` unchanged in effect) when the kernel has no windowed convolution.
+    """
+    conv = find_conv_block(sch)
+    if conv is None:
+        return False
+    block = sch.get(conv)
+    window = sch.get_producers(conv)[0]
+    (_, _, out_w, out_c) = (int(iv.dom.extent) for iv in block.iter_vars[:4])
+    kw = int(block.iter_vars[5].dom.extent)
+    quads = int(block.iter_vars[6].dom.extent)
+    stride = int(block.annotations[CONV_BLOCK_ATTR]["stride"])
+    count = _positions_per_pass(out_w, positions)
+    b, i, j, o, rh, rw, rq, re = sch.get_loops(conv)
+    j_outer, j_inner = sch.split(j, [out_w // count, count])
+    sch.reorder(j_outer, rh, j_inner, o, rw, rq, re)
+    sch.compute_at(window, j_outer)
+    _fuse_epilogue(sch, conv, j_outer)
+    sch.decompose_reduction(conv, rh)
+    sch.tensorize(j_inner, conv_intrin(count, out_c, kw, quads * 4, stride))
+    return True
+
+
+def _fuse_epilogue(sch: s_tir.Schedule, conv: s_tir.SBlockRV, loop: s_tir.LoopRV) -> None:
+    """Move every consumer chain of the accumulators into the pass loop, one loop nest each."""
+    for consumer in _consumer_chain(sch, conv):
+        sch.reverse_compute_at(consumer, loop)
+
+
+def _consumer_chain(sch: s_tir.Schedule, block: s_tir.SBlockRV) -> list[s_tir.SBlockRV]:
+    root = sch.get_sblock("root")
+    children = list(sch.get_child_blocks(root))
+    names = [sch.get(b).name_hint for b in children]
+    start = names.index(sch.get(block).name_hint)
+    return children[start + 1:]
