@@ -54,7 +54,7 @@ from .codegen import register_extern_source
 from .errors import BuildError
 from .kernels import dsp as conv_kernels
 from .lowering import lower_to_kernel_calls
-from .schedules import child_block_names, data_parallel, fuse_elementwise
+from .schedules import child_block_names, data_parallel, fuse_elementwise, inline_copies_and_casts
 
 MICRO_KERNEL = "pla_dsp_dot_q7"
 MICRO_KERNEL_X4 = "pla_dsp_dot_q7x4"
@@ -686,6 +686,7 @@ def _schedule_module(
         if tensorize:
             sch = s_tir.Schedule(func)
             if conv_kernels.schedule_conv2d(sch):
+                inline_copies_and_casts(sch)
                 fuse_elementwise(sch)
                 scheduled[gvar.name_hint] = (sch.mod["main"].with_attr("tirx.is_scheduled", True), [])
                 continue

@@ -139,7 +139,7 @@ class _Conv2DWindowLowerer(relax.PyExprMutator):
             return None
         return self.builder_.call_te(
             dsp_kernels.conv2d_window_te, self.visit_expr(data),
-            relax.const(dsp_kernels.interleave_weights(weights)),
+            relax.const(dsp_kernels.relayout_weights(weights)),
             [int(s) for s in attrs.strides], padding, pad_value,
             primfunc_name_hint="conv2d_window",
         )

@@ -82,6 +82,54 @@ def fuse_elementwise(sch: s_tir.Schedule) -> bool:
     return moved
 
 
+def _is_copy(block: tirx.SBlock) -> bool:
+    """Whether a block only copies one element of another buffer (a reshape or a view)."""
+    return isinstance(block.body, tirx.BufferStore) and isinstance(
+        block.body.value, tvm.ir.TensorLoad
+    )
+
+
+def _is_cast_of_load(block: tirx.SBlock) -> bool:
+    value = block.body.value if isinstance(block.body, tirx.BufferStore) else None
+    return isinstance(value, tirx.Cast) and isinstance(value.value, tvm.ir.TensorLoad)
+
+
+def inline_copies_and_casts(sch: s_tir.Schedule) -> bool:
+    """Remove whole-tensor intermediates that only copy or widen: a copy at the end of a kernel
+    (a reshape of its result) is written by its producer directly (``reverse_compute_inline``),
+    and a cast read by a reduction (an int8 tensor widened for a sum) is read inside it
+    (``compute_inline``), so that neither leaves an array in RAM.
+
+    Parameters
+    ----------
+    sch : tvm.s_tir.Schedule
+        Schedule of one kernel, changed in place.
+
+    Returns
+    -------
+    bool
+        Whether any stage was inlined.
+    """
+    moved = False
+    for name in child_block_names(sch):
+        block_rv = sch.get_sblock(name)
+        block = sch.get(block_rv)
+        if not data_parallel(block):
+            continue
+        try:
+            if _is_copy(block) and sch.get_producers(block_rv):
+                sch.reverse_compute_inline(block_rv)
+                moved = True
+            elif _is_cast_of_load(block) and all(
+                not data_parallel(sch.get(c)) for c in sch.get_consumers(block_rv)
+            ):
+                sch.compute_inline(block_rv)
+                moved = True
+        except s_tir.ScheduleError:
+            continue
+    return moved
+
+
 def schedule_unscheduled(lowered: tvm.IRModule) -> tvm.IRModule:
     """Apply :func:`fuse_elementwise` to every kernel that is not scheduled yet.
 
@@ -101,6 +149,7 @@ def schedule_unscheduled(lowered: tvm.IRModule) -> tvm.IRModule:
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
         sch = s_tir.Schedule(func)
-        if fuse_elementwise(sch):
+        inlined = inline_copies_and_casts(sch)
+        if fuse_elementwise(sch) or inlined:
             functions[gvar] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
     return tvm.IRModule(functions, attrs=lowered.attrs)

@@ -72,15 +72,27 @@ def conv2d_supported(data_shape, weight_shape, strides, dilation, groups: int) -
     Returns
     -------
     bool
-        True for a dense convolution, dilation 1, input channels a multiple of 4 and an even
-        number of output channels.
+        True for a dense convolution (one group) with dilation 1.
     """
-    _, _, in_channels, out_channels = (int(v) for v in weight_shape)
     return (
         groups == 1 and tuple(int(d) for d in dilation) == (1, 1)
-        and int(data_shape[-1]) == in_channels and in_channels % 4 == 0 and out_channels % 2 == 0
-        and all(int(s) >= 1 for s in strides)
+        and int(data_shape[-1]) == int(weight_shape[2]) and all(int(s) >= 1 for s in strides)
     )  # fmt: skip
+
+
+def interleavable(weight_shape) -> bool:
+    """Whether the micro-kernel's layout fits: input channels a multiple of 4, output channels
+    even (other convolutions keep the windowed form with plain TIR loops)."""
+    _, _, in_channels, out_channels = (int(v) for v in weight_shape)
+    return in_channels % 4 == 0 and out_channels % 2 == 0
+
+
+def relayout_weights(weight: np.ndarray) -> np.ndarray:
+    """HWIO weights in the layout :func:`conv2d_window_te` reads: :func:`interleave_weights`
+    where :func:`interleavable`, else output-major ``[O, KH, KW, C]``."""
+    if interleavable(weight.shape):
+        return interleave_weights(weight)
+    return np.ascontiguousarray(weight.transpose(3, 0, 1, 2))
 
 
 def interleave_weights(weight: np.ndarray) -> np.ndarray:
@@ -115,7 +127,8 @@ def conv2d_window_te(
     data : tvm.te.Tensor
         ``[N, H, W, C]`` int8.
     weight : tvm.te.Tensor
-        Interleaved ``[O/2, KH, KW, C/4, 2, 4]`` int8 (:func:`interleave_weights`).
+        int8 weights from :func:`relayout_weights`: interleaved ``[O/2, KH, KW, C/4, 2, 4]``
+        (the window's quads then hold SXTB16's order) or ``[O, KH, KW, C]`` (natural order).
     strides : sequence of int
         ``(h, w)``.
     padding : sequence of int
@@ -129,32 +142,50 @@ def conv2d_window_te(
         ``[N, OH, OW, O]`` int32.
     """
     batch, height, width, channels = (int(v) for v in data.shape)
-    pairs, kh, kw = (int(v) for v in weight.shape[:3])
+    interleaved = len(weight.shape) == 6
+    kh, kw = (int(v) for v in weight.shape[1:3])
+    out_channels = int(weight.shape[0]) * (2 if interleaved else 1)
     top, left, bottom, right = (int(p) for p in padding)
     sh, sw = (int(s) for s in strides)
     rows, cols = height + top + bottom, width + left + right
 
-    def widen(b, i, j, q, e):
-        channel = q * 4 + (e % 2) * 2 + e // 2  # _PAIR_ORDER as arithmetic
+    def padded(b, i, j, channel):
         inside = tirx.all(i >= top, i < top + height, j >= left, j < left + width)
         return tirx.if_then_else(
             inside, data[b, i - top, j - left, channel].astype("int16"),
             tirx.const(pad_value, "int16"),
         )
 
-    window = te.compute((batch, rows, cols, channels // 4, 4), widen, name="window")
     out_h, out_w = (rows - kh) // sh + 1, (cols - kw) // sw + 1
     rh, rw = te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, kw), "rw")
+    attrs = {CONV_BLOCK_ATTR: {"stride": sw, "interleaved": interleaved}}
+    if not interleaved:
+        window = te.compute((batch, rows, cols, channels), padded, name="window")
+        rc = te.reduce_axis((0, channels), "rc")
+        return te.compute(
+            (batch, out_h, out_w, out_channels),
+            lambda b, i, j, o: te.sum(
+                window[b, i * sh + rh, j * sw + rw, rc].astype("int32")
+                * weight[o, rh, rw, rc].astype("int32"),
+                axis=[rh, rw, rc],
+            ),
+            name="conv2d_nhwc_window", attrs=attrs,
+        )
+    window = te.compute(
+        (batch, rows, cols, channels // 4, 4),
+        # quad element e holds channel _PAIR_ORDER[e], written as arithmetic
+        lambda b, i, j, q, e: padded(b, i, j, q * 4 + (e % 2) * 2 + e // 2),
+        name="window",
+    )
     rq, re = te.reduce_axis((0, channels // 4), "rq"), te.reduce_axis((0, 4), "re")
     return te.compute(
-        (batch, out_h, out_w, pairs * 2),
+        (batch, out_h, out_w, out_channels),
         lambda b, i, j, o: te.sum(
             window[b, i * sh + rh, j * sw + rw, rq, re].astype("int32")
             * weight[o // 2, rh, rw, rq, o % 2, re].astype("int32"),
             axis=[rh, rw, rq, re],
         ),
-        name="conv2d_nhwc_window",
-        attrs={CONV_BLOCK_ATTR: {"stride": sw}},
+        name="conv2d_nhwc_window", attrs=attrs,
     )
 
 
@@ -294,18 +325,20 @@ def schedule_conv2d(sch: s_tir.Schedule, positions: int = 2) -> bool:
         return False
     block = sch.get(conv)
     window = sch.get_producers(conv)[0]
-    (_, _, out_w, out_c) = (int(iv.dom.extent) for iv in block.iter_vars[:4])
-    kw = int(block.iter_vars[5].dom.extent)
-    quads = int(block.iter_vars[6].dom.extent)
-    stride = int(block.annotations[CONV_BLOCK_ATTR]["stride"])
+    out_w, out_c = (int(iv.dom.extent) for iv in block.iter_vars[2:4])
+    attrs = block.annotations[CONV_BLOCK_ATTR]
     count = _positions_per_pass(out_w, positions)
-    b, i, j, o, rh, rw, rq, re = sch.get_loops(conv)
+    b, i, j, o, rh, rw, *channel_loops = sch.get_loops(conv)
     j_outer, j_inner = sch.split(j, [out_w // count, count])
-    sch.reorder(j_outer, rh, j_inner, o, rw, rq, re)
+    sch.reorder(j_outer, rh, j_inner, o, rw, *channel_loops)
     sch.compute_at(window, j_outer)
     _fuse_epilogue(sch, conv, j_outer)
     sch.decompose_reduction(conv, rh)
-    sch.tensorize(j_inner, conv_intrin(count, out_c, kw, quads * 4, stride))
+    if bool(attrs["interleaved"]):
+        kw = int(block.iter_vars[5].dom.extent)
+        channels = int(block.iter_vars[6].dom.extent) * 4
+        intrin = conv_intrin(count, out_c, kw, channels, int(attrs["stride"]))
+        sch.tensorize(j_inner, intrin)
     return True
 
 
