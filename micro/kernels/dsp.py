@@ -230,6 +230,8 @@ def _conv_intrin(
     b_shape = (outputs // 2, 1, kw, quads, 2, 4)
     c_shape = (1, 1, positions, outputs)
 
+    # A loop of extent 1 stays in a blockized region, but its iteration variable is gone: the
+    # description binds only the variables of longer loops (0 for the others).
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
         A = T.match_buffer(a, a_shape, "int16", offset_factor=1)
@@ -241,27 +243,14 @@ def _conv_intrin(
             T.writes(C[0, 0, 0:positions, 0:outputs])
             for p, o, rw, rq, re in T.grid(positions, outputs, kw, quads, 4):
                 with T.sblock("update"):
-                    vp, vo, vrw, vrq, vre = T.axis.remap("SSRRR", [p, o, rw, rq, re])
+                    vp = T.meta_var(_iter_var(T.axis.spatial, positions, p))
+                    vo = T.axis.spatial(outputs, o)
+                    vrw = T.meta_var(_iter_var(T.axis.reduce, kw, rw))
+                    vrq = T.meta_var(_iter_var(T.axis.reduce, quads, rq))
+                    vre = T.axis.reduce(4, re)
                     C[0, 0, vp, vo] = C[0, 0, vp, vo] + T.Cast(
                         "int32", A[0, 0, vp * stride + vrw, vrq, vre]
                     ) * T.Cast("int32", B[vo // 2, 0, vrw, vrq, vo % 2, vre])
-
-    # A kernel width of 1: the loop stays, but blockize drops its iteration variable.
-    @T.prim_func(s_tir=True)
-    def desc_1xn(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, a_shape, "int16", offset_factor=1)
-        B = T.match_buffer(b, b_shape, "int8", offset_factor=1)
-        C = T.match_buffer(c, c_shape, "int32", offset_factor=1)
-        with T.sblock("root"):
-            T.reads(C[0, 0, 0:positions, 0:outputs], A[0, 0, 0:rows, 0:quads, 0:4],
-                    B[0:outputs // 2, 0, 0:kw, 0:quads, 0:2, 0:4])
-            T.writes(C[0, 0, 0:positions, 0:outputs])
-            for p, o, _rw, rq, re in T.grid(positions, outputs, 1, quads, 4):
-                with T.sblock("update"):
-                    vp, vo, vrq, vre = T.axis.remap("SSRR", [p, o, rq, re])
-                    C[0, 0, vp, vo] = C[0, 0, vp, vo] + T.Cast(
-                        "int32", A[0, 0, vp * stride, vrq, vre]
-                    ) * T.Cast("int32", B[vo // 2, 0, 0, vrq, vo % 2, vre])
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
@@ -283,7 +272,12 @@ def _conv_intrin(
                 kw * quads, positions, T.Cast("int32", a_row * stride), outputs // 2,
                 T.Cast("int32", b_pair), T.Cast("int32", c_row)))
 
-    return (desc_1xn if kw == 1 else desc), impl
+    return desc, impl
+
+
+def _iter_var(kind, extent: int, loop):
+    """A block iteration variable over ``loop``, or 0 for a loop of extent 1."""
+    return kind(extent, loop) if extent > 1 else 0
 
 
 def _positions_per_pass(out_w: int, preferred: int) -> int:

@@ -1,0 +1,133 @@
+"""The DSP convolution kernels (micro.kernels.dsp): each shape built alone into firmware for a
+Cortex-M4 and compared bit for bit with TVM's host build of the same Relax module."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+
+import micro
+from micro.lowering import lower_to_kernel_calls
+
+from .graphs import host_reference, random_inputs, requires_toolchain
+
+BOARD = "mps2-an386"
+
+
+def conv_block(
+    length: int, channels: int, filters: int, kernel: int, *, stride: int = 1,
+    padding: str = "same", residual: bool = False, height: int = 1, seed: int = 0,
+) -> tvm.IRModule:
+    """int8 NHWC input → constant pad with a zero point → int8 conv2d (int32) + bias → shift,
+    clamp, int8 (the shape of an integer-lowered TFLite convolution), optionally + the input
+    (a residual add in the epilogue; needs ``filters == channels`` and stride 1)."""
+    rng = np.random.default_rng(seed)
+    kh = kernel if height > 1 else 1
+    zero_point = -7
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, height, length, channels), "int8"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            data = x
+            if padding == "same":
+                left, top = (kernel - 1) // 2, (kh - 1) // 2
+                widths = [0, 0, top, kh - 1 - top, left, kernel - 1 - left, 0, 0]
+                data = bb.emit(relax.op.nn.pad(x, widths, pad_value=float(zero_point)))
+            w = rng.integers(-128, 128, (kh, kernel, channels, filters), dtype=np.int8)
+            acc = bb.emit(relax.op.nn.conv2d(
+                data, relax.const(w), strides=(1, stride), data_layout="NHWC",
+                kernel_layout="HWIO", out_dtype="int32"))
+            bias = relax.const(rng.integers(-3000, 3000, filters, dtype=np.int32))
+            acc = bb.emit(relax.op.add(acc, bias))
+            if residual:
+                acc = bb.emit(relax.op.add(acc, relax.op.astype(x, "int32")))
+            shifted = relax.op.right_shift(acc, relax.const(9, "int32"))
+            out = bb.emit_output(relax.op.astype(relax.op.clip(shifted, -128, 127), "int8"))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _build_and_compare(mod: tvm.IRModule, out_dir) -> micro.RunResult:
+    firmware = micro.build(mod, BOARD, out_dir)
+    inputs = random_inputs(mod, 4)
+    result = micro.run(firmware, inputs)
+    np.testing.assert_array_equal(result.outputs, host_reference(mod, inputs))
+    return result
+
+
+def _kernels_source(out_dir) -> str:
+    return (out_dir / "src" / "kernels.c").read_text()
+
+
+@requires_toolchain
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "channels", "filters"),
+    [
+        (1, 1, "valid", 8, 6),
+        (3, 1, "same", 16, 12),
+        (5, 2, "same", 8, 10),
+        (8, 1, "same", 4, 2),
+        (8, 2, "valid", 12, 8),
+    ],
+)
+def test_micro_kernel_convolutions_are_bit_exact(
+    tmp_path, kernel, stride, padding, channels, filters
+):
+    _build_and_compare(conv_block(23, channels, filters, kernel, stride=stride, padding=padding),
+                       tmp_path)
+    source = _kernels_source(tmp_path)
+    assert "micro_dsp_conv_q15q7(" in source
+    assert "model_run_pad" not in (tmp_path / "src" / "model.c").read_text()
+
+
+@requires_toolchain
+@pytest.mark.parametrize(
+    ("channels", "filters", "kernel"), [(1, 8, 8), (3, 5, 3), (6, 7, 5)]
+)
+def test_layouts_the_micro_kernel_does_not_take_stay_windowed_and_bit_exact(
+    tmp_path, channels, filters, kernel
+):
+    """Input channels not a multiple of 4 or an odd number of outputs: plain TIR loops over the
+    same per-pass window, still without a padded copy or a whole int32 accumulator."""
+    _build_and_compare(conv_block(19, channels, filters, kernel), tmp_path)
+    source = _kernels_source(tmp_path)
+    assert "micro_dsp_conv_q15q7(" not in source
+    assert "model_run_pad" not in (tmp_path / "src" / "model.c").read_text()
+
+
+@requires_toolchain
+def test_residual_add_runs_in_the_convolution_epilogue(tmp_path):
+    mod = conv_block(20, 8, 8, 3, residual=True)
+    lowered = micro.dsp.apply_dsp(mod, BOARD)
+    calls = [b.value for b in lowered["main"].body.blocks[0].bindings]
+    assert len(calls) == 1  # pad, convolution, bias, residual add, requantization: one kernel
+    _build_and_compare(mod, tmp_path)
+
+
+@requires_toolchain
+def test_two_dimensional_convolution_is_bit_exact(tmp_path):
+    _build_and_compare(conv_block(6, 8, 4, 3, height=6), tmp_path)
+    assert "micro_dsp_conv_q15q7(" in _kernels_source(tmp_path)
+
+
+@requires_toolchain
+def test_no_whole_tensor_accumulator_or_padded_copy_remains(tmp_path):
+    """The kernel's int32 accumulators and its window cover one pass of positions: the model's
+    RAM is its input and output (no padded input, no [140, 16] int32 accumulator)."""
+    mod = conv_block(140, 16, 16, 5)
+    result = _build_and_compare(mod, tmp_path)
+    model = (tmp_path / "src" / "model.c").read_text()
+    workspace = re.search(r"_workspace\[(\d+)\]", model)
+    assert workspace is None or int(workspace.group(1)) < 1024
+    io_bytes = 2 * 140 * 16
+    assert result.footprint.model_ram_bytes < io_bytes + 1024
+
+
+def test_plain_lowering_keeps_tvm_convolution():
+    lowered = lower_to_kernel_calls(conv_block(20, 8, 8, 3))
+    names = [gv.name_hint for gv in lowered.functions]
+    assert any(name.startswith("pad") for name in names)
