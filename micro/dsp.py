@@ -688,7 +688,8 @@ def _schedule_module(
             if conv_kernels.schedule_conv2d(sch):
                 inline_copies_and_casts(sch)
                 fuse_elementwise(sch)
-                scheduled[gvar.name_hint] = (sch.mod["main"].with_attr("tirx.is_scheduled", True), [])
+                done = sch.mod["main"].with_attr("tirx.is_scheduled", True)
+                scheduled[gvar.name_hint] = (done, [])
                 continue
         result = schedule_int8_dots(func, output_tile, tensorize=tensorize)
         if result is not None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 from importlib import resources
 
 import numpy as np
-import tvm
 from tvm import s_tir, te, tirx
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
