@@ -15,7 +15,11 @@ Rewritten regions (anchored at an int8 per-tensor ``R.quantize``; an optional ``
   requantize``: the input zero point is folded into a per-output int32 constant (computed here),
   so the product reads int8 activations and int8 weights, as TFLite's kernels do. A convolution's
   padding becomes an explicit ``pad`` with ``z_x`` (the real value 0 TFLite pads with), because
-  the folded term covers every tap, border taps included;
+  the folded term covers every tap, border taps included. Depthwise convolutions (TFLite's
+  DEPTHWISE_CONV_2D: Keras ``DepthwiseConv1D``/``SeparableConv1D``) come from the frontend as
+  ``conv2d(deq(x), reshape(deq(W)))`` in HWOI with ``groups`` = input channels (HWIO and
+  ``groups=1`` for one input channel); the reshape moves onto the int8 weights and the
+  per-channel scales follow the output channels, any depth multiplier;
 * ``matmul(deq(x), deq(W)) [+ deq(bias)]`` (dense/fully connected, 2-D W) -> the same with
   ``matmul`` and no padding. Legalized, its reduction is ``C += int32(x_int8) * int32(W_int8)``,
   the pattern ``micro.dsp``'s SMLAD micro-kernel tensorizes;
@@ -277,19 +281,14 @@ class _QDQLowerer(PyExprMutator):
         return self._emit_requantize(acc, *_mean_multiplier(x.scale[0], out[0], count), out)
 
     def _lower_dense(self, call: relax.Call, bias: relax.Expr | None, out) -> relax.Expr | None:
-        x, w = self._dequantized(call.args[0]), self._dequantized(call.args[1])
-        if x is None or w is None or not x.per_tensor or not w.symmetric:
-            return None
-        if x.data.ty.dtype != "int8" or w.data.ty.dtype != "int8":
-            return None
-        if op_name(call) == "relax.nn.conv2d" and (
-                call.attrs.data_layout != "NHWC" or call.attrs.kernel_layout != "HWIO"
-                or call.attrs.out_layout != "NHWC"):
+        x = self._dequantized(call.args[0])
+        if x is None or not x.per_tensor or x.data.ty.dtype != "int8":
             return None
         out_channels = int(call.ty.shape[-1])
-        if not (w.scale.size == 1 or (w.scale.size == out_channels
-                                      and w.axis % len(w.data.ty.shape) ==
-                                      len(w.data.ty.shape) - 1)):
+        w = (self._conv_weights(call) if op_name(call) == "relax.nn.conv2d"
+             else self._matmul_weights(call))
+        if w is None or not w.symmetric or w.data.ty.dtype != "int8" or (
+                w.scale.size not in (1, out_channels)):
             return None
         b = None
         if bias is not None:
@@ -302,6 +301,55 @@ class _QDQLowerer(PyExprMutator):
         real = np.float64(x.scale[0]) * weight_scale / np.float64(out[0])
         mult, shift = quantize_multiplier(real)
         return self._emit_requantize(acc, mult, shift, out)
+
+    def _matmul_weights(self, matmul: relax.Call) -> Dequantized | None:
+        """The dequantized weights of a ``matmul``, if per-tensor or per last (output) axis."""
+        w = self._dequantized(matmul.args[1])
+        if w is None or w.scale.size == 1:
+            return w
+        rank = len(w.data.ty.shape)
+        return w if w.axis % rank == rank - 1 else None
+
+    def _conv_weights(self, conv: relax.Call) -> Dequantized | None:
+        """The int8 weights of an NHWC ``conv2d`` in its kernel layout, scales per output channel.
+
+        The frontend gives a convolution ``deq(W)`` in HWIO (dequantized along O), and a
+        depthwise convolution ``reshape(deq(W), [KH, KW, C*M, 1])`` in HWOI with ``groups = C``
+        (``[KH, KW, 1, M]`` in HWIO when ``C == 1``): TFLite's ``[1, KH, KW, C*M]`` weight is
+        dequantized along its channel axis before the reshape. Here the reshape moves to the int8
+        weights, and the scale of each element, reshaped alike, must depend only on the output
+        channel (axis O of the kernel layout); the scales are returned in output-channel order
+        (one scale if per-tensor). None for other layouts or scale arrangements.
+        """
+        a = conv.attrs
+        if a.data_layout != "NHWC" or a.out_layout != "NHWC" or (
+                a.kernel_layout not in ("HWIO", "HWOI")):
+            return None
+        weights = self._resolve(conv.args[1])
+        reshaped_to = None
+        if op_name(weights) == "relax.reshape":
+            reshaped_to = [int(d) for d in weights.ty.shape]
+            weights = weights.args[0]
+        w = self._dequantized(weights)
+        out_axis = a.kernel_layout.index("O")
+        if w is None or not w.symmetric:
+            return None
+        if reshaped_to is None:
+            return w if w.scale.size == 1 or w.axis % 4 == out_axis else None
+        scales = w.scale
+        if scales.size != 1:
+            rank = len(w.data.ty.shape)
+            scale_shape = [1] * rank
+            scale_shape[w.axis % rank] = -1
+            element_scales = np.broadcast_to(scales.reshape(scale_shape),
+                                             [int(d) for d in w.data.ty.shape])
+            by_output = np.moveaxis(element_scales.reshape(reshaped_to), out_axis, -1)
+            by_output = by_output.reshape(-1, by_output.shape[-1])
+            if not np.all(by_output == by_output[0]):
+                return None
+            scales = by_output[0]
+        data = self.builder_.normalize(relax.op.reshape(w.data, reshaped_to))
+        return Dequantized(data, scales, np.zeros(scales.size, np.int64), out_axis)
 
     def _accumulate(self, call: relax.Call, x: Dequantized, w: Dequantized,
                     b: Dequantized | None) -> relax.Expr:
@@ -338,7 +386,11 @@ class _QDQLowerer(PyExprMutator):
         weights = self._constant_value(w.data)
         if weights is None or (op_name(call) == "relax.matmul" and weights.ndim != 2):
             return None
-        input_axes = (0, 1, 2) if op_name(call) == "relax.nn.conv2d" else (0,)
+        if op_name(call) == "relax.nn.conv2d":  # HWIO or HWOI: every axis but O
+            out_axis = call.attrs.kernel_layout.index("O")
+            input_axes = tuple(i for i in range(4) if i != out_axis)
+        else:
+            input_axes = (0,)
         folded = -int(x.zero_point[0]) * weights.astype(np.int64).sum(axis=input_axes)
         if b is not None:
             bias = self._constant_value(b.data)
@@ -351,12 +403,16 @@ class _QDQLowerer(PyExprMutator):
         return folded.astype(np.int32)
 
     def _constant_value(self, expr: relax.Expr) -> np.ndarray | None:
-        """Value of a constant, possibly transposed (the frontend's dense weights), else None."""
+        """Value of a constant, possibly transposed (the frontend's dense weights) or reshaped
+        (depthwise weights), else None."""
         expr = self._resolve(expr)
         if op_name(expr) == "relax.permute_dims":
             value = self._constant_value(expr.args[0])
             axes = None if expr.attrs.axes is None else [int(a) for a in expr.attrs.axes]
             return None if value is None else np.transpose(value, axes)
+        if op_name(expr) == "relax.reshape":
+            value = self._constant_value(expr.args[0])
+            return None if value is None else value.reshape([int(d) for d in expr.ty.shape])
         return constant_array(expr)
 
     def _shifted_input(self, x: Dequantized) -> relax.Expr:

@@ -151,11 +151,11 @@ def depthwise_int8() -> bytes:
 
 @pytest.fixture(scope="session")
 def separable_int8() -> bytes:
-    """Full-int8 ``Conv1D(8, 5)`` -> ``SeparableConv1D(12, 5)`` -> GAP -> dense 5 (ReLU after each
-    convolution)."""
+    """Full-int8 ``Conv1D(8, 5)`` -> ``SeparableConv1D(12, 5, depth_multiplier=2)`` -> GAP ->
+    dense 5 (ReLU after each convolution); the depthwise part has 16 output channels."""
     keras, layers = _keras_layers(seed=3)
     inp = keras.Input((INPUT_LENGTH, 1), name="beat")
     x = layers.Conv1D(8, 5, padding="same", activation="relu")(inp)
-    x = layers.SeparableConv1D(12, 5, padding="same", activation="relu")(x)
+    x = layers.SeparableConv1D(12, 5, depth_multiplier=2, padding="same", activation="relu")(x)
     x = layers.GlobalAveragePooling1D()(x)
     return _int8_with_random_biases(keras.Model(inp, layers.Dense(NUM_CLASSES)(x)), seed=3)
