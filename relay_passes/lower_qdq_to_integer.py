@@ -55,14 +55,19 @@ convolutions differently (1 LSB), and XNNPACK requantizes in float.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 import numpy as np
 import tvm
 from tvm import relax, te, tirx
 from tvm.ir.module import IRModule
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from ._relax_utils import Dequantized, as_dequantize, constant_array, op_name
+from ._relax_utils import Dequantized, as_dequantize, constant_array, op_name, var_bindings
 from .fixed_point import quantize_multiplier, te_multiply_by_quantized_multiplier, te_requantize
+
+logger = logging.getLogger(__name__)
 
 _ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD headroom: inputs are scaled by 2**20 before rescaling.
 
@@ -85,8 +90,88 @@ class LowerQDQToInteger:
     """
 
     def transform_module(self, mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
-        """Lower the QDQ regions of all Relax functions."""
-        return _QDQLowerer(mod).transform()
+        """Lower the QDQ regions of all Relax functions; warn about each region left in float."""
+        lowered = _QDQLowerer(mod).transform()
+        for region in float_regions(lowered):
+            logger.warning("%s", region)
+        return lowered
+
+
+@dataclass(frozen=True)
+class FloatRegion:
+    """Float operators computing an ``R.quantize``'s input from dequantized tensors.
+
+    Attributes
+    ----------
+    function : str
+        Name of the Relax function.
+    output : str
+        Name of the variable the ``R.quantize`` is bound to.
+    ops : tuple of str
+        The float operators between the dequantizes and the quantize, in binding order
+        (``("relax.nn.softmax",)``).
+    """
+
+    function: str
+    output: str
+    ops: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return (f"{' -> '.join(self.ops)} left in float between dequantize and quantize "
+                f"({self.function}: {self.output})")
+
+
+def float_regions(mod: IRModule) -> list[FloatRegion]:
+    """The ``dequantize -> float ops -> quantize`` regions of ``mod``'s Relax functions.
+
+    After :class:`LowerQDQToInteger` these are the regions it could not lower (today the int8
+    softmax of a classifier, or a region whose preconditions failed); before it, every region.
+    :class:`LowerQDQToInteger` logs each of them as a warning.
+
+    Parameters
+    ----------
+    mod : tvm.IRModule
+        Any Relax module.
+
+    Returns
+    -------
+    list of FloatRegion
+        One per ``R.quantize`` whose input is computed by float operators, in binding order.
+
+    Examples
+    --------
+    >>> [op for region in float_regions(lowered) for op in region.ops]  # doctest: +SKIP
+    ['relax.nn.softmax']
+    """
+    regions = []
+    for gvar, func in mod.functions_items():
+        if not isinstance(func, relax.Function):
+            continue
+        bindings = var_bindings(func)
+        position = {binding.var: i for i, binding in enumerate(bindings)}
+        for binding in bindings:
+            if op_name(binding.value) == "relax.quantize":
+                ops = _float_ops_before(binding.value.args[0], bindings, position)
+                if ops:
+                    regions.append(FloatRegion(gvar.name_hint, binding.var.name, ops))
+    return regions
+
+
+def _float_ops_before(expr: relax.Expr, bindings: list, position: dict) -> tuple[str, ...]:
+    """Operators of the float calls ``expr`` depends on, back to the dequantizes, in order."""
+    found, pending = set(), [expr]
+    while pending:
+        var = pending.pop()
+        if var not in position or var in found:
+            continue
+        value = bindings[position[var]].value
+        name = op_name(value)
+        if name is None or name == "relax.dequantize" or not isinstance(
+                value.ty, relax.TensorType) or not str(value.ty.dtype).startswith("float"):
+            continue
+        found.add(var)
+        pending.extend(arg for arg in value.args if isinstance(arg, relax.Var))
+    return tuple(op_name(bindings[i].value) for i in sorted(position[v] for v in found))
 
 
 def _mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:

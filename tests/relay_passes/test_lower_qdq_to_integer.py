@@ -8,7 +8,13 @@ from tvm.script import ir as I
 from tvm.script import relax as R
 from tvm.script import tirx as T
 
-from relay_passes import LowerQDQToInteger, import_tflite, quantize_multiplier
+from relay_passes import (
+    FloatRegion,
+    LowerQDQToInteger,
+    float_regions,
+    import_tflite,
+    quantize_multiplier,
+)
 from relay_passes.fixed_point import te_requantize
 
 
@@ -122,10 +128,15 @@ def test_folded_bias_outside_int32_keeps_the_zero_point_free_form():
     tvm.ir.assert_structural_equal(LowerQDQToInteger()(before), expected)
 
 
-def test_asymmetric_weights_are_left_unchanged():
+def test_asymmetric_weights_are_left_unchanged_and_reported(caplog):
     before = relax.transform.BindParams("main", {
         "w": np.ones((4, 3), np.int8)})(AsymmetricWeights)
-    tvm.ir.assert_structural_equal(LowerQDQToInteger()(before), before)
+    with caplog.at_level("WARNING", logger="relay_passes.lower_qdq_to_integer"):
+        after = LowerQDQToInteger()(before)
+    tvm.ir.assert_structural_equal(after, before)
+    assert float_regions(after) == [FloatRegion("main", "gv", ("relax.matmul",))]
+    assert caplog.messages == [
+        "relax.matmul left in float between dequantize and quantize (main: gv)"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,6 +178,18 @@ def test_lowered_int8_resnet_is_integer(lowered, tiny_resnet):
            if isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.Op)}
     # Only the softmax of the head stays in float between its dequantize and quantize.
     assert ops & {"relax.dequantize", "relax.quantize"} == {"relax.dequantize", "relax.quantize"}
+
+
+def test_only_the_softmax_is_left_in_float_and_it_is_reported(tiny_resnet, caplog):
+    mod = import_tflite(tiny_resnet.int8_tflite)
+    assert len(float_regions(mod)) > 10  # before lowering: every convolution, add, mean, ...
+    with caplog.at_level("WARNING", logger="relay_passes.lower_qdq_to_integer"):
+        lowered_mod = LowerQDQToInteger()(mod)
+    (region,) = float_regions(lowered_mod)
+    assert region.function == "main" and region.ops == ("relax.nn.softmax",)
+    assert caplog.messages == [str(region)]
+    assert caplog.messages[0].startswith(
+        "relax.nn.softmax left in float between dequantize and quantize (main: ")
 
 
 def _calls(func: relax.Function, *names: str) -> list[relax.Call]:
