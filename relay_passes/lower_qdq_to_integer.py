@@ -222,11 +222,20 @@ def _average_pool_te(x: te.Tensor, pool_size, strides, dilation):
     return te.compute(total.shape, rounded, name="average")
 
 
-def _broadcast(x: te.Tensor, out_ndim: int):
-    """Index ``x`` with output indices under numpy broadcasting (trailing alignment, size 1)."""
-    offset = out_ndim - len(x.shape)
-    return lambda *idx: x(*[0 if int(dim) == 1 else idx[offset + i]
-                            for i, dim in enumerate(x.shape)])
+def _broadcast(x: te.Tensor, out_shape):
+    """Index ``x`` with output indices under numpy broadcasting (trailing alignment, size 1).
+
+    Only a size-1 dimension stretched to a longer output dimension reads index 0; where the sizes
+    are equal (1 included) ``x`` reads the output index itself, so an operation on same-shape
+    tensors is plainly element-wise. (A constant 0 where the output dimension is also 1 makes
+    ``AnnotateTIROpPattern`` call the kernel a broadcast, which ``FuseOps`` does not fuse into
+    the producer of an operand.)
+    """
+    offset = len(out_shape) - len(x.shape)
+    stretched = [int(dim) == 1 and int(out_shape[offset + i]) != 1
+                 for i, dim in enumerate(x.shape)]
+    return lambda *idx: x(*[0 if stretch else idx[offset + i]
+                            for i, stretch in enumerate(stretched)])
 
 
 def _add_te(a: te.Tensor, b: te.Tensor, za: int, zb: int, mults, shifts, zero_point: int,
@@ -241,8 +250,8 @@ def _add_te(a: te.Tensor, b: te.Tensor, za: int, zb: int, mults, shifts, zero_po
             shifted, lambda *i: tirx.const(mult, "int32"), lambda *i: tirx.const(shift, "int32"),
             name)
 
-    scaled_a = _broadcast(rescaled(a, za, mults[0], shifts[0], "lhs"), len(out_shape))
-    scaled_b = _broadcast(rescaled(b, zb, mults[1], shifts[1], "rhs"), len(out_shape))
+    scaled_a = _broadcast(rescaled(a, za, mults[0], shifts[0], "lhs"), out_shape)
+    scaled_b = _broadcast(rescaled(b, zb, mults[1], shifts[1], "rhs"), out_shape)
     total = te.compute(out_shape, lambda *i: scaled_a(*i) + scaled_b(*i), name="sum")
     return _requantize_te(total, mults[2], shifts[2], zero_point, qmin, qmax)
 
@@ -250,7 +259,7 @@ def _add_te(a: te.Tensor, b: te.Tensor, za: int, zb: int, mults, shifts, zero_po
 def _multiply_te(a: te.Tensor, b: te.Tensor, za: int, zb: int, mult: int, shift: int,
                  zero_point: int, qmin: int, qmax: int, out_shape):
     """TFLite's int8 MUL: ``(a - z_a) * (b - z_b)`` in int32, requantized by ``s_a s_b / s_out``."""
-    lhs, rhs = _broadcast(a, len(out_shape)), _broadcast(b, len(out_shape))
+    lhs, rhs = _broadcast(a, out_shape), _broadcast(b, out_shape)
     product = te.compute(
         out_shape, lambda *i: (lhs(*i).astype("int32") - tirx.const(za, "int32"))
         * (rhs(*i).astype("int32") - tirx.const(zb, "int32")), name="product")

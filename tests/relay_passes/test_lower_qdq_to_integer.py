@@ -225,6 +225,27 @@ def test_lowered_dense_legalizes_to_an_int8_by_int8_product(lowered):
         assert str(operand.value.source.dtype) == "int8"
 
 
+def test_residual_add_of_same_shape_tensors_is_elementwise_and_fuses_into_a_convolution(lowered):
+    with tvm.transform.PassContext(opt_level=3):
+        annotated = tvm.transform.Sequential([
+            relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern()])(lowered)
+    same_shape_adds = [
+        call.args[0] for call in _calls(annotated["main"], "relax.call_tir")
+        if call.args[0].name_hint.startswith("quantized_add")
+        and len({tuple(int(d) for d in arg.ty.shape) for arg in call.args[1]}) == 1]
+    assert len(same_shape_adds) == 2  # the two residual adds
+    for gvar in same_shape_adds:
+        assert int(annotated[gvar].attrs["op_pattern"]) == 0  # kElemWise, not kBroadcast (1)
+    with tvm.transform.PassContext(opt_level=3):
+        fused = tvm.transform.Sequential([
+            relax.transform.FoldConstant(), relax.transform.FuseOps(),
+            relax.transform.FuseTIR()])(annotated)
+    # FuseOps puts the first block's add in its last convolution's kernel (conv, bias,
+    # requantize, add); the second block's add joins the other operand's MUL/ADD BatchNorm chain.
+    kernels = [gvar.name_hint for gvar, _ in fused.functions_items()]
+    assert [name for name in kernels if "conv2d" in name and "quantized_add" in name]
+
+
 def _litert(model: bytes, resolver: str):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
