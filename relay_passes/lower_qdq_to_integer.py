@@ -19,7 +19,9 @@ Rewritten regions (anchored at an int8 per-tensor ``R.quantize``; an optional ``
   DEPTHWISE_CONV_2D: Keras ``DepthwiseConv1D``/``SeparableConv1D``) come from the frontend as
   ``conv2d(deq(x), reshape(deq(W)))`` in HWOI with ``groups`` = input channels (HWIO and
   ``groups=1`` for one input channel); the reshape moves onto the int8 weights and the
-  per-channel scales follow the output channels, any depth multiplier;
+  per-channel scales follow the output channels (checked element by element), any depth
+  multiplier. Other grouped convolutions take the same path (the folded sum runs over every
+  kernel axis but O) but no TFLite model here has one;
 * ``matmul(deq(x), deq(W)) [+ deq(bias)]`` (dense/fully connected, 2-D W) -> the same with
   ``matmul`` and no padding. Legalized, its reduction is ``C += int32(x_int8) * int32(W_int8)``,
   the pattern ``micro.dsp``'s SMLAD micro-kernel tensorizes;
@@ -27,7 +29,10 @@ Rewritten regions (anchored at an int8 per-tensor ``R.quantize``; an optional ``
   ``op(int16(x) - z_x, W_int8, out_dtype=int32) [+ bias]`` (the same integers, with an int16
   copy of the input; zero padding is then exact);
 * ``add(deq(a), deq(b))`` -> TFLite's int8 ADD (inputs rescaled to a common
-  ``2 * max(s_a, s_b) / 2**20`` scale, summed, requantized), with numpy broadcasting;
+  ``2 * max(s_a, s_b) / 2**20`` scale, summed, requantized), with numpy broadcasting; operands
+  read the output index wherever their size equals the output's, so a residual add of two
+  same-shape tensors is element-wise for ``AnnotateTIROpPattern`` and ``FuseOps`` can fuse it
+  into the kernel of the convolution producing an operand;
 * ``multiply(deq(a), deq(b))`` -> TFLite's int8 MUL (``(a - z_a) * (b - z_b)`` requantized by
   ``s_a * s_b / s_out``), with broadcasting (an unfolded BatchNorm is MUL and ADD by constants);
 * ``mean(deq(x))`` -> int32 ``sum`` minus ``n * z_x``, requantized like TFLite's int8 MEAN
@@ -41,12 +46,16 @@ int8)``, truncates where TFLite rounds half away from zero (and its legalization
 so without padding it is rewritten to one kernel with TFLite's window sum and rounded division.
 Anything else — notably softmax, which TFLite computes in fixed point or with a lookup table —
 stays in float between its dequantize and quantize; a region whose preconditions fail
-(asymmetric weights, non-constant scales, NCHW layout, per-channel add/mul operands) is left
-unchanged.
+(asymmetric weights, non-constant scales, NCHW layout, per-channel add/mul operands, weight scales
+that do not follow the output channels) is left unchanged. Such regions are not silent: the pass
+logs a warning for each ("relax.nn.softmax left in float between dequantize and quantize (main:
+gv)"), and :func:`float_regions` lists them for a caller (``pla-tvm compile`` puts their
+operators in its manifest's ``float_ops``).
 
 Where it goes: after the import (and after :class:`relay_passes.SwapTrunkForPLA`), before
 ``LegalizeOps``; run ``FoldConstant`` afterwards to fold layout ops on int8 weight constants.
-Parity (measured on 300 random inputs of a small Conv1D ResNet and 100 of the paper's baseline):
+Parity (measured on 300 random inputs of a small Conv1D ResNet and 100 of the paper's baseline,
+and on 300 of small DepthwiseConv1D and SeparableConv1D models, depth multipliers 1 to 3):
 bit-exact with TFLite Micro, whose kernels do the same integer arithmetic. TFLite's reference
 kernels agreed everywhere except their int8 softmax, which differs from this float softmax by 1 LSB
 near rounding boundaries (1 of 300 inputs). TFLite's optimized kernels also requantize some
