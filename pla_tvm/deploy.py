@@ -119,7 +119,9 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
     Returns
     -------
     dict
-        The manifest (also written to ``out_dir/manifest.json``).
+        The manifest (also written to ``out_dir/manifest.json``); its ``float_ops`` lists the
+        operators an int8 model still computes in float between a dequantize and a quantize
+        (``relay_passes.float_regions``; the classifier's softmax today).
 
     Raises
     ------
@@ -128,10 +130,12 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
         names the file or value at fault.
     """
     import micro
+    from relay_passes import float_regions
 
     started = time.perf_counter()
     board_info = micro.get_board(board)  # an unknown board fails before any import work
     mod = prepare(model, pla, boundary)
+    float_ops = [op for region in float_regions(mod) for op in region.ops]
     quantization = model_quantization(model)
     if db is not None:
         from micro.tuning import apply_database
@@ -153,6 +157,7 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
         "db": str(Path(db).resolve()) if db is not None else None,
         "input": _tensor_entry(firmware.input, quantization["input"]),
         "output": _tensor_entry(firmware.output, quantization["output"]),
+        "float_ops": float_ops,
         "firmware": {"elf": str(firmware.elf.relative_to(out_dir)),
                      "elf_sha256": sha256_of(firmware.elf),
                      "metadata": MICRO_METADATA_FILE},

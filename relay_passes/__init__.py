@@ -18,7 +18,7 @@ from .errors import (
     UnsupportedPatternError,
 )
 from .fixed_point import multiply_by_quantized_multiplier, quantize_multiplier, requantize
-from .lower_qdq_to_integer import LowerQDQToInteger
+from .lower_qdq_to_integer import FloatRegion, LowerQDQToInteger, float_regions
 from .params import ClusterGatedLinearParams, QuantizedClusterGatedLinearParams, reference_forward
 from .swap_trunk_for_pla import SwapTrunkForPLA
 from .tflite_frontend import Conv1DOperatorConverter, import_tflite
@@ -27,6 +27,7 @@ __all__ = [
     "BoundaryNotFoundError",
     "ClusterGatedLinearParams",
     "Conv1DOperatorConverter",
+    "FloatRegion",
     "LowerQDQToInteger",
     "ParameterError",
     "ParameterMismatchError",
@@ -35,6 +36,7 @@ __all__ = [
     "SwapTrunkForPLA",
     "UnsupportedPatternError",
     "emit_cluster_gated_linear",
+    "float_regions",
     "import_tflite",
     "make_cluster_gated_linear_int8_kernel",
     "make_cluster_gated_linear_kernel",

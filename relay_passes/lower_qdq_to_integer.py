@@ -15,7 +15,13 @@ Rewritten regions (anchored at an int8 per-tensor ``R.quantize``; an optional ``
   requantize``: the input zero point is folded into a per-output int32 constant (computed here),
   so the product reads int8 activations and int8 weights, as TFLite's kernels do. A convolution's
   padding becomes an explicit ``pad`` with ``z_x`` (the real value 0 TFLite pads with), because
-  the folded term covers every tap, border taps included;
+  the folded term covers every tap, border taps included. Depthwise convolutions (TFLite's
+  DEPTHWISE_CONV_2D: Keras ``DepthwiseConv1D``/``SeparableConv1D``) come from the frontend as
+  ``conv2d(deq(x), reshape(deq(W)))`` in HWOI with ``groups`` = input channels (HWIO and
+  ``groups=1`` for one input channel); the reshape moves onto the int8 weights and the
+  per-channel scales follow the output channels (checked element by element), any depth
+  multiplier. Other grouped convolutions take the same path (the folded sum runs over every
+  kernel axis but O) but no TFLite model here has one;
 * ``matmul(deq(x), deq(W)) [+ deq(bias)]`` (dense/fully connected, 2-D W) -> the same with
   ``matmul`` and no padding. Legalized, its reduction is ``C += int32(x_int8) * int32(W_int8)``,
   the pattern ``micro.dsp``'s SMLAD micro-kernel tensorizes;
@@ -23,7 +29,10 @@ Rewritten regions (anchored at an int8 per-tensor ``R.quantize``; an optional ``
   ``op(int16(x) - z_x, W_int8, out_dtype=int32) [+ bias]`` (the same integers, with an int16
   copy of the input; zero padding is then exact);
 * ``add(deq(a), deq(b))`` -> TFLite's int8 ADD (inputs rescaled to a common
-  ``2 * max(s_a, s_b) / 2**20`` scale, summed, requantized), with numpy broadcasting;
+  ``2 * max(s_a, s_b) / 2**20`` scale, summed, requantized), with numpy broadcasting; operands
+  read the output index wherever their size equals the output's, so a residual add of two
+  same-shape tensors is element-wise for ``AnnotateTIROpPattern`` and ``FuseOps`` can fuse it
+  into the kernel of the convolution producing an operand;
 * ``multiply(deq(a), deq(b))`` -> TFLite's int8 MUL (``(a - z_a) * (b - z_b)`` requantized by
   ``s_a * s_b / s_out``), with broadcasting (an unfolded BatchNorm is MUL and ADD by constants);
 * ``mean(deq(x))`` -> int32 ``sum`` minus ``n * z_x``, requantized like TFLite's int8 MEAN
@@ -37,12 +46,16 @@ int8)``, truncates where TFLite rounds half away from zero (and its legalization
 so without padding it is rewritten to one kernel with TFLite's window sum and rounded division.
 Anything else — notably softmax, which TFLite computes in fixed point or with a lookup table —
 stays in float between its dequantize and quantize; a region whose preconditions fail
-(asymmetric weights, non-constant scales, NCHW layout, per-channel add/mul operands) is left
-unchanged.
+(asymmetric weights, non-constant scales, NCHW layout, per-channel add/mul operands, weight scales
+that do not follow the output channels) is left unchanged. Such regions are not silent: the pass
+logs a warning for each ("relax.nn.softmax left in float between dequantize and quantize (main:
+gv)"), and :func:`float_regions` lists them for a caller (``pla-tvm compile`` puts their
+operators in its manifest's ``float_ops``).
 
 Where it goes: after the import (and after :class:`relay_passes.SwapTrunkForPLA`), before
 ``LegalizeOps``; run ``FoldConstant`` afterwards to fold layout ops on int8 weight constants.
-Parity (measured on 300 random inputs of a small Conv1D ResNet and 100 of the paper's baseline):
+Parity (measured on 300 random inputs of a small Conv1D ResNet and 100 of the paper's baseline,
+and on 300 of small DepthwiseConv1D and SeparableConv1D models, depth multipliers 1 to 3):
 bit-exact with TFLite Micro, whose kernels do the same integer arithmetic. TFLite's reference
 kernels agreed everywhere except their int8 softmax, which differs from this float softmax by 1 LSB
 near rounding boundaries (1 of 300 inputs). TFLite's optimized kernels also requantize some
@@ -51,14 +64,19 @@ convolutions differently (1 LSB), and XNNPACK requantizes in float.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 import numpy as np
 import tvm
 from tvm import relax, te, tirx
 from tvm.ir.module import IRModule
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from ._relax_utils import Dequantized, as_dequantize, constant_array, op_name
+from ._relax_utils import Dequantized, as_dequantize, constant_array, op_name, var_bindings
 from .fixed_point import quantize_multiplier, te_multiply_by_quantized_multiplier, te_requantize
+
+logger = logging.getLogger(__name__)
 
 _ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD headroom: inputs are scaled by 2**20 before rescaling.
 
@@ -81,8 +99,88 @@ class LowerQDQToInteger:
     """
 
     def transform_module(self, mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
-        """Lower the QDQ regions of all Relax functions."""
-        return _QDQLowerer(mod).transform()
+        """Lower the QDQ regions of all Relax functions; warn about each region left in float."""
+        lowered = _QDQLowerer(mod).transform()
+        for region in float_regions(lowered):
+            logger.warning("%s", region)
+        return lowered
+
+
+@dataclass(frozen=True)
+class FloatRegion:
+    """Float operators computing an ``R.quantize``'s input from dequantized tensors.
+
+    Attributes
+    ----------
+    function : str
+        Name of the Relax function.
+    output : str
+        Name of the variable the ``R.quantize`` is bound to.
+    ops : tuple of str
+        The float operators between the dequantizes and the quantize, in binding order
+        (``("relax.nn.softmax",)``).
+    """
+
+    function: str
+    output: str
+    ops: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return (f"{' -> '.join(self.ops)} left in float between dequantize and quantize "
+                f"({self.function}: {self.output})")
+
+
+def float_regions(mod: IRModule) -> list[FloatRegion]:
+    """The ``dequantize -> float ops -> quantize`` regions of ``mod``'s Relax functions.
+
+    After :class:`LowerQDQToInteger` these are the regions it could not lower (today the int8
+    softmax of a classifier, or a region whose preconditions failed); before it, every region.
+    :class:`LowerQDQToInteger` logs each of them as a warning.
+
+    Parameters
+    ----------
+    mod : tvm.IRModule
+        Any Relax module.
+
+    Returns
+    -------
+    list of FloatRegion
+        One per ``R.quantize`` whose input is computed by float operators, in binding order.
+
+    Examples
+    --------
+    >>> [op for region in float_regions(lowered) for op in region.ops]  # doctest: +SKIP
+    ['relax.nn.softmax']
+    """
+    regions = []
+    for gvar, func in mod.functions_items():
+        if not isinstance(func, relax.Function):
+            continue
+        bindings = var_bindings(func)
+        position = {binding.var: i for i, binding in enumerate(bindings)}
+        for binding in bindings:
+            if op_name(binding.value) == "relax.quantize":
+                ops = _float_ops_before(binding.value.args[0], bindings, position)
+                if ops:
+                    regions.append(FloatRegion(gvar.name_hint, binding.var.name, ops))
+    return regions
+
+
+def _float_ops_before(expr: relax.Expr, bindings: list, position: dict) -> tuple[str, ...]:
+    """Operators of the float calls ``expr`` depends on, back to the dequantizes, in order."""
+    found, pending = set(), [expr]
+    while pending:
+        var = pending.pop()
+        if var not in position or var in found:
+            continue
+        value = bindings[position[var]].value
+        name = op_name(value)
+        if name is None or name == "relax.dequantize" or not isinstance(
+                value.ty, relax.TensorType) or not str(value.ty.dtype).startswith("float"):
+            continue
+        found.add(var)
+        pending.extend(arg for arg in value.args if isinstance(arg, relax.Var))
+    return tuple(op_name(bindings[i].value) for i in sorted(position[v] for v in found))
 
 
 def _mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
@@ -133,11 +231,20 @@ def _average_pool_te(x: te.Tensor, pool_size, strides, dilation):
     return te.compute(total.shape, rounded, name="average")
 
 
-def _broadcast(x: te.Tensor, out_ndim: int):
-    """Index ``x`` with output indices under numpy broadcasting (trailing alignment, size 1)."""
-    offset = out_ndim - len(x.shape)
-    return lambda *idx: x(*[0 if int(dim) == 1 else idx[offset + i]
-                            for i, dim in enumerate(x.shape)])
+def _broadcast(x: te.Tensor, out_shape):
+    """Index ``x`` with output indices under numpy broadcasting (trailing alignment, size 1).
+
+    Only a size-1 dimension stretched to a longer output dimension reads index 0; where the sizes
+    are equal (1 included) ``x`` reads the output index itself, so an operation on same-shape
+    tensors is plainly element-wise. (A constant 0 where the output dimension is also 1 makes
+    ``AnnotateTIROpPattern`` call the kernel a broadcast, which ``FuseOps`` does not fuse into
+    the producer of an operand.)
+    """
+    offset = len(out_shape) - len(x.shape)
+    stretched = [int(dim) == 1 and int(out_shape[offset + i]) != 1
+                 for i, dim in enumerate(x.shape)]
+    return lambda *idx: x(*[0 if stretch else idx[offset + i]
+                            for i, stretch in enumerate(stretched)])
 
 
 def _add_te(a: te.Tensor, b: te.Tensor, za: int, zb: int, mults, shifts, zero_point: int,
@@ -152,8 +259,8 @@ def _add_te(a: te.Tensor, b: te.Tensor, za: int, zb: int, mults, shifts, zero_po
             shifted, lambda *i: tirx.const(mult, "int32"), lambda *i: tirx.const(shift, "int32"),
             name)
 
-    scaled_a = _broadcast(rescaled(a, za, mults[0], shifts[0], "lhs"), len(out_shape))
-    scaled_b = _broadcast(rescaled(b, zb, mults[1], shifts[1], "rhs"), len(out_shape))
+    scaled_a = _broadcast(rescaled(a, za, mults[0], shifts[0], "lhs"), out_shape)
+    scaled_b = _broadcast(rescaled(b, zb, mults[1], shifts[1], "rhs"), out_shape)
     total = te.compute(out_shape, lambda *i: scaled_a(*i) + scaled_b(*i), name="sum")
     return _requantize_te(total, mults[2], shifts[2], zero_point, qmin, qmax)
 
@@ -161,7 +268,7 @@ def _add_te(a: te.Tensor, b: te.Tensor, za: int, zb: int, mults, shifts, zero_po
 def _multiply_te(a: te.Tensor, b: te.Tensor, za: int, zb: int, mult: int, shift: int,
                  zero_point: int, qmin: int, qmax: int, out_shape):
     """TFLite's int8 MUL: ``(a - z_a) * (b - z_b)`` in int32, requantized by ``s_a s_b / s_out``."""
-    lhs, rhs = _broadcast(a, len(out_shape)), _broadcast(b, len(out_shape))
+    lhs, rhs = _broadcast(a, out_shape), _broadcast(b, out_shape)
     product = te.compute(
         out_shape, lambda *i: (lhs(*i).astype("int32") - tirx.const(za, "int32"))
         * (rhs(*i).astype("int32") - tirx.const(zb, "int32")), name="product")
@@ -277,19 +384,14 @@ class _QDQLowerer(PyExprMutator):
         return self._emit_requantize(acc, *_mean_multiplier(x.scale[0], out[0], count), out)
 
     def _lower_dense(self, call: relax.Call, bias: relax.Expr | None, out) -> relax.Expr | None:
-        x, w = self._dequantized(call.args[0]), self._dequantized(call.args[1])
-        if x is None or w is None or not x.per_tensor or not w.symmetric:
-            return None
-        if x.data.ty.dtype != "int8" or w.data.ty.dtype != "int8":
-            return None
-        if op_name(call) == "relax.nn.conv2d" and (
-                call.attrs.data_layout != "NHWC" or call.attrs.kernel_layout != "HWIO"
-                or call.attrs.out_layout != "NHWC"):
+        x = self._dequantized(call.args[0])
+        if x is None or not x.per_tensor or x.data.ty.dtype != "int8":
             return None
         out_channels = int(call.ty.shape[-1])
-        if not (w.scale.size == 1 or (w.scale.size == out_channels
-                                      and w.axis % len(w.data.ty.shape) ==
-                                      len(w.data.ty.shape) - 1)):
+        w = (self._conv_weights(call) if op_name(call) == "relax.nn.conv2d"
+             else self._matmul_weights(call))
+        if w is None or not w.symmetric or w.data.ty.dtype != "int8" or (
+                w.scale.size not in (1, out_channels)):
             return None
         b = None
         if bias is not None:
@@ -302,6 +404,55 @@ class _QDQLowerer(PyExprMutator):
         real = np.float64(x.scale[0]) * weight_scale / np.float64(out[0])
         mult, shift = quantize_multiplier(real)
         return self._emit_requantize(acc, mult, shift, out)
+
+    def _matmul_weights(self, matmul: relax.Call) -> Dequantized | None:
+        """The dequantized weights of a ``matmul``, if per-tensor or per last (output) axis."""
+        w = self._dequantized(matmul.args[1])
+        if w is None or w.scale.size == 1:
+            return w
+        rank = len(w.data.ty.shape)
+        return w if w.axis % rank == rank - 1 else None
+
+    def _conv_weights(self, conv: relax.Call) -> Dequantized | None:
+        """The int8 weights of an NHWC ``conv2d`` in its kernel layout, scales per output channel.
+
+        The frontend gives a convolution ``deq(W)`` in HWIO (dequantized along O), and a
+        depthwise convolution ``reshape(deq(W), [KH, KW, C*M, 1])`` in HWOI with ``groups = C``
+        (``[KH, KW, 1, M]`` in HWIO when ``C == 1``): TFLite's ``[1, KH, KW, C*M]`` weight is
+        dequantized along its channel axis before the reshape. Here the reshape moves to the int8
+        weights, and the scale of each element, reshaped alike, must depend only on the output
+        channel (axis O of the kernel layout); the scales are returned in output-channel order
+        (one scale if per-tensor). None for other layouts or scale arrangements.
+        """
+        a = conv.attrs
+        if a.data_layout != "NHWC" or a.out_layout != "NHWC" or (
+                a.kernel_layout not in ("HWIO", "HWOI")):
+            return None
+        weights = self._resolve(conv.args[1])
+        reshaped_to = None
+        if op_name(weights) == "relax.reshape":
+            reshaped_to = [int(d) for d in weights.ty.shape]
+            weights = weights.args[0]
+        w = self._dequantized(weights)
+        out_axis = a.kernel_layout.index("O")
+        if w is None or not w.symmetric:
+            return None
+        if reshaped_to is None:
+            return w if w.scale.size == 1 or w.axis % 4 == out_axis else None
+        scales = w.scale
+        if scales.size != 1:
+            rank = len(w.data.ty.shape)
+            scale_shape = [1] * rank
+            scale_shape[w.axis % rank] = -1
+            element_scales = np.broadcast_to(scales.reshape(scale_shape),
+                                             [int(d) for d in w.data.ty.shape])
+            by_output = np.moveaxis(element_scales.reshape(reshaped_to), out_axis, -1)
+            by_output = by_output.reshape(-1, by_output.shape[-1])
+            if not np.all(by_output == by_output[0]):
+                return None
+            scales = by_output[0]
+        data = self.builder_.normalize(relax.op.reshape(w.data, reshaped_to))
+        return Dequantized(data, scales, np.zeros(scales.size, np.int64), out_axis)
 
     def _accumulate(self, call: relax.Call, x: Dequantized, w: Dequantized,
                     b: Dequantized | None) -> relax.Expr:
@@ -338,7 +489,11 @@ class _QDQLowerer(PyExprMutator):
         weights = self._constant_value(w.data)
         if weights is None or (op_name(call) == "relax.matmul" and weights.ndim != 2):
             return None
-        input_axes = (0, 1, 2) if op_name(call) == "relax.nn.conv2d" else (0,)
+        if op_name(call) == "relax.nn.conv2d":  # HWIO or HWOI: every axis but O
+            out_axis = call.attrs.kernel_layout.index("O")
+            input_axes = tuple(i for i in range(4) if i != out_axis)
+        else:
+            input_axes = (0,)
         folded = -int(x.zero_point[0]) * weights.astype(np.int64).sum(axis=input_axes)
         if b is not None:
             bias = self._constant_value(b.data)
@@ -351,12 +506,16 @@ class _QDQLowerer(PyExprMutator):
         return folded.astype(np.int32)
 
     def _constant_value(self, expr: relax.Expr) -> np.ndarray | None:
-        """Value of a constant, possibly transposed (the frontend's dense weights), else None."""
+        """Value of a constant, possibly transposed (the frontend's dense weights) or reshaped
+        (depthwise weights), else None."""
         expr = self._resolve(expr)
         if op_name(expr) == "relax.permute_dims":
             value = self._constant_value(expr.args[0])
             axes = None if expr.attrs.axes is None else [int(a) for a in expr.attrs.axes]
             return None if value is None else np.transpose(value, axes)
+        if op_name(expr) == "relax.reshape":
+            value = self._constant_value(expr.args[0])
+            return None if value is None else value.reshape([int(d) for d in expr.ty.shape])
         return constant_array(expr)
 
     def _shifted_input(self, x: Dequantized) -> relax.Expr:

@@ -1,17 +1,25 @@
-"""Import TFLite models whose Keras source used Conv1D, working around two frontend gaps.
+"""Import TFLite models whose Keras source used Conv1D, working around three frontend gaps.
 
-tf_keras ``Conv1D`` converts to ``EXPAND_DIMS -> CONV_2D -> RESHAPE`` in TFLite. The Relax TFLite
-frontend of apache-tvm 0.27.0.post1 cannot import that:
+tf_keras ``Conv1D`` converts to ``EXPAND_DIMS -> CONV_2D -> RESHAPE`` in TFLite (``SeparableConv1D``
+and ``DepthwiseConv1D`` to ``EXPAND_DIMS -> DEPTHWISE_CONV_2D [-> CONV_2D] -> RESHAPE``). The Relax
+TFLite frontend of apache-tvm 0.27.0.post1 cannot import all of that:
 
 * its ``EXPAND_DIMS`` converter calls ``relax.op.expand_dims(x, axis, 1)``, a Relay-era signature
   (TypeError: expand_dims() takes 2 positional arguments but 3 were given), so float models fail;
 * ``EXPAND_DIMS`` is missing from its set of supported quantized operators, so full-int8 models are
-  rejected before conversion (OpNotImplemented).
+  rejected before conversion (OpNotImplemented);
+* its ``DEPTHWISE_CONV_2D`` converter requires a per-tensor weight quantization to say
+  ``QuantizedDimension() == 0``, but the TFLite converter writes 3 (the channel axis) for every
+  depthwise weight, also when the layer has one channel and so one scale: a full-int8
+  ``SeparableConv1D`` on a one-channel input (weight ``[1, 1, K, 1]``) fails with
+  "Per-tensor DepthwiseConv2D weight QuantizedDimension() must be 0, got 3".
 
 ``from_tflite`` accepts an ``op_converter`` class; :class:`Conv1DOperatorConverter` is that
-frontend's converter with ``EXPAND_DIMS`` fixed. For int8 tensors EXPAND_DIMS only inserts a unit
-axis, so, like the frontend's RESHAPE, it keeps the integer tensor (TFLite requires equal input and
-output quantization). Drop this module when the frontend is fixed upstream.
+frontend's converter with ``EXPAND_DIMS`` fixed and with the quantized dimension of every
+single-scale (per-tensor) quantization read as 0, since one scale applies along no axis. For int8
+tensors EXPAND_DIMS only inserts a unit axis, so, like the frontend's RESHAPE, it keeps the integer
+tensor (TFLite requires equal input and output quantization). Drop this module when the frontend
+is fixed upstream.
 """
 
 from __future__ import annotations
@@ -25,9 +33,24 @@ from .errors import UnsupportedPatternError
 
 
 class Conv1DOperatorConverter(OperatorConverter):
-    """The Relax TFLite ``OperatorConverter`` with a working (float and int8) ``EXPAND_DIMS``."""
+    """The Relax TFLite ``OperatorConverter`` with a working (float and int8) ``EXPAND_DIMS`` and
+    per-tensor quantizations accepted whatever quantized dimension they state."""
 
     _SUPPORTED_QUANTIZED_OPS = OperatorConverter._SUPPORTED_QUANTIZED_OPS | {"EXPAND_DIMS"}
+
+    def get_tensors(self, tensors_idx_list):
+        """The frontend's tensor wrappers, with ``axis`` 0 for single-scale quantizations.
+
+        A per-tensor quantization has one scale, which applies along no axis; its
+        ``QuantizedDimension()`` carries no meaning, but the frontend's depthwise converter
+        rejects any value but 0 there.
+        """
+        wrappers = super().get_tensors(tensors_idx_list)
+        for wrapper in wrappers:
+            if wrapper.qnn_params is not None and (
+                    wrapper.tensor.Quantization().ScaleLength() == 1):
+                wrapper.qnn_params["axis"] = 0
+        return wrappers
 
     def convert_expand_dims(self, op):
         """Convert TFLite EXPAND_DIMS to ``R.expand_dims`` (same quantization in and out)."""

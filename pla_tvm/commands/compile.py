@@ -47,6 +47,9 @@ def _summary(manifest: dict[str, Any], out: str) -> str:
         + (f" scale {quant['scale']:g} zero point {quant['zero_point']}" if quant else ""),
         f"  wrote {out}/{MANIFEST_FILE}; next: pla-tvm run {out}",
     ]
+    if manifest["float_ops"]:
+        lines.insert(-1, f"  left in float between dequantize and quantize: "
+                     f"{', '.join(manifest['float_ops'])}")
     return "\n".join(lines)
 
 

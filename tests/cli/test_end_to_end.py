@@ -66,6 +66,7 @@ def test_compile_writes_a_manifest_describing_the_int8_input(int8_pla_firmware, 
     assert manifest["input"]["dtype"] == "int8" and manifest["input"]["shape"] == [1, 140, 1]
     assert manifest["input"]["quantization"]["scale"] > 0
     assert manifest["output"]["dtype"] == "int8"
+    assert manifest["float_ops"] == ["relax.nn.softmax"]
     assert manifest["footprint"]["model_flash_bytes"] > 0
     header = (int8_pla_firmware / "src" / "model.h").read_text()
     assert "MODEL_INPUT_SCALE" in header and "MODEL_INPUT_ZERO_POINT" in header
@@ -115,6 +116,7 @@ def test_float_pla_firmware_is_within_1e5_of_the_host(tiny_baseline, tiny_pla, e
                         "--pla", str(tiny_pla / "pla.npz"), "--board", BOARD, "--out", str(out))
     assert manifest["input"]["dtype"] == "float32"
     assert manifest["input"]["quantization"] is None
+    assert manifest["float_ops"] == []  # a float model has no dequantize/quantize regions
     report, arrays = _run(capsys, out, 50, tmp_path)
     host = _host_outputs(out, ecg5000.test.subset(50).x)
     np.testing.assert_allclose(arrays["outputs"], host, rtol=0, atol=1e-5)
@@ -126,6 +128,8 @@ def test_int8_baseline_alone_equals_host_vm(tiny_baseline, ecg5000, capsys, tmp_
     manifest = cli_json(capsys, "compile", str(tiny_baseline / "baseline_int8.tflite"),
                         "--board", BOARD, "--out", str(out))
     assert manifest["pla"] is None
+    # LowerQDQToInteger leaves the int8 head's softmax in float (and says so).
+    assert manifest["float_ops"] == ["relax.nn.softmax"]
     report, arrays = _run(capsys, out, 3, tmp_path)
     np.testing.assert_array_equal(arrays["outputs"],
                                   _host_outputs(out, ecg5000.test.subset(3).x))

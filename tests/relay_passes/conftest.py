@@ -1,7 +1,10 @@
-"""Shared fixtures for the relay_passes tests: tiny tf_keras 1-D ResNets converted to TFLite.
+"""Shared fixtures for the relay_passes tests: tiny tf_keras 1-D models converted to TFLite.
 
 The models are built once per session (TensorFlow is imported only when a test asks for them) and
-kept tiny so the whole directory runs in well under a minute of model building on 2 cores.
+kept tiny so the whole directory runs in well under a minute of model building on 2 cores: a
+1-D ResNet (float and full-int8), and three full-int8 models with depthwise convolutions
+(``SeparableConv1D`` on the one-channel input, ``DepthwiseConv1D`` and ``SeparableConv1D`` after
+a ``Conv1D``).
 """
 
 from __future__ import annotations
@@ -96,3 +99,63 @@ def tiny_resnet() -> TinyResNet:
         dense_weight=kernel,
         dense_bias=bias,
     )
+
+
+def _keras_layers(seed: int):
+    """``tf_keras`` with its random seed set, and its layers module."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tf_keras as keras  # noqa: PLC0415
+
+    keras.utils.set_random_seed(seed)
+    return keras, keras.layers
+
+
+def _int8_with_random_biases(model, seed: int) -> bytes:
+    """``model`` as full-int8 TFLite, after giving every layer random biases (Keras starts them at
+    0, which would leave the int32 bias path of the converted model untested)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if getattr(layer, "use_bias", False) and weights:
+            bias = weights[-1]
+            layer.set_weights([*weights[:-1], rng.normal(0, 0.1, bias.shape).astype(np.float32)])
+    data = rng.standard_normal((64, INPUT_LENGTH, 1)).astype(np.float32)
+    return _convert(model, data)
+
+
+@pytest.fixture(scope="session")
+def separable_on_input_int8() -> bytes:
+    """Full-int8 ``SeparableConv1D(8, 5)`` on the one-channel beat -> GAP -> dense 5.
+
+    Its depthwise weight ``[1, 1, 5, 1]`` has one scale, stored with quantized dimension 3.
+    """
+    keras, layers = _keras_layers(seed=1)
+    inp = keras.Input((INPUT_LENGTH, 1), name="beat")
+    x = layers.SeparableConv1D(8, 5, padding="same", activation="relu")(inp)
+    x = layers.GlobalAveragePooling1D()(x)
+    return _int8_with_random_biases(keras.Model(inp, layers.Dense(NUM_CLASSES)(x)), seed=1)
+
+
+@pytest.fixture(scope="session")
+def depthwise_int8() -> bytes:
+    """Full-int8 ``Conv1D(8, 5)`` -> ``DepthwiseConv1D(3)`` -> ``Conv1D(12, 1)`` -> GAP -> dense 5
+    (ReLU after each convolution)."""
+    keras, layers = _keras_layers(seed=2)
+    inp = keras.Input((INPUT_LENGTH, 1), name="beat")
+    x = layers.Conv1D(8, 5, padding="same", activation="relu")(inp)
+    x = layers.DepthwiseConv1D(3, padding="same", activation="relu")(x)
+    x = layers.Conv1D(12, 1, activation="relu")(x)
+    x = layers.GlobalAveragePooling1D()(x)
+    return _int8_with_random_biases(keras.Model(inp, layers.Dense(NUM_CLASSES)(x)), seed=2)
+
+
+@pytest.fixture(scope="session")
+def separable_int8() -> bytes:
+    """Full-int8 ``Conv1D(8, 5)`` -> ``SeparableConv1D(12, 5, depth_multiplier=2)`` -> GAP ->
+    dense 5 (ReLU after each convolution); the depthwise part has 16 output channels."""
+    keras, layers = _keras_layers(seed=3)
+    inp = keras.Input((INPUT_LENGTH, 1), name="beat")
+    x = layers.Conv1D(8, 5, padding="same", activation="relu")(inp)
+    x = layers.SeparableConv1D(12, 5, depth_multiplier=2, padding="same", activation="relu")(x)
+    x = layers.GlobalAveragePooling1D()(x)
+    return _int8_with_random_biases(keras.Model(inp, layers.Dense(NUM_CLASSES)(x)), seed=3)

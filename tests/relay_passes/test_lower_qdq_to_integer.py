@@ -8,7 +8,13 @@ from tvm.script import ir as I
 from tvm.script import relax as R
 from tvm.script import tirx as T
 
-from relay_passes import LowerQDQToInteger, import_tflite, quantize_multiplier
+from relay_passes import (
+    FloatRegion,
+    LowerQDQToInteger,
+    float_regions,
+    import_tflite,
+    quantize_multiplier,
+)
 from relay_passes.fixed_point import te_requantize
 
 
@@ -122,10 +128,15 @@ def test_folded_bias_outside_int32_keeps_the_zero_point_free_form():
     tvm.ir.assert_structural_equal(LowerQDQToInteger()(before), expected)
 
 
-def test_asymmetric_weights_are_left_unchanged():
+def test_asymmetric_weights_are_left_unchanged_and_reported(caplog):
     before = relax.transform.BindParams("main", {
         "w": np.ones((4, 3), np.int8)})(AsymmetricWeights)
-    tvm.ir.assert_structural_equal(LowerQDQToInteger()(before), before)
+    with caplog.at_level("WARNING", logger="relay_passes.lower_qdq_to_integer"):
+        after = LowerQDQToInteger()(before)
+    tvm.ir.assert_structural_equal(after, before)
+    assert float_regions(after) == [FloatRegion("main", "gv", ("relax.matmul",))]
+    assert caplog.messages == [
+        "relax.matmul left in float between dequantize and quantize (main: gv)"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,6 +180,18 @@ def test_lowered_int8_resnet_is_integer(lowered, tiny_resnet):
     assert ops & {"relax.dequantize", "relax.quantize"} == {"relax.dequantize", "relax.quantize"}
 
 
+def test_only_the_softmax_is_left_in_float_and_it_is_reported(tiny_resnet, caplog):
+    mod = import_tflite(tiny_resnet.int8_tflite)
+    assert len(float_regions(mod)) > 10  # before lowering: every convolution, add, mean, ...
+    with caplog.at_level("WARNING", logger="relay_passes.lower_qdq_to_integer"):
+        lowered_mod = LowerQDQToInteger()(mod)
+    (region,) = float_regions(lowered_mod)
+    assert region.function == "main" and region.ops == ("relax.nn.softmax",)
+    assert caplog.messages == [str(region)]
+    assert caplog.messages[0].startswith(
+        "relax.nn.softmax left in float between dequantize and quantize (main: ")
+
+
 def _calls(func: relax.Function, *names: str) -> list[relax.Call]:
     ops = [tvm.ir.Op.get(name) for name in names]
     return [b.value for block in func.body.blocks for b in block.bindings
@@ -200,6 +223,27 @@ def test_lowered_dense_legalizes_to_an_int8_by_int8_product(lowered):
     for operand in (product.a, product.b):
         assert isinstance(operand, tvm.tirx.Cast) and str(operand.ty) == "int32"
         assert str(operand.value.source.dtype) == "int8"
+
+
+def test_residual_add_of_same_shape_tensors_is_elementwise_and_fuses_into_a_convolution(lowered):
+    with tvm.transform.PassContext(opt_level=3):
+        annotated = tvm.transform.Sequential([
+            relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern()])(lowered)
+    same_shape_adds = [
+        call.args[0] for call in _calls(annotated["main"], "relax.call_tir")
+        if call.args[0].name_hint.startswith("quantized_add")
+        and len({tuple(int(d) for d in arg.ty.shape) for arg in call.args[1]}) == 1]
+    assert len(same_shape_adds) == 2  # the two residual adds
+    for gvar in same_shape_adds:
+        assert int(annotated[gvar].attrs["op_pattern"]) == 0  # kElemWise, not kBroadcast (1)
+    with tvm.transform.PassContext(opt_level=3):
+        fused = tvm.transform.Sequential([
+            relax.transform.FoldConstant(), relax.transform.FuseOps(),
+            relax.transform.FuseTIR()])(annotated)
+    # FuseOps puts the first block's add in its last convolution's kernel (conv, bias,
+    # requantize, add); the second block's add joins the other operand's MUL/ADD BatchNorm chain.
+    kernels = [gvar.name_hint for gvar, _ in fused.functions_items()]
+    assert [name for name in kernels if "conv2d" in name and "quantized_add" in name]
 
 
 def _litert(model: bytes, resolver: str):
@@ -314,3 +358,67 @@ def test_relu6_clip_becomes_the_integer_clamp_range():
     float_qdq, integer = outputs
     assert integer.min() == -128 and integer.max() == -128 + 120  # relu6: [z, z + round(6 / s)]
     assert np.abs(integer - float_qdq).max() <= 1
+
+
+# --------------------------------------------------------------------------------------------
+# Depthwise convolutions (DepthwiseConv1D, SeparableConv1D): the frontend imports them as a
+# grouped conv2d (groups = channels, HWOI) on reshape(dequantize(W)).
+
+
+def _lower(model: bytes) -> tvm.IRModule:
+    with tvm.transform.PassContext(opt_level=3):
+        return tvm.transform.Sequential([LowerQDQToInteger(), relax.transform.FoldConstant()])(
+            import_tflite(model))
+
+
+def _assert_bit_exact_with_tflite_micro(lowered_mod: tvm.IRModule, model: bytes, count: int):
+    vm = relax.VirtualMachine(tvm.compile(lowered_mod, target="llvm"), tvm.cpu())
+    reference = _tflite_micro(model)
+    inputs = np.random.default_rng(11).integers(-128, 128, (count, 1, 140, 1), dtype=np.int8)
+    got = np.stack([vm["main"](tvm.runtime.tensor(x)).numpy() for x in inputs])
+    expected = np.stack([reference(x) for x in inputs])
+    np.testing.assert_array_equal(got, expected)
+    assert len(np.unique(expected)) > 10  # the outputs are not degenerate
+
+
+def _depthwise_convolutions(func: relax.Function) -> list[relax.Call]:
+    return [c for c in _calls(func, "relax.nn.conv2d") if int(c.attrs.groups) > 1]
+
+
+@pytest.fixture(scope="module")
+def depthwise_lowered(depthwise_int8):
+    return _lower(depthwise_int8)
+
+
+def test_depthwise_convolution_becomes_int8_grouped_conv2d(depthwise_lowered):
+    func = depthwise_lowered["main"]
+    assert not _calls(func, "relax.dequantize", "relax.quantize")
+    (depthwise,) = _depthwise_convolutions(func)
+    data, weights = depthwise.args
+    assert int(depthwise.attrs.groups) == 8 and depthwise.attrs.kernel_layout == "HWOI"
+    assert str(data.ty.dtype) == "int8" and str(depthwise.ty.dtype) == "int32"
+    assert not any(int(p) for p in depthwise.attrs.padding)  # padded with z_x beforehand
+    # The frontend's reshape of the [1, 1, 3, 8] TFLite weight is folded into an int8 constant.
+    assert isinstance(weights, tvm.ir.expr.Constant) and str(weights.ty.dtype) == "int8"
+    assert [int(d) for d in weights.ty.shape] == [1, 3, 8, 1]
+
+
+def test_depthwise_model_is_bit_exact_with_tflite_micro(depthwise_lowered, depthwise_int8):
+    # Left in float (dequantize -> conv2d -> quantize), this model's outputs differ from TFLite
+    # Micro's by 1 LSB on about one input in nine (measured: 35 of 300).
+    _assert_bit_exact_with_tflite_micro(depthwise_lowered, depthwise_int8, count=300)
+
+
+def test_separable_model_with_depth_multiplier_2_is_bit_exact_with_tflite_micro(separable_int8):
+    lowered_mod = _lower(separable_int8)
+    assert not _calls(lowered_mod["main"], "relax.dequantize", "relax.quantize")
+    (depthwise,) = _depthwise_convolutions(lowered_mod["main"])
+    assert int(depthwise.attrs.groups) == 8 and int(depthwise.ty.shape[-1]) == 16
+    _assert_bit_exact_with_tflite_micro(lowered_mod, separable_int8, count=300)
+
+
+def test_separable_on_one_channel_input_is_bit_exact_with_tflite_micro(separable_on_input_int8):
+    # One input channel: the depthwise weight is per-tensor and the frontend makes it an
+    # ordinary (groups=1) HWIO convolution.
+    _assert_bit_exact_with_tflite_micro(_lower(separable_on_input_int8), separable_on_input_int8,
+                                        count=100)
