@@ -54,7 +54,7 @@ from .codegen import register_extern_source
 from .errors import BuildError
 from .kernels import dsp as conv_kernels
 from .lowering import lower_to_kernel_calls
-from .schedules import child_block_names, data_parallel, fuse_elementwise, inline_copies_and_casts
+from .schedules import child_block_names, data_parallel, fuse_elementwise
 
 MICRO_KERNEL = "pla_dsp_dot_q7"
 MICRO_KERNEL_X4 = "pla_dsp_dot_q7x4"
@@ -580,6 +580,8 @@ def tensorize_annotated(sch: s_tir.Schedule) -> None:
     sch : tvm.s_tir.Schedule
         Schedule of a prepared kernel, changed in place.
     """
+    if conv_kernels.schedule_conv2d_kernel(sch):
+        return
     for name in child_block_names(sch):
         block_rv = sch.get_sblock(name)
         if sch.get(block_rv).annotations.get("schedule_rule") == SCHEDULE_RULE:
@@ -669,9 +671,9 @@ def prepare_for_tuning(
     tvm.IRModule
         Lowered module with re-laid-out weights and annotated blocks.
     """
-    lowered = lower_to_kernel_calls(mod)
     if not uses_dsp(board, dsp):
-        return lowered
+        return lower_to_kernel_calls(mod)
+    lowered = lower_to_kernel_calls(mod, conv_windows=True)
     return _schedule_module(lowered, None, tensorize=False)
 
 
@@ -683,14 +685,15 @@ def _schedule_module(
     for gvar, func in lowered.functions.items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
-        if tensorize:
-            sch = s_tir.Schedule(func)
-            if conv_kernels.schedule_conv2d(sch):
-                inline_copies_and_casts(sch)
-                fuse_elementwise(sch)
-                done = sch.mod["main"].with_attr("tirx.is_scheduled", True)
-                scheduled[gvar.name_hint] = (done, [])
-                continue
+        sch = s_tir.Schedule(func)
+        if tensorize and conv_kernels.schedule_conv2d_kernel(sch):
+            done = sch.mod["main"].with_attr("tirx.is_scheduled", True)
+            scheduled[gvar.name_hint] = (done, [])
+            continue
+        annotated = None if tensorize else conv_kernels.annotate_for_tuning(func)
+        if annotated is not None:
+            scheduled[gvar.name_hint] = (annotated, [])
+            continue
         result = schedule_int8_dots(func, output_tile, tensorize=tensorize)
         if result is not None:
             new, relaid_out = result

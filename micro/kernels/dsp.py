@@ -32,11 +32,13 @@ from __future__ import annotations
 from importlib import resources
 
 import numpy as np
+import tvm
 from tvm import s_tir, te, tirx
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from ..codegen import register_extern_source
+from ..schedules import fuse_elementwise, inline_copies_and_casts
 
 CONV_KERNEL = "micro_dsp_conv_q15q7"
 #: Block annotation of the reduction stage :func:`conv2d_window_te` writes (its width stride).
@@ -47,11 +49,13 @@ _SOURCES = resources.files(__package__).joinpath("c", "dsp")
 
 
 def register() -> None:
-    """Declare the micro-kernels' C sources to the code generator (idempotent)."""
+    """Declare the micro-kernels' C sources to the code generator and the convolution's
+    MetaSchedule rule to TVM (idempotent)."""
     register_extern_source(
         CONV_KERNEL, _SOURCES.joinpath("convolution.c"),
         header=_SOURCES.joinpath("convolution.h"),
     )
+    tvm.register_global_func(f"s_tir.meta_schedule.cpu.{CONV_RULE}", _search_rule, override=True)
 
 
 def conv2d_supported(data_shape, weight_shape, strides, dilation, groups: int) -> bool:
@@ -279,25 +283,47 @@ def _iter_var(kind, extent: int, loop):
     return kind(extent, loop) if extent > 1 else 0
 
 
-def _positions_per_pass(out_w: int, preferred: int) -> int:
-    """The largest divisor of the output width up to ``preferred`` (even where possible)."""
-    for count in range(min(preferred, out_w), 0, -1):
-        if out_w % count == 0 and (count % 2 == 0 or count == 1 or out_w % 2 == 1):
-            return count
-    return 1
+#: Output positions per pass of the default schedule: measured on the paper-size ResNet
+#: (docs/dsp.md), larger passes fill fewer overlapping window rows but hold more accumulators.
+DEFAULT_POSITIONS = 2
+#: Largest pass the tuning rule samples (its accumulators are ``positions x O`` int32).
+MAX_SEARCHED_POSITIONS = 28
+#: MetaSchedule rule of the convolution block (``schedule_rule`` annotation, target key cpu).
+CONV_RULE = "micro_dsp_conv2d"
+
+
+def _per_call(out_w: int) -> int:
+    """Positions per micro-kernel call: a pair where the width allows, else one."""
+    return 2 if out_w % 2 == 0 else 1
+
+
+def _pass_choices(out_w: int, limit: int) -> list[int]:
+    """Calls per pass that divide the output width, for passes of at most ``limit`` positions."""
+    per_call = _per_call(out_w)
+    calls = out_w // per_call
+    return [c for c in range(1, calls + 1) if calls % c == 0 and c * per_call <= limit] or [1]
 
 
 def find_conv_block(sch: s_tir.Schedule) -> s_tir.SBlockRV | None:
     """The reduction block :func:`conv2d_window_te` made, if the kernel has one."""
-    root = sch.get_sblock("root")
+    try:
+        root = sch.get_sblock("root")
+    except s_tir.ScheduleError:
+        return None  # plain loops, written by hand
     for block_rv in sch.get_child_blocks(root):
         if CONV_BLOCK_ATTR in sch.get(block_rv).annotations:
             return block_rv
     return None
 
 
-def schedule_conv2d(sch: s_tir.Schedule, positions: int = 2) -> bool:
+def schedule_conv2d(
+    sch: s_tir.Schedule, positions: int | None = DEFAULT_POSITIONS, *, sample: bool = False
+) -> bool:
     """Tensorize a windowed convolution kernel and fuse its epilogue into the passes.
+
+    The output positions are split into passes; per pass the window rows it reads are widened,
+    its accumulators zeroed, the micro-kernel called on each pair of positions (one position
+    where the width is odd), and the epilogue run on the pass's accumulators.
 
     Parameters
     ----------
@@ -305,13 +331,15 @@ def schedule_conv2d(sch: s_tir.Schedule, positions: int = 2) -> bool:
         Schedule of one kernel (a fused ``conv2d_nhwc_window`` and its element-wise consumers),
         changed in place.
     positions : int
-        Preferred output positions per pass (the largest divisor of the output width up to it
-        is used).
+        Output positions per pass (the largest pass up to it that divides the output width).
+    sample : bool
+        Sample the positions per pass instead (``Schedule.sample_categorical`` over the passes
+        up to :data:`MAX_SEARCHED_POSITIONS`): the knob MetaSchedule searches.
 
     Returns
     -------
     bool
-        False (and ``sch`` unchanged in effect) when the kernel has no windowed convolution.
+        False, with ``sch`` unchanged, when the kernel has no windowed convolution.
     """
     conv = find_conv_block(sch)
     if conv is None:
@@ -320,19 +348,66 @@ def schedule_conv2d(sch: s_tir.Schedule, positions: int = 2) -> bool:
     window = sch.get_producers(conv)[0]
     out_w, out_c = (int(iv.dom.extent) for iv in block.iter_vars[2:4])
     attrs = block.annotations[CONV_BLOCK_ATTR]
-    count = _positions_per_pass(out_w, positions)
+    per_call = _per_call(out_w)
+    if sample:
+        choices = _pass_choices(out_w, MAX_SEARCHED_POSITIONS)
+        calls = sch.sample_categorical(choices, [1.0 / len(choices)] * len(choices))
+    else:
+        calls = _pass_choices(out_w, max(positions, per_call))[-1]
     b, i, j, o, rh, rw, *channel_loops = sch.get_loops(conv)
-    j_outer, j_inner = sch.split(j, [out_w // count, count])
-    sch.reorder(j_outer, rh, j_inner, o, rw, *channel_loops)
+    j_outer, j_calls, j_inner = sch.split(j, [None, calls, per_call])
+    sch.reorder(j_outer, j_calls, rh, j_inner, o, rw, *channel_loops)
     sch.compute_at(window, j_outer)
     _fuse_epilogue(sch, conv, j_outer)
-    sch.decompose_reduction(conv, rh)
+    sch.decompose_reduction(conv, j_calls)
     if bool(attrs["interleaved"]):
         kw = int(block.iter_vars[5].dom.extent)
         channels = int(block.iter_vars[6].dom.extent) * 4
-        intrin = conv_intrin(count, out_c, kw, channels, int(attrs["stride"]))
+        intrin = conv_intrin(per_call, out_c, kw, channels, int(attrs["stride"]))
         sch.tensorize(j_inner, intrin)
     return True
+
+
+def annotate_for_tuning(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
+    """Hand a windowed convolution kernel to :data:`CONV_RULE` alone in a MetaSchedule search.
+
+    The convolution block gets ``schedule_rule = CONV_RULE``; the window and the epilogue,
+    which that rule places, get ``"None"``, so that MetaSchedule's generic rules leave them.
+
+    Parameters
+    ----------
+    func : tvm.tirx.PrimFunc
+        A lowered kernel.
+
+    Returns
+    -------
+    tvm.tirx.PrimFunc or None
+        The annotated kernel; None when it has no windowed convolution.
+    """
+    sch = s_tir.Schedule(func)
+    conv = find_conv_block(sch)
+    if conv is None:
+        return None
+    for block_rv in sch.get_child_blocks(sch.get_sblock("root")):
+        rule = CONV_RULE if sch.get(block_rv).same_as(sch.get(conv)) else "None"
+        sch.annotate(block_rv, "schedule_rule", rule)
+    return sch.mod["main"]
+
+
+def schedule_conv2d_kernel(sch: s_tir.Schedule, **options) -> bool:
+    """:func:`schedule_conv2d`, then the epilogue's element-wise stages fused per element
+    (:func:`micro.schedules.fuse_elementwise`): the whole default schedule of such a kernel."""
+    if not schedule_conv2d(sch, **options):
+        return False
+    inline_copies_and_casts(sch)
+    fuse_elementwise(sch)
+    return True
+
+
+def _search_rule(sch: s_tir.Schedule, _block_rv: s_tir.SBlockRV) -> list[s_tir.Schedule]:
+    """:data:`CONV_RULE`: the default schedule with the positions per pass sampled."""
+    schedule_conv2d_kernel(sch, sample=True)
+    return [sch]
 
 
 def _fuse_epilogue(sch: s_tir.Schedule, conv: s_tir.SBlockRV, loop: s_tir.LoopRV) -> None:
