@@ -346,8 +346,7 @@ def schedule_conv2d(
         return False
     block = sch.get(conv)
     window = sch.get_producers(conv)[0]
-    out_w, out_c = (int(iv.dom.extent) for iv in block.iter_vars[2:4])
-    attrs = block.annotations[CONV_BLOCK_ATTR]
+    out_w = int(block.iter_vars[2].dom.extent)
     per_call = _per_call(out_w)
     if sample:
         choices = _pass_choices(out_w, MAX_SEARCHED_POSITIONS)
@@ -360,10 +359,8 @@ def schedule_conv2d(
     sch.compute_at(window, j_outer)
     _fuse_epilogue(sch, conv, j_outer)
     sch.decompose_reduction(conv, j_calls)
-    if bool(attrs["interleaved"]):
-        kw = int(block.iter_vars[5].dom.extent)
-        channels = int(block.iter_vars[6].dom.extent) * 4
-        intrin = conv_intrin(per_call, out_c, kw, channels, int(attrs["stride"]))
+    intrin = _intrin_for(block)
+    if intrin is not None:
         sch.tensorize(j_inner, intrin)
     return True
 
@@ -388,10 +385,21 @@ def annotate_for_tuning(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     conv = find_conv_block(sch)
     if conv is None:
         return None
+    _intrin_for(sch.get(conv))  # registered now: a database's records name it when loaded
     for block_rv in sch.get_child_blocks(sch.get_sblock("root")):
         rule = CONV_RULE if sch.get(block_rv).same_as(sch.get(conv)) else "None"
         sch.annotate(block_rv, "schedule_rule", rule)
     return sch.mod["main"]
+
+
+def _intrin_for(block: tirx.SBlock) -> str | None:
+    """The intrinsic a windowed convolution block is tensorized with (registered), or None
+    for the natural-order form."""
+    attrs = block.annotations[CONV_BLOCK_ATTR]
+    if not bool(attrs["interleaved"]):
+        return None
+    out_w, out_c, _, kw, quads = (int(block.iter_vars[i].dom.extent) for i in (2, 3, 4, 5, 6))
+    return conv_intrin(_per_call(out_w), out_c, kw, quads * 4, int(attrs["stride"]))
 
 
 def schedule_conv2d_kernel(sch: s_tir.Schedule, **options) -> bool:
