@@ -137,11 +137,12 @@ class _Conv2DWindowLowerer(relax.PyExprMutator):
         if not dsp_kernels.conv2d_supported(shape, weights.shape, attrs.strides, attrs.dilation,
                                             int(attrs.groups)):
             return None
+        form = dsp_kernels.conv2d_form(weights.shape)
         return self.builder_.call_te(
             dsp_kernels.conv2d_window_te, self.visit_expr(data),
-            relax.const(dsp_kernels.relayout_weights(weights)),
-            [int(s) for s in attrs.strides], padding, pad_value,
-            primfunc_name_hint="conv2d_window",
+            relax.const(dsp_kernels.relayout_weights(weights, form)),
+            [int(s) for s in attrs.strides], padding, pad_value, form, weights.shape[:2],
+            primfunc_name_hint=f"conv2d_{form}",
         )
 
 

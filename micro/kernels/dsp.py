@@ -43,8 +43,6 @@ from ..schedules import fuse_elementwise, inline_copies_and_casts
 CONV_KERNEL = "micro_dsp_conv_q15q7"
 #: Block annotation of the reduction stage :func:`conv2d_window_te` writes (its width stride).
 CONV_BLOCK_ATTR = "micro.conv2d_window"
-#: The order SXTB16 gives four int8 values: quad element ``e`` holds channel ``_PAIR_ORDER[e]``.
-_PAIR_ORDER = (0, 2, 1, 3)
 _SOURCES = resources.files(__package__).joinpath("c", "dsp")
 
 
@@ -83,31 +81,40 @@ def conv2d_supported(data_shape, weight_shape, strides, dilation, groups: int) -
     )  # fmt: skip
 
 
-def interleavable(weight_shape) -> bool:
-    """Whether the micro-kernel's layout fits: input channels a multiple of 4, output channels
-    even (other convolutions keep the windowed form with plain TIR loops)."""
+#: The forms :func:`conv2d_window_te` writes (see :func:`conv2d_form`).
+FORMS = ("window", "columns", "plain")
+
+
+def conv2d_form(weight_shape) -> str:
+    """How :func:`conv2d_window_te` lays out a convolution with these HWIO weights.
+
+    ``"window"``: input channels a multiple of 4 and an even number of outputs, the window rows
+    of a pass shared by its positions (micro-kernel); ``"columns"``: other input channel counts
+    with an even number of outputs, one zero-padded column of ``KH * KW * C`` values per
+    position (the im2col of CMSIS-NN; micro-kernel); ``"plain"``: an odd number of outputs,
+    natural order and plain TIR loops over a window.
+    """
     _, _, in_channels, out_channels = (int(v) for v in weight_shape)
-    return in_channels % 4 == 0 and out_channels % 2 == 0
+    if out_channels % 2:
+        return "plain"
+    return "window" if in_channels % 4 == 0 else "columns"
 
 
-def relayout_weights(weight: np.ndarray) -> np.ndarray:
-    """HWIO weights in the layout :func:`conv2d_window_te` reads: :func:`interleave_weights`
-    where :func:`interleavable`, else output-major ``[O, KH, KW, C]``."""
-    if interleavable(weight.shape):
-        return interleave_weights(weight)
-    return np.ascontiguousarray(weight.transpose(3, 0, 1, 2))
+def relayout_weights(weight: np.ndarray, form: str) -> np.ndarray:
+    """HWIO int8 weights in the layout :func:`conv2d_window_te` reads for ``form``.
 
-
-def interleave_weights(weight: np.ndarray) -> np.ndarray:
-    """HWIO int8 weights as pairs of output channels, ``[O/2, KH, KW, C/4, 2, 4]``.
-
-    Element ``[o // 2, kh, kw, q, o % 2, e]`` is the weight of output ``o`` and input channel
-    ``4 q + e`` (natural order: SXTB16 pairs it with the window's reordered activations).
+    ``"window"``: pairs of output channels, ``[O/2, KH, KW, C/4, 2, 4]``: element
+    ``[o // 2, kh, kw, q, o % 2, e]`` is the weight of output ``o`` and input channel ``4 q + e``
+    (natural order: SXTB16 pairs it with the window's reordered activations). ``"columns"``:
+    ``[O/2, R/4, 2, 4]`` over the flattened ``(kh, kw, c)`` index, zero-padded to a multiple of
+    4 (``R``). ``"plain"``: ``[O, KH, KW, C]``.
 
     Parameters
     ----------
     weight : numpy.ndarray
-        ``[KH, KW, C, O]`` int8, ``C`` a multiple of 4, ``O`` even.
+        ``[KH, KW, C, O]`` int8.
+    form : str
+        One of :data:`FORMS`.
 
     Returns
     -------
@@ -115,29 +122,45 @@ def interleave_weights(weight: np.ndarray) -> np.ndarray:
         The re-laid-out weights, contiguous.
     """
     kh, kw, c, o = weight.shape
-    return np.ascontiguousarray(
-        weight.reshape(kh, kw, c // 4, 4, o // 2, 2).transpose(4, 0, 1, 2, 5, 3)
-    )
+    if form == "plain":
+        return np.ascontiguousarray(weight.transpose(3, 0, 1, 2))
+    if form == "window":
+        pairs = weight.reshape(kh, kw, c // 4, 4, o // 2, 2).transpose(4, 0, 1, 2, 5, 3)
+        return np.ascontiguousarray(pairs)
+    flat = weight.reshape(kh * kw * c, o)
+    padded = np.zeros((-(-flat.shape[0] // 4) * 4, o), dtype=weight.dtype)
+    padded[: flat.shape[0]] = flat
+    quads = padded.shape[0] // 4
+    return np.ascontiguousarray(padded.reshape(quads, 4, o // 2, 2).transpose(2, 0, 3, 1))
+
+
+def _pair_order(e):
+    """The channel SXTB16's order puts at quad element ``e``: (0, 2, 1, 3), as arithmetic."""
+    return (e % 2) * 2 + e // 2
 
 
 def conv2d_window_te(
-    data: te.Tensor, weight: te.Tensor, strides, padding, pad_value: int
+    data: te.Tensor, weight: te.Tensor, strides, padding, pad_value: int, form: str,
+    kernel_size,
 ) -> te.Tensor:
-    """The int8 convolution as a widened window stage and a reduction (see the module docstring).
+    """The int8 convolution as a widened window (or column) stage and a reduction.
 
     Parameters
     ----------
     data : tvm.te.Tensor
         ``[N, H, W, C]`` int8.
     weight : tvm.te.Tensor
-        int8 weights from :func:`relayout_weights`: interleaved ``[O/2, KH, KW, C/4, 2, 4]``
-        (the window's quads then hold SXTB16's order) or ``[O, KH, KW, C]`` (natural order).
+        int8 weights from :func:`relayout_weights` for ``form``.
     strides : sequence of int
         ``(h, w)``.
     padding : sequence of int
         ``(top, left, bottom, right)``.
     pad_value : int
         The value a padded input element has (an int8 zero point, for instance).
+    form : str
+        One of :data:`FORMS` (see :func:`conv2d_form`).
+    kernel_size : sequence of int
+        ``(KH, KW)``.
 
     Returns
     -------
@@ -145,12 +168,13 @@ def conv2d_window_te(
         ``[N, OH, OW, O]`` int32.
     """
     batch, height, width, channels = (int(v) for v in data.shape)
-    interleaved = len(weight.shape) == 6
-    kh, kw = (int(v) for v in weight.shape[1:3])
-    out_channels = int(weight.shape[0]) * (2 if interleaved else 1)
+    kh, kw = (int(k) for k in kernel_size)
+    out_channels = int(weight.shape[0]) * (1 if form == "plain" else 2)
     top, left, bottom, right = (int(p) for p in padding)
     sh, sw = (int(s) for s in strides)
     rows, cols = height + top + bottom, width + left + right
+    out_h, out_w = (rows - kh) // sh + 1, (cols - kw) // sw + 1
+    attrs = {CONV_BLOCK_ATTR: {"stride": sw, "form": form}}
 
     def padded(b, i, j, channel):
         inside = tirx.all(i >= top, i < top + height, j >= left, j < left + width)
@@ -159,12 +183,34 @@ def conv2d_window_te(
             tirx.const(pad_value, "int16"),
         )
 
-    out_h, out_w = (rows - kh) // sh + 1, (cols - kw) // sw + 1
-    rh, rw = te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, kw), "rw")
-    attrs = {CONV_BLOCK_ATTR: {"stride": sw, "interleaved": interleaved}}
-    if not interleaved:
+    def reduce(name, extent):
+        return te.reduce_axis((0, extent), name)
+
+    if form == "columns":
+        length = kh * kw * channels
+        quads = -(-length // 4)
+
+        def column(b, i, j, q, e):
+            r = q * 4 + _pair_order(e)
+            value = padded(b, i * sh + r // (kw * channels), j * sw + r // channels % kw,
+                           r % channels)
+            return tirx.if_then_else(r < length, value, tirx.const(0, "int16"))
+
+        columns = te.compute((batch, out_h, out_w, quads, 4), column, name="columns")
+        rq, re = reduce("rq", quads), reduce("re", 4)
+        return te.compute(
+            (batch, out_h, out_w, out_channels),
+            lambda b, i, j, o: te.sum(
+                columns[b, i, j, rq, re].astype("int32")
+                * weight[o // 2, rq, o % 2, re].astype("int32"),
+                axis=[rq, re],
+            ),
+            name="conv2d_nhwc_columns", attrs=attrs,
+        )
+    rh, rw = reduce("rh", kh), reduce("rw", kw)
+    if form == "plain":
         window = te.compute((batch, rows, cols, channels), padded, name="window")
-        rc = te.reduce_axis((0, channels), "rc")
+        rc = reduce("rc", channels)
         return te.compute(
             (batch, out_h, out_w, out_channels),
             lambda b, i, j, o: te.sum(
@@ -176,11 +222,10 @@ def conv2d_window_te(
         )
     window = te.compute(
         (batch, rows, cols, channels // 4, 4),
-        # quad element e holds channel _PAIR_ORDER[e], written as arithmetic
-        lambda b, i, j, q, e: padded(b, i, j, q * 4 + (e % 2) * 2 + e // 2),
+        lambda b, i, j, q, e: padded(b, i, j, q * 4 + _pair_order(e)),
         name="window",
     )
-    rq, re = te.reduce_axis((0, channels // 4), "rq"), te.reduce_axis((0, 4), "re")
+    rq, re = reduce("rq", channels // 4), reduce("re", 4)
     return te.compute(
         (batch, out_h, out_w, out_channels),
         lambda b, i, j, o: te.sum(
@@ -278,6 +323,82 @@ def _conv_intrin(
     return desc, impl
 
 
+def columns_intrin(positions: int, outputs: int, quads: int) -> str:
+    """Register (once) the column-form convolution intrinsic for one shape; return its name.
+
+    Description: ``C[0, 0, p, o] += int32(A[0, 0, p, q, e]) * int32(B[o // 2, q, o % 2, e])``
+    for ``p < positions``, ``o < outputs`` over ``quads`` quads: one zero-padded column per
+    position and the weights of ``outputs / 2`` channel pairs. Implementation:
+    :data:`CONV_KERNEL`, the columns being windows that do not overlap.
+
+    Parameters
+    ----------
+    positions : int
+        Output positions per call.
+    outputs : int
+        Output channels per call, even.
+    quads : int
+        Quads of a column.
+
+    Returns
+    -------
+    str
+        Name for ``Schedule.tensorize``.
+    """
+    name = f"{CONV_KERNEL}_columns_{positions}x{outputs}_q{quads}"
+    if TensorIntrin.get(name, allow_missing=True) is None:
+        TensorIntrin.register(name, *_columns_intrin(positions, outputs, quads))
+    return name
+
+
+def _columns_intrin(
+    positions: int, outputs: int, quads: int
+) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    a_shape = (1, 1, positions, quads, 4)
+    b_shape = (outputs // 2, quads, 2, 4)
+    c_shape = (1, 1, positions, outputs)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, a_shape, "int16", offset_factor=1)
+        B = T.match_buffer(b, b_shape, "int8", offset_factor=1)
+        C = T.match_buffer(c, c_shape, "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0:positions, 0:outputs], A[0, 0, 0:positions, 0:quads, 0:4],
+                    B[0:outputs // 2, 0:quads, 0:2, 0:4])
+            T.writes(C[0, 0, 0:positions, 0:outputs])
+            for p, o, rq, re in T.grid(positions, outputs, quads, 4):
+                with T.sblock("update"):
+                    vp = T.meta_var(_iter_var(T.axis.spatial, positions, p))
+                    vo = T.axis.spatial(outputs, o)
+                    vrq = T.meta_var(_iter_var(T.axis.reduce, quads, rq))
+                    vre = T.axis.reduce(4, re)
+                    C[0, 0, vp, vo] = C[0, 0, vp, vo] + T.Cast(
+                        "int32", A[0, 0, vp, vrq, vre]
+                    ) * T.Cast("int32", B[vo // 2, vrq, vo % 2, vre])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        a_row = T.int32()
+        b_pair = T.int32()
+        c_row = T.int32()
+        A = T.match_buffer(a, a_shape, "int16", offset_factor=1,
+                           strides=[T.int32(), T.int32(), a_row, 4, 1])
+        B = T.match_buffer(b, b_shape, "int8", offset_factor=1, strides=[b_pair, 8, 4, 1])
+        C = T.match_buffer(c, c_shape, "int32", offset_factor=1,
+                           strides=[T.int32(), T.int32(), c_row, 1])
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0:positions, 0:outputs], A[0, 0, 0:positions, 0:quads, 0:4],
+                    B[0:outputs // 2, 0:quads, 0:2, 0:4])
+            T.writes(C[0, 0, 0:positions, 0:outputs])
+            T.evaluate(T.call_extern(
+                "int32", CONV_KERNEL, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("rw"),
+                quads, positions, T.Cast("int32", a_row), outputs // 2,
+                T.Cast("int32", b_pair), T.Cast("int32", c_row)))
+
+    return desc, impl
+
+
 def _iter_var(kind, extent: int, loop):
     """A block iteration variable over ``loop``, or 0 for a loop of extent 1."""
     return kind(extent, loop) if extent > 1 else 0
@@ -353,9 +474,12 @@ def schedule_conv2d(
         calls = sch.sample_categorical(choices, [1.0 / len(choices)] * len(choices))
     else:
         calls = _pass_choices(out_w, max(positions, per_call))[-1]
-    b, i, j, o, rh, rw, *channel_loops = sch.get_loops(conv)
+    b, i, j, o, *reduction = sch.get_loops(conv)
     j_outer, j_calls, j_inner = sch.split(j, [None, calls, per_call])
-    sch.reorder(j_outer, j_calls, rh, j_inner, o, rw, *channel_loops)
+    if len(reduction) == 2:  # columns: (quad, element)
+        sch.reorder(j_outer, j_calls, j_inner, o, *reduction)
+    else:  # windows: the kernel row outside the tensorized region
+        sch.reorder(j_outer, j_calls, reduction[0], j_inner, o, *reduction[1:])
     sch.compute_at(window, j_outer)
     _fuse_epilogue(sch, conv, j_outer)
     sch.decompose_reduction(conv, j_calls)
@@ -394,12 +518,15 @@ def annotate_for_tuning(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
 
 def _intrin_for(block: tirx.SBlock) -> str | None:
     """The intrinsic a windowed convolution block is tensorized with (registered), or None
-    for the natural-order form."""
+    for the plain form."""
     attrs = block.annotations[CONV_BLOCK_ATTR]
-    if not bool(attrs["interleaved"]):
-        return None
-    out_w, out_c, _, kw, quads = (int(block.iter_vars[i].dom.extent) for i in (2, 3, 4, 5, 6))
-    return conv_intrin(_per_call(out_w), out_c, kw, quads * 4, int(attrs["stride"]))
+    extents = [int(iv.dom.extent) for iv in block.iter_vars]
+    per_call, out_c = _per_call(extents[2]), extents[3]
+    if attrs["form"] == "columns":
+        return columns_intrin(per_call, out_c, extents[4])
+    if attrs["form"] == "window":
+        return conv_intrin(per_call, out_c, extents[5], extents[6] * 4, int(attrs["stride"]))
+    return None
 
 
 def schedule_conv2d_kernel(sch: s_tir.Schedule, **options) -> bool:

@@ -92,16 +92,26 @@ def test_micro_kernel_convolutions_are_bit_exact(
 
 @requires_toolchain
 @pytest.mark.parametrize(
-    ("channels", "filters", "kernel"), [(1, 8, 8), (3, 5, 3), (6, 7, 5)]
+    ("channels", "filters", "kernel", "stride"), [(1, 8, 8, 1), (3, 6, 5, 2), (6, 4, 3, 1)]
 )
-def test_layouts_the_micro_kernel_does_not_take_stay_windowed_and_bit_exact(
-    tmp_path, channels, filters, kernel
+def test_input_channels_not_a_multiple_of_four_run_on_columns(
+    tmp_path, channels, filters, kernel, stride
 ):
-    """Input channels not a multiple of 4 or an odd number of outputs: plain TIR loops over the
-    same per-pass window, still without a padded copy or a whole int32 accumulator."""
-    _build_and_compare(conv_block(19, channels, filters, kernel), tmp_path)
-    source = _kernels_source(tmp_path)
-    assert "micro_dsp_conv_q15q7(" not in source
+    """One zero-padded column per position (im2col), on the same micro-kernel."""
+    _build_and_compare(conv_block(19, channels, filters, kernel, stride=stride), tmp_path)
+    assert "micro_dsp_conv_q15q7(" in _kernels_source(tmp_path)
+    assert "model_run_pad" not in (tmp_path / "src" / "model.c").read_text()
+
+
+@requires_toolchain
+@pytest.mark.parametrize(("channels", "filters"), [(3, 5), (8, 7)])
+def test_odd_output_counts_stay_windowed_in_plain_loops_and_bit_exact(
+    tmp_path, channels, filters
+):
+    """An odd number of outputs: plain TIR loops over the same per-pass window, still without a
+    padded copy or a whole int32 accumulator."""
+    _build_and_compare(conv_block(19, channels, filters, 3), tmp_path)
+    assert "micro_dsp_conv_q15q7(" not in _kernels_source(tmp_path)
     assert "model_run_pad" not in (tmp_path / "src" / "model.c").read_text()
 
 
