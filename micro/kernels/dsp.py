@@ -546,14 +546,33 @@ def _search_rule(sch: s_tir.Schedule, _block_rv: s_tir.SBlockRV) -> list[s_tir.S
 
 
 def _fuse_epilogue(sch: s_tir.Schedule, conv: s_tir.SBlockRV, loop: s_tir.LoopRV) -> None:
-    """Move every consumer chain of the accumulators into the pass loop, one loop nest each."""
-    for consumer in _consumer_chain(sch, conv):
-        sch.reverse_compute_at(consumer, loop)
+    """Move every stage that reads the accumulators, directly or not, into the pass loop.
+
+    A stage that also reads a stage computed from other inputs only (e.g. the rescaling of a
+    residual add's other operand) gets that stage inlined first: a stage moves into a loop only
+    with all its producers there.
+    """
+    reached = {sch.get(conv).name_hint}
+    for name in _root_block_names(sch):
+        block_rv = sch.get_sblock(name)
+        producers = [sch.get(p).name_hint for p in sch.get_producers(block_rv)]
+        if name in reached or not reached.intersection(producers):
+            continue
+        for producer in producers:
+            if producer not in reached:
+                _inline_with_producers(sch, producer, reached)
+        reached.add(name)
+        sch.reverse_compute_at(block_rv, loop)
 
 
-def _consumer_chain(sch: s_tir.Schedule, block: s_tir.SBlockRV) -> list[s_tir.SBlockRV]:
-    root = sch.get_sblock("root")
-    children = list(sch.get_child_blocks(root))
-    names = [sch.get(b).name_hint for b in children]
-    start = names.index(sch.get(block).name_hint)
-    return children[start + 1:]
+def _root_block_names(sch: s_tir.Schedule) -> list[str]:
+    return [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+
+
+def _inline_with_producers(sch: s_tir.Schedule, name: str, reached: set[str]) -> None:
+    """Inline a stage into its consumers, its own such producers first."""
+    block_rv = sch.get_sblock(name)
+    for producer in [sch.get(p).name_hint for p in sch.get_producers(block_rv)]:
+        if producer not in reached:
+            _inline_with_producers(sch, producer, reached)
+    sch.compute_inline(sch.get_sblock(name))
