@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pla_tvm.bench.small_cnns import compare_with_tflm, random_int8_beats
+from pla_tvm.bench.small_cnns import compare_with_tflm, make_small_cnn, random_int8_beats
 from tests.micro.graphs import requires_toolchain
 
 INPUTS = 20
@@ -37,3 +37,9 @@ def test_macs_are_counted_per_layer_kind(plain_cnn, depthwise_cnn, separable_cnn
     depthwise_then_1x1 = 140 * 16 * 3 + 140 * 32 * 16
     assert depthwise_cnn.macs == conv_16x5 + depthwise_then_1x1 + dense
     assert separable_cnn.macs == depthwise_cnn.macs
+
+
+def test_unknown_model_name_is_refused():
+    expected = r"one of \('plain', 'depthwise', 'separable'\), got 'vgg'"
+    with pytest.raises(ValueError, match=expected):
+        make_small_cnn("vgg")
