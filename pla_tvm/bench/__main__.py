@@ -2,8 +2,9 @@
 
 Stages: the paper-size baseline (cached), PLA (cached on the baseline's hash), the TVM swap and
 integer lowering checked on the host, firmware for every board in QEMU, MetaSchedule tuning of
-the PLA int8 graph for the Cortex-M4 (database cached), then plots and the report. Progress is
-logged with timestamps; the slow stages say how long they usually take.
+the PLA int8 graph for the Cortex-M4 (database cached), three small int8 CNNs compiled for the
+Cortex-M4 and checked against TFLite Micro (not cached, well under a minute), then plots and the
+report. Progress is logged with timestamps; the slow stages say how long they usually take.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from pla_tvm.bench.compiler import firmware_stage, swap_stage
 from pla_tvm.bench.plots import write_plots
 from pla_tvm.bench.report import write_report
+from pla_tvm.bench.small_cnns import small_cnns_stage
 from pla_tvm.bench.stages import baseline_stage, pla_stage
 from pla_tvm.bench.tuning import tuning_stage
 from pla_tvm.data import load_ecg5000
@@ -59,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            args.cache / "firmware")
     _timed(results, "tuning", tuning_stage, baseline_dir, args.cache / f"pla-seed{args.seed}" /
            NPZ_FILE, bundle, dataset, args.cache, args.fresh)
+    _timed(results, "small_cnns", small_cnns_stage, args.cache / "small-cnns", args.seed)
     results["plots"] = write_plots(results, bundle, args.docs)
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
     write_report(results, args.docs)

@@ -255,6 +255,32 @@ def _tuning_section(tuning: dict, pla_macs: int) -> list[str]:
     return lines + [""]
 
 
+def _small_cnns_section(small: dict) -> list[str]:
+    target = small["target_instructions_per_mac"]
+    lines = [
+        f"## Small CNNs on {small['board']} (untrained int8 models, default build)",
+        "",
+        "Three small untrained CNNs (tf_keras, random weights and biases, full int8 with random "
+        "calibration beats; outputs are the dense layer's int8 logits) compiled from TFLite "
+        "through Relax with micro's default build (DSP micro-kernels) and run in QEMU on random "
+        "int8 beats, each output compared with TFLite Micro's interpreter on the same inputs. "
+        "MACs are counted from the Keras layers (convolutions, depthwise, dense).",
+        "",
+        "| model | layers | MACs | instructions/inference | instructions/MAC | model flash | "
+        f"model RAM | bit-exact with TFLite Micro | instructions/MAC <= {target:g} |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in small["rows"]:
+        exact = row["inputs_bit_exact_with_tflm"] == row["inputs"]
+        lines.append(
+            f"| {row['model']} | {row['layers']} | {row['macs']:,} | "
+            f"{row['instructions_per_inference']:,.0f} | {row['instructions_per_mac']:.2f} | "
+            f"{row['model_flash_bytes']:,} | {row['model_ram_bytes']:,} | "
+            f"{'yes' if exact else 'no'} ({row['inputs_bit_exact_with_tflm']} of "
+            f"{row['inputs']}) | {'met' if row['instructions_per_mac'] <= target else 'NOT met'} |")
+    return lines + [""]
+
+
 def _plots_section(plots: dict) -> list[str]:
     titles = {"accuracy_vs_flash": "Accuracy versus size",
               "instructions_per_core": "Instructions per beat by core",
@@ -346,6 +372,7 @@ def render_markdown(results: dict[str, Any]) -> str:
           if "firmware" in results else []),
         *(_tuning_section(results["tuning"], results["pla"]["flops_per_beat"]["macs"])
           if "tuning" in results else []),
+        *(_small_cnns_section(results["small_cnns"]) if "small_cnns" in results else []),
         *(_plots_section(results["plots"]) if "plots" in results else []),
         "## Recall per class",
         "",

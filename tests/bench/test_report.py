@@ -73,8 +73,15 @@ def _results() -> dict:
               "untuned_model_flash_bytes": 66_000, "untuned_model_ram_bytes": 400,
               "untuned_stack_bytes": 900,
               "model_flash_bytes": 60_000, "model_ram_bytes": 400, "stack_bytes": 900}
+    small_row = {"layers": "Conv1D(16, 5), GAP, Dense(5)", "model_flash_bytes": 6_000,
+                 "model_ram_bytes": 3_900, "stack_bytes": 300, "counting": "plugin", "inputs": 50}
+    small_cnns = {"board": "mps2-an386", "seed": 0, "target_instructions_per_mac": 2.5, "rows": [
+        {"model": "plain", **small_row, "macs": 100_000, "instructions_per_inference": 240_000.0,
+         "instructions_per_mac": 2.4, "inputs_bit_exact_with_tflm": 50},
+        {"model": "depthwise", **small_row, "macs": 80_000, "instructions_per_inference": 600_000.0,
+         "instructions_per_mac": 7.5, "inputs_bit_exact_with_tflm": 49}]}
     return {"baseline": baseline, "pla": pla, "swap": swap, "firmware": firmware,
-            "tuning": tuning,
+            "tuning": tuning, "small_cnns": small_cnns,
             "plots": {"accuracy_vs_flash": "plots/accuracy_vs_flash.png"},
             "bench_seconds": 100.0, "stage_seconds": {"baseline": 50.0}}
 
@@ -93,6 +100,21 @@ def test_every_section_is_rendered():
     assert "| untuned model flash <= 64 KiB | 66,000 | NO |" in markdown
     assert "| tuned instructions per MAC <= 1.5 | 1.423 | yes |" in markdown
     assert "![Accuracy versus size](plots/accuracy_vs_flash.png)" in markdown
+
+
+def test_small_cnns_table_computes_the_target_and_bit_exactness():
+    markdown = render_markdown(_results())
+    assert "## Small CNNs on mps2-an386" in markdown
+    assert "| instructions/MAC <= 2.5 |" in markdown
+    assert ("| plain | Conv1D(16, 5), GAP, Dense(5) | 100,000 | 240,000 | 2.40 | 6,000 | 3,900 | "
+            "yes (50 of 50) | met |") in markdown
+    assert "| 600,000 | 7.50 | 6,000 | 3,900 | no (49 of 50) | NOT met |" in markdown
+
+
+def test_small_cnns_section_is_left_out_without_its_stage():
+    results = _results()
+    del results["small_cnns"]
+    assert "Small CNNs" not in render_markdown(results)
 
 
 def test_report_files_are_written(tmp_path):
