@@ -31,9 +31,11 @@ How it fits the compiler:
   MetaSchedule's ``ApplyCustomRule`` tensorizes them in every candidate of
   :func:`micro.tuning.tune` (which calls it by default on those boards) while its other rules
   search the rest.
-* :func:`tensorize_requantizations` puts the operator's requantization (a block that
-  ``relay_passes.fixed_point.te_requantize`` annotates) on ``pla_dsp_requantize_q7`` through
-  :func:`requantize_intrin`, whose description is built from the same TIR arithmetic.
+* :func:`tensorize_requantizations` puts the operator's requantization on
+  ``pla_dsp_requantize_q7`` through :func:`requantize_intrin`, whose description is micro's own
+  statement of the arithmetic (:mod:`micro.fixed_point_tir`): a block is recognised by its
+  structure alone (an int8 store of a clamped value is tried; tensorize accepts it only if it
+  computes exactly that), whatever front end generated it.
 * The micro-kernels' C source is registered with :func:`micro.codegen.register_extern_source` at
   import, so every build whose kernels call them (also the tuner's candidates) compiles it in.
 """
@@ -47,8 +49,7 @@ from tvm import relax, s_tir, tirx
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
-from relay_passes.fixed_point import REQUANTIZE_ATTR, tir_requantize
-
+from . import fixed_point_tir
 from .boards import Board, get_board
 from .codegen import register_extern_source
 from .errors import BuildError
@@ -291,7 +292,7 @@ def requantize_intrin(outputs: int, zero_point: int, qmin: int, qmax: int) -> st
     """Register (once) the gathered requantization intrinsic for one shape; return its name.
 
     Description: ``O[0, o] = requantize(A[0, o] + B[I[0], o], M[I[0], o], S[I[0], o])`` with
-    TFLite's double rounding (:func:`relay_passes.fixed_point.tir_requantize`, right shifts only):
+    TFLite's double rounding (:func:`micro.fixed_point_tir.requantize`, right shifts only):
     the cluster-gated operator's bias, per-channel multiplier and shift of the chosen cluster.
     Implementation: ``pla_dsp_requantize_q7``, the same integers with ``SMLAL``, ``QADD`` and
     ``SSAT`` and no branch (C, 24 instructions per output where TVM's C needs about 30).
@@ -336,8 +337,8 @@ def _requantize_intrin(
                     vj = T.axis.remap("S", [j])
                     T.reads(I[0], A[0, vj], B[0, vj], M[0, vj], S[0, vj])
                     T.writes(O[0, vj])
-                    O[0, vj] = tir_requantize(A[0, vj] + B[0, vj], M[0, vj], S[0, vj], zero_point,
-                                              qmin, qmax, shifts_nonpositive=True)
+                    O[0, vj] = fixed_point_tir.requantize(
+                        A[0, vj] + B[0, vj], M[0, vj], S[0, vj], zero_point, qmin, qmax)
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, m: T.handle, s: T.handle, o: T.handle, i: T.handle) -> None:
@@ -373,16 +374,24 @@ def _inline_elementwise_producers(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV)
             sch.compute_inline(producer)
 
 
+def _clamp_constants(sch: s_tir.Schedule, name: str) -> tuple[int, int, int] | None:
+    """Zero point and clamp range of a block that may be a requantization, else None."""
+    block = sch.get(sch.get_sblock(name))
+    body = block.body
+    if not (isinstance(body, tirx.BufferStore) and data_parallel(block)):
+        return None
+    return fixed_point_tir.clamp_constants(body.value)
+
+
 def _tensorize_one_requantization(sch: s_tir.Schedule, name: str) -> bool:
+    constants = _clamp_constants(sch, name)
+    if constants is None:
+        return False
     block_rv = sch.get_sblock(name)
-    attrs = sch.get(block_rv).annotations[REQUANTIZE_ATTR]
-    if not bool(attrs["shifts_nonpositive"]):
-        return False  # the micro-kernel has no left shift
     try:
         _inline_elementwise_producers(sch, block_rv)
         loop = sch.get_loops(block_rv)[-1]
-        intrin = requantize_intrin(int(sch.get(loop).extent), int(attrs["zero_point"]),
-                                   int(attrs["qmin"]), int(attrs["qmax"]))
+        intrin = requantize_intrin(int(sch.get(loop).extent), *constants)
         sch.tensorize(loop, intrin)
     except s_tir.ScheduleError:
         return False
@@ -390,10 +399,12 @@ def _tensorize_one_requantization(sch: s_tir.Schedule, name: str) -> bool:
 
 
 def tensorize_requantizations(sch: s_tir.Schedule) -> None:
-    """Run every gathered requantization (blocks annotated by ``relay_passes``) on the C kernel.
+    """Run every gathered requantization on the C kernel, recognised by its structure.
 
-    Each is tried on a copy first, so that a block the intrinsic does not match (another
-    access pattern, a left shift) is left exactly as it was.
+    Every data-parallel block storing a clamped int8 value (:func:`micro.fixed_point_tir.
+    clamp_constants` gives its zero point and range) is tried, on a copy first, so that a block
+    the intrinsic does not match (other arithmetic, another access pattern, a left shift) is left
+    exactly as it was.
 
     Parameters
     ----------
@@ -405,13 +416,12 @@ def tensorize_requantizations(sch: s_tir.Schedule) -> None:
 
 
 def _requantizations_that_tensorize(sch: s_tir.Schedule) -> list[str]:
-    """The annotated requantization blocks whose tensorization succeeds, each tried on a copy.
+    """The requantization blocks whose tensorization succeeds, each tried on a copy.
 
     Trying also registers their intrinsics, which a tuning database needs before it is loaded
     in another process (its records name them), so :func:`prepare_for_tuning` calls it too.
     """
-    names = [n for n in child_block_names(sch)
-             if REQUANTIZE_ATTR in sch.get(sch.get_sblock(n)).annotations]
+    names = [n for n in child_block_names(sch) if _clamp_constants(sch, n) is not None]
     return [n for n in names if _tensorize_one_requantization(s_tir.Schedule(sch.mod), n)]
 
 

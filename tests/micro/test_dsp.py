@@ -15,13 +15,14 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 import micro
-from micro import dsp
+from micro import dsp, fixed_point_tir
 from micro.tuning import apply_database, tune
 from relay_passes import (
     QuantizedClusterGatedLinearParams,
     emit_cluster_gated_linear,
     make_cluster_gated_linear_int8_kernel,
 )
+from relay_passes.fixed_point import tir_requantize
 
 from .graphs import host_reference, random_inputs, requires_toolchain
 
@@ -104,6 +105,52 @@ def test_requantization_runs_on_its_micro_kernel_only_without_left_shifts(shifts
     kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, -5, shifts_nonpositive)
     scheduled, _ = dsp.schedule_int8_dots(kernel)
     assert _extern_calls(scheduled, dsp.REQUANTIZE_KERNEL) == int(shifts_nonpositive)
+
+
+def test_requantization_is_recognised_by_its_structure_without_annotation():
+    # The front end's block annotation is documentation only: micro finds the requantization by
+    # the arithmetic the block computes, and reads its zero point and clamp range from it.
+    kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, -5, True)
+    sch = tvm.s_tir.Schedule(kernel)
+    for name in ("requantize", "requantize_high"):
+        block_rv = sch.get_sblock(name)
+        for key in sch.get(block_rv).annotations:
+            sch.unannotate(block_rv, key)
+    bare = sch.mod["main"]
+    assert "sblock_attr" not in bare.script()
+    scheduled, _ = dsp.schedule_int8_dots(bare)
+    assert _extern_calls(scheduled, dsp.REQUANTIZE_KERNEL) == 1
+    # zero point -5 and the full int8 range, as immediates of the call
+    assert f'"{dsp.REQUANTIZE_KERNEL}"' in scheduled.script()
+    assert ", 16, -5, -128, 127)" in scheduled.script()
+
+
+def test_clamp_like_block_with_other_arithmetic_is_left_alone():
+    # int8(clamp(x >> 3) + 5) ends like a requantization (so it is tried) but computes otherwise.
+    acc = tvm.te.placeholder((1, 8), "int32", name="acc")
+    out = tvm.te.compute(
+        acc.shape,
+        lambda n, o: tvm.tirx.Cast(
+            "int8", tvm.tirx.max(tvm.tirx.min(acc[n, o] >> 3, 122), -133) + 5),
+        name="shift_clamp",
+    )
+    kernel = tvm.te.create_prim_func([acc, out])
+    sch = tvm.s_tir.Schedule(kernel)
+    assert fixed_point_tir.clamp_constants(sch.get(sch.get_sblock("shift_clamp")).body.value) == (
+        5, -128, 127)
+    dsp.tensorize_requantizations(sch)
+    tvm.ir.assert_structural_equal(sch.mod["main"], kernel)
+
+
+def test_micro_states_the_same_requantization_as_relay_passes():
+    # The description must be the very TIR the front end generates, or tensorize will not match.
+    a, m = tvm.tirx.Var("a", "int32"), tvm.tirx.Var("m", "int32")
+    s = tvm.tirx.Var("s", "int8")
+    for zero_point, qmin, qmax in ((-5, -128, 127), (0, -128, 127), (17, 0, 100)):
+        ours = fixed_point_tir.requantize(a, m, s, zero_point, qmin, qmax)
+        theirs = tir_requantize(a, m, s, zero_point, qmin, qmax, shifts_nonpositive=True)
+        tvm.ir.assert_structural_equal(ours, theirs, map_free_vars=True)
+        assert fixed_point_tir.clamp_constants(ours) == (zero_point, qmin, qmax)
 
 
 def test_weights_whose_lengths_are_not_multiples_of_four_are_transposed():
