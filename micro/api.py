@@ -25,7 +25,7 @@ from .aot import FORMAT_VERSION, write_entry_point
 from .boards import Board, get_board
 from .codegen import generate_kernels
 from .counter import build_counter_plugin, marker_addresses, plugin_option, read_counts
-from .dsp import apply_dsp
+from .dsp import apply_dsp, register
 from .errors import FirmwareError, InvalidInputError
 from .firmware import compile_and_link, write_project
 from .footprint import Footprint, check_model_fits, measure
@@ -235,6 +235,7 @@ def build(
     toolchain = find_toolchain(toolchain_path)
     board = get_board(board)
     board.tvm_target(backend)  # rejects an unknown backend before any work
+    register()
     lowered = schedule_unscheduled(apply_dsp(mod, board, dsp=dsp))
     return build_graph(
         lowered,

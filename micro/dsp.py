@@ -36,8 +36,11 @@ How it fits the compiler:
   statement of the arithmetic (:mod:`micro.fixed_point_tir`): a block is recognised by its
   structure alone (an int8 store of a clamped value is tried; tensorize accepts it only if it
   computes exactly that), whatever front end generated it.
-* The micro-kernels' C source is registered with :func:`micro.codegen.register_extern_source` at
-  import, so every build whose kernels call them (also the tuner's candidates) compiles it in.
+* :func:`register` declares the micro-kernels' C source
+  (:func:`micro.codegen.register_extern_source`), so every build whose kernels call them (also the
+  tuner's candidates) compiles it in, and MetaSchedule's rule for the annotated blocks.
+  :func:`micro.build`, :func:`micro.tuning.tune` and :func:`micro.tuning.apply_database` call it;
+  importing this module registers nothing.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from . import fixed_point_tir
-from .boards import Board, get_board
+from .boards import Board
 from .codegen import register_extern_source
 from .errors import BuildError
 from .lowering import lower_to_kernel_calls
@@ -61,19 +64,30 @@ MICRO_KERNEL_X4 = "pla_dsp_dot_q7x4"
 REQUANTIZE_KERNEL = "pla_dsp_requantize_q7"
 SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaSchedule
 _TEMPLATES = resources.files(__package__).joinpath("templates", "dsp")
-for _symbol in (MICRO_KERNEL, MICRO_KERNEL_X4, REQUANTIZE_KERNEL):
-    register_extern_source(
-        _symbol, _TEMPLATES.joinpath("pla_dsp.c"), header=_TEMPLATES.joinpath("pla_dsp.h")
-    )
+_META_SCHEDULE_RULE = f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}"
 
 
-def board_uses_dsp(board: str | Board) -> bool:
+def register() -> None:
+    """Declare the micro-kernels' C source and MetaSchedule's rule for the annotated blocks.
+
+    Idempotent. The entry points that need them (:func:`micro.build`, :func:`micro.tuning.tune`,
+    :func:`micro.tuning.apply_database`) call it, so that nothing depends on which modules were
+    imported before.
+    """
+    for symbol in (MICRO_KERNEL, MICRO_KERNEL_X4, REQUANTIZE_KERNEL):
+        register_extern_source(
+            symbol, _TEMPLATES.joinpath("pla_dsp.c"), header=_TEMPLATES.joinpath("pla_dsp.h")
+        )
+    tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)
+
+
+def board_uses_dsp(board: Board) -> bool:
     """Whether kernels for this board use the SMLAD micro-kernel by default.
 
     Parameters
     ----------
-    board : str or Board
-        Board name or description.
+    board : Board
+        Target board.
 
     Returns
     -------
@@ -82,16 +96,15 @@ def board_uses_dsp(board: str | Board) -> bool:
         Armv7-M (M0, M3) the instructions do not exist, and on MVE cores (M55) vector code does
         more per instruction, so they keep TVM's lowering unless asked (``dsp=True``).
     """
-    board = get_board(board)
     return board.dsp and not board.mve
 
 
-def uses_dsp(board: str | Board, dsp: bool | None = None) -> bool:
+def uses_dsp(board: Board, dsp: bool | None = None) -> bool:
     """Resolve a ``dsp=`` option of :func:`micro.build` and :func:`micro.tuning.tune`.
 
     Parameters
     ----------
-    board : str or Board
+    board : Board
         Target board.
     dsp : bool, optional
         None: the board's default (:func:`board_uses_dsp`); False: TVM's plain lowering; True:
@@ -107,7 +120,6 @@ def uses_dsp(board: str | Board, dsp: bool | None = None) -> bool:
     BuildError
         If ``dsp=True`` and the board's core lacks the DSP extension.
     """
-    board = get_board(board)
     if dsp is None:
         return board_uses_dsp(board)
     if dsp and not board.dsp:
@@ -595,15 +607,15 @@ def tensorize_annotated(sch: s_tir.Schedule) -> None:
     tensorize_requantizations(sch)
 
 
-@tvm.register_global_func(f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}")
 def _meta_schedule_rule(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> list[s_tir.Schedule]:
     """MetaSchedule's rule for blocks annotated by :func:`prepare_for_tuning`.
 
     ``ApplyCustomRule`` dispatches on the ``schedule_rule`` annotation and the target key
-    ``cpu``. One sketch, the whole output axis per call (the fewest activation extensions): one
-    sketch per tile would need ``Schedule.copy()``, which fails on the schedules MetaSchedule
-    passes here (``unordered_map::at``), and a sampled tile cannot work because the intrinsic's
-    name depends on it and would not follow a changed decision on replay.
+    ``cpu``; :func:`register` declares it under that name. One sketch, the whole output axis per
+    call (the fewest activation extensions): one sketch per tile would need ``Schedule.copy()``,
+    which fails on the schedules MetaSchedule passes here (``unordered_map::at``), and a sampled
+    tile cannot work because the intrinsic's name depends on it and would not follow a changed
+    decision on replay.
 
     The requantization that consumes the dot product goes on its micro-kernel here too (when
     its block still matches once MetaSchedule's rules have run on it), so that candidates are
@@ -617,7 +629,7 @@ def _meta_schedule_rule(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> list[s
 
 def apply_dsp(
     mod: tvm.IRModule,
-    board: str | Board,
+    board: Board,
     output_tile: int | None = None,
     *,
     dsp: bool | None = None,
@@ -631,7 +643,7 @@ def apply_dsp(
     ----------
     mod : tvm.IRModule
         Relax module, as for :func:`micro.build`.
-    board : str or Board
+    board : Board
         Target board.
     output_tile : int, optional
         Outputs per micro-kernel call (see :func:`schedule_int8_dots`).
@@ -652,7 +664,7 @@ def apply_dsp(
 
 
 def prepare_for_tuning(
-    mod: tvm.IRModule, board: str | Board, *, dsp: bool | None = None
+    mod: tvm.IRModule, board: Board, *, dsp: bool | None = None
 ) -> tvm.IRModule:
     """Lower a Relax module and re-lay out its int8 dot products' weights for a MetaSchedule search.
 
@@ -667,7 +679,7 @@ def prepare_for_tuning(
     ----------
     mod : tvm.IRModule
         Relax module, as for :func:`micro.build`.
-    board : str or Board
+    board : Board
         Target board.
     dsp : bool, optional
         As for :func:`uses_dsp` (without the micro-kernel: the plain lowered module).

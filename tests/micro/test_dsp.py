@@ -68,7 +68,7 @@ def pla_int8(
      ("microbit", False)],
 )  # fmt: skip
 def test_dsp_only_on_cores_with_dsp_and_without_mve(board, expected):
-    assert dsp.board_uses_dsp(board) is expected
+    assert dsp.board_uses_dsp(micro.get_board(board)) is expected
 
 
 def test_dsp_policy_follows_the_board_data():
@@ -76,9 +76,10 @@ def test_dsp_policy_follows_the_board_data():
     assert with_dsp == ["mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547"]
     m4 = micro.get_board("mps2-an386")
     assert not dsp.board_uses_dsp(dataclasses.replace(m4, dsp=False))
-    assert dsp.uses_dsp("mps3-an547", True) and not dsp.uses_dsp("mps2-an386", False)
+    assert dsp.uses_dsp(micro.get_board("mps3-an547"), True)
+    assert not dsp.uses_dsp(m4, False)
     with pytest.raises(micro.BuildError, match="mps2-an385"):
-        dsp.uses_dsp("mps2-an385", True)
+        dsp.uses_dsp(micro.get_board("mps2-an385"), True)
 
 
 def _extern_calls(func: tvm.tirx.PrimFunc, symbol: str) -> int:
@@ -190,7 +191,7 @@ def test_micro_kernel_edge_paths_are_bit_exact(tmp_path):
     # d = 7 and k = 3: output pairs plus a single output.
     model = pla_int8(3, 262, 7, seed=4)
     inputs = random_inputs(model, 6)
-    lowered = dsp.apply_dsp(model, "mps2-an505", output_tile=7)
+    lowered = dsp.apply_dsp(model, micro.get_board("mps2-an505"), output_tile=7)
     firmware = micro.build(lowered, "mps2-an505", tmp_path / "dsp", backend="c")
     np.testing.assert_array_equal(
         micro.run(firmware, inputs).outputs, host_reference(model, inputs)
@@ -206,7 +207,7 @@ def test_four_output_micro_kernel_is_bit_exact(tmp_path, dim, outputs, board, ba
     # 264 inputs: a full chunk of 64 quads and a chunk of 2; 140: an odd number of quads (35);
     # 12: three quads, three groups of four outputs. M33, M4 and M7; C and LLVM kernels.
     model = pla_int8(3, dim, outputs, seed=4, head=3)
-    lowered = dsp.apply_dsp(model, board)
+    lowered = dsp.apply_dsp(model, micro.get_board(board))
     assert any(
         _extern_calls(f, dsp.MICRO_KERNEL_X4) for f in lowered.functions.values()
         if isinstance(f, tvm.tirx.PrimFunc)
@@ -222,7 +223,7 @@ def test_four_output_micro_kernel_is_bit_exact(tmp_path, dim, outputs, board, ba
 def test_int8_dense_head_is_tensorized_too(tmp_path):
     # Legalized matmul indexes in int64: the micro-kernel's stride argument must still be int32.
     model = pla_int8(2, 24, 8, head=3)
-    lowered = dsp.apply_dsp(model, "mps2-an386")
+    lowered = dsp.apply_dsp(model, micro.get_board("mps2-an386"))
     calls = [
         _extern_calls(f, dsp.MICRO_KERNEL) + _extern_calls(f, dsp.MICRO_KERNEL_X4)
         for f in lowered.functions.values()
