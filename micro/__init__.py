@@ -13,6 +13,7 @@ Examples
 >>> fw = micro.build(mod, board="mps2-an386", out_dir="build/an386")  # doctest: +SKIP
 >>> result = micro.run(fw, inputs)                                     # doctest: +SKIP
 >>> result.outputs, result.instructions_per_inference                  # doctest: +SKIP
+>>> micro.run(micro.Firmware.load("build/an386"), inputs)             # doctest: +SKIP
 """
 
 from .api import Firmware, RunResult, build, run
@@ -23,6 +24,7 @@ from .errors import (
     FirmwareFaultError,
     FirmwareTimeoutError,
     InvalidInputError,
+    MetadataError,
     MicroError,
     ModelTooLargeError,
     ToolchainNotFoundError,
@@ -42,6 +44,7 @@ __all__ = [
     "Footprint",
     "InvalidInputError",
     "MemoryRegion",
+    "MetadataError",
     "MicroError",
     "ModelTooLargeError",
     "RunResult",

@@ -3,7 +3,10 @@
 These functions only sequence the stages (lowering, graph extraction, memory planning, kernel
 generation, entry point, firmware build, footprint, emulation); each stage lives in its own
 module. Everything a later run needs is kept in the returned :class:`Firmware` and in
-``metadata.json`` next to the image.
+``metadata.json`` next to the image, from which :meth:`Firmware.load` gets it back.
+
+:func:`build` is where a board name is resolved to its :class:`~micro.boards.Board` and where the
+micro-kernels are registered (:func:`micro.dsp.register`); the stages below it take the ``Board``.
 """
 
 from __future__ import annotations
@@ -24,12 +27,18 @@ from . import contract
 from .aot import FORMAT_VERSION, write_entry_point
 from .boards import Board, get_board
 from .codegen import generate_kernels
-from .counter import build_counter_plugin, marker_addresses, plugin_option, read_counts
-from .dsp import apply_dsp
-from .errors import FirmwareError, InvalidInputError
+from .counter import (
+    build_counter_plugin,
+    marker_addresses,
+    plugin_option,
+    plugin_path,
+    read_counts,
+)
+from .dsp import apply_dsp, register
+from .errors import FirmwareError, InvalidInputError, MetadataError, UnknownBoardError
 from .firmware import compile_and_link, write_project
 from .footprint import Footprint, check_model_fits, measure
-from .graph import Graph, TensorInfo, extract_graph
+from .graph import INPUT, OUTPUT, Graph, TensorInfo, extract_graph
 from .memplan import ALIGNMENT, align_up, plan_memory
 from .qemu import Report, run_firmware
 from .schedules import schedule_unscheduled
@@ -38,6 +47,8 @@ from .toolchain import Toolchain, find_toolchain
 logger = logging.getLogger(__name__)
 _FULL_WARNING = 0.9
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: micro's description of a firmware folder, beside ``src/`` and ``build/``.
+METADATA_FILE = "metadata.json"
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,47 @@ class Firmware:
     quantization: dict | None = None
     counter_plugin: Path | None = None
     markers: tuple[int, int] = (0, 0)
+
+    @classmethod
+    def load(cls, out_dir: str | Path, *, toolchain_path: str | Path | None = None) -> Firmware:
+        """Load a firmware folder written by :func:`build`, to :func:`run` it without rebuilding.
+
+        Parameters
+        ----------
+        out_dir : str or Path
+            The ``out_dir`` given to :func:`build` (its ``metadata.json`` describes the image).
+        toolchain_path : str or Path, optional
+            As for :func:`build`: where QEMU and the binutils are, instead of ``PATH``.
+
+        Returns
+        -------
+        Firmware
+            The same description :func:`build` returned (counting plugin and markers included).
+
+        Raises
+        ------
+        MetadataError
+            If ``metadata.json`` is missing, unreadable, of another format version, or names a
+            board or image that is not there.
+        ToolchainNotFoundError
+            If a program is missing.
+        """
+        out_dir = Path(out_dir).resolve()
+        path = out_dir / METADATA_FILE
+        fields = _read_metadata(path)
+        elf = fields.pop("elf")
+        if not elf.is_file():
+            raise MetadataError(f"{path}: the image it names, {elf}, is missing (build again)")
+        toolchain = find_toolchain(toolchain_path)
+        plugin = plugin_path(elf.parent)
+        return cls(
+            elf=elf,
+            out_dir=out_dir,
+            toolchain=toolchain,
+            counter_plugin=plugin if plugin.is_file() else None,
+            markers=marker_addresses(toolchain, elf),
+            **fields,
+        )
 
 
 @dataclass(frozen=True)
@@ -146,6 +198,7 @@ def _normalize_quantization(quantization: Mapping | None) -> dict | None:
 
 
 def _write_metadata(firmware: Firmware, entry: str) -> None:
+    """Write ``metadata.json`` (read back by :func:`_read_metadata`)."""
     def tensor(info: TensorInfo) -> dict:
         return {"shape": list(info.shape), "dtype": info.dtype, "bytes": info.nbytes}
 
@@ -161,7 +214,47 @@ def _write_metadata(firmware: Firmware, entry: str) -> None:
         "elf": str(firmware.elf.relative_to(firmware.out_dir)),
     }
     text = json.dumps(metadata, indent=2, sort_keys=True)
-    (firmware.out_dir / "metadata.json").write_text(text + "\n", encoding="utf-8")
+    (firmware.out_dir / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def _read_metadata(path: Path) -> dict:
+    """The :class:`Firmware` fields ``metadata.json`` holds (``elf`` as an absolute path).
+
+    Raises
+    ------
+    MetadataError
+        Naming the file and what is wrong with it.
+    """
+    if not path.is_file():
+        raise MetadataError(f"{path}: not found; {path.parent} is not a folder written by"
+                            " micro.build (build again)")
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MetadataError(f"{path}: unreadable ({error})") from None
+    version = metadata.get("version") if isinstance(metadata, dict) else None
+    if version != FORMAT_VERSION:
+        raise MetadataError(f"{path}: format version {version!r}, this micro reads version"
+                            f" {FORMAT_VERSION} (build again)")
+
+    def tensor(name: str) -> TensorInfo:
+        raw = metadata[name]
+        return TensorInfo(name, tuple(int(d) for d in raw["shape"]), str(raw["dtype"]))
+
+    try:
+        return {
+            "elf": path.parent / str(metadata["elf"]),
+            "board": get_board(str(metadata["board"])),
+            "input": tensor(INPUT),
+            "output": tensor(OUTPUT),
+            "footprint": Footprint(**metadata["footprint"]),
+            "backend": str(metadata["backend"]),
+            "quantization": _normalize_quantization(metadata["quantization"]),
+        }
+    except UnknownBoardError as error:
+        raise MetadataError(f"{path}: {error}") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise MetadataError(f"{path}: a field is missing or malformed ({error!r})") from None
 
 
 def build(
@@ -175,7 +268,6 @@ def build(
     stack_bytes: int | None = None,
     heap_bytes: int | None = None,
     toolchain_path: str | Path | None = None,
-    test_hook: str | None = None,
     dsp: bool | None = None,
 ) -> Firmware:
     """Compile a static Relax module into bare-metal firmware for a board.
@@ -203,8 +295,6 @@ def build(
         Stack and heap reservations; the board's defaults when omitted.
     toolchain_path : str or Path, optional
         Folder holding the cross tools and QEMU, instead of ``PATH``.
-    test_hook : {None, "fault", "hang"}
-        Make the firmware fault or hang before the first inference (tests of error handling).
     dsp : bool, optional
         None: the board's default (:func:`micro.dsp.board_uses_dsp`); False: TVM's plain
         lowering; True: the micro-kernel, which the board must have.
@@ -230,13 +320,40 @@ def build(
         If code generation, compilation or linking fails, or ``dsp=True`` on a board without
         the DSP extension.
     """
+    return _build(
+        mod, board, out_dir, backend=backend, entry=entry, quantization=quantization,
+        stack_bytes=stack_bytes, heap_bytes=heap_bytes, toolchain_path=toolchain_path, dsp=dsp,
+    )  # fmt: skip
+
+
+def _build(
+    mod: tvm.IRModule,
+    board: str | Board,
+    out_dir: str | Path,
+    *,
+    backend: str = "c",
+    entry: str = "model_run",
+    quantization: Mapping[str, Mapping[str, float]] | None = None,
+    stack_bytes: int | None = None,
+    heap_bytes: int | None = None,
+    toolchain_path: str | Path | None = None,
+    dsp: bool | None = None,
+    test_hook: str | None = None,
+) -> Firmware:
+    """:func:`build`, whose firmware can also misbehave on purpose, for micro's own tests.
+
+    ``test_hook="fault"`` or ``"hang"`` makes the firmware fault or hang before the first
+    inference, so that tests reach the host's error handling; the other arguments are
+    :func:`build`'s.
+    """
     if not _C_IDENTIFIER.fullmatch(entry):
         raise ValueError(f"entry must be a C identifier, got {entry!r}")
     toolchain = find_toolchain(toolchain_path)
     board = get_board(board)
     board.tvm_target(backend)  # rejects an unknown backend before any work
-    lowered = schedule_unscheduled(apply_dsp(mod, board, dsp=dsp))
-    return build_graph(
+    register()
+    lowered = schedule_unscheduled(apply_dsp(mod, board, dsp=dsp))  # the lowering stage
+    return _build_graph(
         lowered,
         extract_graph(lowered),
         board,
@@ -263,11 +380,12 @@ def build_graph(
     stack_bytes: int,
     heap_bytes: int,
     quantization: Mapping | None = None,
-    test_hook: str | None = None,
 ) -> Firmware:
     """Build firmware for an already extracted graph (the stages after :func:`build`'s lowering).
 
-    For callers that make the graph themselves, like the tuner's one-kernel benchmarks.
+    For callers that make the graph themselves, like the tuner's one-kernel benchmarks. Kernels
+    that call micro-kernels need them registered (:func:`micro.dsp.register`; :func:`build` and
+    :func:`micro.tuning.tune` do it).
 
     Parameters
     ----------
@@ -281,7 +399,7 @@ def build_graph(
         Project folder.
     toolchain : Toolchain
         Programs to use.
-    backend, entry, stack_bytes, heap_bytes, quantization, test_hook
+    backend, entry, stack_bytes, heap_bytes, quantization
         As for :func:`build` (sizes resolved).
 
     Returns
@@ -289,6 +407,27 @@ def build_graph(
     Firmware
         The image and its description.
     """
+    return _build_graph(
+        lowered, graph, board, out_dir, toolchain, backend=backend, entry=entry,
+        stack_bytes=stack_bytes, heap_bytes=heap_bytes, quantization=quantization,
+    )  # fmt: skip
+
+
+def _build_graph(
+    lowered: tvm.IRModule,
+    graph: Graph,
+    board: Board,
+    out_dir: Path,
+    toolchain: Toolchain,
+    *,
+    backend: str,
+    entry: str,
+    stack_bytes: int,
+    heap_bytes: int,
+    quantization: Mapping | None = None,
+    test_hook: str | None = None,
+) -> Firmware:
+    """:func:`build_graph` with :func:`_build`'s ``test_hook``."""
     out_dir = Path(out_dir).resolve()  # the compiler runs in the build folder: no relative paths
     src_dir, build_dir = out_dir / "src", out_dir / "build"
     src_dir.mkdir(parents=True, exist_ok=True)

@@ -31,11 +31,16 @@ How it fits the compiler:
   MetaSchedule's ``ApplyCustomRule`` tensorizes them in every candidate of
   :func:`micro.tuning.tune` (which calls it by default on those boards) while its other rules
   search the rest.
-* :func:`tensorize_requantizations` puts the operator's requantization (a block that
-  ``relay_passes.fixed_point.te_requantize`` annotates) on ``pla_dsp_requantize_q7`` through
-  :func:`requantize_intrin`, whose description is built from the same TIR arithmetic.
-* The micro-kernels' C source is registered with :func:`micro.codegen.register_extern_source` at
-  import, so every build whose kernels call them (also the tuner's candidates) compiles it in.
+* :func:`tensorize_requantizations` puts the operator's requantization on
+  ``pla_dsp_requantize_q7`` through :func:`requantize_intrin`, whose description is micro's own
+  statement of the arithmetic (:mod:`micro.fixed_point_tir`): a block is recognised by its
+  structure alone (an int8 store of a clamped value is tried; tensorize accepts it only if it
+  computes exactly that), whatever front end generated it.
+* :func:`register` declares the micro-kernels' C source
+  (:func:`micro.codegen.register_extern_source`), so every build whose kernels call them (also the
+  tuner's candidates) compiles it in, and MetaSchedule's rule for the annotated blocks.
+  :func:`micro.build`, :func:`micro.tuning.tune` and :func:`micro.tuning.apply_database` call it;
+  importing this module registers nothing.
 """
 
 from __future__ import annotations
@@ -47,9 +52,8 @@ from tvm import relax, s_tir, tirx
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
-from relay_passes.fixed_point import REQUANTIZE_ATTR, tir_requantize
-
-from .boards import Board, get_board
+from . import fixed_point_tir
+from .boards import Board
 from .codegen import register_extern_source
 from .errors import BuildError
 from .kernels import dsp as conv_kernels
@@ -61,20 +65,31 @@ MICRO_KERNEL_X4 = "pla_dsp_dot_q7x4"
 REQUANTIZE_KERNEL = "pla_dsp_requantize_q7"
 SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaSchedule
 _TEMPLATES = resources.files(__package__).joinpath("templates", "dsp")
-for _symbol in (MICRO_KERNEL, MICRO_KERNEL_X4, REQUANTIZE_KERNEL):
-    register_extern_source(
-        _symbol, _TEMPLATES.joinpath("pla_dsp.c"), header=_TEMPLATES.joinpath("pla_dsp.h")
-    )
-conv_kernels.register()
+_META_SCHEDULE_RULE = f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}"
 
 
-def board_uses_dsp(board: str | Board) -> bool:
+def register() -> None:
+    """Declare the micro-kernels' C source and MetaSchedule's rule for the annotated blocks.
+
+    Idempotent. The entry points that need them (:func:`micro.build`, :func:`micro.tuning.tune`,
+    :func:`micro.tuning.apply_database`) call it, so that nothing depends on which modules were
+    imported before.
+    """
+    for symbol in (MICRO_KERNEL, MICRO_KERNEL_X4, REQUANTIZE_KERNEL):
+        register_extern_source(
+            symbol, _TEMPLATES.joinpath("pla_dsp.c"), header=_TEMPLATES.joinpath("pla_dsp.h")
+        )
+    tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)
+    conv_kernels.register()
+
+
+def board_uses_dsp(board: Board) -> bool:
     """Whether kernels for this board use the SMLAD micro-kernel by default.
 
     Parameters
     ----------
-    board : str or Board
-        Board name or description.
+    board : Board
+        Target board.
 
     Returns
     -------
@@ -83,16 +98,15 @@ def board_uses_dsp(board: str | Board) -> bool:
         Armv7-M (M0, M3) the instructions do not exist, and on MVE cores (M55) vector code does
         more per instruction, so they keep TVM's lowering unless asked (``dsp=True``).
     """
-    board = get_board(board)
     return board.dsp and not board.mve
 
 
-def uses_dsp(board: str | Board, dsp: bool | None = None) -> bool:
+def uses_dsp(board: Board, dsp: bool | None = None) -> bool:
     """Resolve a ``dsp=`` option of :func:`micro.build` and :func:`micro.tuning.tune`.
 
     Parameters
     ----------
-    board : str or Board
+    board : Board
         Target board.
     dsp : bool, optional
         None: the board's default (:func:`board_uses_dsp`); False: TVM's plain lowering; True:
@@ -108,7 +122,6 @@ def uses_dsp(board: str | Board, dsp: bool | None = None) -> bool:
     BuildError
         If ``dsp=True`` and the board's core lacks the DSP extension.
     """
-    board = get_board(board)
     if dsp is None:
         return board_uses_dsp(board)
     if dsp and not board.dsp:
@@ -293,7 +306,7 @@ def requantize_intrin(outputs: int, zero_point: int, qmin: int, qmax: int) -> st
     """Register (once) the gathered requantization intrinsic for one shape; return its name.
 
     Description: ``O[0, o] = requantize(A[0, o] + B[I[0], o], M[I[0], o], S[I[0], o])`` with
-    TFLite's double rounding (:func:`relay_passes.fixed_point.tir_requantize`, right shifts only):
+    TFLite's double rounding (:func:`micro.fixed_point_tir.requantize`, right shifts only):
     the cluster-gated operator's bias, per-channel multiplier and shift of the chosen cluster.
     Implementation: ``pla_dsp_requantize_q7``, the same integers with ``SMLAL``, ``QADD`` and
     ``SSAT`` and no branch (C, 24 instructions per output where TVM's C needs about 30).
@@ -338,8 +351,8 @@ def _requantize_intrin(
                     vj = T.axis.remap("S", [j])
                     T.reads(I[0], A[0, vj], B[0, vj], M[0, vj], S[0, vj])
                     T.writes(O[0, vj])
-                    O[0, vj] = tir_requantize(A[0, vj] + B[0, vj], M[0, vj], S[0, vj], zero_point,
-                                              qmin, qmax, shifts_nonpositive=True)
+                    O[0, vj] = fixed_point_tir.requantize(
+                        A[0, vj] + B[0, vj], M[0, vj], S[0, vj], zero_point, qmin, qmax)
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, m: T.handle, s: T.handle, o: T.handle, i: T.handle) -> None:
@@ -375,16 +388,24 @@ def _inline_elementwise_producers(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV)
             sch.compute_inline(producer)
 
 
+def _clamp_constants(sch: s_tir.Schedule, name: str) -> tuple[int, int, int] | None:
+    """Zero point and clamp range of a block that may be a requantization, else None."""
+    block = sch.get(sch.get_sblock(name))
+    body = block.body
+    if not (isinstance(body, tirx.BufferStore) and data_parallel(block)):
+        return None
+    return fixed_point_tir.clamp_constants(body.value)
+
+
 def _tensorize_one_requantization(sch: s_tir.Schedule, name: str) -> bool:
+    constants = _clamp_constants(sch, name)
+    if constants is None:
+        return False
     block_rv = sch.get_sblock(name)
-    attrs = sch.get(block_rv).annotations[REQUANTIZE_ATTR]
-    if not bool(attrs["shifts_nonpositive"]):
-        return False  # the micro-kernel has no left shift
     try:
         _inline_elementwise_producers(sch, block_rv)
         loop = sch.get_loops(block_rv)[-1]
-        intrin = requantize_intrin(int(sch.get(loop).extent), int(attrs["zero_point"]),
-                                   int(attrs["qmin"]), int(attrs["qmax"]))
+        intrin = requantize_intrin(int(sch.get(loop).extent), *constants)
         sch.tensorize(loop, intrin)
     except s_tir.ScheduleError:
         return False
@@ -392,10 +413,12 @@ def _tensorize_one_requantization(sch: s_tir.Schedule, name: str) -> bool:
 
 
 def tensorize_requantizations(sch: s_tir.Schedule) -> None:
-    """Run every gathered requantization (blocks annotated by ``relay_passes``) on the C kernel.
+    """Run every gathered requantization on the C kernel, recognised by its structure.
 
-    Each is tried on a copy first, so that a block the intrinsic does not match (another
-    access pattern, a left shift) is left exactly as it was.
+    Every data-parallel block storing a clamped int8 value (:func:`micro.fixed_point_tir.
+    clamp_constants` gives its zero point and range) is tried, on a copy first, so that a block
+    the intrinsic does not match (other arithmetic, another access pattern, a left shift) is left
+    exactly as it was.
 
     Parameters
     ----------
@@ -407,13 +430,12 @@ def tensorize_requantizations(sch: s_tir.Schedule) -> None:
 
 
 def _requantizations_that_tensorize(sch: s_tir.Schedule) -> list[str]:
-    """The annotated requantization blocks whose tensorization succeeds, each tried on a copy.
+    """The requantization blocks whose tensorization succeeds, each tried on a copy.
 
     Trying also registers their intrinsics, which a tuning database needs before it is loaded
     in another process (its records name them), so :func:`prepare_for_tuning` calls it too.
     """
-    names = [n for n in child_block_names(sch)
-             if REQUANTIZE_ATTR in sch.get(sch.get_sblock(n)).annotations]
+    names = [n for n in child_block_names(sch) if _clamp_constants(sch, n) is not None]
     return [n for n in names if _tensorize_one_requantization(s_tir.Schedule(sch.mod), n)]
 
 
@@ -589,15 +611,15 @@ def tensorize_annotated(sch: s_tir.Schedule) -> None:
     tensorize_requantizations(sch)
 
 
-@tvm.register_global_func(f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}")
 def _meta_schedule_rule(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> list[s_tir.Schedule]:
     """MetaSchedule's rule for blocks annotated by :func:`prepare_for_tuning`.
 
     ``ApplyCustomRule`` dispatches on the ``schedule_rule`` annotation and the target key
-    ``cpu``. One sketch, the whole output axis per call (the fewest activation extensions): one
-    sketch per tile would need ``Schedule.copy()``, which fails on the schedules MetaSchedule
-    passes here (``unordered_map::at``), and a sampled tile cannot work because the intrinsic's
-    name depends on it and would not follow a changed decision on replay.
+    ``cpu``; :func:`register` declares it under that name. One sketch, the whole output axis per
+    call (the fewest activation extensions): one sketch per tile would need ``Schedule.copy()``,
+    which fails on the schedules MetaSchedule passes here (``unordered_map::at``), and a sampled
+    tile cannot work because the intrinsic's name depends on it and would not follow a changed
+    decision on replay.
 
     The requantization that consumes the dot product goes on its micro-kernel here too (when
     its block still matches once MetaSchedule's rules have run on it), so that candidates are
@@ -611,7 +633,7 @@ def _meta_schedule_rule(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> list[s
 
 def apply_dsp(
     mod: tvm.IRModule,
-    board: str | Board,
+    board: Board,
     output_tile: int | None = None,
     *,
     dsp: bool | None = None,
@@ -625,7 +647,7 @@ def apply_dsp(
     ----------
     mod : tvm.IRModule
         Relax module, as for :func:`micro.build`.
-    board : str or Board
+    board : Board
         Target board.
     output_tile : int, optional
         Outputs per micro-kernel call (see :func:`schedule_int8_dots`).
@@ -646,7 +668,7 @@ def apply_dsp(
 
 
 def prepare_for_tuning(
-    mod: tvm.IRModule, board: str | Board, *, dsp: bool | None = None
+    mod: tvm.IRModule, board: Board, *, dsp: bool | None = None
 ) -> tvm.IRModule:
     """Lower a Relax module and re-lay out its int8 dot products' weights for a MetaSchedule search.
 
@@ -661,7 +683,7 @@ def prepare_for_tuning(
     ----------
     mod : tvm.IRModule
         Relax module, as for :func:`micro.build`.
-    board : str or Board
+    board : Board
         Target board.
     dsp : bool, optional
         As for :func:`uses_dsp` (without the micro-kernel: the plain lowered module).

@@ -43,6 +43,11 @@ class ModelTooLargeError(MicroError):
     """The model (or the whole image) does not fit the board's flash or RAM."""
 
 
+class MetadataError(MicroError):
+    """A firmware folder's ``metadata.json`` is missing, unreadable or of another format version,
+    or names a board or image that is not there (:meth:`micro.Firmware.load`)."""
+
+
 class InvalidInputError(MicroError, ValueError):
     """Inputs given to :func:`micro.run` do not match the model's input shape or dtype."""
 

@@ -54,7 +54,7 @@ from . import contract
 from .api import build_graph
 from .boards import Board, get_board
 from .counter import marker_addresses, plugin_option, plugin_path, read_counts
-from .dsp import prepare_for_tuning, tensorize_annotated, uses_dsp
+from .dsp import prepare_for_tuning, register, tensorize_annotated, uses_dsp
 from .errors import MicroError, ToolchainNotFoundError
 from .graph import Graph, Step, TensorInfo
 from .qemu import run_firmware
@@ -554,6 +554,7 @@ def apply_database(
             f"{db_dir} is not a tuning database: {', '.join(missing)} missing (run tune first)"
         )
     board = get_board(board)
+    register()
     prepared = prepare_for_tuning(mod, board, dsp=dsp)
     with search_target(board), tvm.transform.PassContext(opt_level=3):
         return relax.transform.MetaScheduleApplyDatabase(str(db_dir))(prepared)
@@ -634,6 +635,7 @@ def tune(
     """
     toolchain = find_toolchain(toolchain_path)
     board = get_board(board)
+    register()
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     _quiet_metaschedule(work_dir)

@@ -30,7 +30,8 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "pla-tvm-firmware"
 #: Bumped whenever a field changes meaning; ``run`` refuses other versions.
 MANIFEST_VERSION = 1
-#: micro's own description of the project (written by :func:`micro.build`).
+#: micro's own description of the project (written by :func:`micro.build`, read by
+#: :meth:`micro.Firmware.load`).
 MICRO_METADATA_FILE = "metadata.json"
 
 
@@ -207,48 +208,30 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
 
 
 def load_firmware(out_dir: str | Path, manifest: dict[str, Any]):
-    """Rebuild micro's :class:`~micro.Firmware` from a compiled directory without recompiling.
+    """micro's :class:`~micro.Firmware` of a compiled directory, without recompiling.
 
-    micro has no loader of its own yet, so this reads micro's ``metadata.json`` and looks up the
-    counting plugin and marker addresses the way :func:`micro.build` does.
+    Checks that the image is the one the manifest describes, then loads it with
+    :meth:`micro.Firmware.load` (which reads micro's ``metadata.json``).
 
     Raises
     ------
     DeploymentError
-        If the image or micro's metadata is missing or no longer matches the manifest.
+        If the image is missing or no longer matches the manifest.
+    micro.MetadataError
+        If micro's metadata is missing, corrupt or of another version.
     micro.MicroError
         If the toolchain or QEMU is missing.
     """
     import micro
-    from micro.counter import marker_addresses, plugin_path
-    from micro.graph import TensorInfo
-    from micro.toolchain import find_toolchain
 
     out_dir = Path(out_dir)
     elf = out_dir / manifest["firmware"]["elf"]
-    meta_path = out_dir / manifest["firmware"]["metadata"]
-    for path in (elf, meta_path):
-        if not path.is_file():
-            raise DeploymentError(f"{path}: missing from the compiled directory; compile again")
+    if not elf.is_file():
+        raise DeploymentError(f"{elf}: missing from the compiled directory; compile again")
     if sha256_of(elf) != manifest["firmware"]["elf_sha256"]:
         raise DeploymentError(f"{elf}: image changed since the manifest was written; "
                               "compile again")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    toolchain = find_toolchain()
-    plugin = plugin_path(elf.parent)
-    return micro.Firmware(
-        elf=elf,
-        out_dir=out_dir,
-        board=micro.get_board(meta["board"]),
-        input=TensorInfo("input", tuple(meta["input"]["shape"]), meta["input"]["dtype"]),
-        output=TensorInfo("output", tuple(meta["output"]["shape"]), meta["output"]["dtype"]),
-        footprint=micro.Footprint(**meta["footprint"]),
-        toolchain=toolchain,
-        backend=meta["backend"],
-        quantization=meta.get("quantization"),
-        counter_plugin=plugin if plugin.is_file() else None,
-        markers=marker_addresses(toolchain, elf),
-    )
+    return micro.Firmware.load(out_dir)
 
 
 def model_inputs(beats: np.ndarray, manifest: dict[str, Any]) -> np.ndarray:

@@ -26,9 +26,9 @@ from tvm import te, tirx
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 #: Annotation of :func:`te_requantize`'s final block: ``zero_point``, ``qmin``, ``qmax`` and
-#: ``shifts_nonpositive``, so that a back end can recognise the requantization and replace it by
-#: a micro-kernel of the same arithmetic (``micro.dsp`` does; its tensor intrinsic's description,
-#: built with :func:`tir_requantize`, checks that the block computes exactly that).
+#: ``shifts_nonpositive``, for a reader of the TIR. No back end needs it: ``micro.dsp`` recognises
+#: the requantization by its structure (``micro.fixed_point_tir`` states the same arithmetic as
+#: :func:`tir_requantize`) and replaces it by a micro-kernel.
 REQUANTIZE_ATTR = "relay_passes.requantize"
 
 

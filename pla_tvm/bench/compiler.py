@@ -179,7 +179,7 @@ def firmware_stage(baseline_dir: Path, bundle: PLABundle, dataset: Dataset,
         rows.append({"model": "PLA int8", **_firmware_row(
             pla_int8, board, work_dir / f"pla-int8-{board}", x_q, host_int8, test.y, names,
             timeout=600)})
-    for board in filter(board_uses_dsp, PLA_BOARDS):
+    for board in (b for b in PLA_BOARDS if board_uses_dsp(micro.get_board(b))):
         LOG.info("firmware: PLA int8 with TVM's plain lowering on %s", board)
         rows.append({"model": "PLA int8, plain TVM lowering", **_firmware_row(
             pla_int8, board, work_dir / f"pla-int8-plain-{board}", x_q, host_int8, test.y, names,

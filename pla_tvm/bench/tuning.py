@@ -63,7 +63,7 @@ def tuning_stage(baseline_dir: Path, bundle_path: Path, bundle: PLABundle, datas
                  cache: Path, fresh: bool) -> dict[str, Any]:
     """Tune (or reuse the database), build tuned and untuned firmware, compare them."""
     digest = sha256_of(bundle_path)[:16]
-    lowering = "dsp" if board_uses_dsp(COMPARISON_BOARD) else "plain"
+    lowering = "dsp" if board_uses_dsp(micro.get_board(COMPARISON_BOARD)) else "plain"
     db_dir = cache / (f"tuning-{COMPARISON_BOARD}-{lowering}-{digest}-{compiler_digest()}"
                       f"-{TUNING_TRIALS}")
     summary_path = db_dir / "tuning_summary.json"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import micro
+from micro.api import _build as build_with_test_hook
 from pla_tvm.cli import main
 from pla_tvm.deploy import MANIFEST_FILE, model_inputs, prepare, read_manifest
 from pla_tvm.files import sha256_of, write_json_atomically
@@ -144,7 +144,7 @@ def test_run_reports_a_faulting_or_hanging_firmware_in_one_line(tiny_baseline, t
                  str(tiny_pla / "pla.npz"), "--board", BOARD, "--out", str(out)]) == 0
     manifest = read_manifest(out)  # rebuild the same image with micro's test hook
     module = prepare(manifest["model"]["path"], manifest["pla"]["path"])
-    firmware = micro.build(module, BOARD, out, test_hook=hook)
+    firmware = build_with_test_hook(module, BOARD, out, test_hook=hook)
     write_json_atomically(out / MANIFEST_FILE, {**manifest, "firmware": {
         **manifest["firmware"], "elf_sha256": sha256_of(firmware.elf)}})
     message = cli_error(capsys, "run", str(out), "--limit", "2", "--timeout", "5")

@@ -15,13 +15,14 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 import micro
-from micro import dsp
+from micro import dsp, fixed_point_tir
 from micro.tuning import apply_database, tune
 from relay_passes import (
     QuantizedClusterGatedLinearParams,
     emit_cluster_gated_linear,
     make_cluster_gated_linear_int8_kernel,
 )
+from relay_passes.fixed_point import tir_requantize
 
 from .graphs import host_reference, random_inputs, requires_toolchain
 
@@ -67,7 +68,7 @@ def pla_int8(
      ("microbit", False)],
 )  # fmt: skip
 def test_dsp_only_on_cores_with_dsp_and_without_mve(board, expected):
-    assert dsp.board_uses_dsp(board) is expected
+    assert dsp.board_uses_dsp(micro.get_board(board)) is expected
 
 
 def test_dsp_policy_follows_the_board_data():
@@ -75,9 +76,10 @@ def test_dsp_policy_follows_the_board_data():
     assert with_dsp == ["mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547"]
     m4 = micro.get_board("mps2-an386")
     assert not dsp.board_uses_dsp(dataclasses.replace(m4, dsp=False))
-    assert dsp.uses_dsp("mps3-an547", True) and not dsp.uses_dsp("mps2-an386", False)
+    assert dsp.uses_dsp(micro.get_board("mps3-an547"), True)
+    assert not dsp.uses_dsp(m4, False)
     with pytest.raises(micro.BuildError, match="mps2-an385"):
-        dsp.uses_dsp("mps2-an385", True)
+        dsp.uses_dsp(micro.get_board("mps2-an385"), True)
 
 
 def _extern_calls(func: tvm.tirx.PrimFunc, symbol: str) -> int:
@@ -104,6 +106,52 @@ def test_requantization_runs_on_its_micro_kernel_only_without_left_shifts(shifts
     kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, -5, shifts_nonpositive)
     scheduled, _ = dsp.schedule_int8_dots(kernel)
     assert _extern_calls(scheduled, dsp.REQUANTIZE_KERNEL) == int(shifts_nonpositive)
+
+
+def test_requantization_is_recognised_by_its_structure_without_annotation():
+    # The front end's block annotation is documentation only: micro finds the requantization by
+    # the arithmetic the block computes, and reads its zero point and clamp range from it.
+    kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, -5, True)
+    sch = tvm.s_tir.Schedule(kernel)
+    for name in ("requantize", "requantize_high"):
+        block_rv = sch.get_sblock(name)
+        for key in sch.get(block_rv).annotations:
+            sch.unannotate(block_rv, key)
+    bare = sch.mod["main"]
+    assert "sblock_attr" not in bare.script()
+    scheduled, _ = dsp.schedule_int8_dots(bare)
+    assert _extern_calls(scheduled, dsp.REQUANTIZE_KERNEL) == 1
+    # zero point -5 and the full int8 range, as immediates of the call
+    assert f'"{dsp.REQUANTIZE_KERNEL}"' in scheduled.script()
+    assert ", 16, -5, -128, 127)" in scheduled.script()
+
+
+def test_clamp_like_block_with_other_arithmetic_is_left_alone():
+    # int8(clamp(x >> 3) + 5) ends like a requantization (so it is tried) but computes otherwise.
+    acc = tvm.te.placeholder((1, 8), "int32", name="acc")
+    out = tvm.te.compute(
+        acc.shape,
+        lambda n, o: tvm.tirx.Cast(
+            "int8", tvm.tirx.max(tvm.tirx.min(acc[n, o] >> 3, 122), -133) + 5),
+        name="shift_clamp",
+    )
+    kernel = tvm.te.create_prim_func([acc, out])
+    sch = tvm.s_tir.Schedule(kernel)
+    assert fixed_point_tir.clamp_constants(sch.get(sch.get_sblock("shift_clamp")).body.value) == (
+        5, -128, 127)
+    dsp.tensorize_requantizations(sch)
+    tvm.ir.assert_structural_equal(sch.mod["main"], kernel)
+
+
+def test_micro_states_the_same_requantization_as_relay_passes():
+    # The description must be the very TIR the front end generates, or tensorize will not match.
+    a, m = tvm.tirx.Var("a", "int32"), tvm.tirx.Var("m", "int32")
+    s = tvm.tirx.Var("s", "int8")
+    for zero_point, qmin, qmax in ((-5, -128, 127), (0, -128, 127), (17, 0, 100)):
+        ours = fixed_point_tir.requantize(a, m, s, zero_point, qmin, qmax)
+        theirs = tir_requantize(a, m, s, zero_point, qmin, qmax, shifts_nonpositive=True)
+        tvm.ir.assert_structural_equal(ours, theirs, map_free_vars=True)
+        assert fixed_point_tir.clamp_constants(ours) == (zero_point, qmin, qmax)
 
 
 def test_weights_whose_lengths_are_not_multiples_of_four_are_transposed():
@@ -143,7 +191,7 @@ def test_micro_kernel_edge_paths_are_bit_exact(tmp_path):
     # d = 7 and k = 3: output pairs plus a single output.
     model = pla_int8(3, 262, 7, seed=4)
     inputs = random_inputs(model, 6)
-    lowered = dsp.apply_dsp(model, "mps2-an505", output_tile=7)
+    lowered = dsp.apply_dsp(model, micro.get_board("mps2-an505"), output_tile=7)
     firmware = micro.build(lowered, "mps2-an505", tmp_path / "dsp", backend="c")
     np.testing.assert_array_equal(
         micro.run(firmware, inputs).outputs, host_reference(model, inputs)
@@ -159,7 +207,7 @@ def test_four_output_micro_kernel_is_bit_exact(tmp_path, dim, outputs, board, ba
     # 264 inputs: a full chunk of 64 quads and a chunk of 2; 140: an odd number of quads (35);
     # 12: three quads, three groups of four outputs. M33, M4 and M7; C and LLVM kernels.
     model = pla_int8(3, dim, outputs, seed=4, head=3)
-    lowered = dsp.apply_dsp(model, board)
+    lowered = dsp.apply_dsp(model, micro.get_board(board))
     assert any(
         _extern_calls(f, dsp.MICRO_KERNEL_X4) for f in lowered.functions.values()
         if isinstance(f, tvm.tirx.PrimFunc)
@@ -175,7 +223,7 @@ def test_four_output_micro_kernel_is_bit_exact(tmp_path, dim, outputs, board, ba
 def test_int8_dense_head_is_tensorized_too(tmp_path):
     # Legalized matmul indexes in int64: the micro-kernel's stride argument must still be int32.
     model = pla_int8(2, 24, 8, head=3)
-    lowered = dsp.apply_dsp(model, "mps2-an386")
+    lowered = dsp.apply_dsp(model, micro.get_board("mps2-an386"))
     calls = [
         _extern_calls(f, dsp.MICRO_KERNEL) + _extern_calls(f, dsp.MICRO_KERNEL_X4)
         for f in lowered.functions.values()

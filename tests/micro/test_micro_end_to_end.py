@@ -193,3 +193,14 @@ def test_straight_line_min_max_is_not_miscompiled(tmp_path, backend):
     firmware = micro.build(model, board="mps2-an386", out_dir=tmp_path, backend=backend)
     result = micro.run(firmware, inputs)
     np.testing.assert_array_equal(result.outputs, [[4.0], [0.0], [7.0]])
+
+
+def test_firmware_loads_back_from_its_folder_and_runs_the_same(float_model, tmp_path):
+    quantization = {"input": {"scale": 0.05, "zero_point": -3}}
+    built = micro.build(float_model, "mps2-an386", tmp_path / "fw", quantization=quantization)
+    loaded = micro.Firmware.load(tmp_path / "fw")
+    assert loaded == built  # every field: board, tensors, footprint, plugin, marker addresses
+    inputs = random_inputs(float_model, 3)
+    again, first = micro.run(loaded, inputs), micro.run(built, inputs)
+    np.testing.assert_array_equal(again.outputs, first.outputs)
+    np.testing.assert_array_equal(again.instruction_counts, first.instruction_counts)

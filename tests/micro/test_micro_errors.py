@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import tvm
 from tvm import relax
 
 import micro
+from micro.api import _build as build_with_test_hook
 
 from .graphs import float_mlp, random_inputs, requires_toolchain
 
@@ -15,7 +19,7 @@ from .graphs import float_mlp, random_inputs, requires_toolchain
 @requires_toolchain
 @pytest.mark.parametrize("board,fault", [("mps2-an386", "BusFault"), ("microbit", "HardFault")])
 def test_fault_raises_with_fault_type(float_model, tmp_path, board, fault):
-    firmware = micro.build(float_model, board=board, out_dir=tmp_path, test_hook="fault")
+    firmware = build_with_test_hook(float_model, board, tmp_path, test_hook="fault")
     with pytest.raises(micro.FirmwareFaultError, match=fault) as info:
         micro.run(firmware, random_inputs(float_model, 1))
     assert info.value.fault == fault
@@ -31,7 +35,7 @@ def test_stack_overflow_faults_on_armv8m(float_model, tmp_path):
 
 @requires_toolchain
 def test_hang_raises_timeout(float_model, tmp_path):
-    firmware = micro.build(float_model, board="mps2-an385", out_dir=tmp_path, test_hook="hang")
+    firmware = build_with_test_hook(float_model, "mps2-an385", tmp_path, test_hook="hang")
     with pytest.raises(micro.FirmwareTimeoutError, match="killed"):
         micro.run(firmware, random_inputs(float_model, 1), timeout=2)
 
@@ -116,3 +120,37 @@ def test_errors_share_one_base():
         obj = getattr(micro, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, micro.MicroError)
+
+
+def _metadata(**changes) -> dict:
+    """A well-formed metadata.json (as micro.build writes it), with some fields changed."""
+    metadata = {
+        "version": 1, "board": "mps2-an386", "backend": "c", "entry_point": "model_run",
+        "input": {"shape": [1, 16], "dtype": "float32", "bytes": 64},
+        "output": {"shape": [1, 5], "dtype": "float32", "bytes": 20},
+        "quantization": None, "elf": "build/firmware.elf",
+        "footprint": {f.name: 0 for f in dataclasses.fields(micro.Footprint)},
+    }  # fmt: skip
+    metadata.update(changes)
+    return {key: value for key, value in metadata.items() if value is not ...}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "metadata.json: not found; .* is not a folder written by micro.build"),
+        ("{ not json", "metadata.json: unreadable"),
+        (json.dumps(_metadata(version=2)), "format version 2, this micro reads version 1"),
+        (json.dumps(["version", 1]), "format version None"),
+        (json.dumps(_metadata(board=...)), "a field is missing or malformed .*'board'"),
+        (json.dumps(_metadata(input={"shape": "x"})), "a field is missing or malformed"),
+        (json.dumps(_metadata(board="esp32")), "metadata.json: unknown board 'esp32'"),
+        (json.dumps(_metadata()), r"the image it names, .*firmware.elf, is missing"),
+    ],
+)  # fmt: skip
+def test_loading_a_folder_without_valid_metadata_names_the_file(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "metadata.json").write_text(content, encoding="utf-8")
+    with pytest.raises(micro.MetadataError, match=message) as info:
+        micro.Firmware.load(tmp_path)
+    assert str(tmp_path / "metadata.json") in str(info.value)

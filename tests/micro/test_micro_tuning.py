@@ -15,6 +15,7 @@ from tvm.s_tir.meta_schedule.builder import BuilderInput
 from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerInput
 
 import micro
+from micro.api import _build as build_with_test_hook
 from micro.lowering import lower_to_kernel_calls
 from micro.toolchain import find_toolchain
 from micro.tuning import (
@@ -85,7 +86,7 @@ def test_candidate_that_cannot_build_is_a_failed_result(tmp_path):
 @requires_toolchain
 @pytest.mark.parametrize("hook,error", [("fault", "FirmwareFaultError"), ("hang", "Timeout")])
 def test_faulting_or_hanging_firmware_is_a_failed_result(tmp_path, float_model, hook, error):
-    firmware = micro.build(float_model, BOARD, tmp_path / hook, test_hook=hook)
+    firmware = build_with_test_hook(float_model, BOARD, tmp_path / hook, test_hook=hook)
     runner = QemuRunner(micro.get_board(BOARD), find_toolchain(), 1, 2.0)
     (result,) = _run(runner, [str(firmware.elf)])
     assert result.run_secs is None
@@ -115,7 +116,7 @@ class _FirstCandidateFaults(PyRunner):
 def test_short_tuning_run_is_bit_exact_and_records_a_faulting_candidate(tmp_path):
     model = int8_dense()
     board, toolchain = micro.get_board(BOARD), find_toolchain()
-    faulty = micro.build(model, board, tmp_path / "faulty", test_hook="fault").elf
+    faulty = build_with_test_hook(model, board, tmp_path / "faulty", test_hook="fault").elf
     runner = _FirstCandidateFaults(QemuRunner(board, toolchain, 2, 30.0), faulty)
     db = tmp_path / "db"
     tuned = tune(

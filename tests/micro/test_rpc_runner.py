@@ -13,6 +13,7 @@ from tvm.s_tir.meta_schedule.builder import BuilderInput
 from tvm.s_tir.meta_schedule.runner import RunnerInput
 
 import micro
+from micro.api import _build as build_with_test_hook
 from micro.lowering import lower_to_kernel_calls
 from micro.rpc_runner import RPCQemuRunner
 from micro.rpc_server import start_server
@@ -66,7 +67,7 @@ def test_rpc_counts_equal_local_counts_and_faults_fail_the_candidate(tmp_path, t
     builder = QemuBuilder(board, tmp_path / "candidates", toolchain, "c")
     (built,) = builder.build([BuilderInput(kernel, search_target(board))])
     assert built.error_msg is None
-    faulty = micro.build(int8_dense(), board, tmp_path / "faulty", test_hook="fault").elf
+    faulty = build_with_test_hook(int8_dense(), board, tmp_path / "faulty", test_hook="fault").elf
     artifacts = [built.artifact_path, str(faulty)]
 
     local = _runner_results(QemuRunner(board, toolchain, 2, 30.0), artifacts)
