@@ -419,10 +419,11 @@ def _per_call(out_w: int) -> int:
 
 
 def _pass_choices(out_w: int, limit: int) -> list[int]:
-    """Calls per pass that divide the output width, for passes of at most ``limit`` positions."""
+    """Positions per pass: multiples of the call's positions that divide the output width, up
+    to ``limit`` (at least one call)."""
     per_call = _per_call(out_w)
-    calls = out_w // per_call
-    return [c for c in range(1, calls + 1) if calls % c == 0 and c * per_call <= limit] or [1]
+    return [p for p in range(per_call, out_w + 1, per_call)
+            if out_w % p == 0 and p <= max(limit, per_call)]
 
 
 def find_conv_block(sch: s_tir.Schedule) -> s_tir.SBlockRV | None:
@@ -438,19 +439,21 @@ def find_conv_block(sch: s_tir.Schedule) -> s_tir.SBlockRV | None:
 
 
 def schedule_conv2d(
-    sch: s_tir.Schedule, positions: int | None = DEFAULT_POSITIONS, *, sample: bool = False
+    sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS, *, sample: bool = False
 ) -> bool:
-    """Tensorize a windowed convolution kernel and fuse its epilogue into the passes.
+    """Tensorize a windowed convolution kernel with its whole epilogue computed per pass.
 
-    The output positions are split into passes; per pass the window rows it reads are widened,
-    its accumulators zeroed, the micro-kernel called on each pair of positions (one position
-    where the width is odd), and the epilogue run on the pass's accumulators.
+    The kernel's output positions are split into passes; every stage is computed at the pass
+    loop for the pass's positions (``compute_at``, consumers first: the epilogue, stages that
+    rescale another operand of a fused residual add, the reduction, then the window rows it
+    reads), so no stage keeps a whole tensor. In a pass the accumulators are zeroed and the
+    micro-kernel is called on each pair of positions (one position where the width is odd).
 
     Parameters
     ----------
     sch : tvm.s_tir.Schedule
-        Schedule of one kernel (a fused ``conv2d_nhwc_window`` and its element-wise consumers),
-        changed in place.
+        Schedule of one kernel (a fused ``conv2d_nhwc_window`` or ``conv2d_nhwc_columns`` and
+        its element-wise consumers), changed in place.
     positions : int
         Output positions per pass (the largest pass up to it that divides the output width).
     sample : bool
@@ -460,40 +463,76 @@ def schedule_conv2d(
     Returns
     -------
     bool
-        False, with ``sch`` unchanged, when the kernel has no windowed convolution.
+        False, with ``sch`` unchanged, when the kernel has no windowed convolution or its
+        output is not written by an NHWC loop nest.
     """
     conv = find_conv_block(sch)
     if conv is None:
         return False
     block = sch.get(conv)
-    window = sch.get_producers(conv)[0]
-    out_w = int(block.iter_vars[2].dom.extent)
-    per_call = _per_call(out_w)
+    extents = [int(iv.dom.extent) for iv in block.iter_vars]
+    out_w, form = extents[2], str(block.annotations[CONV_BLOCK_ATTR]["form"])
+    names = _root_block_names(sch)
+    output = sch.get_sblock(names[-1])
+    output_loops = sch.get_loops(output)
+    if len(output_loops) != 4 or [int(sch.get(lp).extent) for lp in output_loops] != extents[:4]:
+        return False
+    choices = _pass_choices(out_w, MAX_SEARCHED_POSITIONS if sample else positions)
     if sample:
-        choices = _pass_choices(out_w, MAX_SEARCHED_POSITIONS)
-        calls = sch.sample_categorical(choices, [1.0 / len(choices)] * len(choices))
+        pass_size = sch.sample_categorical(choices, [1.0 / len(choices)] * len(choices))
     else:
-        calls = _pass_choices(out_w, max(positions, per_call))[-1]
-    b, i, j, o, *reduction = sch.get_loops(conv)
-    j_outer, j_calls, j_inner = sch.split(j, [None, calls, per_call])
-    if len(reduction) == 2:  # columns: (quad, element)
-        sch.reorder(j_outer, j_calls, j_inner, o, *reduction)
-    else:  # windows: the kernel row outside the tensorized region
-        sch.reorder(j_outer, j_calls, reduction[0], j_inner, o, *reduction[1:])
-    sch.compute_at(window, j_outer)
-    _fuse_epilogue(sch, conv, j_outer)
-    sch.decompose_reduction(conv, j_calls)
-    intrin = _intrin_for(block)
-    if intrin is not None:
-        sch.tensorize(j_inner, intrin)
+        pass_size = choices[-1]
+    pass_loop, _ = sch.split(output_loops[2], [None, pass_size])
+    conv_name = block.name_hint
+    window_name = sch.get(sch.get_producers(conv)[0]).name_hint
+    for name in reversed(names[:-1]):
+        if name not in (conv_name, window_name):
+            sch.compute_at(sch.get_sblock(name), pass_loop)
+    sch.compute_at(conv, pass_loop)
+    sch.compute_at(sch.get_sblock(window_name), pass_loop)
+    per_pass = int(sch.get(pass_size)) if sample else pass_size
+    _tensorize_pass(sch, conv, form, [per_pass, *extents[3:]], _per_call(out_w))
     return True
+
+
+def _tensorize_pass(
+    sch: s_tir.Schedule, conv: s_tir.SBlockRV, form: str, extents: list[int], per_call: int
+) -> None:
+    """Shape one pass's reduction for the intrinsic (positions per call innermost but for the
+    kernel row), zero its accumulators and tensorize.
+
+    ``compute_at`` made a loop for each iteration variable of the pass longer than 1, in the
+    block's order (positions, outputs, then the reduction); the description has a loop for
+    each, so the missing ones are added as unit loops.
+    """
+    axes = {"window": ["j", "o", "rh", "rw", "rq", "re"], "columns": ["j", "o", "rq", "re"],
+            "plain": ["j", "o", "rh", "rw", "rc"]}[form]
+    present = iter(sch.get_loops(conv)[3:])  # below batch, rows and the pass loop
+    loops = {axis: next(present) if extent > 1 else None
+             for axis, extent in zip(axes, extents, strict=True)}
+    region = [] if form == "plain" else axes[1:]  # the intrinsic's loops after the positions
+    region = [axis for axis in region if axis != "rh"]
+    for index in reversed(range(len(region) - 1)):  # the last ("re", 4) always exists
+        if loops[region[index]] is None:
+            loops[region[index]] = sch.add_unit_loop(loops[region[index + 1]])
+    if loops["j"] is None:
+        first = next((loop for loop in loops.values() if loop is not None), None)
+        loops["j"] = sch.add_unit_loop(conv if first is None else first)
+    calls, inner = sch.split(loops["j"], [None, per_call])
+    if loops.get("rh") is not None:
+        sch.reorder(calls, loops["rh"], inner, loops["o"])
+    sch.decompose_reduction(conv, calls)
+    intrin = _intrin_for(sch.get(conv))
+    if intrin is not None:
+        sch.tensorize(inner, intrin)
 
 
 def annotate_for_tuning(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     """Hand a windowed convolution kernel to :data:`CONV_RULE` alone in a MetaSchedule search.
 
     The convolution block gets ``schedule_rule = CONV_RULE``; the window and the epilogue,
-    which that rule places, get ``"None"``, so that MetaSchedule's generic rules leave them.
+    which that rule places, and the root block get ``"None"``, so that MetaSchedule's generic
+    rules leave them (a parallel or vectorized outer loop would split the passes' nest).
 
     Parameters
     ----------
@@ -510,7 +549,8 @@ def annotate_for_tuning(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     if conv is None:
         return None
     _intrin_for(sch.get(conv))  # registered now: a database's records name it when loaded
-    for block_rv in sch.get_child_blocks(sch.get_sblock("root")):
+    root = sch.get_sblock("root")
+    for block_rv in [root, *sch.get_child_blocks(root)]:
         rule = CONV_RULE if sch.get(block_rv).same_as(sch.get(conv)) else "None"
         sch.annotate(block_rv, "schedule_rule", rule)
     return sch.mod["main"]
@@ -539,40 +579,18 @@ def schedule_conv2d_kernel(sch: s_tir.Schedule, **options) -> bool:
     return True
 
 
+#: Explicit unrolling limits the tuning rule samples for the window and epilogue loops.
+UNROLL_CHOICES = (0, 16, 64, 512)
+
+
 def _search_rule(sch: s_tir.Schedule, _block_rv: s_tir.SBlockRV) -> list[s_tir.Schedule]:
-    """:data:`CONV_RULE`: the default schedule with the positions per pass sampled."""
+    """:data:`CONV_RULE`: the default schedule with the positions per pass sampled, and the
+    unrolling of the plain loops (the window's widening, the epilogue) as a second knob."""
     schedule_conv2d_kernel(sch, sample=True)
+    unroll = sch.sample_categorical(list(UNROLL_CHOICES), [1 / len(UNROLL_CHOICES)] * 4)
+    sch.annotate(sch.get_sblock("root"), "meta_schedule.unroll_explicit", unroll)
     return [sch]
-
-
-def _fuse_epilogue(sch: s_tir.Schedule, conv: s_tir.SBlockRV, loop: s_tir.LoopRV) -> None:
-    """Move every stage that reads the accumulators, directly or not, into the pass loop.
-
-    A stage that also reads a stage computed from other inputs only (e.g. the rescaling of a
-    residual add's other operand) gets that stage inlined first: a stage moves into a loop only
-    with all its producers there.
-    """
-    reached = {sch.get(conv).name_hint}
-    for name in _root_block_names(sch):
-        block_rv = sch.get_sblock(name)
-        producers = [sch.get(p).name_hint for p in sch.get_producers(block_rv)]
-        if name in reached or not reached.intersection(producers):
-            continue
-        for producer in producers:
-            if producer not in reached:
-                _inline_with_producers(sch, producer, reached)
-        reached.add(name)
-        sch.reverse_compute_at(block_rv, loop)
 
 
 def _root_block_names(sch: s_tir.Schedule) -> list[str]:
     return [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
-
-
-def _inline_with_producers(sch: s_tir.Schedule, name: str, reached: set[str]) -> None:
-    """Inline a stage into its consumers, its own such producers first."""
-    block_rv = sch.get_sblock(name)
-    for producer in [sch.get(p).name_hint for p in sch.get_producers(block_rv)]:
-        if producer not in reached:
-            _inline_with_producers(sch, producer, reached)
-    sch.compute_inline(sch.get_sblock(name))
