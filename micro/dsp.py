@@ -637,6 +637,7 @@ def apply_dsp(
     output_tile: int | None = None,
     *,
     dsp: bool | None = None,
+    conv_positions: int = conv_kernels.DEFAULT_POSITIONS,
 ) -> tvm.IRModule:
     """Lower a Relax module to kernel calls and tensorize its int8 dot products for the board.
 
@@ -654,6 +655,9 @@ def apply_dsp(
     dsp : bool, optional
         As for :func:`uses_dsp`; without the micro-kernel the lowered module is returned
         unscheduled.
+    conv_positions : int
+        Output positions per pass of the convolution kernels
+        (:func:`micro.kernels.dsp.schedule_conv2d`).
 
     Returns
     -------
@@ -664,7 +668,7 @@ def apply_dsp(
     if not uses_dsp(board, dsp):
         return lower_to_kernel_calls(mod)
     lowered = lower_to_kernel_calls(mod, conv_windows=True)
-    return _schedule_module(lowered, output_tile, tensorize=True)
+    return _schedule_module(lowered, output_tile, tensorize=True, conv_positions=conv_positions)
 
 
 def prepare_for_tuning(
@@ -700,7 +704,8 @@ def prepare_for_tuning(
 
 
 def _schedule_module(
-    lowered: tvm.IRModule, output_tile: int | None, *, tensorize: bool
+    lowered: tvm.IRModule, output_tile: int | None, *, tensorize: bool,
+    conv_positions: int = conv_kernels.DEFAULT_POSITIONS,
 ) -> tvm.IRModule:
     """Schedule every kernel that is not scheduled yet; re-lay out the constants to match."""
     scheduled: dict[str, tuple[tirx.PrimFunc, list[Relayout]]] = {}
@@ -708,7 +713,7 @@ def _schedule_module(
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
         sch = s_tir.Schedule(func)
-        if tensorize and conv_kernels.schedule_conv2d_kernel(sch):
+        if tensorize and conv_kernels.schedule_conv2d_kernel(sch, positions=conv_positions):
             done = sch.mod["main"].with_attr("tirx.is_scheduled", True)
             scheduled[gvar.name_hint] = (done, [])
             continue

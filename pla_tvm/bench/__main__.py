@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pla_tvm.bench.baseline_firmware import baseline_firmware_stage
 from pla_tvm.bench.compiler import firmware_stage, swap_stage
 from pla_tvm.bench.plots import write_plots
 from pla_tvm.bench.report import write_report
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _timed(results, "swap", swap_stage, baseline_dir, bundle, dataset)
     _timed(results, "firmware", firmware_stage, baseline_dir, bundle, dataset,
            args.cache / "firmware")
+    _timed(results, "baseline_firmware", baseline_firmware_stage, baseline_dir, dataset,
+           args.cache, args.fresh)
     _timed(results, "tuning", tuning_stage, baseline_dir, args.cache / f"pla-seed{args.seed}" /
            NPZ_FILE, bundle, dataset, args.cache, args.fresh)
     _timed(results, "small_cnns", small_cnns_stage, args.cache / "small-cnns", args.seed)

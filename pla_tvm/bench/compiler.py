@@ -6,8 +6,8 @@ against PLA's, and the integer lowering of the int8 baseline (constant bytes aga
 TFLite weights, outputs against the TFLite reference kernels). ``firmware_stage`` builds the
 swapped int8 graph for every board with micro's default lowering (int8 dot products on the SMLAD
 micro-kernel of :mod:`micro.dsp` where the core has the DSP extension) and, on those boards, with
-TVM's plain lowering too, plus the integer-lowered baseline for the Cortex-M4, runs them in QEMU
-and compares every output with the host's.
+TVM's plain lowering too, runs them in QEMU and compares every output with the host's (the int8
+baseline's builds are :mod:`pla_tvm.bench.baseline_firmware`).
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ LOG = logging.getLogger(__name__)
 PLA_BOARDS = ("mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547", "microbit")
 #: The board of the head-to-head comparison with the baseline (the paper's class of core).
 COMPARISON_BOARD = "mps2-an386"
-#: Test beats (evenly spaced) run through the int8 baseline firmware, ~10^8 instructions each.
-BASELINE_FIRMWARE_BEATS = 50
 #: Test beats compared between the lowered int8 baseline and the TFLite reference kernels.
 LOWERING_CHECK_BEATS = 200
 
@@ -166,8 +164,8 @@ def _firmware_row(mod, board: str, out_dir: Path, inputs: np.ndarray, host: np.n
 
 def firmware_stage(baseline_dir: Path, bundle: PLABundle, dataset: Dataset,
                    work_dir: Path) -> dict[str, Any]:
-    """PLA int8 (every board) and float (M4) firmware on all test beats; the int8 baseline on M4
-    on an evenly spaced subset. Every output is compared with the host VM's."""
+    """PLA int8 (every board) and float (M4) firmware on all test beats, every output compared
+    with the host VM's (the int8 baseline's firmware is :mod:`pla_tvm.bench.baseline_firmware`)."""
     test = dataset.test
     names = test.class_names
     x_q = bundle.quantized.input.quantize(test.x)
@@ -190,12 +188,4 @@ def firmware_stage(baseline_dir: Path, bundle: PLABundle, dataset: Dataset,
     rows.append({"model": "PLA float", **_firmware_row(
         pla_float, COMPARISON_BOARD, work_dir / f"pla-float-{COMPARISON_BOARD}", test.x,
         host_float, test.y, names, timeout=600)})
-    baseline = prepare_module(baseline_dir / INT8_TFLITE_FILE)
-    subset = test.subset(BASELINE_FIRMWARE_BEATS)
-    subset_q = quantize(subset.x, **model_quantization(baseline_dir / INT8_TFLITE_FILE)["input"])
-    LOG.info("firmware: int8 baseline on %s, %d beats (~10^8 instructions each)",
-             COMPARISON_BOARD, len(subset))
-    rows.append({"model": "baseline pruned + int8", **_firmware_row(
-        baseline, COMPARISON_BOARD, work_dir / f"baseline-int8-{COMPARISON_BOARD}", subset_q,
-        HostRunner(baseline).run(subset_q), subset.y, names, timeout=1800)})
     return {"rows": rows}

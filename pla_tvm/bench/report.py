@@ -156,8 +156,8 @@ def _swap_section(swap: dict) -> list[str]:
     return lines
 
 
-def _firmware_section(firmware: dict, baseline_int8_accuracy: float, pla_macs: int
-                      ) -> list[str]:
+def _firmware_section(firmware: dict, baseline_int8_accuracy: float, pla_macs: int,
+                      baseline_firmware: dict | None = None) -> list[str]:
     rows = firmware["rows"]
     lines = [
         "## Firmware in QEMU (bare metal, exact instruction counts)",
@@ -183,21 +183,114 @@ def _firmware_section(firmware: dict, baseline_int8_accuracy: float, pla_macs: i
             f"{row['image_ram_bytes']:,} | {row['compile_seconds']:.1f} | "
             f"{row['qemu_seconds']:.1f} |")
     pla = next((r for r in rows if r["model"] == "PLA int8" and r["board"] == "mps2-an386"), None)
-    base = next((r for r in rows if r["model"].startswith("baseline")), None)
-    if pla and base:
+    if pla and baseline_firmware:
+        base = fastest_m4_row(baseline_firmware)
         lines += [
             "",
             f"On {pla['board']}: the PLA int8 firmware executes "
             f"{base['instructions_per_inference'] / pla['instructions_per_inference']:,.0f}× "
-            f"fewer instructions per beat than the int8 baseline firmware and needs "
+            f"fewer instructions per beat than the fastest int8 baseline firmware "
+            f"({base['build']}, below) and needs "
             f"{base['model_flash_bytes'] / pla['model_flash_bytes']:,.1f}× less model flash, "
             f"at {100 * (pla['accuracy'] - baseline_int8_accuracy):+.2f} points of accuracy "
             f"(PLA firmware on {pla['n']:,} beats against the int8 baseline's TFLite accuracy on "
-            f"the whole split: its firmware, run on {base['n']:,} evenly spaced beats because "
-            f"each takes ~10^9 instructions, equals the host there, and the host graph equals "
-            f"the TFLite reference kernels, see above).",
+            f"the whole split: its firmware, run on {base['beats']:,} evenly spaced beats, "
+            f"equals TFLite Micro there, see below).",
         ]
     return lines + [""]
+
+
+#: The board of the baseline's targets and of the PLA-versus-baseline ratios.
+M4 = "mps2-an386"
+#: The issue's targets for the Cortex-M4: (label, key, limit).
+TARGETS = (
+    ("instructions per beat (fastest M4 build) <= 150,000,000", "instructions", 150_000_000),
+    ("model RAM (default M4 build) <= 65,536 B", "model_ram_bytes", 65_536),
+    ("model flash (default M4 build) <= 850,000 B", "model_flash_bytes", 850_000),
+)
+
+
+def fastest_m4_row(stage: dict[str, Any]) -> dict[str, Any]:
+    """The Cortex-M4 build with the fewest instructions per beat (the baseline of the ratios)."""
+    m4 = [row for row in stage["rows"] if row["board"] == M4]
+    return min(m4, key=lambda row: row["instructions_per_inference"])
+
+
+def target_rows(stage: dict[str, Any]) -> list[tuple[str, float, bool]]:
+    """The Cortex-M4 targets: (label, measured value, met)."""
+    default = next(row for row in stage["rows"]
+                   if row["board"] == M4 and row["build"].startswith("micro default"))
+    values = {"instructions": fastest_m4_row(stage)["instructions_per_inference"],
+              "model_ram_bytes": default["model_ram_bytes"],
+              "model_flash_bytes": default["model_flash_bytes"]}
+    return [(label, values[key], values[key] <= limit) for label, key, limit in TARGETS]
+
+
+def _baseline_firmware_section(stage: dict) -> list[str]:
+    macs = stage["macs"]
+    reference = stage["tflm_cmsis_nn"]
+    lines = [
+        "## The int8 baseline compiled by micro, against TFLite Micro",
+        "",
+        f"The paper-size pruned-int8 ResNet ({macs:,} MACs per beat) built by micro for the DSP "
+        f"cores, run in QEMU on {stage['beats']:,} evenly spaced test beats and compared beat by "
+        "beat with TFLite Micro's interpreter (reference kernels) on the same int8 inputs. "
+        "Instructions are exact counts of the model call.",
+        "",
+        "| build | board | beats | instructions/beat | instructions/MAC | equal to TFLite Micro | "
+        "model flash | model RAM | stack | compile s | QEMU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in stage["rows"]:
+        equal = f"{row['beats_equal_tflm']:,} of {row['beats']:,}"
+        if row["beats_equal_tflm"] != row["beats"]:
+            equal += f" (max {row['max_abs_difference_tflm']} LSB)"
+        lines.append(
+            f"| {row['build']} | {row['board']} | {row['beats']:,} | "
+            f"{row['instructions_per_inference']:,.0f} | "
+            f"{row['instructions_per_inference'] / macs:.3f} | {equal} | "
+            f"{row['model_flash_bytes']:,} | {row['model_ram_bytes']:,} | "
+            f"{row['stack_bytes']:,} | {row['compile_seconds']:.1f} | {row['qemu_seconds']:.1f} |")
+    lines += [
+        f"| *TFLite Micro + CMSIS-NN (cited, see below)* | mps2-an386 | | "
+        f"*{reference['instructions_per_inference']:,}* | "
+        f"*{reference['instructions_per_inference'] / macs:.3f}* | | | "
+        f"*arena {reference['arena_bytes']:,}* | | | |",
+        "",
+        "The TFLite Micro + CMSIS-NN row is cited from shared/design/TOOLCHAIN_NOTES.md "
+        "(measured 2026-12-06 on the same board and QEMU, counted the same way, on this "
+        "architecture; TFLite Micro's C++ sources cannot be installed here, so it is not rerun). "
+        f"Its reference kernels took {reference['reference_instructions_per_inference']:,}.",
+        "",
+        "| target (Cortex-M4) | measured | met |",
+        "|---|---|---|",
+    ]
+    for label, value, met in target_rows(stage):
+        lines.append(f"| {label} | {value:,.0f} | {'yes' if met else 'NO'} |")
+    exact = all(row["beats_equal_tflm"] == row["beats"] for row in stage["rows"])
+    lines += [
+        f"| outputs equal to TFLite Micro on every beat of every build | "
+        f"{sum(r['beats_equal_tflm'] for r in stage['rows']):,} of "
+        f"{sum(r['beats'] for r in stage['rows']):,} | {'yes' if exact else 'NO'} |",
+        "",
+        "Output positions per convolution pass (default build, Cortex-M4, "
+        "how the default was chosen: more positions fill fewer overlapping window rows but hold "
+        "more int32 accumulators):",
+        "",
+        "| positions per pass | instructions/beat | model RAM |",
+        "|---|---|---|",
+        *(f"| {p['positions']} | {p['instructions_per_inference']:,.0f} | "
+          f"{p['model_ram_bytes']:,} |" for p in stage["pass_sizes"]),
+        "",
+    ]
+    for board, tuning in stage["tuning"].items():
+        lines.append(f"Tuning on {board}: {tuning['trials']} trials, {tuning['seconds']:.0f} s; "
+                     "per kernel, default schedule / best searched (instructions, kernel alone): "
+                     + "; ".join(f"{name} {k.get('default_instructions') or 0:,.0f} / "
+                                 f"{k.get('best_instructions') or 0:,.0f}"
+                                 for name, k in sorted(tuning["kernels"].items())) + ".")
+        lines.append("")
+    return lines
 
 
 #: The issues' benchmark targets for the Cortex-M4 builds: (label, value key, limit).
@@ -368,8 +461,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         *(_swap_section(results["swap"]) if "swap" in results else []),
         *(_firmware_section(results["firmware"],
                             baseline["evaluations"]["int8_tflite"]["accuracy"],
-                            results["pla"]["flops_per_beat"]["macs"])
+                            results["pla"]["flops_per_beat"]["macs"],
+                            results.get("baseline_firmware"))
           if "firmware" in results else []),
+        *(_baseline_firmware_section(results["baseline_firmware"])
+          if "baseline_firmware" in results else []),
         *(_tuning_section(results["tuning"], results["pla"]["flops_per_beat"]["macs"])
           if "tuning" in results else []),
         *(_small_cnns_section(results["small_cnns"]) if "small_cnns" in results else []),
