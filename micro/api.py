@@ -6,7 +6,8 @@ module. Everything a later run needs is kept in the returned :class:`Firmware` a
 ``metadata.json`` next to the image, from which :meth:`Firmware.load` gets it back.
 
 :func:`build` is where a board name is resolved to its :class:`~micro.boards.Board` and where the
-micro-kernels are registered (:func:`micro.dsp.register`); the stages below it take the ``Board``.
+micro-kernels are registered (:func:`micro.kernels.dsp.register`); the stages below it take the
+``Board``.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ from .counter import (
     plugin_path,
     read_counts,
 )
-from .dsp import apply_dsp, register
 from .errors import FirmwareError, InvalidInputError, MetadataError, UnknownBoardError
 from .firmware import compile_and_link, write_project
 from .footprint import Footprint, check_model_fits, measure
 from .graph import INPUT, OUTPUT, Graph, TensorInfo, extract_graph
+from .kernels import dsp as dsp_kernels
 from .memplan import ALIGNMENT, align_up, plan_memory
 from .qemu import Report, run_firmware
 from .schedules import schedule_unscheduled
@@ -273,7 +274,7 @@ def build(
     """Compile a static Relax module into bare-metal firmware for a board.
 
     On boards whose core has the DSP extension (and no MVE) int8 dot products are scheduled on
-    the SMLAD micro-kernel by default (:mod:`micro.dsp`); every other kernel's element-wise
+    the SMLAD micro-kernel by default (:mod:`micro.kernels.dsp`); every other kernel's element-wise
     stages are computed in their consumers' loops (:mod:`micro.schedules`). Kernels that are
     already scheduled (e.g. applied from a tuning database) are kept.
 
@@ -296,7 +297,7 @@ def build(
     toolchain_path : str or Path, optional
         Folder holding the cross tools and QEMU, instead of ``PATH``.
     dsp : bool, optional
-        None: the board's default (:func:`micro.dsp.board_uses_dsp`); False: TVM's plain
+        None: the board's default (:func:`micro.kernels.dsp.board_uses_dsp`); False: TVM's plain
         lowering; True: the micro-kernel, which the board must have.
 
     Returns
@@ -351,11 +352,12 @@ def _build(
     toolchain = find_toolchain(toolchain_path)
     board = get_board(board)
     board.tvm_target(backend)  # rejects an unknown backend before any work
-    register()
-    lowered = schedule_unscheduled(apply_dsp(mod, board, dsp=dsp))  # the lowering stage
+    dsp_kernels.register()
+    lowered = dsp_kernels.lower(mod, board, dsp=dsp)  # Relax → a chain of TIR kernel calls
+    scheduled = schedule_unscheduled(dsp_kernels.schedule_module(lowered, board, dsp=dsp))
     return _build_graph(
-        lowered,
-        extract_graph(lowered),
+        scheduled,
+        extract_graph(scheduled),
         board,
         Path(out_dir),
         toolchain,
@@ -384,8 +386,8 @@ def build_graph(
     """Build firmware for an already extracted graph (the stages after :func:`build`'s lowering).
 
     For callers that make the graph themselves, like the tuner's one-kernel benchmarks. Kernels
-    that call micro-kernels need them registered (:func:`micro.dsp.register`; :func:`build` and
-    :func:`micro.tuning.tune` do it).
+    that call micro-kernels need them registered (:func:`micro.kernels.dsp.register`;
+    :func:`build` and :func:`micro.tuning.tune` do it).
 
     Parameters
     ----------

@@ -58,7 +58,7 @@ class Board:
         Whether the core has the M-profile vector extension (Helium).
     dsp : bool
         Whether the core has the DSP extension (``SXTB16``, ``SMLAD``: packed 8/16-bit
-        arithmetic); :mod:`micro.dsp` decides whether kernels use it.
+        arithmetic); :mod:`micro.kernels.dsp` decides whether kernels use it.
     gcc_flags : tuple of str
         Code-generation flags for ``arm-none-eabi-gcc`` (they also select newlib's multilib).
     llvm_target : tuple of (str, str)

@@ -13,7 +13,8 @@ the comparison ``remainder > threshold`` as the sign bit of their difference, so
 has no branch, no select and no 64-bit shift by a variable amount.
 
 micro keeps its own statement of this arithmetic (it depends on no front end): the requantization
-micro-kernel's tensor intrinsic (:func:`micro.dsp.requantize_intrin`) is described with
+micro-kernel's tensor intrinsic (:func:`micro.kernels.dsp.requantize.requantize_intrin`) is
+described with
 :func:`requantize`, and since ``tensorize`` compares that description with a block structurally,
 a block matches only if it computes exactly these operations in this order, whoever generated it.
 :func:`clamp_constants` reads the zero point and clamp range such a block was generated with from

@@ -9,11 +9,10 @@ is an input, a constant, a kernel output or the model output.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable, Sequence
+
 import tvm
 from tvm import relax
-
-from .kernels import dsp as dsp_kernels
 
 _KERNEL_FORM = (relax.Var, relax.TupleGetItem, tvm.ir.expr.GenericConst)
 
@@ -43,7 +42,9 @@ def is_kernel_calls(mod: tvm.IRModule) -> bool:
     return True
 
 
-def lower_to_kernel_calls(mod: tvm.IRModule, *, conv_windows: bool = False) -> tvm.IRModule:
+def lower_to_kernel_calls(
+    mod: tvm.IRModule, *, rewrites: Sequence[Callable[[tvm.IRModule], tvm.IRModule]] = ()
+) -> tvm.IRModule:
     """Legalize, fuse and clean a Relax module until ``main`` only calls TIR kernels.
 
     A module already in that form is returned unchanged, so that kernels scheduled by hand or by
@@ -53,9 +54,9 @@ def lower_to_kernel_calls(mod: tvm.IRModule, *, conv_windows: bool = False) -> t
     ----------
     mod : tvm.IRModule
         A Relax module with a ``main`` function on static shapes.
-    conv_windows : bool
-        Lower the int8 convolutions the DSP kernel library takes to its windowed form first
-        (:func:`lower_conv2d_windows`).
+    rewrites : sequence of callables
+        Relax-to-Relax rewrites of a kernel library, run first (e.g. the DSP library's
+        convolutions, :func:`micro.kernels.dsp.convolution.lower_conv2d_windows`).
 
     Returns
     -------
@@ -64,8 +65,8 @@ def lower_to_kernel_calls(mod: tvm.IRModule, *, conv_windows: bool = False) -> t
     """
     if is_kernel_calls(mod):
         return mod
-    if conv_windows:
-        mod = lower_conv2d_windows(mod)
+    for rewrite in rewrites:
+        mod = rewrite(mod)
     passes = tvm.transform.Sequential(
         [
             relax.transform.LegalizeOps(),
@@ -79,90 +80,3 @@ def lower_to_kernel_calls(mod: tvm.IRModule, *, conv_windows: bool = False) -> t
     )
     with tvm.transform.PassContext(opt_level=3):
         return passes(mod)
-
-
-def _const_value(expr: relax.Expr, bindings: dict) -> np.ndarray | None:
-    while isinstance(expr, relax.Var) and expr in bindings:
-        expr = bindings[expr]
-    if isinstance(expr, tvm.ir.expr.GenericConst):
-        return expr.value.numpy()
-    return None
-
-
-@relax.expr_functor.mutator
-class _Conv2DWindowLowerer(relax.PyExprMutator):
-    """Rebinds each int8 ``conv2d`` the DSP library takes to its windowed TE kernel."""
-
-    def __init__(self, mod: tvm.IRModule) -> None:
-        super().__init__(mod)
-        self.mod = mod
-        self.bindings: dict = {}
-
-    def transform(self) -> tvm.IRModule:
-        for gvar, func in self.mod.functions_items():
-            if isinstance(func, relax.Function):
-                self.bindings = relax.analysis.get_var2val(func)
-                self.builder_.update_func(gvar, self.visit_expr(func))
-        return self.builder_.get()
-
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        lowered = None
-        if getattr(call.op, "name", "") == "relax.nn.conv2d":
-            lowered = self._windowed(call)
-        return super().visit_call_(call) if lowered is None else lowered
-
-    def _windowed(self, call: relax.Call) -> relax.Expr | None:
-        attrs = call.attrs
-        data, weight = call.args
-        if (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NHWC", "HWIO", "NHWC"):
-            return None
-        if str(call.ty.dtype) != "int32" or str(data.ty.dtype) != "int8":
-            return None
-        weights = _const_value(weight, self.bindings)
-        if weights is None or weights.dtype != np.int8:
-            return None
-        padding = [int(p) for p in attrs.padding]
-        pad_value = 0
-        source = self.bindings.get(data) if isinstance(data, relax.Var) else None
-        if getattr(getattr(source, "op", None), "name", "") == "relax.nn.pad":
-            widths = [int(w) for w in source.attrs.pad_width]
-            spatial = widths[2:6]  # NHWC: (before, after) of H, then of W
-            if (source.attrs.pad_mode == "constant" and not any(widths[:2] + widths[6:])
-                    and not any(padding)):
-                value = float(source.attrs.pad_value)
-                if value == int(value) and -128 <= value <= 127:
-                    data, pad_value = source.args[0], int(value)
-                    padding = [spatial[0], spatial[2], spatial[1], spatial[3]]
-        shape = [int(s) for s in data.ty.shape]
-        if not dsp_kernels.conv2d_supported(shape, weights.shape, attrs.strides, attrs.dilation,
-                                            int(attrs.groups)):
-            return None
-        form = dsp_kernels.conv2d_form(weights.shape)
-        return self.builder_.call_te(
-            dsp_kernels.conv2d_window_te, self.visit_expr(data),
-            relax.const(dsp_kernels.relayout_weights(weights, form)),
-            [int(s) for s in attrs.strides], padding, pad_value, form, weights.shape[:2],
-            primfunc_name_hint=f"conv2d_{form}",
-        )
-
-
-def lower_conv2d_windows(mod: tvm.IRModule) -> tvm.IRModule:
-    """Rewrite int8 ``conv2d`` (with a constant ``pad`` before it folded in) to windowed kernels.
-
-    The convolutions :func:`micro.kernels.dsp.conv2d_supported` takes become
-    :func:`micro.kernels.dsp.conv2d_window_te` kernels with re-laid-out weight constants; a
-    ``pad`` whose only job was to feed one of them is left unused (dead code elimination removes
-    it). Run before ``LegalizeOps``.
-
-    Parameters
-    ----------
-    mod : tvm.IRModule
-        Relax module.
-
-    Returns
-    -------
-    tvm.IRModule
-        The rewritten module.
-    """
-    rewritten = _Conv2DWindowLowerer(mod).transform()
-    return relax.transform.DeadCodeElimination()(rewritten)

@@ -14,9 +14,9 @@ with the error's name and message; it never stops the search. :func:`tune` runs 
 every kernel of a model with a progress bar, writes the database and a summary to its work
 folder, and returns the module with the best schedules applied (:func:`apply_database`), ready
 for :func:`micro.build`. On boards that use the DSP extension the module is first prepared for the
-SMLAD micro-kernel (:func:`micro.dsp.prepare_for_tuning`), as :func:`micro.build` schedules it by
-default: every candidate then calls the micro-kernel and the search tunes the rest. For measuring
-on other machines see :mod:`micro.rpc_runner`.
+DSP micro-kernels (:func:`micro.kernels.dsp.prepare_for_tuning`), as :func:`micro.build`
+schedules it by default: every candidate then calls the micro-kernels and the search tunes the
+rest. For measuring on other machines see :mod:`micro.rpc_runner`.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ from . import contract
 from .api import build_graph
 from .boards import Board, get_board
 from .counter import marker_addresses, plugin_option, plugin_path, read_counts
-from .dsp import prepare_for_tuning, register, tensorize_annotated, uses_dsp
 from .errors import MicroError, ToolchainNotFoundError
 from .graph import Graph, Step, TensorInfo
+from .kernels.dsp import prepare_for_tuning, register, tensorize_annotated, uses_dsp
 from .qemu import run_firmware
 from .schedules import fuse_elementwise
 from .toolchain import Toolchain, find_toolchain
@@ -429,7 +429,8 @@ def default_schedule(mod: tvm.IRModule, dsp: bool) -> s_tir.Schedule:
     Parameters
     ----------
     mod : tvm.IRModule
-        One kernel as MetaSchedule sees it (prepared by :func:`micro.dsp.prepare_for_tuning`).
+        One kernel as MetaSchedule sees it (prepared by
+        :func:`micro.kernels.dsp.prepare_for_tuning`).
     dsp : bool
         Whether the module was prepared for the DSP micro-kernels.
 
@@ -534,7 +535,8 @@ def apply_database(
         Folder with ``database_workload.json`` and ``database_tuning_record.json`` (the
         ``work_dir`` of :func:`tune`).
     dsp : bool, optional
-        As given to :func:`tune` (None: the board's default, see :func:`micro.dsp.uses_dsp`).
+        As given to :func:`tune` (None: the board's default, see
+        :func:`micro.kernels.dsp.uses_dsp`).
 
     Returns
     -------
@@ -623,8 +625,8 @@ def tune(
     progress : bool
         Show a progress bar with the best cost so far.
     dsp : bool, optional
-        Prepare int8 dot products for the SMLAD micro-kernel (:func:`micro.dsp.uses_dsp`; None:
-        the board's default, as for :func:`micro.build`). Pass the same value to
+        Prepare the kernels for the DSP micro-kernels (:func:`micro.kernels.dsp.uses_dsp`;
+        None: the board's default, as for :func:`micro.build`). Pass the same value to
         :func:`apply_database`.
 
     Returns

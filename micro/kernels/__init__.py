@@ -1,7 +1,8 @@
 """micro's kernel libraries, one module per instruction-set family.
 
-* :mod:`micro.kernels.dsp`: Armv7E-M / Armv8-M DSP extension (Cortex-M4, M7, M33): int8
-  convolution on SMLAD (C sources under ``c/dsp/``).
+* :mod:`micro.kernels.dsp`: the DSP extension of Armv7E-M / Armv8-M (Cortex-M4, M7, M33): int8
+  convolution, dot product and requantization on SMLAD (C sources under ``c/dsp/``, one file per
+  kernel family).
 
 A library contributes a lowering for the operators it takes, tensor intrinsics whose
 implementations call its C micro-kernels, and the schedules that use them. Nothing is registered

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 import micro
-from micro.dsp import apply_dsp
+from micro.kernels.dsp import apply_dsp
 from micro.tuning import apply_database, tune
 from pla_tvm.baseline.costs import model_macs
 from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE, KERAS_FILE

@@ -5,7 +5,8 @@ reference (float within 1e-5 relative, int8 bit for bit), the swapped baseline g
 against PLA's, and the integer lowering of the int8 baseline (constant bytes against the
 TFLite weights, outputs against the TFLite reference kernels). ``firmware_stage`` builds the
 swapped int8 graph for every board with micro's default lowering (int8 dot products on the SMLAD
-micro-kernel of :mod:`micro.dsp` where the core has the DSP extension) and, on those boards, with
+micro-kernel of :mod:`micro.kernels.dsp` where the core has the DSP extension) and, on those
+boards, with
 TVM's plain lowering too, runs them in QEMU and compares every output with the host's (the int8
 baseline's builds are :mod:`pla_tvm.bench.baseline_firmware`).
 """
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 import micro
-from micro.dsp import board_uses_dsp
+from micro.kernels.dsp import board_uses_dsp
 from pla_tvm.baseline.pipeline import FLOAT_TFLITE_FILE, INT8_TFLITE_FILE
 from pla_tvm.data.beats import Dataset
 from pla_tvm.deploy import model_quantization

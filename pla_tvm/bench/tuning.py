@@ -21,7 +21,7 @@ import numpy as np
 
 import micro
 import relay_passes
-from micro.dsp import board_uses_dsp
+from micro.kernels.dsp import board_uses_dsp
 from micro.tuning import apply_database, tune
 from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE
 from pla_tvm.bench.compiler import COMPARISON_BOARD

@@ -12,6 +12,7 @@ import tvm
 from tvm import relax
 
 import micro
+from micro.kernels.dsp import apply_dsp
 from micro.lowering import lower_to_kernel_calls
 
 from .graphs import host_reference, random_inputs, requires_toolchain
@@ -123,7 +124,7 @@ def test_residual_add_runs_in_the_convolution_epilogue(tmp_path):
     residual costs a few instructions per output, not a pass over the whole tensor per pass."""
     length, channels = 40, 8
     mod = conv_block(length, channels, channels, 3, residual=True)
-    lowered = micro.dsp.apply_dsp(mod, micro.get_board(BOARD))
+    lowered = apply_dsp(mod, micro.get_board(BOARD))
     calls = [b.value for b in lowered["main"].body.blocks[0].bindings]
     assert len(calls) == 1  # pad, convolution, bias, residual add, requantization: one kernel
     with_add = _build_and_compare(mod, tmp_path / "residual")

@@ -1,4 +1,4 @@
-"""The SMLAD micro-kernel path (micro.dsp): board policy, tensorization, bit-exact firmware, the
+"""The SMLAD micro-kernels (micro.kernels.dsp): board policy, tensorization, bit-exact firmware, the
 default lowering of micro.build and micro.tuning.tune on boards with the DSP extension."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 import micro
-from micro import dsp, fixed_point_tir
+from micro import fixed_point_tir
+from micro.kernels import dsp
 from micro.tuning import apply_database, tune
 from relay_passes import (
     QuantizedClusterGatedLinearParams,
@@ -177,8 +178,8 @@ def test_default_build_uses_the_micro_kernel_bit_exactly_and_faster(tmp_path, ba
     inputs = random_inputs(model, 4)
     default = micro.build(model, "mps2-an386", tmp_path / "default", backend=backend)
     plain = micro.build(model, "mps2-an386", tmp_path / "plain", backend=backend, dsp=False)
-    assert (default.out_dir / "src" / "pla_dsp.c").is_file()
-    assert not (plain.out_dir / "src" / "pla_dsp.c").exists()
+    assert (default.out_dir / "src" / "dot_product.c").is_file()
+    assert not (plain.out_dir / "src" / "dot_product.c").exists()
     fast, slow = micro.run(default, inputs), micro.run(plain, inputs)
     np.testing.assert_array_equal(fast.outputs, slow.outputs)
     np.testing.assert_array_equal(fast.outputs, host_reference(model, inputs))

@@ -214,7 +214,7 @@ def test_convolutions_and_dense_read_int8_data_and_int8_weight_constants(lowered
 
 
 def test_lowered_dense_legalizes_to_an_int8_by_int8_product(lowered):
-    # The block micro.dsp's SMLAD micro-kernel matches: C = C + int32(x_int8) * int32(W_int8).
+    # The block micro's SMLAD micro-kernel matches: C = C + int32(x_int8) * int32(W_int8).
     legalized = relax.transform.LegalizeOps()(lowered)
     (matmul,) = [func for gvar, func in legalized.functions_items()
                  if gvar.name_hint.startswith("matmul")]

@@ -1,5 +1,5 @@
-/* DSP-extension micro-kernels for int8 inference (see pla_dsp.h and docs/dsp.md): two int8 dot
- * product kernels (SMLAD) and TFLite's requantization.
+/* int8 dot products on the DSP extension (see dot_product.h and docs/dsp.md): a two-output and a
+ * four-output SMLAD micro-kernel.
  *
  * Four consecutive int8 values v0..v3 in one word become two int16 pairs with SXTB16:
  * (v0, v2) and, rotated by 8 bits, (v1, v3). Extending the activations and the weights the same
@@ -8,21 +8,21 @@
  * or four outputs are accumulated at once in registers. The int32 sum equals the scalar loop's
  * (two's-complement addition is associative and SMLAD's result wraps the same way), so results
  * are bit-exact. */
-#include "pla_dsp.h"
+#include "dot_product.h"
 
 #include <stdint.h>
 #include <string.h>
 
 #if !defined(__ARM_FEATURE_DSP) || !__ARM_FEATURE_DSP
-#error "pla_dsp.c needs a core with the Arm DSP extension (SXTB16, SMLAD)"
+#error "dot_product.c needs a core with the Arm DSP extension (SXTB16, SMLAD)"
 #endif
 #include <arm_acle.h>
 
 /* Activation quads extended per pass, into one static buffer (512 bytes of RAM, counted with the
  * model's static memory) rather than the stack: the firmware is single-threaded, and a stack
  * buffer would be most of the model's stack. */
-#define PLA_DSP_CHUNK_QUADS 64
-static int32_t pla_dsp_pairs[2 * PLA_DSP_CHUNK_QUADS] __attribute__((aligned(8)));
+#define MICRO_DSP_CHUNK_QUADS 64
+static int32_t micro_dsp_pairs[2 * MICRO_DSP_CHUNK_QUADS] __attribute__((aligned(8)));
 
 /* Extend `quads` groups of four activations into the pairs (x0, x2), (x1, x3) of each group. */
 static void extend_activations(const int8_t* x, int32_t quads);
@@ -52,7 +52,7 @@ static inline int32_t mac_q7x4(int32_t acc, int32_t xa, int32_t xb, const int8_t
  * per quad (an unaligned LDR, two SXTB16, one STRD, and the counter), where GCC's loop takes
  * eight. quads >= 1. */
 static void extend_activations(const int8_t* x, int32_t quads) {
-  int32_t* pairs = pla_dsp_pairs;
+  int32_t* pairs = micro_dsp_pairs;
   int32_t word, low, high;
   __asm__ volatile(
       "1:\n\t"
@@ -69,13 +69,13 @@ static void extend_activations(const int8_t* x, int32_t quads) {
 }
 
 /* Eight activations' pairs (two quads) into xa0/xb0/xa1/xb1. */
-#define PLA_DSP_PAIRS8                          \
+#define MICRO_DSP_PAIRS8                          \
   "ldrd %[xa0], %[xb0], [%[p]], #8\n\t"        \
   "ldrd %[xa1], %[xb1], [%[p]], #8\n\t"
 
 /* One output's eight activations (16 MACs' worth of pairs already in xa0/xb0/xa1/xb1): its eight
  * weights (one LDRD from word-aligned `w`), four SXTB16 and four SMLAD into `a`. */
-#define PLA_DSP_DOT8(a, w)                              \
+#define MICRO_DSP_DOT8(a, w)                              \
   "ldrd %[wa], %[wb], [%[" w "]], #8\n\t"              \
   "sxtb16 %[t], %[wa]\n\t"                              \
   "smlad %[" a "], %[xa0], %[t], %[" a "]\n\t"          \
@@ -99,9 +99,9 @@ static void dot2_aligned(const int32_t* pairs, int32_t iterations, const int8_t*
   int32_t xa0, xb0, xa1, xb1, wa, wb, t;
   __asm__(
       "1:\n\t"
-      PLA_DSP_PAIRS8
-      PLA_DSP_DOT8("a0", "w0")
-      PLA_DSP_DOT8("a1", "w1")
+      MICRO_DSP_PAIRS8
+      MICRO_DSP_DOT8("a0", "w0")
+      MICRO_DSP_DOT8("a1", "w1")
       "subs %[n], %[n], #1\n\t"
       "bne 1b"
       : [a0] "+r"(a0), [a1] "+r"(a1), [p] "+r"(pairs), [w0] "+r"(w0), [w1] "+r"(w1),
@@ -120,8 +120,8 @@ static void dot1_aligned(const int32_t* pairs, int32_t iterations, const int8_t*
   int32_t xa0, xb0, xa1, xb1, wa, wb, t;
   __asm__(
       "1:\n\t"
-      PLA_DSP_PAIRS8
-      PLA_DSP_DOT8("a0", "w0")
+      MICRO_DSP_PAIRS8
+      MICRO_DSP_DOT8("a0", "w0")
       "subs %[n], %[n], #1\n\t"
       "bne 1b"
       : [a0] "+r"(a0), [p] "+r"(pairs), [w0] "+r"(w0), [n] "+r"(iterations),
@@ -148,7 +148,7 @@ static void dot2(const int32_t* pairs, const int32_t* end, const int8_t* w0, con
 /* acc[o] += x[0:4*quads] . w[o*w_stride : o*w_stride + 4*quads] with quads <= the chunk. */
 static void dot_quads(const int8_t* x, const int8_t* w, int32_t* acc, int32_t quads, int32_t n,
                       int32_t w_stride) {
-  const int32_t* pairs = pla_dsp_pairs;
+  const int32_t* pairs = micro_dsp_pairs;
   extend_activations(x, quads);
   const int32_t* even = pairs + 4 * (quads / 2); /* dot2's part: pairs of quads */
   const int32_t* end = pairs + 2 * quads;
@@ -181,7 +181,7 @@ static void dot_quads(const int8_t* x, const int8_t* w, int32_t* acc, int32_t qu
   }
 }
 
-int32_t pla_dsp_dot_q7(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, int32_t n,
+int32_t micro_dsp_dot_q7(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, int32_t n,
                        int32_t w_stride) {
   const int8_t* x = x_ptr;
   const int8_t* w = w_ptr;
@@ -189,7 +189,7 @@ int32_t pla_dsp_dot_q7(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, int
   int32_t done = 0;
   while (len - done >= 4) {
     int32_t quads = (len - done) / 4;
-    if (quads > PLA_DSP_CHUNK_QUADS) quads = PLA_DSP_CHUNK_QUADS;
+    if (quads > MICRO_DSP_CHUNK_QUADS) quads = MICRO_DSP_CHUNK_QUADS;
     dot_quads(x + done, w + done, acc, quads, n, w_stride);
     done += 4 * quads;
   }
@@ -202,7 +202,7 @@ int32_t pla_dsp_dot_q7(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, int
 
 /* One quad step of dot4_group: activation pairs into r8/r9, the four outputs' weight words into
  * r2, r10, r11, r12 (one LDM), then two SMLADs per output into r4..r7 (18 instructions). */
-#define PLA_DSP_QUAD_STEP                       \
+#define MICRO_DSP_QUAD_STEP                       \
   "ldrd r8, r9, [r0], #8\n\t"                   \
   "ldmia r1!, {r2, r10, r11, r12}\n\t"          \
   "sxtb16 lr, r2\n\t"                           \
@@ -251,7 +251,7 @@ __attribute__((naked, noinline)) static void dot4_groups(const int32_t* pairs, c
       "ands r3, r3, #7\n\t"
       "beq 2f\n\t"
       "1:\n\t"
-      PLA_DSP_QUAD_STEP
+      MICRO_DSP_QUAD_STEP
       "subs r3, r3, #1\n\t"
       "bne 1b\n\t"
       "2:\n\t"
@@ -259,8 +259,8 @@ __attribute__((naked, noinline)) static void dot4_groups(const int32_t* pairs, c
       "lsrs r3, r3, #3\n\t"
       "beq 5f\n\t"
       "3:\n\t"
-      PLA_DSP_QUAD_STEP PLA_DSP_QUAD_STEP PLA_DSP_QUAD_STEP PLA_DSP_QUAD_STEP
-      PLA_DSP_QUAD_STEP PLA_DSP_QUAD_STEP PLA_DSP_QUAD_STEP PLA_DSP_QUAD_STEP
+      MICRO_DSP_QUAD_STEP MICRO_DSP_QUAD_STEP MICRO_DSP_QUAD_STEP MICRO_DSP_QUAD_STEP
+      MICRO_DSP_QUAD_STEP MICRO_DSP_QUAD_STEP MICRO_DSP_QUAD_STEP MICRO_DSP_QUAD_STEP
       "subs r3, r3, #1\n\t"
       "bne 3b\n\t"
       "5:\n\t"
@@ -276,55 +276,16 @@ __attribute__((naked, noinline)) static void dot4_groups(const int32_t* pairs, c
       "pop {r4-r11, pc}\n\t");
 }
 
-int32_t pla_dsp_dot_q7x4(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, int32_t n) {
+int32_t micro_dsp_dot_q7x4(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, int32_t n) {
   const int8_t* x = x_ptr;
   const int8_t* w = w_ptr;
   int32_t* acc = acc_ptr;
   const int32_t total_quads = len / 4;
-  for (int32_t done = 0; done < total_quads; done += PLA_DSP_CHUNK_QUADS) {
+  for (int32_t done = 0; done < total_quads; done += MICRO_DSP_CHUNK_QUADS) {
     int32_t quads = total_quads - done;
-    if (quads > PLA_DSP_CHUNK_QUADS) quads = PLA_DSP_CHUNK_QUADS;
+    if (quads > MICRO_DSP_CHUNK_QUADS) quads = MICRO_DSP_CHUNK_QUADS;
     extend_activations(x + 4 * done, quads);
-    dot4_groups(pla_dsp_pairs, w + 16 * done, acc, quads, n / 4, 16 * (total_quads - quads));
-  }
-  return 0;
-}
-
-/* out[i] = clamp(q + zp, qmin, qmax), q = RoundingDivideByPOT(SRDHM(acc[i] + bias[i], mult[i]),
- * -shift[i]): TFLite's double-rounding requantization with right shifts only (shift <= 0) and
- * non-negative multipliers, as relay_passes.fixed_point writes it in TIR, in fewer instructions:
- * SMLAL onto the rounding constant for the high product, the rounding division's comparison as
- * the sign bit of a difference, QADD + SSAT for the zero point and the clamp to int8 (a
- * saturating add reaches the same clamped value as the exact sum, without int32 overflow). The
- * bias add wraps like the int32 stage it replaces. */
-static inline int32_t requantize_one(int32_t x, int32_t mult, int32_t shift, int32_t zp) {
-  int32_t high = (int32_t)(((int64_t)x * mult + (1 << 30)) >> 31);
-  int32_t e = -shift;
-  int32_t mask = (int32_t)((1u << e) - 1u);
-  int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)high >> 31);
-  int32_t q = (high >> e) + (int32_t)((uint32_t)(threshold - (high & mask)) >> 31);
-  return __ssat(__qadd(q, zp), 8);
-}
-
-int32_t pla_dsp_requantize_q7(void* acc_ptr, void* bias_ptr, void* mult_ptr, void* shift_ptr,
-                              void* out_ptr, int32_t n, int32_t zp, int32_t qmin, int32_t qmax) {
-  const int32_t* acc = acc_ptr;
-  const int32_t* bias = bias_ptr;
-  const int32_t* mult = mult_ptr;
-  const int8_t* shift = shift_ptr;
-  int8_t* out = out_ptr;
-  if (qmin == -128 && qmax == 127) { /* the usual case: SSAT is the whole clamp */
-#pragma GCC unroll 2
-    for (int32_t i = 0; i < n; ++i) {
-      int32_t x = (int32_t)((uint32_t)acc[i] + (uint32_t)bias[i]);
-      out[i] = (int8_t)requantize_one(x, mult[i], shift[i], zp);
-    }
-    return 0;
-  }
-  for (int32_t i = 0; i < n; ++i) {
-    int32_t v = requantize_one((int32_t)((uint32_t)acc[i] + (uint32_t)bias[i]), mult[i],
-                               shift[i], zp);
-    out[i] = (int8_t)(v < qmin ? qmin : (v > qmax ? qmax : v));
+    dot4_groups(micro_dsp_pairs, w + 16 * done, acc, quads, n / 4, 16 * (total_quads - quads));
   }
   return 0;
 }

@@ -33,17 +33,17 @@ from importlib import resources
 
 import numpy as np
 import tvm
-from tvm import s_tir, te, tirx
+from tvm import relax, s_tir, te, tirx
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
-from ..codegen import register_extern_source
-from ..schedules import fuse_elementwise, inline_copies_and_casts
+from ...codegen import register_extern_source
+from ...schedules import fuse_elementwise, inline_copies_and_casts
 
 CONV_KERNEL = "micro_dsp_conv_q15q7"
 #: Block annotation of the reduction stage :func:`conv2d_window_te` writes (its width stride).
 CONV_BLOCK_ATTR = "micro.conv2d_window"
-_SOURCES = resources.files(__package__).joinpath("c", "dsp")
+_SOURCES = resources.files("micro.kernels").joinpath("c", "dsp")
 
 
 def register() -> None:
@@ -594,3 +594,90 @@ def _search_rule(sch: s_tir.Schedule, _block_rv: s_tir.SBlockRV) -> list[s_tir.S
 
 def _root_block_names(sch: s_tir.Schedule) -> list[str]:
     return [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+
+
+def _const_value(expr: relax.Expr, bindings: dict) -> np.ndarray | None:
+    while isinstance(expr, relax.Var) and expr in bindings:
+        expr = bindings[expr]
+    if isinstance(expr, tvm.ir.expr.GenericConst):
+        return expr.value.numpy()
+    return None
+
+
+@relax.expr_functor.mutator
+class _Conv2DWindowLowerer(relax.PyExprMutator):
+    """Rebinds each int8 ``conv2d`` the DSP library takes to its windowed TE kernel."""
+
+    def __init__(self, mod: tvm.IRModule) -> None:
+        super().__init__(mod)
+        self.mod = mod
+        self.bindings: dict = {}
+
+    def transform(self) -> tvm.IRModule:
+        for gvar, func in self.mod.functions_items():
+            if isinstance(func, relax.Function):
+                self.bindings = relax.analysis.get_var2val(func)
+                self.builder_.update_func(gvar, self.visit_expr(func))
+        return self.builder_.get()
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        lowered = None
+        if getattr(call.op, "name", "") == "relax.nn.conv2d":
+            lowered = self._windowed(call)
+        return super().visit_call_(call) if lowered is None else lowered
+
+    def _windowed(self, call: relax.Call) -> relax.Expr | None:
+        attrs = call.attrs
+        data, weight = call.args
+        if (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NHWC", "HWIO", "NHWC"):
+            return None
+        if str(call.ty.dtype) != "int32" or str(data.ty.dtype) != "int8":
+            return None
+        weights = _const_value(weight, self.bindings)
+        if weights is None or weights.dtype != np.int8:
+            return None
+        padding = [int(p) for p in attrs.padding]
+        pad_value = 0
+        source = self.bindings.get(data) if isinstance(data, relax.Var) else None
+        if getattr(getattr(source, "op", None), "name", "") == "relax.nn.pad":
+            widths = [int(w) for w in source.attrs.pad_width]
+            spatial = widths[2:6]  # NHWC: (before, after) of H, then of W
+            if (source.attrs.pad_mode == "constant" and not any(widths[:2] + widths[6:])
+                    and not any(padding)):
+                value = float(source.attrs.pad_value)
+                if value == int(value) and -128 <= value <= 127:
+                    data, pad_value = source.args[0], int(value)
+                    padding = [spatial[0], spatial[2], spatial[1], spatial[3]]
+        shape = [int(s) for s in data.ty.shape]
+        if not conv2d_supported(shape, weights.shape, attrs.strides, attrs.dilation,
+                                            int(attrs.groups)):
+            return None
+        form = conv2d_form(weights.shape)
+        return self.builder_.call_te(
+            conv2d_window_te, self.visit_expr(data),
+            relax.const(relayout_weights(weights, form)),
+            [int(s) for s in attrs.strides], padding, pad_value, form, weights.shape[:2],
+            primfunc_name_hint=f"conv2d_{form}",
+        )
+
+
+def lower_conv2d_windows(mod: tvm.IRModule) -> tvm.IRModule:
+    """Rewrite int8 ``conv2d`` (with a constant ``pad`` before it folded in) to windowed kernels.
+
+    The convolutions :func:`micro.kernels.dsp.conv2d_supported` takes become
+    :func:`micro.kernels.dsp.conv2d_window_te` kernels with re-laid-out weight constants; a
+    ``pad`` whose only job was to feed one of them is left unused (dead code elimination removes
+    it). Run before ``LegalizeOps``.
+
+    Parameters
+    ----------
+    mod : tvm.IRModule
+        Relax module.
+
+    Returns
+    -------
+    tvm.IRModule
+        The rewritten module.
+    """
+    rewritten = _Conv2DWindowLowerer(mod).transform()
+    return relax.transform.DeadCodeElimination()(rewritten)

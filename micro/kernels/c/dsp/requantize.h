@@ -1,0 +1,14 @@
+/* TFLite's int8 requantization on Cortex-M cores with the DSP extension.
+ * Called from TIR kernels tensorized by micro/kernels/dsp/requantize.py (see docs/dsp.md). */
+#ifndef MICRO_DSP_REQUANTIZE_H_
+#define MICRO_DSP_REQUANTIZE_H_
+
+#include <stdint.h>
+
+/* out[i] = TFLite's int8 requantization of acc[i] + bias[i] with per-channel multiplier mult[i]
+ * (int32, >= 0) and shift shift[i] (int8, <= 0), zero point zp, clamped to [qmin, qmax]
+ * (see requantize.c). acc, bias, mult point to int32_t, shift and out to int8_t. Returns 0. */
+int32_t micro_dsp_requantize_q7(void* acc, void* bias, void* mult, void* shift, void* out,
+                                int32_t n, int32_t zp, int32_t qmin, int32_t qmax);
+
+#endif

@@ -1,0 +1,354 @@
+"""int8 dot products on SMLAD: the tensor intrinsics and the schedule that uses them.
+
+* :func:`dot_q7_intrin` registers a ``tvm.s_tir.TensorIntrin`` whose description is an int8×int8
+  → int32 reduction ``C[o] += A[r] * B[o, r]`` over ``n`` outputs and ``L`` inputs (optionally
+  with ``B`` gathered by a data-dependent index, like the cluster-gated operator's weights of the
+  chosen cluster) and whose implementation calls the C micro-kernel ``micro_dsp_dot_q7``
+  (``c/dsp/dot_product.c``). :func:`dot_q7x4_intrin` is the gathered variant for output and
+  reduction lengths that are multiples of 4, over weights interleaved as ``[?, n/4, L/4, 4, 4]``
+  so that one ``LDM`` loads a quad of inputs' weights for four outputs (``micro_dsp_dot_q7x4``).
+  Inner loops: 18 instructions per 16 MACs (four outputs) or 22 (two outputs).
+* :func:`schedule_int8_dots` is the schedule: for every reduction block that tensorize accepts it
+  changes the layout of the weight (a constant parameter): reduction axis innermost, so that four
+  weights of one output are one word, or interleaved for the four-output kernel; it splits the
+  outputs into tiles of the intrinsic, tensorizes, and fuses the element-wise epilogue
+  (requantization) into one loop.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import s_tir, tirx
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+from ...schedules import child_block_names, fuse_elementwise
+from .requantize import _requantizations_that_tensorize, tensorize_requantizations
+
+MICRO_KERNEL = "micro_dsp_dot_q7"
+MICRO_KERNEL_X4 = "micro_dsp_dot_q7x4"
+SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaSchedule
+
+
+def dot_q7_intrin(length: int, outputs: int, gathered: bool) -> str:
+    """Register (once) the tensor intrinsic for one shape and return its name.
+
+    Parameters
+    ----------
+    length : int
+        Reduction length ``L``.
+    outputs : int
+        Outputs per call ``n`` (the output tile).
+    gathered : bool
+        ``B`` is a ``[?, n, L]`` slice selected by a one-element int32 index buffer (the
+        cluster-gated operator's weights), instead of a ``[n, L]`` matrix.
+
+    Returns
+    -------
+    str
+        Name for ``Schedule.tensorize``.
+    """
+    name = f"{MICRO_KERNEL}_{length}x{outputs}{'_gathered' if gathered else ''}"
+    if TensorIntrin.get(name, allow_missing=True) is None:
+        make = _gathered_intrin if gathered else _plain_intrin
+        TensorIntrin.register(name, *make(length, outputs))
+    return name
+
+
+def _call_micro_kernel(
+    a: tirx.Buffer, b: tirx.Buffer, c: tirx.Buffer, length: int, outputs: int, b_stride: tirx.Var
+) -> tirx.PrimExpr:
+    """The call both implementations make: matched regions' addresses, shape and row stride.
+
+    The stride is cast to int32: kernels legalized from Relax operators index in int64, and the
+    C declaration TVM writes for the extern follows the argument types of the call.
+    """
+    return T.call_extern(
+        "int32", MICRO_KERNEL, a.access_ptr("r"), b.access_ptr("r"), c.access_ptr("rw"),
+        length, outputs, T.Cast("int32", b_stride),
+    )  # fmt: skip
+
+
+def _plain_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    """``C[0, o] += A[0, r] * B[o, r]``: description and implementation."""
+    n, L = outputs, length  # noqa: N806 (the names of the math)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (n, L), "int8", offset_factor=1)
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0:n, 0:L])
+            T.writes(C[0, 0:n])
+            for o, r in T.grid(n, L):
+                with T.sblock("update"):
+                    vo, vr = T.axis.remap("SR", [o, r])
+                    C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * T.Cast("int32", B[vo, vr])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        stride = T.int32()
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (n, L), "int8", offset_factor=1, strides=[stride, 1])
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0:n, 0:L])
+            T.writes(C[0, 0:n])
+            T.evaluate(_call_micro_kernel(A, B, C, L, n, stride))
+
+    return desc, impl
+
+
+def _gathered_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    """``C[0, o] += A[0, r] * B[I[0], o, r]``: the slice of ``B`` chosen by index buffer ``I``.
+
+    The index is only read (the block reads it to address ``B``); the slice's address is the
+    matched region's offset, so the implementation does not use it.
+    """
+    n, L = outputs, length  # noqa: N806
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle, i: T.handle) -> None:
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (1, n, L), "int8", offset_factor=1)
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n, 0:L], I[0])
+            T.writes(C[0, 0:n])
+            for o, r in T.grid(n, L):
+                with T.sblock("update"):
+                    vo, vr = T.axis.remap("SR", [o, r])
+                    T.reads(C[0, vo], A[0, vr], B[0, vo, vr], I[0])
+                    T.writes(C[0, vo])
+                    C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * T.Cast("int32", B[0, vo, vr])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle, i: T.handle) -> None:
+        stride = T.int32()
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (1, n, L), "int8", offset_factor=1, strides=[T.int32(), stride, 1])
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n, 0:L], I[0])
+            T.writes(C[0, 0:n])
+            T.evaluate(_call_micro_kernel(A, B, C, L, n, stride))
+
+    return desc, impl
+
+
+def dot_q7x4_intrin(length: int, outputs: int) -> str:
+    """Register (once) the gathered four-output intrinsic for one shape and return its name.
+
+    Parameters
+    ----------
+    length : int
+        Reduction length ``L``, a multiple of 4.
+    outputs : int
+        Outputs per call ``n``, a multiple of 4.
+
+    Returns
+    -------
+    str
+        Name for ``Schedule.tensorize``. ``B`` is the chosen slice of weights interleaved as
+        ``[?, n/4, L/4, 4, 4]`` (group of four outputs, quad of four inputs, output in the group,
+        input in the quad), selected by a one-element index buffer as in :func:`dot_q7_intrin`.
+    """
+    name = f"{MICRO_KERNEL_X4}_{length}x{outputs}_gathered"
+    if TensorIntrin.get(name, allow_missing=True) is None:
+        TensorIntrin.register(name, *_x4_intrin(length, outputs))
+    return name
+
+
+def _x4_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    """``C[0, o] += A[0, r] * B[I[0], o/4, r/4, o%4, r%4]``: description and implementation.
+
+    The interleaved slice is contiguous, so the implementation needs no stride.
+    """
+    n, L = outputs, length  # noqa: N806
+    shape = (1, n // 4, L // 4, 4, 4)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle, i: T.handle) -> None:
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, shape, "int8", offset_factor=1)
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n // 4, 0:L // 4, 0:4, 0:4], I[0])
+            T.writes(C[0, 0:n])
+            for o, r in T.grid(n, L):
+                with T.sblock("update"):
+                    vo, vr = T.axis.remap("SR", [o, r])
+                    T.reads(C[0, vo], A[0, vr], B[0, vo // 4, vr // 4, vo % 4, vr % 4], I[0])
+                    T.writes(C[0, vo])
+                    C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * T.Cast(
+                        "int32", B[0, vo // 4, vr // 4, vo % 4, vr % 4])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle, i: T.handle) -> None:
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, shape, "int8", offset_factor=1)
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n // 4, 0:L // 4, 0:4, 0:4], I[0])
+            T.writes(C[0, 0:n])
+            T.evaluate(T.call_extern(
+                "int32", MICRO_KERNEL_X4, A.access_ptr("r"), B.access_ptr("r"),
+                C.access_ptr("rw"), L, n))
+
+    return desc, impl
+
+
+#: A parameter whose layout a schedule changed: its index and the map to its new layout.
+Relayout = tuple[int, tirx.IndexMap]
+
+
+class _NotApplicable(Exception):
+    """A block looks like a dot product but the micro-kernel cannot take it."""
+
+
+def _int8_products(block: tirx.SBlock) -> tuple[tvm.ir.TensorLoad, tvm.ir.TensorLoad] | None:
+    """The two int8 loads of ``C = C + int32(a) * int32(b)``, or None for any other block."""
+    body = block.body
+    if not (isinstance(body, tirx.BufferStore) and isinstance(body.value, tirx.Add)):
+        return None
+    product = body.value.b
+    if not isinstance(product, tirx.Mul):
+        return None
+    loads = []
+    for operand in (product.a, product.b):
+        if not (isinstance(operand, tirx.Cast) and isinstance(operand.value, tvm.ir.TensorLoad)):
+            return None
+        if str(operand.value.source.dtype) != "int8" or str(operand.ty) != "int32":
+            return None
+        loads.append(operand.value)
+    return loads[0], loads[1]
+
+
+def _weight_needs_transpose(weight: tvm.ir.TensorLoad, block: tirx.SBlock) -> bool:
+    """Whether the weight's last index is the output axis and the one before it the reduction."""
+    reduce_vars = {iv.var for iv in block.iter_vars if iv.iter_type == tirx.IterVar.CommReduce}
+    indices = weight.indices
+    last, before = indices[-1], indices[-2] if len(indices) > 1 else None
+    return (
+        isinstance(before, tirx.Var) and before in reduce_vars
+        and isinstance(last, tirx.Var) and last not in reduce_vars
+    )  # fmt: skip
+
+
+def schedule_int8_dots(
+    func: tirx.PrimFunc, output_tile: int | None = None, *, tensorize: bool = True
+) -> tuple[tirx.PrimFunc, list[Relayout]] | None:
+    """Tensorize every int8 dot-product reduction of a kernel with the SMLAD micro-kernel.
+
+    When a block was tensorized, the element-wise stages are fused into their consumers' loops.
+
+    Parameters
+    ----------
+    func : tvm.tirx.PrimFunc
+        A kernel (e.g. ``cluster_gated_linear_int8``), unscheduled.
+    output_tile : int, optional
+        Outputs per micro-kernel call; the whole output axis when omitted (fewest calls) or when
+        it does not divide the axis.
+    tensorize : bool
+        False: only change the weights' layout and annotate the blocks with the MetaSchedule rule
+        :data:`SCHEDULE_RULE` (for :func:`prepare_for_tuning`); the blocks are still checked to
+        tensorize.
+
+    Returns
+    -------
+    func : tvm.tirx.PrimFunc
+        The scheduled kernel; the whole result is None when no block matched.
+    relaid_out : list of (int, tvm.tirx.IndexMap)
+        The parameters whose layout changed (reduction innermost, or interleaved for the
+        four-output kernel), by index, with the map of their new layout: the caller must pass
+        those tensors re-laid out (``index_map.map_tensor``).
+    """
+    relaid_out: list[Relayout] = []
+    sch = s_tir.Schedule(func)
+    names = child_block_names(sch)
+    matched = False
+    for name in names:
+        # Fresh schedules per block: a failed step leaves nothing half-applied behind.
+        relaid = s_tir.Schedule(sch.mod)
+        block_rv = relaid.get_sblock(name)
+        if _int8_products(relaid.get(block_rv)) is None or len(relaid.get_loops(block_rv)) != 3:
+            continue
+        try:
+            moved = _relayout(relaid, block_rv)
+            tensorized = s_tir.Schedule(relaid.mod)
+            _tensorize(tensorized, tensorized.get_sblock(name), output_tile)
+        except (s_tir.ScheduleError, _NotApplicable):
+            continue  # not the micro-kernel's pattern: leave the block to the default lowering
+        if tensorize:
+            sch = tensorized
+        else:
+            relaid.annotate(relaid.get_sblock(name), "schedule_rule", SCHEDULE_RULE)
+            sch = relaid
+        matched = True
+        relaid_out += [] if moved is None else [moved]
+    if not matched:
+        return None
+    if tensorize:
+        tensorize_requantizations(sch)
+        fuse_elementwise(sch)
+    else:
+        _requantizations_that_tensorize(sch)  # registers the intrinsics tuning records name
+    return sch.mod["main"], relaid_out
+
+
+def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> Relayout | None:
+    """Re-lay out a weight whose last axis is the output axis; return the parameter and its map.
+
+    Four weights of one output become one word for ``SXTB16``: with the reduction axis innermost
+    (``[..., d, D]``), or, for a gathered ``[k, D, d]`` weight with ``D`` and ``d`` multiples of
+    4, interleaved as ``[k, d/4, D/4, 4, 4]`` for the four-output micro-kernel. Only a
+    parameter's layout can change (the caller re-lays out the tensor passed in); None when the
+    layout already fits (e.g. centroids ``[k, D]``).
+    """
+    block = sch.get(block_rv)
+    weight = _int8_products(block)[1]
+    if not _weight_needs_transpose(weight, block):
+        return None
+    buffer = weight.source
+    params = list(sch.mod["main"].params)  # buffers, in call_tir's argument order
+    if not any(buffer.same_as(p) for p in params):
+        raise _NotApplicable("only a parameter's layout can change")
+    read_index = next(i for i, r in enumerate(block.reads) if r.source.same_as(buffer))
+    rank = len(weight.indices)
+    reduce_len, outputs = (int(e) for e in buffer.shape[-2:])
+    if rank == 3 and reduce_len % 4 == 0 and outputs % 4 == 0:
+        index_map = tirx.IndexMap.from_func(
+            lambda k, r, o: (k, o // 4, r // 4, o % 4, r % 4), ndim=3
+        )
+    else:
+        index_map = tirx.IndexMap.from_func(
+            lambda *idx: (*idx[: rank - 2], idx[rank - 1], idx[rank - 2]), ndim=rank
+        )
+    # Both maps are bijective; TVM's inverse check cannot parse the interleaving's mixed order.
+    sch.transform_layout(
+        block_rv, ("read", read_index), index_map, assume_injective_transform=True
+    )
+    return next(i for i, p in enumerate(params) if buffer.same_as(p)), index_map
+
+
+def _tensorize(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, output_tile: int | None) -> None:
+    """Split the outputs into tiles, zero the accumulators apart, call the micro-kernel per tile."""
+    rank = len(_int8_products(sch.get(block_rv))[1].indices)
+    _, out_loop, reduce_loop = sch.get_loops(block_rv)
+    extent = int(sch.get(out_loop).extent)
+    length = int(sch.get(reduce_loop).extent)
+    divides = bool(output_tile) and extent % output_tile == 0
+    if rank == 5:  # interleaved weights: tiles of whole groups of four outputs
+        tile = output_tile if divides and output_tile % 4 == 0 else extent
+        intrin = dot_q7x4_intrin(length, tile)
+    else:
+        tile = output_tile if divides else extent
+        intrin = dot_q7_intrin(length, tile, rank == 3)
+    outer, inner = sch.split(out_loop, [extent // tile, tile])
+    sch.decompose_reduction(block_rv, outer)
+    sch.tensorize(inner, intrin)
