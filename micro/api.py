@@ -40,7 +40,7 @@ from .firmware import compile_and_link, write_project
 from .footprint import Footprint, check_model_fits, measure
 from .graph import INPUT, OUTPUT, Graph, TensorInfo, extract_graph
 from .kernels import dsp as dsp_kernels
-from .memplan import ALIGNMENT, align_up, plan_memory
+from .memplan import ALIGNMENT, MemoryPlan, align_up, plan_memory
 from .qemu import Report, run_firmware
 from .schedules import schedule_unscheduled
 from .toolchain import Toolchain, find_toolchain
@@ -78,6 +78,9 @@ class Firmware:
         The exact instruction counter (None: SysTick counts only).
     markers : tuple of int
         Addresses of the counting markers in the image.
+    memory : dict or None
+        The RAM plan (:func:`memory_plan_summary`): the arena, the kernels' workspace, the
+        input and output buffers, and the tensors alive at the arena's peak.
     """
 
     elf: Path
@@ -91,6 +94,7 @@ class Firmware:
     quantization: dict | None = None
     counter_plugin: Path | None = None
     markers: tuple[int, int] = (0, 0)
+    memory: dict | None = None
 
     @classmethod
     def load(cls, out_dir: str | Path, *, toolchain_path: str | Path | None = None) -> Firmware:
@@ -212,6 +216,7 @@ def _write_metadata(firmware: Firmware, entry: str) -> None:
         "output": tensor(firmware.output),
         "quantization": firmware.quantization,
         "footprint": firmware.footprint.as_dict(),
+        "memory": firmware.memory,
         "elf": str(firmware.elf.relative_to(firmware.out_dir)),
     }
     text = json.dumps(metadata, indent=2, sort_keys=True)
@@ -251,6 +256,7 @@ def _read_metadata(path: Path) -> dict:
             "footprint": Footprint(**metadata["footprint"]),
             "backend": str(metadata["backend"]),
             "quantization": _normalize_quantization(metadata["quantization"]),
+            "memory": metadata.get("memory"),
         }
     except UnknownBoardError as error:
         raise MetadataError(f"{path}: {error}") from None
@@ -464,6 +470,7 @@ def _build_graph(
         quantization=dict(quantization) if quantization else None,
         counter_plugin=build_counter_plugin(toolchain, build_dir),
         markers=marker_addresses(toolchain, elf),
+        memory=memory_plan_summary(graph, plan, kernels.workspace_bytes, io_bytes),
     )
     _write_metadata(firmware, entry)
     logger.info(
@@ -472,6 +479,39 @@ def _build_graph(
         footprint.image_flash_bytes, footprint.image_ram_bytes,
     )  # fmt: skip
     return firmware
+
+
+def memory_plan_summary(
+    graph: Graph, plan: MemoryPlan, workspace_bytes: int, io_bytes: int
+) -> dict:
+    """The RAM plan of a build as plain data (``Firmware.memory``, ``metadata.json``).
+
+    Parameters
+    ----------
+    graph : Graph
+        The model's kernel calls.
+    plan : MemoryPlan
+        Its arena plan.
+    workspace_bytes : int
+        The largest workspace a kernel requests (kernels run one at a time).
+    io_bytes : int
+        The input and output buffers.
+
+    Returns
+    -------
+    dict
+        ``arena_bytes``, ``workspace_bytes``, ``io_bytes``, ``peak_kernel`` (the kernel running
+        when the most intermediates are alive, or None) and ``peak_tensors`` (those tensors:
+        name, shape, dtype, bytes, largest first).
+    """
+    peak = None if plan.peak_step is None else graph.steps[plan.peak_step].kernel
+    tensors = [
+        {"name": name, "shape": list(graph.intermediates[name].shape),
+         "dtype": graph.intermediates[name].dtype, "bytes": graph.intermediates[name].nbytes}
+        for name in plan.peak_tensors
+    ]
+    return {"arena_bytes": plan.arena_bytes, "workspace_bytes": workspace_bytes,
+            "io_bytes": io_bytes, "peak_kernel": peak, "peak_tensors": tensors}
 
 
 def _as_batch(firmware: Firmware, inputs: np.ndarray) -> np.ndarray:

@@ -45,10 +45,17 @@ class MemoryPlan:
         Byte offset of each intermediate tensor.
     arena_bytes : int
         Size of the arena.
+    peak_step : int or None
+        Index of the step at which the most intermediate bytes are alive (None without
+        intermediates).
+    peak_tensors : tuple of str
+        The intermediates alive at that step, largest first: what makes the arena's size.
     """
 
     offsets: dict[str, int]
     arena_bytes: int
+    peak_step: int | None = None
+    peak_tensors: tuple[str, ...] = ()
 
 
 def _lifetimes(graph: Graph) -> dict[str, tuple[int, int]]:
@@ -94,4 +101,17 @@ def plan_memory(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
         offsets[name] = offset
         placed.append((offset, size, (first, last)))
     arena = max((o + s for o, s, _ in placed), default=0)
-    return MemoryPlan(offsets, arena)
+    peak_step, peak_tensors = _peak(graph, spans)
+    return MemoryPlan(offsets, arena, peak_step, peak_tensors)
+
+
+def _peak(graph: Graph, spans: dict[str, tuple[int, int]]) -> tuple[int | None, tuple[str, ...]]:
+    """The step with the most intermediate bytes alive, and those tensors (largest first)."""
+    best: tuple[int, int | None, tuple[str, ...]] = (0, None, ())
+    for step in range(len(graph.steps)):
+        alive = [n for n, (born, dies) in spans.items() if born <= step <= dies]
+        total = sum(graph.intermediates[n].nbytes for n in alive)
+        if total > best[0]:
+            alive.sort(key=lambda n: (-graph.intermediates[n].nbytes, n))
+            best = (total, step, tuple(alive))
+    return best[1], best[2]

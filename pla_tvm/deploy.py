@@ -163,6 +163,7 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
                      "elf_sha256": sha256_of(firmware.elf),
                      "metadata": MICRO_METADATA_FILE},
         "footprint": firmware.footprint.as_dict(),
+        "memory": firmware.memory,
         "compile_seconds": round(time.perf_counter() - started, 2),
     }
     write_json_atomically(out_dir / MANIFEST_FILE, manifest)

@@ -30,6 +30,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         "dot products, which boards with the DSP extension use by default")
 
 
+def _memory_lines(memory: dict[str, Any] | None) -> list[str]:
+    """The RAM plan: the arena, what makes its peak, the kernels' workspace, input and output."""
+    if not memory:
+        return []
+    tensors = ", ".join(f"{t['name']} {t['dtype']}{t['shape']} {t['bytes']:,} B"
+                        for t in memory["peak_tensors"])
+    lines = [f"  RAM plan: arena {memory['arena_bytes']:,} B + kernel workspace "
+             f"{memory['workspace_bytes']:,} B + input/output {memory['io_bytes']:,} B"]
+    if memory["peak_kernel"]:
+        lines.append(f"  arena peak during {memory['peak_kernel']}: {tensors}")
+    return lines
+
+
 def _summary(manifest: dict[str, Any], out: str) -> str:
     footprint = manifest["footprint"]
     what = "PLA-swapped " if manifest["pla"] else ""
@@ -43,6 +56,7 @@ def _summary(manifest: dict[str, Any], out: str) -> str:
         f"{footprint['model_ram_bytes']:,} B RAM",
         f"  image: {footprint['image_flash_bytes']:,} B flash, "
         f"{footprint['image_ram_bytes']:,} B RAM (incl. stack and heap reservations)",
+        *_memory_lines(manifest.get("memory")),
         f"  input {manifest['input']['dtype']}{manifest['input']['shape']}"
         + (f" scale {quant['scale']:g} zero point {quant['zero_point']}" if quant else ""),
         f"  wrote {out}/{MANIFEST_FILE}; next: pla-tvm run {out}",

@@ -67,6 +67,9 @@ def test_compile_writes_a_manifest_describing_the_int8_input(int8_pla_firmware, 
     assert manifest["input"]["quantization"]["scale"] > 0
     assert manifest["output"]["dtype"] == "int8"
     assert manifest["float_ops"] == ["relax.nn.softmax"]
+    memory = manifest["memory"]
+    assert memory["peak_kernel"] and memory["arena_bytes"] >= sum(
+        t["bytes"] for t in memory["peak_tensors"])
     assert manifest["footprint"]["model_flash_bytes"] > 0
     header = (int8_pla_firmware / "src" / "model.h").read_text()
     assert "MODEL_INPUT_SCALE" in header and "MODEL_INPUT_ZERO_POINT" in header
