@@ -57,6 +57,7 @@ from .boards import Board
 from .codegen import register_extern_source
 from .errors import BuildError
 from .kernels import dsp as conv_kernels
+from .kernels import dsp_depthwise
 from .lowering import lower_to_kernel_calls
 from .schedules import child_block_names, data_parallel, fuse_elementwise
 
@@ -81,6 +82,7 @@ def register() -> None:
         )
     tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)
     conv_kernels.register()
+    dsp_depthwise.register()
 
 
 def board_uses_dsp(board: Board) -> bool:
@@ -713,7 +715,8 @@ def _schedule_module(
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
         sch = s_tir.Schedule(func)
-        if tensorize and conv_kernels.schedule_conv2d_kernel(sch, positions=conv_positions):
+        if tensorize and (conv_kernels.schedule_conv2d_kernel(sch, positions=conv_positions)
+                          or dsp_depthwise.schedule_depthwise(sch)):
             done = sch.mod["main"].with_attr("tirx.is_scheduled", True)
             scheduled[gvar.name_hint] = (done, [])
             continue
