@@ -40,7 +40,7 @@ DEPTHWISE_KERNEL = "micro_dsp_depthwise_q15"
 #: Block annotation of the reduction :func:`depthwise_te` writes (its width stride).
 DEPTHWISE_BLOCK_ATTR = "micro.depthwise_window"
 #: Output positions per pass by default (the largest divisor of the output width up to it).
-DEFAULT_POSITIONS = 8
+DEFAULT_POSITIONS = 16
 _SOURCES = resources.files(__package__).joinpath("c", "dsp")
 
 

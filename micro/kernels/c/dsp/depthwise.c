@@ -35,12 +35,14 @@ static inline __attribute__((always_inline)) void channel(const int16_t* x, cons
                                                           int32_t stride, int32_t acc_step,
                                                           int32_t pairs) {
   int32_t held[MICRO_DW_HELD];
-  for (int32_t t = 0; t < pairs && t < MICRO_DW_HELD; ++t) held[t] = pair_at(w + 2 * t);
+#pragma GCC unroll 4
+  for (int32_t t = 0; t < MICRO_DW_HELD; ++t) held[t] = t < pairs ? pair_at(w + 2 * t) : 0;
   int32_t p = 0;
   for (; p + 3 < positions; p += 4) {
     const int16_t* x0 = x + p * stride;
     int32_t* a = acc + p * acc_step;
     int32_t s0 = a[0], s1 = a[acc_step], s2 = a[2 * acc_step], s3 = a[3 * acc_step];
+#pragma GCC unroll 4
     for (int32_t t = 0; t < pairs; ++t) {
       int32_t wt = t < MICRO_DW_HELD ? held[t] : pair_at(w + 2 * t);
       s0 = __smlad(pair_at(x0 + 2 * t), wt, s0);
@@ -56,6 +58,7 @@ static inline __attribute__((always_inline)) void channel(const int16_t* x, cons
   for (; p < positions; ++p) {
     const int16_t* x0 = x + p * stride;
     int32_t s = acc[p * acc_step];
+#pragma GCC unroll 4
     for (int32_t t = 0; t < pairs; ++t) {
       int32_t wt = t < MICRO_DW_HELD ? held[t] : pair_at(w + 2 * t);
       s = __smlad(pair_at(x0 + 2 * t), wt, s);
@@ -71,11 +74,16 @@ int32_t micro_dsp_depthwise_q15(void* window, void* weight, void* acc, int32_t p
   const int16_t* w = weight;
   int32_t* out = acc;
   for (int32_t c = 0; c < channels; ++c, x += channel_step, w += weight_step, ++out) {
-    switch (pairs) {
-      case 1: channel(x, w, out, positions, stride, acc_step, 1); break;
-      case 2: channel(x, w, out, positions, stride, acc_step, 2); break;
-      case 3: channel(x, w, out, positions, stride, acc_step, 3); break;
-      case 4: channel(x, w, out, positions, stride, acc_step, 4); break;
+    /* Constant strides let the positions of a block share the words they have in common. */
+    switch (pairs * 4 + (stride < 3 ? stride : 3)) {
+      case 1 * 4 + 1: channel(x, w, out, positions, 1, acc_step, 1); break;
+      case 1 * 4 + 2: channel(x, w, out, positions, 2, acc_step, 1); break;
+      case 2 * 4 + 1: channel(x, w, out, positions, 1, acc_step, 2); break;
+      case 2 * 4 + 2: channel(x, w, out, positions, 2, acc_step, 2); break;
+      case 3 * 4 + 1: channel(x, w, out, positions, 1, acc_step, 3); break;
+      case 3 * 4 + 2: channel(x, w, out, positions, 2, acc_step, 3); break;
+      case 4 * 4 + 1: channel(x, w, out, positions, 1, acc_step, 4); break;
+      case 4 * 4 + 2: channel(x, w, out, positions, 2, acc_step, 4); break;
       default: channel(x, w, out, positions, stride, acc_step, pairs); break;
     }
   }
