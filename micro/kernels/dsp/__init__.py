@@ -39,7 +39,7 @@ from ...codegen import register_extern_source
 from ...errors import BuildError
 from ...lowering import lower_to_kernel_calls
 from ...schedules import child_block_names
-from . import convolution
+from . import convolution, depthwise
 from .dot_product import (
     MICRO_KERNEL,
     MICRO_KERNEL_X4,
@@ -66,6 +66,7 @@ def register() -> None:
                                header=_SOURCES.joinpath(f"{name}.h"))
     tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)
     convolution.register()
+    depthwise.register()
 
 
 def board_uses_dsp(board: Board) -> bool:
@@ -270,7 +271,8 @@ def _schedule_module(
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
         sch = s_tir.Schedule(func)
-        if tensorize and convolution.schedule_conv2d_kernel(sch, positions=conv_positions):
+        if tensorize and (convolution.schedule_conv2d_kernel(sch, positions=conv_positions)
+                          or depthwise.schedule_depthwise(sch)):
             done = sch.mod["main"].with_attr("tirx.is_scheduled", True)
             scheduled[gvar.name_hint] = (done, [])
             continue

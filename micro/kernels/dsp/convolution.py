@@ -39,6 +39,7 @@ from tvm.script import tirx as T
 
 from ...codegen import register_extern_source
 from ...schedules import fuse_elementwise, inline_copies_and_casts
+from . import depthwise
 
 CONV_KERNEL = "micro_dsp_conv_q15q7"
 #: Block annotation of the reduction stage :func:`conv2d_window_te` writes (its width stride).
@@ -629,7 +630,9 @@ class _Conv2DWindowLowerer(relax.PyExprMutator):
     def _windowed(self, call: relax.Call) -> relax.Expr | None:
         attrs = call.attrs
         data, weight = call.args
-        if (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NHWC", "HWIO", "NHWC"):
+        kernel_layout = "HWOI" if int(attrs.groups) > 1 else "HWIO"  # grouped: depthwise
+        if (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NHWC", kernel_layout,
+                                                                          "NHWC"):
             return None
         if str(call.ty.dtype) != "int32" or str(data.ty.dtype) != "int8":
             return None
@@ -649,6 +652,16 @@ class _Conv2DWindowLowerer(relax.PyExprMutator):
                     data, pad_value = source.args[0], int(value)
                     padding = [spatial[0], spatial[2], spatial[1], spatial[3]]
         shape = [int(s) for s in data.ty.shape]
+        if int(attrs.groups) > 1:
+            if not depthwise.depthwise_supported(shape, weights.shape, attrs.strides,
+                                                 attrs.dilation, int(attrs.groups)):
+                return None
+            return self.builder_.call_te(
+                depthwise.depthwise_te, self.visit_expr(data),
+                relax.const(depthwise.relayout_weights(weights)),
+                [int(s) for s in attrs.strides], padding, pad_value, weights.shape[:2],
+                primfunc_name_hint="depthwise_conv2d",
+            )
         if not conv2d_supported(shape, weights.shape, attrs.strides, attrs.dilation,
                                             int(attrs.groups)):
             return None

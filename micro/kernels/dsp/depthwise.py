@@ -1,0 +1,322 @@
+"""int8 depthwise convolution on the Cortex-M DSP extension (M4, M7, M33).
+
+An integer-lowered TFLite ``DepthwiseConv1D``/``SeparableConv1D`` is ``conv2d(pad(x, zp), W,
+groups=C)`` with NHWC data and HWOI weights ``[KH, KW, C, 1]``. TVM's plain lowering gives it a
+padded copy of the input, a whole-tensor int32 accumulator and about 27 instructions per
+multiply-accumulate (MAC) on a Cortex-M4. Here it becomes:
+
+* **a lowering** (:func:`depthwise_te`): a ``window`` stage holding the padded input as int16,
+  channel-major (``[N, rows, C, cols]``, consecutive taps of one channel adjacent, padding
+  written by bounds: no padded copy of the input), and a reduction ``depthwise_nhwc_window`` with
+  the weights re-laid out at compile time (:func:`relayout_weights`) as int16 pairs of taps per
+  channel, a zero tap appended to an odd kernel width;
+* **a tensor intrinsic** (:func:`depthwise_intrin`) for one pass of positions, every channel and
+  one kernel row, implemented by ``micro_dsp_depthwise_q15`` (``c/dsp/depthwise.c``): SMLAD on
+  a word of two taps by a word of two weights, the weights of a channel held in registers over
+  four positions at a time;
+* **a schedule** (:func:`schedule_depthwise`): output positions in passes; every stage is
+  computed at the pass loop, consumers first (the epilogue: bias, requantization, clamp; the
+  reduction; the window), so the int32 accumulators and the window cover one pass.
+
+Limits: depth multiplier 1 (``C * M`` outputs with ``M > 1`` keep TVM's lowering), dilation 1,
+constant int8 weights; the pass size must divide the output width (a prime width runs one
+position per pass). Kernels tuned with MetaSchedule are not covered: the tuning path leaves
+this kernel to the generic rules.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+from tvm import s_tir, te, tirx
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+from ...codegen import register_extern_source
+from ...schedules import fuse_elementwise, inline_copies_and_casts
+
+DEPTHWISE_KERNEL = "micro_dsp_depthwise_q15"
+#: Block annotation of the reduction :func:`depthwise_te` writes (its width stride).
+DEPTHWISE_BLOCK_ATTR = "micro.depthwise_window"
+#: Output positions per pass by default (the largest divisor of the output width up to it).
+DEFAULT_POSITIONS = 16
+_SOURCES = resources.files("micro.kernels").joinpath("c", "dsp")
+
+
+def register() -> None:
+    """Declare the depthwise micro-kernel's C source to the code generator (idempotent)."""
+    register_extern_source(
+        DEPTHWISE_KERNEL, _SOURCES.joinpath("depthwise.c"),
+        header=_SOURCES.joinpath("depthwise.h"),
+    )
+
+
+def depthwise_supported(data_shape, weight_shape, strides, dilation, groups: int) -> bool:
+    """Whether :func:`depthwise_te` takes a grouped convolution of these shapes.
+
+    Parameters
+    ----------
+    data_shape : sequence of int
+        NHWC input shape.
+    weight_shape : sequence of int
+        HWOI weight shape ``[KH, KW, C * M, 1]``.
+    strides, dilation : sequence of int
+        ``(h, w)``.
+    groups : int
+        Convolution groups.
+
+    Returns
+    -------
+    bool
+        True for a depthwise convolution with depth multiplier 1 (``groups`` = input channels =
+        output channels > 1) and dilation 1.
+    """
+    channels = int(data_shape[-1])
+    return (
+        len(weight_shape) == 4 and groups > 1 and groups == channels
+        and int(weight_shape[2]) == channels and int(weight_shape[3]) == 1
+        and tuple(int(d) for d in dilation) == (1, 1) and all(int(s) >= 1 for s in strides)
+    )  # fmt: skip
+
+
+def relayout_weights(weight: np.ndarray) -> np.ndarray:
+    """HWOI int8 depthwise weights as the int16 taps :func:`depthwise_te` reads.
+
+    Parameters
+    ----------
+    weight : numpy.ndarray
+        ``[KH, KW, C, 1]`` int8.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[C, KH, 2 * ceil(KW / 2)]`` int16, contiguous: element ``[c, kh, kw]`` is the weight of
+        channel ``c`` at ``(kh, kw)``, 0 for the tap appended to an odd ``KW``.
+    """
+    kh, kw, channels, _ = weight.shape
+    taps = np.zeros((channels, kh, -(-kw // 2) * 2), dtype=np.int16)
+    taps[:, :, :kw] = weight[..., 0].transpose(2, 0, 1)
+    return taps
+
+
+def depthwise_te(
+    data: te.Tensor, weight: te.Tensor, strides, padding, pad_value: int, kernel_size
+) -> te.Tensor:
+    """The int8 depthwise convolution as a channel-major int16 window and a reduction.
+
+    Parameters
+    ----------
+    data : tvm.te.Tensor
+        ``[N, H, W, C]`` int8.
+    weight : tvm.te.Tensor
+        ``[C, KH, KWP]`` int16 from :func:`relayout_weights` (``KWP`` even).
+    strides : sequence of int
+        ``(h, w)``.
+    padding : sequence of int
+        ``(top, left, bottom, right)``.
+    pad_value : int
+        The value of a padded input element (an int8 zero point, for instance).
+    kernel_size : sequence of int
+        ``(KH, KW)``, the kernel before its width was made even.
+
+    Returns
+    -------
+    tvm.te.Tensor
+        ``[N, OH, OW, C]`` int32.
+    """
+    batch, height, width, channels = (int(v) for v in data.shape)
+    kh, kw = (int(k) for k in kernel_size)
+    taps = int(weight.shape[2])
+    top, left, bottom, right = (int(p) for p in padding)
+    sh, sw = (int(s) for s in strides)
+    rows, cols = height + top + bottom, width + left + right
+    out_h, out_w = (rows - kh) // sh + 1, (cols - kw) // sw + 1
+    # The appended tap reads one column past the last window: a padded value times a zero.
+    window_cols = (out_w - 1) * sw + taps
+
+    def padded(b, i, c, j):
+        inside = tirx.all(i >= top, i < top + height, j >= left, j < left + width)
+        return tirx.if_then_else(
+            inside, data[b, i - top, j - left, c].astype("int16"), tirx.const(pad_value, "int16")
+        )
+
+    window = te.compute((batch, rows, channels, window_cols), padded, name="window")
+    rh, rw = te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, taps), "rw")
+    return te.compute(
+        (batch, out_h, out_w, channels),
+        lambda b, i, j, c: te.sum(
+            window[b, i * sh + rh, c, j * sw + rw].astype("int32")
+            * weight[c, rh, rw].astype("int32"),
+            axis=[rh, rw],
+        ),
+        name="depthwise_nhwc_window", attrs={DEPTHWISE_BLOCK_ATTR: {"stride": sw}},
+    )
+
+
+def depthwise_intrin(positions: int, channels: int, taps: int, stride: int) -> str:
+    """Register (once) the depthwise intrinsic for one shape and return its name.
+
+    Description: ``C[0, 0, p, c] += int32(A[0, 0, c, p * stride + rw]) * int32(B[c, 0, rw])``
+    for ``p < positions``, ``c < channels``, ``rw < taps``: one kernel row of a pass.
+    Implementation: :data:`DEPTHWISE_KERNEL`.
+
+    Parameters
+    ----------
+    positions : int
+        Output positions per call.
+    channels : int
+        Channels per call.
+    taps : int
+        Kernel width made even.
+    stride : int
+        Stride along the width.
+
+    Returns
+    -------
+    str
+        Name for ``Schedule.tensorize``.
+    """
+    name = f"{DEPTHWISE_KERNEL}_{positions}x{channels}_k{taps}_s{stride}"
+    if TensorIntrin.get(name, allow_missing=True) is None:
+        TensorIntrin.register(name, *_intrin(positions, channels, taps, stride))
+    return name
+
+
+def _iter_var(kind, extent: int, loop):
+    """A block iteration variable over ``loop``, or 0 for a loop of extent 1."""
+    return kind(extent, loop) if extent > 1 else 0
+
+
+def _intrin(
+    positions: int, channels: int, taps: int, stride: int
+) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    cols = (positions - 1) * stride + taps
+    a_shape, b_shape, c_shape = (1, 1, channels, cols), (channels, 1, taps), (1, 1, positions,
+                                                                              channels)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, a_shape, "int16", offset_factor=1)
+        B = T.match_buffer(b, b_shape, "int16", offset_factor=1)
+        C = T.match_buffer(c, c_shape, "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0:positions, 0:channels], A[0, 0, 0:channels, 0:cols],
+                    B[0:channels, 0, 0:taps])
+            T.writes(C[0, 0, 0:positions, 0:channels])
+            for p, ch, rw in T.grid(positions, channels, taps):
+                with T.sblock("update"):
+                    vp = T.meta_var(_iter_var(T.axis.spatial, positions, p))
+                    vc = T.axis.spatial(channels, ch)
+                    vrw = T.axis.reduce(taps, rw)
+                    C[0, 0, vp, vc] = C[0, 0, vp, vc] + T.Cast(
+                        "int32", A[0, 0, vc, vp * stride + vrw]
+                    ) * T.Cast("int32", B[vc, 0, vrw])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        a_channel = T.int32()
+        b_channel = T.int32()
+        c_row = T.int32()
+        A = T.match_buffer(a, a_shape, "int16", offset_factor=1,
+                           strides=[T.int32(), T.int32(), a_channel, 1])
+        B = T.match_buffer(b, b_shape, "int16", offset_factor=1,
+                           strides=[b_channel, T.int32(), 1])
+        C = T.match_buffer(c, c_shape, "int32", offset_factor=1,
+                           strides=[T.int32(), T.int32(), c_row, 1])
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0:positions, 0:channels], A[0, 0, 0:channels, 0:cols],
+                    B[0:channels, 0, 0:taps])
+            T.writes(C[0, 0, 0:positions, 0:channels])
+            T.evaluate(T.call_extern(
+                "int32", DEPTHWISE_KERNEL, A.access_ptr("r"), B.access_ptr("r"),
+                C.access_ptr("rw"), positions, channels, taps // 2, stride,
+                T.Cast("int32", a_channel), T.Cast("int32", b_channel),
+                T.Cast("int32", c_row)))
+
+    return desc, impl
+
+
+def _find_block(sch: s_tir.Schedule) -> s_tir.SBlockRV | None:
+    try:
+        root = sch.get_sblock("root")
+    except s_tir.ScheduleError:
+        return None  # plain loops, written by hand
+    for block_rv in sch.get_child_blocks(root):
+        if DEPTHWISE_BLOCK_ATTR in sch.get(block_rv).annotations:
+            return block_rv
+    return None
+
+
+def _pass_size(out_w: int, limit: int) -> int:
+    """The largest divisor of the output width up to ``limit`` (at least 1)."""
+    return max(p for p in range(1, min(out_w, max(limit, 1)) + 1) if out_w % p == 0)
+
+
+def schedule_depthwise(sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS) -> bool:
+    """Tensorize a depthwise kernel from :func:`depthwise_te`, its epilogue computed per pass.
+
+    The output positions are split into passes of ``positions`` (the largest divisor of the
+    output width up to it); every stage is computed at the pass loop, consumers first (the
+    epilogue, the reduction, then the window it reads); per pass the accumulators are zeroed
+    and each kernel row is one call of the micro-kernel over the pass's positions and every
+    channel. The epilogue's element-wise stages are then fused per element.
+
+    Parameters
+    ----------
+    sch : tvm.s_tir.Schedule
+        Schedule of one kernel (a fused ``depthwise_nhwc_window`` and its element-wise
+        consumers), changed in place.
+    positions : int
+        Output positions per pass at most.
+
+    Returns
+    -------
+    bool
+        False, with ``sch`` unchanged, when the kernel has no such block or its output is not
+        written by an NHWC loop nest.
+    """
+    conv = _find_block(sch)
+    if conv is None:
+        return False
+    block = sch.get(conv)
+    extents = [int(iv.dom.extent) for iv in block.iter_vars]  # b, i, j, c, rh, rw
+    root = sch.get_sblock("root")
+    names = [sch.get(b).name_hint for b in sch.get_child_blocks(root)]
+    output_loops = sch.get_loops(sch.get_sblock(names[-1]))
+    if len(output_loops) != 4 or [int(sch.get(lp).extent) for lp in output_loops] != extents[:4]:
+        return False
+    per_pass = _pass_size(extents[2], positions)
+    pass_loop, _ = sch.split(output_loops[2], [None, per_pass])
+    conv_name = block.name_hint
+    window_name = sch.get(sch.get_producers(conv)[0]).name_hint
+    for name in reversed(names[:-1]):
+        if name not in (conv_name, window_name):
+            sch.compute_at(sch.get_sblock(name), pass_loop)
+    sch.compute_at(conv, pass_loop)
+    sch.compute_at(sch.get_sblock(window_name), pass_loop)
+    _tensorize_pass(sch, conv, [per_pass, *extents[3:]], int(block.annotations[
+        DEPTHWISE_BLOCK_ATTR]["stride"]))
+    inline_copies_and_casts(sch)
+    fuse_elementwise(sch)
+    return True
+
+
+def _tensorize_pass(
+    sch: s_tir.Schedule, conv: s_tir.SBlockRV, extents: list[int], stride: int
+) -> None:
+    """One pass's reduction as ``(rh,) positions, channels, taps``; zero it and tensorize.
+
+    ``compute_at`` made a loop for each iteration variable of the pass longer than 1 (positions,
+    channels, kernel rows, taps); a pass of one position gets a unit loop for the intrinsic.
+    """
+    positions, channels, kh, taps = extents
+    present = iter(sch.get_loops(conv)[3:])  # below batch, rows and the pass loop
+    loops = {axis: next(present) if extent > 1 else None
+             for axis, extent in zip(("j", "c", "rh", "rw"), extents, strict=True)}
+    if loops["j"] is None:
+        loops["j"] = sch.add_unit_loop(loops["c"])
+    if loops["rh"] is not None:
+        sch.reorder(loops["rh"], loops["j"], loops["c"])
+    sch.decompose_reduction(conv, loops["rh"] if loops["rh"] is not None else loops["j"])
+    sch.tensorize(loops["j"], depthwise_intrin(positions, channels, taps, stride))
