@@ -8,8 +8,9 @@ sign-extends two bytes of a word at once; the library's micro-kernels (C with in
 the order of additions changes, and int32 addition is associative):
 
 * :mod:`.convolution`: int8 convolutions (dense, 1-D and 2-D NHWC; ``convolution.c``), lowered
-  from Relax to a widened per-pass window (:func:`micro.lowering.lower_conv2d_windows`), with the
-  whole epilogue computed per pass; 19 instructions per 16 MACs in the inner loop;
+  from Relax to a widened per-pass window (:func:`.convolution.lower_conv2d_windows`), with the
+  whole epilogue computed per pass; 17 instructions per 16 MACs in the inner loop;
+* :mod:`.depthwise`: int8 depthwise convolutions (``depthwise.c``), the same way;
 * :mod:`.dot_product`: int8 dot products of dense layers and the cluster-gated operator
   (``dot_product.c``);
 * :mod:`.requantize`: TFLite's requantization of the operator's chosen cluster

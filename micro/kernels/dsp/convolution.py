@@ -1,30 +1,35 @@
-"""int8 convolution on the Cortex-M DSP extension (M4, M7, M33): lowering, intrinsic, schedule.
+"""int8 convolution on the Cortex-M DSP extension (M4, M7, M33): lowering, intrinsics, schedule.
 
 An int8 convolution (NHWC, HWIO weights, int32 result) costs TVM's plain lowering about nine
 instructions per multiply-accumulate (MAC) on a Cortex-M4, and its explicit padding and its
 whole int32 result each take a copy of a tensor in RAM. Here it becomes:
 
-* **a lowering** (:func:`legalize_conv2d`): the convolution (with a constant ``pad`` before it
-  folded in) as two TE stages. ``window`` holds the padded input as int16, each quad of four
-  channels in SXTB16's order ``(v0, v2, v1, v3)``, padding written by bounds (no padded copy of
-  the input); ``conv2d_nhwc_window`` reduces it with the weights re-laid out at compile time as
-  pairs of output channels, ``[O/2, KH, KW, C/4, 2, 4]``, so that one weight word serves two
-  positions;
-* **a tensor intrinsic** (:func:`conv_intrin`) whose description is that reduction for ``P``
-  output positions and ``n`` output channels over one kernel row, and whose implementation calls
-  the micro-kernel ``micro_dsp_conv_q15q7`` (``c/dsp/convolution.c``): two positions by two
-  channels per pass, 18 instructions per 16 MACs;
-* **a schedule** (:func:`schedule_conv2d`): the output positions in passes of ``P``; per pass the
-  window rows it needs are widened (``compute_at``: a buffer of ``(P - 1) * stride + KW`` rows, the
-  per-row im2col buffer of CMSIS-NN without duplicating overlapping windows), the accumulators of
-  the pass are zeroed and tensorized, and the epilogue (bias, requantization, clamp, and any
-  element-wise work fused after it, e.g. a residual add) runs on the pass's ``P x O`` int32
-  accumulators (``reverse_compute_at``), writing int8 straight to the output. No whole-tensor
-  int32 accumulator remains.
+* **a lowering** (:func:`lower_conv2d_windows`, a Relax rewrite run before legalization): the
+  convolution, with a constant ``pad`` before it folded in, as two TE stages
+  (:func:`conv2d_window_te`) in one of three forms (:func:`conv2d_form`). ``"window"`` (input
+  channels a multiple of 4, even outputs): ``window`` holds the padded input as int16, each quad
+  of four channels in SXTB16's order ``(v0, v2, v1, v3)``, padding written by bounds (no padded
+  copy of the input), and ``conv2d_nhwc_window`` reduces it with the weights re-laid out at
+  compile time as pairs of output channels, ``[O/2, KH, KW, C/4, 2, 4]``; ``"columns"`` (other
+  input channel counts, even outputs): one zero-padded im2col column of ``KH * KW * C`` values
+  per position, weights ``[O/2, R/4, 2, 4]``; ``"plain"`` (odd outputs): natural order, plain
+  TIR loops over the same window. Grouped (depthwise) convolutions go to :mod:`.depthwise`;
+* **tensor intrinsics** (:func:`conv_intrin`, :func:`columns_intrin`) whose descriptions are
+  those reductions for one or two output positions and all output channels (over one kernel
+  row), implemented by the micro-kernel ``micro_dsp_conv_q15q7`` (``c/dsp/convolution.c``): two
+  positions by two output channels per pass of its inner loop, 16 instructions per 16 MACs plus
+  2 per two quads;
+* **a schedule** (:func:`schedule_conv2d`): the output positions in passes; every stage of the
+  kernel is computed at the output's pass loop, consumers first (the epilogue: bias,
+  requantization, clamp, any element-wise work fused after it such as a residual add and the
+  stages rescaling its other operand; then the reduction; then the window rows it reads, a
+  buffer of ``(P - 1) * stride + KW`` rows, the per-row im2col buffer of CMSIS-NN without
+  duplicating overlapping windows), so no whole-tensor int32 accumulator or padded copy remains;
+  per pass the accumulators are zeroed and the micro-kernel is called per pair of positions.
+  MetaSchedule searches the positions per pass and the unrolling (:data:`CONV_RULE`).
 
-What it does not handle (those convolutions keep TVM's lowering): grouped or depthwise
-convolutions, dilation, input channels not a multiple of 4, an odd number of output channels,
-weights that are not constants.
+What it does not handle (those convolutions keep TVM's lowering): dilation, weights that are not
+int8 constants, layouts other than NHWC/HWIO.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def register() -> None:
 
 
 def conv2d_supported(data_shape, weight_shape, strides, dilation, groups: int) -> bool:
-    """Whether :func:`legalize_conv2d` takes a convolution of these shapes.
+    """Whether :func:`lower_conv2d_windows` takes a dense convolution of these shapes.
 
     Parameters
     ----------
@@ -677,8 +682,8 @@ class _Conv2DWindowLowerer(relax.PyExprMutator):
 def lower_conv2d_windows(mod: tvm.IRModule) -> tvm.IRModule:
     """Rewrite int8 ``conv2d`` (with a constant ``pad`` before it folded in) to windowed kernels.
 
-    The convolutions :func:`micro.kernels.dsp.conv2d_supported` takes become
-    :func:`micro.kernels.dsp.conv2d_window_te` kernels with re-laid-out weight constants; a
+    The convolutions :func:`conv2d_supported` takes become :func:`conv2d_window_te` kernels
+    (grouped ones :func:`.depthwise.depthwise_te` kernels) with re-laid-out weight constants; a
     ``pad`` whose only job was to feed one of them is left unused (dead code elimination removes
     it). Run before ``LegalizeOps``.
 

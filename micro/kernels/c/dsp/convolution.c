@@ -5,7 +5,7 @@
  * (w0, w1, w2, w3) into the pairs (w0, w2) and, rotated by 8 bits, (w1, w3), so one SMLAD adds
  * two products of matching pairs. Per quad of the reduction, the two positions' activations are
  * two LDRDs and each of the two outputs' weights one LDR and two SXTB16, shared by both
- * positions: 18 instructions per 16 multiply-accumulates, plus 2 per two quads for the loop. The
+ * positions: 16 instructions per 16 multiply-accumulates, plus 2 per two quads for the loop. The
  * int32 sums equal the scalar loop's (two's-complement addition is associative and SMLAD wraps
  * the same way), so results are bit-exact. See docs/dsp.md. */
 #include "convolution.h"
@@ -40,7 +40,7 @@
  * Assembly, not C: the loop needs 14 registers (four accumulators, four activation pairs, a
  * weight word and its extension, three pointers and the end), every one AAPCS lets a function
  * use, which GCC does not allocate without spilling. An odd quad runs first, then two per
- * iteration: 18 instructions per quad plus 2 per two quads. */
+ * iteration: 16 instructions per quad plus 2 per two quads. */
 __attribute__((naked, noinline)) static void dot2x2(const int16_t* a0, const int16_t* a1,
                                                     const int8_t* w, int32_t quads,
                                                     int32_t* sums) {

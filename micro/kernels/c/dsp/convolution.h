@@ -1,5 +1,5 @@
 /* int8 convolution micro-kernel for Cortex-M cores with the DSP extension (M4, M7, M33).
- * Called from TIR kernels tensorized by micro/kernels/dsp.py (see docs/dsp.md). */
+ * Called from TIR kernels tensorized by micro/kernels/dsp/convolution.py (see docs/dsp.md). */
 #ifndef MICRO_DSP_CONVOLUTION_H_
 #define MICRO_DSP_CONVOLUTION_H_
 
