@@ -128,7 +128,7 @@ def tensorize_annotated(sch: s_tir.Schedule) -> None:
     sch : tvm.s_tir.Schedule
         Schedule of a prepared kernel, changed in place.
     """
-    if convolution.schedule_conv2d_kernel(sch):
+    if convolution.schedule_conv2d_kernel(sch) or depthwise.schedule_depthwise(sch):
         return
     for name in child_block_names(sch):
         block_rv = sch.get_sblock(name)
@@ -277,6 +277,11 @@ def _schedule_module(
             done = sch.mod["main"].with_attr("tirx.is_scheduled", True)
             scheduled[gvar.name_hint] = (done, [])
             continue
+        if not tensorize:
+            # MetaSchedule's generic rules search a depthwise kernel; its default schedule (the
+            # micro-kernel) is committed as a candidate, so its intrinsic is registered now for
+            # a database loaded in another process (scheduling a throwaway copy registers it).
+            depthwise.schedule_depthwise(s_tir.Schedule(func))
         annotated = None if tensorize else convolution.annotate_for_tuning(func)
         if annotated is not None:
             scheduled[gvar.name_hint] = (annotated, [])
