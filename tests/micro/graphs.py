@@ -144,3 +144,62 @@ def with_reshape(place: str, n_in: int = 12, seed: int = 4) -> tvm.IRModule:
                 out = bb.emit_output(relax.op.reshape(x, (3, n_in // 3)))
         bb.emit_func_output(out)
     return bb.get()
+
+
+def conv_block(
+    length: int, channels: int, filters: int, kernel: int, *, stride: int = 1,
+    padding: str = "same", residual: bool = False, height: int = 1, depthwise: bool = False,
+    seed: int = 0,
+) -> tvm.IRModule:
+    """An integer-lowered TFLite convolution: int8 NHWC input → constant pad with a zero point →
+    int8 conv2d (int32) + per-channel bias → shift, clamp, int8.
+
+    ``depthwise``: groups = channels, HWOI weights ``[KH, KW, C, 1]`` (``filters`` must equal
+    ``channels``), as for ``DepthwiseConv1D``. ``residual``: + a rescaled input, in a stage of its
+    own as TFLite's ADD (needs ``filters == channels`` and stride 1). ``height`` > 1: a square
+    2-D kernel.
+    """
+    rng = np.random.default_rng(seed)
+    kh = kernel if height > 1 else 1
+    zero_point = -7
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, height, length, channels), "int8"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            data = x
+            if padding == "same":
+                left, top = (kernel - 1) // 2, (kh - 1) // 2
+                widths = [0, 0, top, kh - 1 - top, left, kernel - 1 - left, 0, 0]
+                data = bb.emit(relax.op.nn.pad(x, widths, pad_value=float(zero_point)))
+            shape = (kh, kernel, channels, 1 if depthwise else filters)
+            w = rng.integers(-128, 128, shape, dtype=np.int8)
+            acc = bb.emit(relax.op.nn.conv2d(
+                data, relax.const(w), strides=(1, stride), groups=channels if depthwise else 1,
+                data_layout="NHWC", kernel_layout="HWOI" if depthwise else "HWIO",
+                out_dtype="int32"))
+            bias = relax.const(rng.integers(-3000, 3000, filters, dtype=np.int32))
+            acc = bb.emit(relax.op.add(acc, bias))
+            if residual:
+                shortcut = bb.emit(relax.op.multiply(relax.op.astype(x, "int32"),
+                                                     relax.const(3, "int32")))
+                acc = bb.emit(relax.op.add(acc, shortcut))
+            shifted = relax.op.right_shift(acc, relax.const(9, "int32"))
+            out = bb.emit_output(relax.op.astype(relax.op.clip(shifted, -128, 127), "int8"))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def build_and_compare(mod: tvm.IRModule, board: str, out_dir,
+                      reference: tvm.IRModule | None = None):
+    """Build ``mod`` for ``board``, run it on random inputs, assert the outputs equal the host
+    build of ``reference`` (``mod`` itself by default: a module already lowered for micro's
+    micro-kernels cannot run on the host); return the run."""
+    import micro  # noqa: PLC0415
+
+    reference = mod if reference is None else reference
+    firmware = micro.build(mod, board, out_dir)
+    inputs = random_inputs(reference, 4)
+    result = micro.run(firmware, inputs)
+    np.testing.assert_array_equal(result.outputs, host_reference(reference, inputs))
+    return result
+

@@ -6,66 +6,20 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pytest
 import tvm
-from tvm import relax
 
 import micro
 from micro.kernels.dsp import apply_dsp
 from micro.lowering import lower_to_kernel_calls
 
-from .graphs import host_reference, random_inputs, requires_toolchain
+from .graphs import build_and_compare, conv_block, random_inputs, requires_toolchain
 
 BOARD = "mps2-an386"
 
 
-def conv_block(
-    length: int, channels: int, filters: int, kernel: int, *, stride: int = 1,
-    padding: str = "same", residual: bool = False, height: int = 1, seed: int = 0,
-) -> tvm.IRModule:
-    """int8 NHWC input → constant pad with a zero point → int8 conv2d (int32) + bias → shift,
-    clamp, int8 (the shape of an integer-lowered TFLite convolution), optionally + a rescaled
-    input (a residual add in the epilogue; needs ``filters == channels`` and stride 1)."""
-    rng = np.random.default_rng(seed)
-    kh = kernel if height > 1 else 1
-    zero_point = -7
-    bb = relax.BlockBuilder()
-    x = relax.Var("x", relax.TensorType((1, height, length, channels), "int8"))
-    with bb.function("main", [x]):
-        with bb.dataflow():
-            data = x
-            if padding == "same":
-                left, top = (kernel - 1) // 2, (kh - 1) // 2
-                widths = [0, 0, top, kh - 1 - top, left, kernel - 1 - left, 0, 0]
-                data = bb.emit(relax.op.nn.pad(x, widths, pad_value=float(zero_point)))
-            w = rng.integers(-128, 128, (kh, kernel, channels, filters), dtype=np.int8)
-            acc = bb.emit(relax.op.nn.conv2d(
-                data, relax.const(w), strides=(1, stride), data_layout="NHWC",
-                kernel_layout="HWIO", out_dtype="int32"))
-            bias = relax.const(rng.integers(-3000, 3000, filters, dtype=np.int32))
-            acc = bb.emit(relax.op.add(acc, bias))
-            if residual:  # the other operand rescaled in a stage of its own, as TFLite's ADD
-                shortcut = bb.emit(relax.op.multiply(relax.op.astype(x, "int32"),
-                                                     relax.const(3, "int32")))
-                acc = bb.emit(relax.op.add(acc, shortcut))
-            shifted = relax.op.right_shift(acc, relax.const(9, "int32"))
-            out = bb.emit_output(relax.op.astype(relax.op.clip(shifted, -128, 127), "int8"))
-        bb.emit_func_output(out)
-    return bb.get()
-
-
-def _build_and_compare(
-    mod: tvm.IRModule, out_dir, reference: tvm.IRModule | None = None
-) -> micro.RunResult:
-    """Build ``mod``, run it on random inputs, compare with the host build of ``reference``
-    (``mod`` itself by default; a module lowered for the micro-kernels cannot run on the host)."""
-    reference = mod if reference is None else reference
-    firmware = micro.build(mod, BOARD, out_dir)
-    inputs = random_inputs(reference, 4)
-    result = micro.run(firmware, inputs)
-    np.testing.assert_array_equal(result.outputs, host_reference(reference, inputs))
-    return result
+def _build_and_compare(mod: tvm.IRModule, out_dir, reference: tvm.IRModule | None = None):
+    return build_and_compare(mod, BOARD, out_dir, reference)
 
 
 def _kernels_source(out_dir) -> str:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tvm
-from tvm import relax
 
 import micro
 from micro.kernels.dsp.depthwise import depthwise_supported, relayout_weights
 from micro.lowering import lower_to_kernel_calls
 
-from .graphs import host_reference, random_inputs, requires_toolchain
+from .graphs import build_and_compare, conv_block, random_inputs, requires_toolchain
 
 BOARD = "mps2-an386"
 KERNEL_CALL = "micro_dsp_depthwise_q15("
@@ -22,39 +21,13 @@ def depthwise_block(
     length: int, channels: int, kernel: int, *, stride: int = 1, padding: str = "same",
     height: int = 1, seed: int = 0,
 ) -> tvm.IRModule:
-    """int8 NHWC input → constant pad with a zero point → depthwise conv2d (``groups`` = channels,
-    HWOI weights ``[KH, KW, C, 1]``, int32) + per-channel bias → shift, clamp, int8: the shape of
-    an integer-lowered TFLite ``DepthwiseConv1D`` (``height`` > 1: a square 2-D kernel)."""
-    rng = np.random.default_rng(seed)
-    kh = kernel if height > 1 else 1
-    zero_point = -5
-    bb = relax.BlockBuilder()
-    x = relax.Var("x", relax.TensorType((1, height, length, channels), "int8"))
-    with bb.function("main", [x]):
-        with bb.dataflow():
-            data = x
-            if padding == "same":
-                left, top = (kernel - 1) // 2, (kh - 1) // 2
-                widths = [0, 0, top, kh - 1 - top, left, kernel - 1 - left, 0, 0]
-                data = bb.emit(relax.op.nn.pad(x, widths, pad_value=float(zero_point)))
-            w = rng.integers(-128, 128, (kh, kernel, channels, 1), dtype=np.int8)
-            acc = bb.emit(relax.op.nn.conv2d(
-                data, relax.const(w), strides=(1, stride), groups=channels, data_layout="NHWC",
-                kernel_layout="HWOI", out_dtype="int32"))
-            bias = relax.const(rng.integers(-3000, 3000, channels, dtype=np.int32))
-            acc = bb.emit(relax.op.add(acc, bias))
-            shifted = relax.op.right_shift(acc, relax.const(7, "int32"))
-            out = bb.emit_output(relax.op.astype(relax.op.clip(shifted, -128, 127), "int8"))
-        bb.emit_func_output(out)
-    return bb.get()
+    """An integer-lowered TFLite ``DepthwiseConv1D`` (:func:`.graphs.conv_block`)."""
+    return conv_block(length, channels, channels, kernel, stride=stride, padding=padding,
+                      height=height, depthwise=True, seed=seed)
 
 
 def _build_and_compare(mod: tvm.IRModule, out_dir) -> micro.RunResult:
-    firmware = micro.build(mod, BOARD, out_dir)
-    inputs = random_inputs(mod, 4)
-    result = micro.run(firmware, inputs)
-    np.testing.assert_array_equal(result.outputs, host_reference(mod, inputs))
-    return result
+    return build_and_compare(mod, BOARD, out_dir)
 
 
 def _assert_micro_kernel_and_no_pad(out_dir) -> None:

@@ -39,12 +39,17 @@ from importlib import resources
 import numpy as np
 import tvm
 from tvm import relax, s_tir, te, tirx
-from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from ...codegen import register_extern_source
 from ...schedules import fuse_elementwise, inline_copies_and_casts
 from . import depthwise
+from .passes import (
+    compute_in_passes,
+    iter_var,
+    output_width_loop,
+    register_intrinsic,
+)
 
 CONV_KERNEL = "micro_dsp_conv_q15q7"
 #: Block annotation of the reduction stage :func:`conv2d_window_te` writes (its width stride).
@@ -270,9 +275,7 @@ def conv_intrin(positions: int, outputs: int, kw: int, channels: int, stride: in
         Name for ``Schedule.tensorize``.
     """
     name = f"{CONV_KERNEL}_{positions}x{outputs}_k{kw}_c{channels}_s{stride}"
-    if TensorIntrin.get(name, allow_missing=True) is None:
-        TensorIntrin.register(name, *_conv_intrin(positions, outputs, kw, channels, stride))
-    return name
+    return register_intrinsic(name, lambda: _conv_intrin(positions, outputs, kw, channels, stride))
 
 
 def _conv_intrin(
@@ -284,8 +287,6 @@ def _conv_intrin(
     b_shape = (outputs // 2, 1, kw, quads, 2, 4)
     c_shape = (1, 1, positions, outputs)
 
-    # A loop of extent 1 stays in a blockized region, but its iteration variable is gone: the
-    # description binds only the variables of longer loops (0 for the others).
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
         A = T.match_buffer(a, a_shape, "int16", offset_factor=1)
@@ -297,10 +298,10 @@ def _conv_intrin(
             T.writes(C[0, 0, 0:positions, 0:outputs])
             for p, o, rw, rq, re in T.grid(positions, outputs, kw, quads, 4):
                 with T.sblock("update"):
-                    vp = T.meta_var(_iter_var(T.axis.spatial, positions, p))
+                    vp = T.meta_var(iter_var(T.axis.spatial, positions, p))
                     vo = T.axis.spatial(outputs, o)
-                    vrw = T.meta_var(_iter_var(T.axis.reduce, kw, rw))
-                    vrq = T.meta_var(_iter_var(T.axis.reduce, quads, rq))
+                    vrw = T.meta_var(iter_var(T.axis.reduce, kw, rw))
+                    vrq = T.meta_var(iter_var(T.axis.reduce, quads, rq))
                     vre = T.axis.reduce(4, re)
                     C[0, 0, vp, vo] = C[0, 0, vp, vo] + T.Cast(
                         "int32", A[0, 0, vp * stride + vrw, vrq, vre]
@@ -352,9 +353,7 @@ def columns_intrin(positions: int, outputs: int, quads: int) -> str:
         Name for ``Schedule.tensorize``.
     """
     name = f"{CONV_KERNEL}_columns_{positions}x{outputs}_q{quads}"
-    if TensorIntrin.get(name, allow_missing=True) is None:
-        TensorIntrin.register(name, *_columns_intrin(positions, outputs, quads))
-    return name
+    return register_intrinsic(name, lambda: _columns_intrin(positions, outputs, quads))
 
 
 def _columns_intrin(
@@ -375,9 +374,9 @@ def _columns_intrin(
             T.writes(C[0, 0, 0:positions, 0:outputs])
             for p, o, rq, re in T.grid(positions, outputs, quads, 4):
                 with T.sblock("update"):
-                    vp = T.meta_var(_iter_var(T.axis.spatial, positions, p))
+                    vp = T.meta_var(iter_var(T.axis.spatial, positions, p))
                     vo = T.axis.spatial(outputs, o)
-                    vrq = T.meta_var(_iter_var(T.axis.reduce, quads, rq))
+                    vrq = T.meta_var(iter_var(T.axis.reduce, quads, rq))
                     vre = T.axis.reduce(4, re)
                     C[0, 0, vp, vo] = C[0, 0, vp, vo] + T.Cast(
                         "int32", A[0, 0, vp, vrq, vre]
@@ -403,11 +402,6 @@ def _columns_intrin(
                 T.Cast("int32", b_pair), T.Cast("int32", c_row)))
 
     return desc, impl
-
-
-def _iter_var(kind, extent: int, loop):
-    """A block iteration variable over ``loop``, or 0 for a loop of extent 1."""
-    return kind(extent, loop) if extent > 1 else 0
 
 
 #: Output positions per pass of the default schedule: measured on the paper-size ResNet
@@ -478,24 +472,15 @@ def schedule_conv2d(
     block = sch.get(conv)
     extents = [int(iv.dom.extent) for iv in block.iter_vars]
     out_w, form = extents[2], str(block.annotations[CONV_BLOCK_ATTR]["form"])
-    names = _root_block_names(sch)
-    output = sch.get_sblock(names[-1])
-    output_loops = sch.get_loops(output)
-    if len(output_loops) != 4 or [int(sch.get(lp).extent) for lp in output_loops] != extents[:4]:
+    width = output_width_loop(sch, conv)
+    if width is None:
         return False
     choices = _pass_choices(out_w, MAX_SEARCHED_POSITIONS if sample else positions)
     if sample:
         pass_size = sch.sample_categorical(choices, [1.0 / len(choices)] * len(choices))
     else:
         pass_size = choices[-1]
-    pass_loop, _ = sch.split(output_loops[2], [None, pass_size])
-    conv_name = block.name_hint
-    window_name = sch.get(sch.get_producers(conv)[0]).name_hint
-    for name in reversed(names[:-1]):
-        if name not in (conv_name, window_name):
-            sch.compute_at(sch.get_sblock(name), pass_loop)
-    sch.compute_at(conv, pass_loop)
-    sch.compute_at(sch.get_sblock(window_name), pass_loop)
+    compute_in_passes(sch, conv, width, pass_size)
     per_pass = int(sch.get(pass_size)) if sample else pass_size
     _tensorize_pass(sch, conv, form, [per_pass, *extents[3:]], _per_call(out_w))
     return True
@@ -596,10 +581,6 @@ def _search_rule(sch: s_tir.Schedule, _block_rv: s_tir.SBlockRV) -> list[s_tir.S
     unroll = sch.sample_categorical(list(UNROLL_CHOICES), [1 / len(UNROLL_CHOICES)] * 4)
     sch.annotate(sch.get_sblock("root"), "meta_schedule.unroll_explicit", unroll)
     return [sch]
-
-
-def _root_block_names(sch: s_tir.Schedule) -> list[str]:
-    return [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
 
 
 def _const_value(expr: relax.Expr, bindings: dict) -> np.ndarray | None:

@@ -30,11 +30,11 @@ from importlib import resources
 
 import numpy as np
 from tvm import s_tir, te, tirx
-from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from ...codegen import register_extern_source
 from ...schedules import fuse_elementwise, inline_copies_and_casts
+from .passes import compute_in_passes, iter_var, output_width_loop, register_intrinsic
 
 DEPTHWISE_KERNEL = "micro_dsp_depthwise_q15"
 #: Block annotation of the reduction :func:`depthwise_te` writes (its width stride).
@@ -178,14 +178,7 @@ def depthwise_intrin(positions: int, channels: int, taps: int, stride: int) -> s
         Name for ``Schedule.tensorize``.
     """
     name = f"{DEPTHWISE_KERNEL}_{positions}x{channels}_k{taps}_s{stride}"
-    if TensorIntrin.get(name, allow_missing=True) is None:
-        TensorIntrin.register(name, *_intrin(positions, channels, taps, stride))
-    return name
-
-
-def _iter_var(kind, extent: int, loop):
-    """A block iteration variable over ``loop``, or 0 for a loop of extent 1."""
-    return kind(extent, loop) if extent > 1 else 0
+    return register_intrinsic(name, lambda: _intrin(positions, channels, taps, stride))
 
 
 def _intrin(
@@ -206,7 +199,7 @@ def _intrin(
             T.writes(C[0, 0, 0:positions, 0:channels])
             for p, ch, rw in T.grid(positions, channels, taps):
                 with T.sblock("update"):
-                    vp = T.meta_var(_iter_var(T.axis.spatial, positions, p))
+                    vp = T.meta_var(iter_var(T.axis.spatial, positions, p))
                     vc = T.axis.spatial(channels, ch)
                     vrw = T.axis.reduce(taps, rw)
                     C[0, 0, vp, vc] = C[0, 0, vp, vc] + T.Cast(
@@ -281,20 +274,11 @@ def schedule_depthwise(sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS) 
         return False
     block = sch.get(conv)
     extents = [int(iv.dom.extent) for iv in block.iter_vars]  # b, i, j, c, rh, rw
-    root = sch.get_sblock("root")
-    names = [sch.get(b).name_hint for b in sch.get_child_blocks(root)]
-    output_loops = sch.get_loops(sch.get_sblock(names[-1]))
-    if len(output_loops) != 4 or [int(sch.get(lp).extent) for lp in output_loops] != extents[:4]:
+    width = output_width_loop(sch, conv)
+    if width is None:
         return False
     per_pass = _pass_size(extents[2], positions)
-    pass_loop, _ = sch.split(output_loops[2], [None, per_pass])
-    conv_name = block.name_hint
-    window_name = sch.get(sch.get_producers(conv)[0]).name_hint
-    for name in reversed(names[:-1]):
-        if name not in (conv_name, window_name):
-            sch.compute_at(sch.get_sblock(name), pass_loop)
-    sch.compute_at(conv, pass_loop)
-    sch.compute_at(sch.get_sblock(window_name), pass_loop)
+    compute_in_passes(sch, conv, width, per_pass)
     _tensorize_pass(sch, conv, [per_pass, *extents[3:]], int(block.annotations[
         DEPTHWISE_BLOCK_ATTR]["stride"]))
     inline_copies_and_casts(sch)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import tvm
 from tvm import s_tir, tirx
-from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from ...schedules import child_block_names, fuse_elementwise
+from .passes import register_intrinsic
 from .requantize import _requantizations_that_tensorize, tensorize_requantizations
 
 MICRO_KERNEL = "micro_dsp_dot_q7"
@@ -49,10 +49,8 @@ def dot_q7_intrin(length: int, outputs: int, gathered: bool) -> str:
         Name for ``Schedule.tensorize``.
     """
     name = f"{MICRO_KERNEL}_{length}x{outputs}{'_gathered' if gathered else ''}"
-    if TensorIntrin.get(name, allow_missing=True) is None:
-        make = _gathered_intrin if gathered else _plain_intrin
-        TensorIntrin.register(name, *make(length, outputs))
-    return name
+    make = _gathered_intrin if gathered else _plain_intrin
+    return register_intrinsic(name, lambda: make(length, outputs))
 
 
 def _call_micro_kernel(
@@ -157,9 +155,7 @@ def dot_q7x4_intrin(length: int, outputs: int) -> str:
         input in the quad), selected by a one-element index buffer as in :func:`dot_q7_intrin`.
     """
     name = f"{MICRO_KERNEL_X4}_{length}x{outputs}_gathered"
-    if TensorIntrin.get(name, allow_missing=True) is None:
-        TensorIntrin.register(name, *_x4_intrin(length, outputs))
-    return name
+    return register_intrinsic(name, lambda: _x4_intrin(length, outputs))
 
 
 def _x4_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:

@@ -10,11 +10,11 @@ accepts it only if it computes exactly that), whatever front end generated it.
 from __future__ import annotations
 
 from tvm import s_tir, tirx
-from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from ... import fixed_point_tir
 from ...schedules import child_block_names, data_parallel
+from .passes import register_intrinsic
 
 REQUANTIZE_KERNEL = "micro_dsp_requantize_q7"
 
@@ -41,9 +41,7 @@ def requantize_intrin(outputs: int, zero_point: int, qmin: int, qmax: int) -> st
         Name for ``Schedule.tensorize``.
     """
     name = f"{REQUANTIZE_KERNEL}_{outputs}_{zero_point}_{qmin}_{qmax}".replace("-", "m")
-    if TensorIntrin.get(name, allow_missing=True) is None:
-        TensorIntrin.register(name, *_requantize_intrin(outputs, zero_point, qmin, qmax))
-    return name
+    return register_intrinsic(name, lambda: _requantize_intrin(outputs, zero_point, qmin, qmax))
 
 
 def _requantize_intrin(
