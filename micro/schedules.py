@@ -130,6 +130,77 @@ def inline_copies_and_casts(sch: s_tir.Schedule) -> bool:
     return moved
 
 
+#: Fewest rows a reduction must cover for :func:`reduce_row_by_row` to reorder it.
+_MIN_ROWS = 8
+
+
+def _reduction_over_rows(block: tirx.SBlock) -> bool:
+    """A reduction whose every read ends in a data-parallel variable (a sum or a max over rows
+    of a tensor, per channel), so reducing row by row reads memory contiguously."""
+    spatial = {iv.var for iv in block.iter_vars if iv.iter_type == tirx.IterVar.DataPar}
+    reads = [r for r in block.reads if len(r.region) > 0]
+    if data_parallel(block) or block.init is None or not reads:
+        return False
+    for region in reads:
+        last = region.region[-1].min
+        if not (isinstance(last, tirx.Var) and last in spatial):
+            return False
+    return True
+
+
+def reduce_row_by_row(sch: s_tir.Schedule) -> bool:
+    """Move the reduction loops of a per-channel reduction outside its channel loop.
+
+    TVM's legalized sums and poolings over NHWC tensors (global average pooling's ``sum``,
+    ``max_pool2d``) iterate the channel outside the reduction, reading the tensor with a
+    channel-sized stride and testing for the first iteration inside the loop; reduced row by
+    row, with the accumulators zeroed before (``decompose_reduction``), the reads are
+    contiguous and the loop body is a load, an add (or max) and a store.
+
+    Parameters
+    ----------
+    sch : tvm.s_tir.Schedule
+        Schedule of one kernel, changed in place.
+
+    Returns
+    -------
+    bool
+        Whether any block was reordered.
+    """
+    moved = False
+    for name in child_block_names(sch):
+        block_rv = sch.get_sblock(name)
+        block = sch.get(block_rv)
+        if not _reduction_over_rows(block):
+            continue
+        loops = sch.get_loops(block_rv)
+        kinds = [iv.iter_type for iv in block.iter_vars]
+        if len(loops) != len(kinds) or kinds[-1] == tirx.IterVar.DataPar:
+            continue
+        first_reduction = kinds.index(tirx.IterVar.CommReduce)
+        if any(k == tirx.IterVar.DataPar for k in kinds[first_reduction:]):
+            continue
+        rows = 1
+        for iv in block.iter_vars[first_reduction:]:
+            rows *= int(iv.dom.extent)
+        if rows < _MIN_ROWS:
+            continue  # a small window (pooling): zeroing apart would cost more than it saves
+        trial = s_tir.Schedule(sch.mod)
+        try:
+            trial_loops = trial.get_loops(trial.get_sblock(name))
+            reduction = trial_loops[first_reduction:]
+            trial.reorder(*reduction, trial_loops[first_reduction - 1])
+            trial.decompose_reduction(trial.get_sblock(name), reduction[0])
+        except s_tir.ScheduleError:
+            continue
+        loops = sch.get_loops(block_rv)
+        reduction = loops[first_reduction:]
+        sch.reorder(*reduction, loops[first_reduction - 1])
+        sch.decompose_reduction(block_rv, reduction[0])
+        moved = True
+    return moved
+
+
 def schedule_unscheduled(lowered: tvm.IRModule) -> tvm.IRModule:
     """Apply :func:`fuse_elementwise` to every kernel that is not scheduled yet.
 
@@ -149,7 +220,8 @@ def schedule_unscheduled(lowered: tvm.IRModule) -> tvm.IRModule:
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
         sch = s_tir.Schedule(func)
-        inlined = inline_copies_and_casts(sch)
-        if fuse_elementwise(sch) or inlined:
+        changed = inline_copies_and_casts(sch)
+        changed = reduce_row_by_row(sch) or changed
+        if fuse_elementwise(sch) or changed:
             functions[gvar] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
     return tvm.IRModule(functions, attrs=lowered.attrs)

@@ -196,11 +196,17 @@ def _mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int
     return (mult << pre_shift) // count, shift - pre_shift
 
 
-def _requantize_te(acc: te.Tensor, multiplier, shift, zero_point: int, qmin: int, qmax: int):
-    """Requantize ``acc``; ``multiplier``/``shift`` are per-last-axis tensors or Python ints."""
+def _requantize_te(acc: te.Tensor, multiplier, shift, zero_point: int, qmin: int, qmax: int,
+                   shifts_nonpositive: bool = False):
+    """Requantize ``acc``; ``multiplier``/``shift`` are per-last-axis tensors or Python ints.
+
+    ``shifts_nonpositive``: every per-channel shift is ``<= 0`` (known from the constants), so
+    no left shift is generated (see :func:`relay_passes.fixed_point.te_requantize`); a scalar
+    shift is a constant the simplifier folds anyway.
+    """
     if isinstance(multiplier, te.Tensor):
         return te_requantize(acc, lambda *i: multiplier[i[-1]], lambda *i: shift[i[-1]],
-                             zero_point, qmin, qmax)
+                             zero_point, qmin, qmax, shifts_nonpositive=shifts_nonpositive)
     return te_requantize(acc, lambda *i: tirx.const(multiplier, "int32"),
                          lambda *i: tirx.const(shift, "int32"), zero_point, qmin, qmax)
 
@@ -357,7 +363,7 @@ class _QDQLowerer(PyExprMutator):
         return self.builder_.call_te(
             _requantize_te, acc, relax.const(multiplier.astype(np.int32)),
             relax.const(shift.astype(np.int8)), zero_point, qmin, qmax,
-            primfunc_name_hint="requantize")
+            bool(np.all(shift <= 0)), primfunc_name_hint="requantize")
 
     def _lower_requantize(self, call: relax.Call, out) -> relax.Expr | None:
         x = self._dequantized(call)

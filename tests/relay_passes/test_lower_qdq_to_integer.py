@@ -15,7 +15,7 @@ from relay_passes import (
     import_tflite,
     quantize_multiplier,
 )
-from relay_passes.fixed_point import te_requantize
+from relay_passes.fixed_point import REQUANTIZE_ATTR, te_requantize
 
 
 @I.ir_module
@@ -422,3 +422,13 @@ def test_separable_on_one_channel_input_is_bit_exact_with_tflite_micro(separable
     # ordinary (groups=1) HWIO convolution.
     _assert_bit_exact_with_tflite_micro(_lower(separable_on_input_int8), separable_on_input_int8,
                                         count=100)
+
+
+def test_per_channel_requantization_without_left_shifts_when_every_shift_is_nonpositive(lowered):
+    """Convolutions whose per-channel multipliers are all below 1 (shifts <= 0, the usual case)
+    get the requantization without the variable 64-bit left shift and its max(shift, 0)."""
+    scripts = [func.script() for func in lowered.functions.values()
+               if isinstance(func, tvm.tirx.PrimFunc) and REQUANTIZE_ATTR in func.script()]
+    assert scripts and any('"shifts_nonpositive": True' in text for text in scripts)
+    assert not any('"shifts_nonpositive": True' in text and "T.LShift" in text
+                   for text in scripts)
