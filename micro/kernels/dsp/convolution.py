@@ -46,6 +46,7 @@ from ...schedules import fuse_elementwise, inline_copies_and_casts
 from . import depthwise
 from .passes import (
     compute_in_passes,
+    find_annotated_block,
     iter_var,
     output_width_loop,
     register_intrinsic,
@@ -428,14 +429,7 @@ def _pass_choices(out_w: int, limit: int) -> list[int]:
 
 def find_conv_block(sch: s_tir.Schedule) -> s_tir.SBlockRV | None:
     """The reduction block :func:`conv2d_window_te` made, if the kernel has one."""
-    try:
-        root = sch.get_sblock("root")
-    except s_tir.ScheduleError:
-        return None  # plain loops, written by hand
-    for block_rv in sch.get_child_blocks(root):
-        if CONV_BLOCK_ATTR in sch.get(block_rv).annotations:
-            return block_rv
-    return None
+    return find_annotated_block(sch, CONV_BLOCK_ATTR)
 
 
 def schedule_conv2d(

@@ -34,7 +34,13 @@ from tvm.script import tirx as T
 
 from ...codegen import register_extern_source
 from ...schedules import fuse_elementwise, inline_copies_and_casts
-from .passes import compute_in_passes, iter_var, output_width_loop, register_intrinsic
+from .passes import (
+    compute_in_passes,
+    find_annotated_block,
+    iter_var,
+    output_width_loop,
+    register_intrinsic,
+)
 
 DEPTHWISE_KERNEL = "micro_dsp_depthwise_q15"
 #: Block annotation of the reduction :func:`depthwise_te` writes (its width stride).
@@ -231,14 +237,7 @@ def _intrin(
 
 
 def _find_block(sch: s_tir.Schedule) -> s_tir.SBlockRV | None:
-    try:
-        root = sch.get_sblock("root")
-    except s_tir.ScheduleError:
-        return None  # plain loops, written by hand
-    for block_rv in sch.get_child_blocks(root):
-        if DEPTHWISE_BLOCK_ATTR in sch.get(block_rv).annotations:
-            return block_rv
-    return None
+    return find_annotated_block(sch, DEPTHWISE_BLOCK_ATTR)
 
 
 def _pass_size(out_w: int, limit: int) -> int:

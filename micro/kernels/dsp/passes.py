@@ -41,6 +41,18 @@ def iter_var(kind, extent: int, loop):
     return kind(extent, loop) if extent > 1 else 0
 
 
+def find_annotated_block(sch: s_tir.Schedule, attr: str) -> s_tir.SBlockRV | None:
+    """The root's child block annotated with ``attr`` (a kernel's TE stage), if there is one."""
+    try:
+        root = sch.get_sblock("root")
+    except s_tir.ScheduleError:
+        return None  # plain loops, written by hand
+    for block_rv in sch.get_child_blocks(root):
+        if attr in sch.get(block_rv).annotations:
+            return block_rv
+    return None
+
+
 def root_block_names(sch: s_tir.Schedule) -> list[str]:
     """Names of the root block's children, in order."""
     return [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
