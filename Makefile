@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pla-tvm-installed
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc libc6-dev
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc libc6-dev bubblewrap
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
@@ -14,8 +14,9 @@ export PYTHONUNBUFFERED := 1
 setup: apt venv
 
 # Debian packages: the Arm bare-metal toolchain, newlib and QEMU, a host C compiler for the
-# QEMU instruction-counting plugin micro builds; python3-venv where the
-# interpreter cannot create virtual environments (Debian's python3 without it).
+# QEMU instruction-counting plugin micro builds, bubblewrap (the sandbox firmware runs in);
+# python3-venv where the interpreter cannot create virtual environments (Debian's python3
+# without it).
 apt:
 	@missing=""; \
 	for package in $(APT_PACKAGES); do \

@@ -350,8 +350,9 @@ def _build(
     """:func:`build`, whose firmware can also misbehave on purpose, for micro's own tests.
 
     ``test_hook="fault"`` or ``"hang"`` makes the firmware fault or hang before the first
-    inference, so that tests reach the host's error handling; the other arguments are
-    :func:`build`'s.
+    inference, so that tests reach the host's error handling; ``"host_files"`` makes it try to
+    read and write host files outside its run folder (:data:`micro.contract.TEST_HOOKS`), to
+    test the sandbox; the other arguments are :func:`build`'s.
     """
     if not _C_IDENTIFIER.fullmatch(entry):
         raise ValueError(f"entry must be a C identifier, got {entry!r}")
@@ -544,7 +545,9 @@ def _instruction_stats(
     return float(counts.mean()), int(counts.min()), int(counts.max())
 
 
-def run(firmware: Firmware, inputs: np.ndarray, *, timeout: float = 120.0) -> RunResult:
+def run(
+    firmware: Firmware, inputs: np.ndarray, *, timeout: float = 120.0, sandbox: bool = True
+) -> RunResult:
     """Run the model on a batch of inputs in one QEMU session.
 
     Parameters
@@ -555,6 +558,10 @@ def run(firmware: Firmware, inputs: np.ndarray, *, timeout: float = 120.0) -> Ru
         Shape ``(N, *input_shape)`` (or ``input_shape`` for one input), the model's dtype.
     timeout : float
         Wall-clock seconds before the run is treated as a hang and killed.
+    sandbox : bool
+        Run QEMU confined to a temporary run folder (:mod:`micro.sandbox`; default). False
+        gives the firmware's semihosting the user's whole file access: only for trusted images
+        on a host without ``bwrap``.
 
     Returns
     -------
@@ -567,6 +574,8 @@ def run(firmware: Firmware, inputs: np.ndarray, *, timeout: float = 120.0) -> Ru
         If the inputs' dtype or shape does not match the model.
     FirmwareTimeoutError, FirmwareFaultError, FirmwareError
         If the firmware hangs, faults or ends abnormally.
+    SandboxUnavailableError
+        If ``sandbox`` is set and ``bwrap`` is missing or cannot start.
     """
     batch = _as_batch(firmware, inputs)
     out_info = firmware.output
@@ -577,7 +586,8 @@ def run(firmware: Firmware, inputs: np.ndarray, *, timeout: float = 120.0) -> Ru
         extra = plugin_option(plugin, firmware.markers) if plugin else []
         start = time.perf_counter()
         report = run_firmware(
-            firmware.toolchain, firmware.board, firmware.elf, work_dir, timeout, extra
+            firmware.toolchain, firmware.board, firmware.elf, work_dir, timeout, extra,
+            read_only=[plugin] if plugin else [], sandbox=sandbox,
         )
         wall = time.perf_counter() - start
         raw = (work_dir / contract.OUTPUT_FILE).read_bytes()

@@ -60,8 +60,18 @@ CFSR_BITS = {
 }
 """Configurable Fault Status Register bits named in fault messages (STKOF: stack overflow)."""
 
-TEST_HOOKS = {None: 0, "fault": 1, "hang": 2}
-"""Deliberate misbehaviour compiled into the harness to test the host's error paths."""
+TEST_HOOKS = {None: 0, "fault": 1, "hang": 2, "host_files": 3}
+"""Deliberate misbehaviour compiled into the harness to test the host's error paths and the
+sandbox (``host_files``: before the first inference, try to read :data:`ESCAPE_READ` and to
+create :data:`ESCAPE_WRITES`, then print ``MICRO:ESCAPE read=R write=W up=U``, each 1 where it
+succeeded)."""
+
+ESCAPE_READ = "/etc/hostname"
+"""A host file outside the run folder that the ``host_files`` hook tries to read."""
+ESCAPE_WRITES = ("/tmp/micro_escape_probe.txt", "../micro_escape_probe.txt")
+"""Files outside the run folder that the ``host_files`` hook tries to create (absolute, and in
+the run folder's parent)."""
+ESCAPE_RE = re.compile(r"^MICRO:ESCAPE read=(\d) write=(\d) up=(\d)$", re.MULTILINE)
 
 FAULT_ADDRESS = 0xFFFFFFF0
 """Address the ``fault`` test hook writes to (nothing answers there on the MPS boards)."""
@@ -97,6 +107,10 @@ def config_defines() -> dict[str, str]:
         "MICRO_FAULT_ADDRESS": f"0x{FAULT_ADDRESS:08X}u",
         "MICRO_HOOK_FAULT": str(TEST_HOOKS["fault"]),
         "MICRO_HOOK_HANG": str(TEST_HOOKS["hang"]),
+        "MICRO_HOOK_HOST_FILES": str(TEST_HOOKS["host_files"]),
+        "MICRO_ESCAPE_READ": f'"{ESCAPE_READ}"',
+        "MICRO_ESCAPE_WRITE": f'"{ESCAPE_WRITES[0]}"',
+        "MICRO_ESCAPE_UP": f'"{ESCAPE_WRITES[1]}"',
     }
     for name, code in STATUS_EXITS.items():
         defines[f"MICRO_EXIT_{name}"] = str(code)

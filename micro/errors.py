@@ -28,6 +28,11 @@ class ToolchainNotFoundError(MicroError):
     """``arm-none-eabi-gcc``, a binutils tool or ``qemu-system-arm`` is not installed."""
 
 
+class SandboxUnavailableError(MicroError):
+    """Firmware runs must be confined (:mod:`micro.sandbox`), and ``bwrap`` is missing or cannot
+    create its namespaces."""
+
+
 class UnsupportedModelError(MicroError):
     """The Relax module uses something the ahead-of-time generator cannot lower.
 

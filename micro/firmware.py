@@ -85,7 +85,7 @@ def write_project(
         Target board.
     stack_bytes, heap_bytes : int
         Stack and heap reservations.
-    test_hook : {None, "fault", "hang"}
+    test_hook : {None, "fault", "hang", "host_files"}
         Deliberate misbehaviour for testing the host's error handling.
 
     Returns

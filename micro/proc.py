@@ -39,7 +39,8 @@ def run_command(
     Returns
     -------
     subprocess.CompletedProcess
-        With ``returncode``, ``stdout`` and ``stderr`` (str).
+        With ``returncode``, ``stdout`` and ``stderr`` (str; bytes that are not UTF-8, such as a
+        firmware's garbage output, become U+FFFD).
 
     Raises
     ------
@@ -52,7 +53,8 @@ def run_command(
     logger.info("run: %s%s", shlex.join(argv), f"  (cwd={cwd})" if cwd else "")
     try:
         return subprocess.run(
-            argv, cwd=cwd, timeout=timeout, capture_output=True, text=True, check=False
+            argv, cwd=cwd, timeout=timeout, capture_output=True, text=True, errors="replace",
+            check=False,
         )
     except FileNotFoundError as exc:
         raise ToolchainNotFoundError(

@@ -2,7 +2,8 @@
 
 QEMU runs with ``-icount shift=0`` (one instruction per virtual nanosecond), which makes SysTick,
 and so the instruction counts, deterministic. Semihosting gives the firmware the host's files
-(relative to QEMU's working directory) and its exit code becomes QEMU's. A run that exceeds the
+(relative to QEMU's working directory) and its exit code becomes QEMU's; QEMU runs in the
+sandbox of :mod:`micro.sandbox`, so those files are the run folder's only. A run that exceeds the
 time limit is killed and reported as a hang; fault exit codes are mapped back to the fault's name.
 """
 
@@ -15,8 +16,14 @@ from pathlib import Path
 
 from . import contract
 from .boards import Board
-from .errors import FirmwareError, FirmwareFaultError, FirmwareTimeoutError
+from .errors import (
+    FirmwareError,
+    FirmwareFaultError,
+    FirmwareTimeoutError,
+    SandboxUnavailableError,
+)
 from .proc import run_command
+from .sandbox import SANDBOX_HINT, confine, find_sandbox, sandbox_failure
 from .toolchain import Toolchain
 
 
@@ -151,8 +158,14 @@ def run_firmware(
     work_dir: Path,
     timeout: float,
     extra_args: Sequence[str] = (),
+    *,
+    read_only: Sequence[Path] = (),
+    sandbox: bool = True,
 ) -> Report:
     """Run a firmware image in QEMU until it exits, and parse its report.
+
+    QEMU runs confined (:mod:`micro.sandbox`): it sees ``elf``, ``read_only`` and ``work_dir``
+    only, so the firmware's semihosting cannot reach other host files.
 
     Parameters
     ----------
@@ -168,6 +181,11 @@ def run_firmware(
         Seconds of wall time before the run is considered hung.
     extra_args : sequence of str
         More QEMU options.
+    read_only : sequence of Path
+        Files those options name (the counting plugin), visible read-only in the sandbox.
+    sandbox : bool
+        Confine QEMU (default). False runs it with the user's full file access: only for
+        firmware you trust, where no sandbox can run.
 
     Returns
     -------
@@ -182,8 +200,14 @@ def run_firmware(
         If a fault handler ran (``fault`` attribute names it).
     FirmwareError
         For any other abnormal exit or an incomplete report.
+    SandboxUnavailableError
+        If ``sandbox`` is set and ``bwrap`` is missing or cannot start.
     """
     command = qemu_command(toolchain.qemu, board, elf.resolve(), extra_args)
+    if sandbox:
+        command = confine(
+            command, bwrap=find_sandbox(), work_dir=work_dir, read_only=[elf, *read_only]
+        )
     try:
         result = run_command(command, cwd=work_dir, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
@@ -192,5 +216,10 @@ def run_firmware(
             " (a hang, or too many inputs for the time limit)"
         ) from exc
     if result.returncode != 0:
+        failure = sandbox_failure(result.stderr) if sandbox else None
+        if failure:
+            raise SandboxUnavailableError(
+                f"the sandbox could not start ({failure}); {SANDBOX_HINT}"
+            )
         _raise_for_exit(result.returncode, result.stdout, result.stderr)
     return parse_report(result.stdout)

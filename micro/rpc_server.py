@@ -15,7 +15,11 @@ Start one per machine (or several for several cores: a server serves one session
     python -m micro.rpc_server --tracker TRACKER_HOST:9190 --key micro   # on each machine
 
 The machine needs the same tools as :func:`micro.run` (``make setup``: QEMU, Arm binutils, a
-host ``cc``). TVM's RPC runs arbitrary code for whoever reaches the port: trusted networks only.
+host ``cc``, bubblewrap). Each image a client sends runs in :mod:`micro.sandbox`'s sandbox (it
+sees only its own run folder, no network); without ``bwrap`` the server refuses to start unless
+``--no-sandbox``. The server listens on 127.0.0.1 unless ``--host`` says otherwise, and TVM's RPC
+protocol has no authentication: whoever reaches the port can have images run and use TVM's
+RPC functions, so expose it (``--host 0.0.0.0``) on trusted networks only.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from tvm import rpc
 from .boards import get_board
 from .counter import build_counter_plugin
 from .errors import MicroError, ToolchainNotFoundError
+from .sandbox import find_sandbox
 from .toolchain import find_toolchain
 from .tuning import error_message, measure_counts
 
@@ -47,13 +52,15 @@ DEFAULT_KEY = "micro"
 _ELF_NAME = "candidate.elf"
 
 
-def register_measure_function(toolchain_path: str | None = None) -> None:
+def register_measure_function(toolchain_path: str | None = None, sandbox: bool = True) -> None:
     """Register :data:`MEASURE_FUNCTION` in this process (the server's init callback).
 
     Parameters
     ----------
     toolchain_path : str, optional
         As for :func:`micro.build`.
+    sandbox : bool
+        Confine every QEMU run to its run folder (:mod:`micro.sandbox`; default).
 
     Raises
     ------
@@ -73,7 +80,8 @@ def register_measure_function(toolchain_path: str | None = None) -> None:
             path.write_bytes(bytes(elf))
             try:
                 counts = measure_counts(
-                    path, get_board(board), toolchain, plugin, int(repeats), float(timeout)
+                    path, get_board(board), toolchain, plugin, int(repeats), float(timeout),
+                    sandbox,
                 )
             except MicroError as exc:
                 return json.dumps({"error": error_message(exc)})
@@ -84,12 +92,13 @@ def start_server(
     tracker: tuple[str, int] | None,
     key: str = DEFAULT_KEY,
     *,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
     port: int = 9091,
     port_end: int | None = None,
     custom_addr: str | None = None,
     toolchain_path: str | None = None,
     silent: bool = False,
+    sandbox: bool = True,
 ) -> rpc.Server:
     """Start a measuring RPC server in a child process.
 
@@ -100,7 +109,7 @@ def start_server(
     key : str
         Device key clients request from the tracker.
     host : str
-        Address to listen on.
+        Address to listen on (default loopback only; ``"0.0.0.0"``: every interface).
     port : int
         First port to try.
     port_end : int, optional
@@ -112,12 +121,22 @@ def start_server(
         As for :func:`micro.build`.
     silent : bool
         Only errors in the server's log.
+    sandbox : bool
+        Confine every QEMU run (default). False runs clients' images with this user's file
+        access: only for clients you trust.
 
     Returns
     -------
     tvm.rpc.Server
         Running server (``.port``; ``.terminate()`` stops it).
+
+    Raises
+    ------
+    SandboxUnavailableError
+        If ``sandbox`` is set and ``bwrap`` is not installed.
     """
+    if sandbox:
+        find_sandbox()
     return rpc.Server(
         host=host,
         port=port,
@@ -126,7 +145,7 @@ def start_server(
         key=key,
         custom_addr=custom_addr,
         silent=silent,
-        server_init_callback=functools.partial(register_measure_function, toolchain_path),
+        server_init_callback=functools.partial(register_measure_function, toolchain_path, sandbox),
     )
 
 
@@ -142,22 +161,44 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m micro.rpc_server", description=__doc__)
     parser.add_argument("--tracker", type=_address, help="tracker HOST:PORT to register with")
     parser.add_argument("--key", default=DEFAULT_KEY, help="device key (default %(default)s)")
-    parser.add_argument("--host", default="0.0.0.0", help="listen address")
+    parser.add_argument(
+        "--host", default="127.0.0.1",
+        help="listen address (default %(default)s; 0.0.0.0 exposes the server to the network)",
+    )  # fmt: skip
     parser.add_argument("--port", type=int, default=9091, help="first port to try")
     parser.add_argument("--port-end", type=int, help="end of the port range (default port+100)")
     parser.add_argument("--custom-addr", help="address to report to the tracker")
     parser.add_argument("--toolchain-path", help="search the tools here instead of PATH")
+    parser.add_argument(
+        "--no-sandbox", action="store_true",
+        help="run clients' images unconfined, with this user's file access (trusted clients only)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    server = start_server(
-        args.tracker,
-        args.key,
-        host=args.host,
-        port=args.port,
-        port_end=args.port_end,
-        custom_addr=args.custom_addr,
-        toolchain_path=args.toolchain_path,
+    try:
+        server = start_server(
+            args.tracker,
+            args.key,
+            host=args.host,
+            port=args.port,
+            port_end=args.port_end,
+            custom_addr=args.custom_addr,
+            toolchain_path=args.toolchain_path,
+            sandbox=not args.no_sandbox,
+        )
+    except MicroError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    exposure = (
+        "loopback only" if args.host in ("127.0.0.1", "localhost", "::1")
+        else "reachable from the network; anyone who reaches it can run images on this machine"
     )
-    logger.warning("micro RPC server on port %d (key %r); Ctrl-C stops it", server.port, args.key)
+    confinement = (
+        "sandboxed (each image sees only its run folder, no network)" if not args.no_sandbox
+        else "UNCONFINED (images can read and write this user's files)"
+    )
+    logger.warning(
+        "micro RPC server on %s:%d (key %r), %s; images run %s; Ctrl-C stops it",
+        args.host, server.port, args.key, exposure, confinement,
+    )  # fmt: skip
     # The server lives in a child process: stop it on SIGTERM too, or it outlives this one.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

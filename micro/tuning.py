@@ -126,7 +126,13 @@ def benchmark_graph(func: tvm.tirx.PrimFunc) -> Graph:
 
 
 def measure_counts(
-    elf: Path, board: Board, toolchain: Toolchain, plugin: Path, repeats: int, timeout: float
+    elf: Path,
+    board: Board,
+    toolchain: Toolchain,
+    plugin: Path,
+    repeats: int,
+    timeout: float,
+    sandbox: bool = True,
 ) -> list[int]:
     """Run a benchmark firmware in QEMU and return the exact instructions of each kernel call.
 
@@ -146,6 +152,8 @@ def measure_counts(
         Kernel calls (one count each).
     timeout : float
         Seconds of wall time before the run counts as hung.
+    sandbox : bool
+        Confine QEMU to the run folder (:mod:`micro.sandbox`; default).
 
     Returns
     -------
@@ -165,7 +173,9 @@ def measure_counts(
         work_dir = Path(work)
         (work_dir / contract.INPUT_FILE).write_bytes(bytes(repeats))
         extra = plugin_option(plugin, marker_addresses(toolchain, elf))
-        run_firmware(toolchain, board, elf, work_dir, timeout, extra)
+        run_firmware(
+            toolchain, board, elf, work_dir, timeout, extra, read_only=[plugin], sandbox=sandbox
+        )
         return [int(c) for c in read_counts(work_dir)]
 
 
@@ -310,6 +320,8 @@ class QemuRunner(PyRunner):
     max_workers : int, optional
         QEMU processes at the same time (default: the host's cores). Counts do not depend on
         it: they are exact instruction counts, not timings.
+    sandbox : bool
+        Confine each QEMU run to its run folder (:mod:`micro.sandbox`; default).
     """
 
     def __init__(
@@ -319,16 +331,19 @@ class QemuRunner(PyRunner):
         repeats: int,
         timeout: float,
         max_workers: int | None = None,
+        sandbox: bool = True,
     ) -> None:
         super().__init__()
         self.board, self.toolchain = board, toolchain
-        self.repeats, self.timeout = repeats, timeout
+        self.repeats, self.timeout, self.sandbox = repeats, timeout, sandbox
         self._pool = ThreadPoolExecutor(max_workers or _default_workers(), "micro-run")
 
     def measure(self, elf: Path) -> list[int]:
         """Measure one firmware image (see :func:`measure_counts`)."""
         plugin = plugin_path(elf.parent)
-        return measure_counts(elf, self.board, self.toolchain, plugin, self.repeats, self.timeout)
+        return measure_counts(
+            elf, self.board, self.toolchain, plugin, self.repeats, self.timeout, self.sandbox
+        )
 
     def run(self, runner_inputs: list[RunnerInput]) -> list[PoolFuture]:
         """Start every candidate; MetaSchedule polls the futures."""
@@ -581,6 +596,7 @@ def tune(
     workers: int | None = None,
     progress: bool = True,
     dsp: bool | None = None,
+    sandbox: bool = True,
 ) -> tvm.IRModule:
     """Search schedules for every kernel of a model, measuring candidates in QEMU.
 
@@ -628,6 +644,9 @@ def tune(
         Prepare the kernels for the DSP micro-kernels (:func:`micro.kernels.dsp.uses_dsp`;
         None: the board's default, as for :func:`micro.build`). Pass the same value to
         :func:`apply_database`.
+    sandbox : bool
+        Confine the default runner's QEMU runs to their run folders (:mod:`micro.sandbox`;
+        default). An RPC server decides this for itself.
 
     Returns
     -------
@@ -656,7 +675,7 @@ def tune(
         )
     callback = ProgressCallback(board, kernels, max_trials, disable=not progress)
     builder = QemuBuilder(board, work_dir / "candidates", toolchain, backend, workers)
-    runner = runner or QemuRunner(board, toolchain, repeats, timeout, workers)
+    runner = runner or QemuRunner(board, toolchain, repeats, timeout, workers, sandbox)
     started = time.perf_counter()
     try:
         _seed_default_schedules(tasks, target, work_dir, builder, runner, callback,

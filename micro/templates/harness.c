@@ -92,6 +92,19 @@ static void test_hook(void) {
   volatile int forever = 1; /* volatile: the code after the loop stays in the image */
   while (forever) {
   }
+#elif MICRO_TEST_HOOK == MICRO_HOOK_HOST_FILES
+  /* A hostile image: read a host file, create files outside the run folder. */
+  int read_fd = open(MICRO_ESCAPE_READ, O_RDONLY);
+  char byte;
+  int read_ok = read_fd >= 0 && read(read_fd, &byte, 1) == 1;
+  int written[2] = {0, 0};
+  const char* targets[2] = {MICRO_ESCAPE_WRITE, MICRO_ESCAPE_UP};
+  for (int i = 0; i < 2; ++i) {
+    int fd = open(targets[i], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    written[i] = fd >= 0 && write(fd, "escaped\n", 8) == 8;
+    if (fd >= 0) close(fd);
+  }
+  printf("MICRO:ESCAPE read=%d write=%d up=%d\n", read_ok, written[0], written[1]);
 #endif
 }
 
