@@ -2,17 +2,26 @@
 
 Each sub-command lives in its own module under :mod:`pla_tvm.commands` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to the function that runs it.
-Errors raised on purpose (:class:`pla_tvm.errors.PlaTvmError` and the compiler packages' own
-error classes) are printed as one line and exit with status 2; anything else is a bug and keeps
-its traceback.
+
+Exit statuses (docs/cli.md): 0 success; 2 an error the user can fix (bad option or input, a
+missing tool, a firmware fault: :class:`pla_tvm.errors.PlaTvmError`, the compiler packages'
+error classes, and ``OSError`` on a named file), printed as one line
+``pla-tvm COMMAND: error: ...``; 130 interrupted (Ctrl-C or SIGTERM: output folders being built
+are removed, child processes are killed); 1 an internal error (a bug), also one line. A
+traceback is printed only with ``--debug`` (or ``PLA_TVM_DEBUG=1``). With ``--json`` only the
+JSON result goes to standard output; everything else printed on the way goes to standard error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
+import signal
 import sys
+import traceback
 from collections.abc import Sequence
 
 from pla_tvm import __version__
@@ -43,22 +52,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pla-tvm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of an error (also PLA_TVM_DEBUG=1)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"pla_tvm.commands.{name}").register(subparsers)
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that the same clean-up as Ctrl-C runs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of an error, on one line (a tool's multi-line output keeps its last line)."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    return lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("PLA_TVM_DEBUG", "") not in ("", "0")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        return int(args.func(args) or 0)
-    except _user_error_types() as error:
-        print(f"pla-tvm {args.command}: error: {error}", file=sys.stderr)
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    args.result_stream = sys.stdout
+    quiet = contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) \
+        else contextlib.nullcontext()
+    prefix = f"pla-tvm {args.command}"
+    try:
+        with quiet:
+            return int(args.func(args) or 0)
+    except (KeyboardInterrupt, Terminated) as stop:
+        what = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM"
+        print(f"{prefix}: interrupted ({what}); nothing half-written was kept", file=sys.stderr)
+        return 130
+    except (*_user_error_types(), OSError) as error:
+        if debug:
+            traceback.print_exc()
+        print(f"{prefix}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except Exception as error:  # a bug: one line, the traceback with --debug
+        if debug:
+            traceback.print_exc()
+        print(f"{prefix}: internal error: {type(error).__name__}: {_one_line(error)} (run with "
+              "--debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -269,7 +269,8 @@ class Evaluation:
     predictions: np.ndarray
 
 
-def evaluate(out_dir: str | Path, beats, *, timeout: float | None = None) -> Evaluation:
+def evaluate(out_dir: str | Path, beats, *, timeout: float | None = None,
+             sandbox: bool = True) -> Evaluation:
     """Classify beats with the compiled firmware in one QEMU run and score the predictions.
 
     Parameters
@@ -280,11 +281,15 @@ def evaluate(out_dir: str | Path, beats, *, timeout: float | None = None) -> Eva
         Float beats and labels (unlabelled beats, ``y < 0``, are run but not scored).
     timeout : float, optional
         Seconds before QEMU counts as hung (default: 60 s + 0.5 s per beat).
+    sandbox : bool
+        Confine QEMU to its run folder (``micro.run``'s option; default).
 
     Returns
     -------
     Evaluation
-        Report, raw outputs and predicted classes.
+        Report, raw outputs and predicted classes. The report always has ``class_counts``
+        (predictions per class); the classification metrics (``accuracy`` ...) only when some
+        beats are labelled, computed on those (``n_scored``).
     """
     import micro
 
@@ -294,17 +299,14 @@ def evaluate(out_dir: str | Path, beats, *, timeout: float | None = None) -> Eva
         raise DeploymentError("no beats to run (empty split or --limit 0)")
     inputs = model_inputs(beats.x, manifest)
     timeout = 60.0 + 0.5 * len(beats) if timeout is None else timeout
-    result = micro.run(firmware, inputs, timeout=timeout)
+    result = micro.run(firmware, inputs, timeout=timeout, sandbox=sandbox)
     outputs = result.outputs.reshape(len(beats), -1)
     predictions = predict_classes(outputs)
-    labelled = np.asarray(beats.y) >= 0
-    from pla_tvm.metrics import classification_metrics
+    from pla_tvm.metrics import prediction_report
 
-    report = classification_metrics(beats.y[labelled], predictions[labelled], beats.class_names)
+    report = prediction_report(beats.y, predictions, beats.class_names)
     footprint = result.footprint
     report.update(
-        n=len(beats),
-        n_scored=int(labelled.sum()),
         board=manifest["board"],
         backend=manifest["backend"],
         model=manifest["model"]["path"],
@@ -330,7 +332,7 @@ def tune_model(model: str | Path, board: str, db: str | Path, *, trials: int,
                boundary: str | None = None, seed: int | None = 0,
                trials_per_iteration: int = 16, strategy: str = "evolutionary",
                workers: int | None = None, progress: bool = True,
-               dsp: bool | None = None) -> dict[str, Any]:
+               dsp: bool | None = None, sandbox: bool = True) -> dict[str, Any]:
     """Search schedules for every kernel of the prepared module, measured in QEMU.
 
     The database lands in ``db``; ``compile_model(..., db=db)`` applies it later, so tuning (slow)
@@ -357,6 +359,8 @@ def tune_model(model: str | Path, board: str, db: str | Path, *, trials: int,
         Candidates built and run at the same time (micro's default: one per core).
     progress : bool
         Show micro's progress bar.
+    sandbox : bool
+        Confine the QEMU runs of the candidates (micro's option; default).
 
     Returns
     -------
@@ -377,7 +381,7 @@ def tune_model(model: str | Path, board: str, db: str | Path, *, trials: int,
         options["workers"] = workers
     started = time.perf_counter()
     micro.tuning.tune(mod, board_info, db, max_trials=trials, backend=backend, seed=seed,
-                      dsp=dsp, **options)
+                      dsp=dsp, sandbox=sandbox, **options)
     return {
         "board": board_info.name,
         "backend": backend,

@@ -41,3 +41,25 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         "averaging": "sensitivity, precision and f1 weighted by class support; macro_f1 unweighted",
     }
+
+
+def prediction_report(y_true: np.ndarray, y_pred: np.ndarray,
+                      class_names: Sequence[str]) -> dict[str, Any]:
+    """Predictions per class, and :func:`classification_metrics` on the labelled beats.
+
+    Beats without a label (``y < 0``: a record without annotations, beats found by QRS
+    detection) are predicted but not scored: ``n`` counts every beat, ``n_scored`` the labelled
+    ones, ``class_counts`` the predictions per class; the metrics' keys are present only when
+    some beat is labelled.
+    """
+    y_true = np.asarray(y_true).ravel()
+    y_pred = np.asarray(y_pred).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{y_true.size} labels but {y_pred.size} predictions")
+    labelled = y_true >= 0
+    report = (classification_metrics(y_true[labelled], y_pred[labelled], class_names)
+              if labelled.any() else {})
+    report.update(n=int(y_true.size), n_scored=int(labelled.sum()),
+                  class_counts={name: int(np.sum(y_pred == index))
+                                for index, name in enumerate(class_names)})
+    return report

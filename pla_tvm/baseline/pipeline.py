@@ -35,7 +35,7 @@ from pla_tvm.baseline.train import (
 from pla_tvm.data.beats import Dataset, evenly_spaced
 from pla_tvm.files import file_sizes, write_atomically, write_json_atomically
 from pla_tvm.inference import load_runner, predict_classes
-from pla_tvm.metrics import classification_metrics
+from pla_tvm.metrics import prediction_report
 
 LOG = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def evaluate_model(path: Path, dataset: Dataset, split: str = "test",
     runner = load_runner(path, interpreter)
     started = time.perf_counter()
     predictions = predict_classes(runner.outputs(beats.x))
-    result = classification_metrics(beats.y, predictions, beats.class_names)
+    result = prediction_report(beats.y, predictions, beats.class_names)
     result.update(model=str(path), runner=runner.description, split=split,
                   seconds=round(time.perf_counter() - started, 2))
     if getattr(runner, "arena_bytes", None) is not None:

@@ -6,7 +6,9 @@ import argparse
 import json
 from typing import Any
 
+from pla_tvm.commands import add_force_argument, emit
 from pla_tvm.deploy import MANIFEST_FILE, compile_model
+from pla_tvm.files import output_folder
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,11 +70,13 @@ def _summary(manifest: dict[str, Any], out: str) -> str:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    manifest = compile_model(args.model, args.board, args.out, pla=args.pla,
-                             backend=args.backend, db=args.db, boundary=args.boundary,
-                             dsp=args.dsp)
-    print(json.dumps(manifest, indent=2, sort_keys=True) if args.json
-          else _summary(manifest, args.out))
+    with output_folder(args.out, option="--out", marker=MANIFEST_FILE,
+                       force=args.force) as work:
+        manifest = compile_model(args.model, args.board, work, pla=args.pla,
+                                 backend=args.backend, db=args.db, boundary=args.boundary,
+                                 dsp=args.dsp)
+    emit(args, json.dumps(manifest, indent=2, sort_keys=True) if args.json
+         else _summary(manifest, args.out))
     return 0
 
 
@@ -88,4 +92,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--db", metavar="DIR", help="tuning database of 'pla-tvm tune' (same "
                         "model, --pla, board, backend and --no-dsp)")
     parser.add_argument("--json", action="store_true", help="print the manifest")
+    add_force_argument(parser)
     parser.set_defaults(func=_compile)

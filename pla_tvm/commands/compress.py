@@ -6,7 +6,9 @@ import argparse
 import json
 from typing import Any
 
+from pla_tvm.commands import add_force_argument, emit
 from pla_tvm.commands.data import add_source_arguments, load_from_args
+from pla_tvm.files import output_folder
 
 
 def _summary(metrics: dict[str, Any]) -> str:
@@ -28,15 +30,18 @@ def _summary(metrics: dict[str, Any]) -> str:
 
 
 def _compress(args: argparse.Namespace) -> int:
-    from pla_tvm.pla.pipeline import compress
+    from pla_tvm.pla.pipeline import METRICS_FILE, compress
     from pla_tvm.pla.teacher import load_teacher
 
     teacher = load_teacher(args.baseline)
-    metrics = compress(teacher, load_from_args(args), args.out, k=args.k, alpha=args.lam,
-                       max_int8_bytes=None if args.max_int8_bytes == 0 else args.max_int8_bytes,
-                       cv=args.cv, n_jobs=args.jobs, random_state=args.seed,
-                       progress=not args.json)
-    print(json.dumps(metrics, indent=2, sort_keys=True) if args.json else _summary(metrics))
+    dataset = load_from_args(args)
+    with output_folder(args.out, option="--out", marker=METRICS_FILE, force=args.force) as work:
+        metrics = compress(teacher, dataset, work, k=args.k, alpha=args.lam,
+                           max_int8_bytes=None if args.max_int8_bytes == 0
+                           else args.max_int8_bytes,
+                           cv=args.cv, n_jobs=args.jobs, random_state=args.seed,
+                           progress=not args.json)
+    emit(args, json.dumps(metrics, indent=2, sort_keys=True) if args.json else _summary(metrics))
     return 0
 
 
@@ -63,4 +68,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_source_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print metrics.json instead of a "
                         "summary")
+    add_force_argument(parser)
     parser.set_defaults(func=_compress)

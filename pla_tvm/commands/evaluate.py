@@ -6,6 +6,7 @@ import argparse
 import json
 
 from pla_tvm.baseline.pipeline import evaluate_model
+from pla_tvm.commands import emit, positive_int
 from pla_tvm.commands.data import add_source_arguments, load_from_args
 from pla_tvm.inference import INTERPRETERS
 
@@ -15,15 +16,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     split = args.split or ("test" if "test" in dataset.splits else next(iter(dataset.splits)))
     result, _ = evaluate_model(args.model, dataset, split, args.interpreter, args.limit)
     if args.json:
-        print(json.dumps(result, indent=2, sort_keys=True))
-    else:
-        print(f"{result['runner']} on {dataset.name} {split} ({result['n']} beats)")
-        for key in ("accuracy", "sensitivity", "precision", "f1", "macro_f1"):
-            print(f"  {key:<12} {result[key]:.4f}")
-        print("  recall per class: " + ", ".join(
+        emit(args, json.dumps(result, indent=2, sort_keys=True))
+        return 0
+    lines = [f"{result['runner']} on {dataset.name} {split} ({result['n']} beats)"]
+    if result["n_scored"]:
+        if result["n_scored"] < result["n"]:
+            lines.append(f"  scored on the {result['n_scored']} labelled beats")
+        lines += [f"  {key:<12} {result[key]:.4f}"
+                  for key in ("accuracy", "sensitivity", "precision", "f1", "macro_f1")]
+        lines.append("  recall per class: " + ", ".join(
             f"{name} {value:.3f}" for name, value in result["per_class_recall"].items()))
-        if "tflm_arena_bytes" in result:
-            print(f"  TFLite Micro tensor arena: {result['tflm_arena_bytes']:,} bytes")
+    else:
+        lines.append("  no labelled beats: predictions only")
+    lines.append("  predicted: " + ", ".join(f"{name} {count}"
+                                             for name, count in result["class_counts"].items()))
+    if "tflm_arena_bytes" in result:
+        lines.append(f"  TFLite Micro tensor arena: {result['tflm_arena_bytes']:,} bytes")
+    emit(args, "\n".join(lines))
     return 0
 
 
@@ -34,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--interpreter", choices=INTERPRETERS, default="litert",
                         help="TFLite interpreter for .tflite models (default: %(default)s)")
     parser.add_argument("--split", help="split to evaluate (default: test, or the only one)")
-    parser.add_argument("--limit", type=int, help="evaluate N beats evenly spaced over the split "
-                        "(UCR files are sorted by class, so not the first N)")
+    parser.add_argument("--limit", type=positive_int, help="evaluate N beats evenly spaced over "
+                        "the split (UCR files are sorted by class, so not the first N)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_source_arguments(parser)
     parser.set_defaults(func=_evaluate)

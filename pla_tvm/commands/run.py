@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pla_tvm.commands import add_sandbox_argument, emit, positive_int
 from pla_tvm.commands.data import add_source_arguments, load_from_args
 from pla_tvm.deploy import Evaluation, evaluate, read_manifest
 from pla_tvm.errors import DataError
@@ -20,8 +22,15 @@ def _summary(report: dict[str, Any]) -> str:
     lines = [f"{report['board']} ({report['backend']} kernels): {report['n']} beats of "
              f"{report['source']} {report['split']} in one QEMU run "
              f"({report['qemu_wall_seconds']:.1f} s)"]
-    lines += [f"  {key:<12} {report[key]:.4f}"
-              for key in ("accuracy", "sensitivity", "precision", "f1", "macro_f1")]
+    if report["n_scored"]:
+        if report["n_scored"] < report["n"]:
+            lines.append(f"  scored on the {report['n_scored']} labelled beats")
+        lines += [f"  {key:<12} {report[key]:.4f}"
+                  for key in ("accuracy", "sensitivity", "precision", "f1", "macro_f1")]
+    else:
+        lines.append("  no labelled beats: predictions only")
+    lines.append("  predicted    " + ", ".join(f"{name} {count}"
+                                              for name, count in report["class_counts"].items()))
     lines += [
         f"  instructions/beat {report['instructions_per_inference']:,.0f} "
         f"({report['counting']}; min {report['instructions_min']:,}, "
@@ -41,20 +50,35 @@ def save_outputs(path: str | Path, evaluation: Evaluation, beats) -> None:
     write_atomically(Path(path), buffer.getvalue())
 
 
+def check_outputs_file(path: str | None) -> None:
+    """Refuse an ``--outputs`` file that could not be written, before the long run."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise DataError(f"--outputs {target} is a folder, expected a file name (FILE.npz)")
+    folder = target.parent
+    if not folder.is_dir():
+        raise DataError(f"--outputs {target}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise DataError(f"--outputs {target}: folder {folder} is not writable")
+
+
 def _run(args: argparse.Namespace) -> int:
     read_manifest(args.dir)  # a wrong directory fails before the beats are loaded
+    check_outputs_file(args.outputs)
     dataset = load_from_args(args)
     split = args.split or ("test" if "test" in dataset.splits else next(iter(dataset.splits)))
     if split not in dataset.splits:
         raise DataError(f"{dataset.name} has no split {split!r}; it has "
                         f"{', '.join(dataset.splits)}")
     beats = dataset[split].subset(args.limit)
-    evaluation = evaluate(args.dir, beats, timeout=args.timeout)
+    evaluation = evaluate(args.dir, beats, timeout=args.timeout, sandbox=not args.no_sandbox)
     report = {**evaluation.report, "source": dataset.name, "split": split}
     if args.outputs:
         save_outputs(args.outputs, evaluation, beats)
         report["outputs_file"] = str(args.outputs)
-    print(json.dumps(report, indent=2, sort_keys=True) if args.json else _summary(report))
+    emit(args, json.dumps(report, indent=2, sort_keys=True) if args.json else _summary(report))
     return 0
 
 
@@ -67,12 +91,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "beat, stack and flash/RAM.")
     parser.add_argument("dir", help="directory written by 'pla-tvm compile --out'")
     parser.add_argument("--split", help="split to run (default: test, or the only one)")
-    parser.add_argument("--limit", type=int, help="run N beats evenly spaced over the split "
-                        "(UCR files are sorted by class, so not the first N)")
+    parser.add_argument("--limit", type=positive_int, help="run N beats evenly spaced over the "
+                        "split (UCR files are sorted by class, so not the first N)")
     parser.add_argument("--timeout", type=float, help="seconds before QEMU counts as hung "
                         "(default: 60 + 0.5 per beat)")
     parser.add_argument("--outputs", metavar="FILE.npz", help="also save raw outputs, "
                         "predictions and labels")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    add_sandbox_argument(parser)
     add_source_arguments(parser)
     parser.set_defaults(func=_run)

@@ -6,26 +6,30 @@ import argparse
 import json
 
 from pla_tvm.baseline.config import PRESETS, get_config
-from pla_tvm.baseline.pipeline import PruningSettings, run_training
+from pla_tvm.baseline.pipeline import METRICS_FILE, PruningSettings, run_training
 from pla_tvm.baseline.train import CLASS_WEIGHTINGS, TrainSettings
+from pla_tvm.commands import add_force_argument, emit
 from pla_tvm.commands.data import add_source_arguments, load_from_args
+from pla_tvm.files import output_folder
 
 
 def _train(args: argparse.Namespace) -> int:
     settings = TrainSettings(epochs=args.epochs, seed=args.seed, class_weight=args.class_weight,
                              patience=args.patience or TrainSettings.patience)
     pruning = PruningSettings(target_sparsity=args.sparsity, finetune_epochs=args.finetune_epochs)
-    metrics = run_training(load_from_args(args), args.out, get_config(args.config), settings,
-                           pruning, tflm_limit=args.tflm_limit)
-    evaluations = metrics["evaluations"]
+    dataset = load_from_args(args)
+    with output_folder(args.out, option="--out", marker=METRICS_FILE, force=args.force) as work:
+        metrics = run_training(dataset, work, get_config(args.config), settings, pruning,
+                               tflm_limit=args.tflm_limit)
     if args.json:
-        print(json.dumps(metrics, indent=2, sort_keys=True))
-    else:
-        print(f"wrote {args.out}: {metrics['parameters']:,} parameters, {metrics['flops']:,} "
-              f"FLOPs, sparsity {metrics['sparsity']['reached']:.3f}")
-        for name, result in evaluations.items():
-            print(f"  {name:<13} accuracy {result['accuracy']:.4f}  F1 {result['f1']:.4f}  "
-                  f"macro F1 {result['macro_f1']:.4f}  ({result['n']} beats)")
+        emit(args, json.dumps(metrics, indent=2, sort_keys=True))
+        return 0
+    lines = [f"wrote {args.out}: {metrics['parameters']:,} parameters, {metrics['flops']:,} "
+             f"FLOPs, sparsity {metrics['sparsity']['reached']:.3f}"]
+    lines += [f"  {name:<13} accuracy {result['accuracy']:.4f}  F1 {result['f1']:.4f}  "
+              f"macro F1 {result['macro_f1']:.4f}  ({result['n']} beats)"
+              for name, result in metrics["evaluations"].items()]
+    emit(args, "\n".join(lines))
     return 0
 
 
@@ -51,5 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tflm-limit", type=int, help="evaluate N evenly spaced test beats on "
                         "TFLite Micro (~85 ms a beat for the paper model; default: all)")
     parser.add_argument("--json", action="store_true", help="print metrics.json")
+    add_force_argument(parser)
     add_source_arguments(parser)
     parser.set_defaults(func=_train)
