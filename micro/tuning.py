@@ -562,7 +562,8 @@ def apply_database(
     Raises
     ------
     DatabaseNotFoundError
-        If ``db_dir`` lacks the database files.
+        If ``db_dir`` lacks the database files, holds no record, or no record of this module's
+        kernels for this board's target (a database of another model, board or ``dsp``).
     """
     db_dir = Path(db_dir)
     missing = [name for name in DATABASE_FILES if not (db_dir / name).is_file()]
@@ -573,8 +574,30 @@ def apply_database(
     board = get_board(board)
     register()
     prepared = prepare_for_tuning(mod, board, dsp=dsp)
+    _check_database_matches(prepared, board, db_dir)
     with search_target(board), tvm.transform.PassContext(opt_level=3):
         return relax.transform.MetaScheduleApplyDatabase(str(db_dir))(prepared)
+
+
+def _check_database_matches(prepared: tvm.IRModule, board: Board, db_dir: Path) -> None:
+    """Refuse a database with no record, or none for this module's kernels on this target."""
+    paths = [str(db_dir / name) for name in DATABASE_FILES]
+    try:
+        database = ms.database.JSONDatabase(*paths, allow_missing=False)
+    except Exception as exc:  # TVM raises its own error types for unreadable JSON lines
+        raise DatabaseNotFoundError(f"{db_dir} holds an unreadable tuning database: {exc}") from exc
+    if len(database) == 0:
+        raise DatabaseNotFoundError(
+            f"{db_dir} holds no tuning records (empty database files: an interrupted tune?); "
+            "tune again"
+        )
+    tasks = ms.relax_integration.extract_tasks(prepared, search_target(board))
+    if not any(database.has_workload(task.dispatched[0]) for task in tasks):
+        raise DatabaseNotFoundError(
+            f"none of the model's {len(tasks)} kernels is in the database {db_dir}: it was tuned "
+            f"for another model, board, target or DSP option (this build: {board.name}, "
+            f"{board.cpu}); tune for this build"
+        )
 
 
 def tune(

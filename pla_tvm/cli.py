@@ -43,9 +43,16 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``pla-tvm run: error: ...``), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Assemble the top-level parser from the command modules."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pla-tvm",
         description="Compress an ECG classifier with PLA, compile it with TVM for Cortex-M, "
         "and measure it in QEMU.",
@@ -115,5 +122,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def run() -> None:
+    """The ``pla-tvm`` program: :func:`main`, then exit with its status.
+
+    After an interrupt, whose clean-up :func:`main` has done, the process ends at once with 130:
+    libraries' exit hooks (TensorFlow's, TVM's) would otherwise let a pending SIGINT end it with
+    the signal instead of the status.
+    """
+    status = main()
+    if status == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -70,8 +70,8 @@ def output_folder(
     The command writes into the yielded folder; when the ``with`` block ends normally, that
     folder replaces ``out`` (two renames in the same parent); when it raises (an error, Ctrl-C,
     SIGTERM), the temporary folder is deleted and ``out`` is left exactly as it was. A lock file
-    beside ``out`` (``.NAME.lock``, ``flock``) makes a second command writing the same folder
-    fail at once with one line instead of mixing the two outputs.
+    beside ``out`` (``.NAME.lock``, ``flock``, removed when the command ends) makes a second
+    command writing the same folder fail at once with one line instead of mixing the outputs.
 
     Parameters
     ----------
@@ -115,13 +115,16 @@ def output_folder(
     with open(lock_path, "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = lock_path.exists() and lock_path.stat().st_ino == os.fstat(lock.fileno()).st_ino
         except BlockingIOError:
+            held = False
+        if not held:  # locked, or removed by its previous holder while this one opened it
             lock.seek(0)
             holder = lock.read().strip() or "another process"
             raise OutputFolderError(
                 f"{option} {out} is being written by another pla-tvm command ({holder}); "
                 "wait for it or choose another folder"
-            ) from None
+            )
         lock.seek(0)
         lock.truncate()
         lock.write(f"pid {os.getpid()}")
@@ -129,8 +132,7 @@ def output_folder(
         try:
             yield from _build_and_swap(out, option, marker, force, keep)
         finally:
-            lock.seek(0)
-            lock.truncate()
+            lock_path.unlink(missing_ok=True)  # before unlocking: a waiter re-checks the inode
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 

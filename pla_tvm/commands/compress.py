@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from pla_tvm.commands import add_force_argument, emit
-from pla_tvm.commands.data import add_source_arguments, load_from_args
+from pla_tvm.commands.data import add_source_arguments, load_from_args, require_training_splits
+from pla_tvm.errors import ModelError
 from pla_tvm.files import output_folder
 
 
@@ -30,11 +32,17 @@ def _summary(metrics: dict[str, Any]) -> str:
 
 
 def _compress(args: argparse.Namespace) -> int:
+    from pla_tvm.baseline.pipeline import METRICS_FILE as TRAIN_METRICS_FILE
     from pla_tvm.pla.pipeline import METRICS_FILE, compress
     from pla_tvm.pla.teacher import load_teacher
 
-    teacher = load_teacher(args.baseline)
+    baseline = Path(args.baseline)
+    if baseline.is_dir() and not (baseline / TRAIN_METRICS_FILE).is_file():
+        raise ModelError(f"--baseline {baseline} is not a complete 'pla-tvm train' output (no "
+                         f"{TRAIN_METRICS_FILE}: an interrupted or failed train?); train again")
+    teacher = load_teacher(baseline)
     dataset = load_from_args(args)
+    require_training_splits(dataset, "compress")
     with output_folder(args.out, option="--out", marker=METRICS_FILE, force=args.force) as work:
         metrics = compress(teacher, dataset, work, k=args.k, alpha=args.lam,
                            max_int8_bytes=None if args.max_int8_bytes == 0

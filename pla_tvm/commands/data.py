@@ -7,6 +7,7 @@ import json
 
 from pla_tvm.data.records import BeatWindow
 from pla_tvm.data.sources import SOURCE_HELP, format_summary, load_source, summarize
+from pla_tvm.errors import DataError
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, default: str | None = "ecg5000") -> None:
@@ -28,6 +29,15 @@ def load_from_args(args: argparse.Namespace):
     """Load the dataset named by :func:`add_source_arguments`' options."""
     return load_source(args.source, data_dir=args.data_dir, lead=args.lead, beats=args.beats,
                        window=args.window)
+
+
+def require_training_splits(dataset, command: str) -> None:
+    """Refuse a source without the labelled ``train`` and ``test`` splits a command fits on."""
+    missing = [name for name in ("train", "test") if name not in dataset.splits]
+    if missing:
+        raise DataError(f"{command} needs a labelled source with train and test splits; "
+                        f"{dataset.name} has {', '.join(dataset.splits) or 'no split'} (use "
+                        "--source ecg5000, or a folder of UCR train/test files)")
 
 
 def _summary(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from pla_tvm.baseline.config import PRESETS, get_config
 from pla_tvm.baseline.pipeline import METRICS_FILE, PruningSettings, run_training
 from pla_tvm.baseline.train import CLASS_WEIGHTINGS, TrainSettings
 from pla_tvm.commands import add_force_argument, emit
-from pla_tvm.commands.data import add_source_arguments, load_from_args
+from pla_tvm.commands.data import add_source_arguments, load_from_args, require_training_splits
 from pla_tvm.files import output_folder
 
 
@@ -18,6 +18,7 @@ def _train(args: argparse.Namespace) -> int:
                              patience=args.patience or TrainSettings.patience)
     pruning = PruningSettings(target_sparsity=args.sparsity, finetune_epochs=args.finetune_epochs)
     dataset = load_from_args(args)
+    require_training_splits(dataset, "train")
     with output_folder(args.out, option="--out", marker=METRICS_FILE, force=args.force) as work:
         metrics = run_training(dataset, work, get_config(args.config), settings, pruning,
                                tflm_limit=args.tflm_limit)

@@ -49,6 +49,15 @@ def tiny_pla(tiny_baseline, ecg5000, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def int8_pla_firmware(tiny_baseline, tiny_pla, tmp_path_factory) -> Path:
+    """``pla-tvm compile baseline_int8.tflite --pla pla.npz`` for mps2-an386."""
+    out = tmp_path_factory.mktemp("fw-int8-pla") / "fw"
+    assert main(["compile", str(tiny_baseline / "baseline_int8.tflite"), "--pla",
+                 str(tiny_pla / "pla.npz"), "--board", BOARD, "--out", str(out)]) == 0
+    return out
+
+
 def cli_json(capsys, *argv: str) -> dict:
     """Run ``pla-tvm ARGV --json`` in-process and return its JSON output."""
     capsys.readouterr()

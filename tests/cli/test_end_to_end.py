@@ -48,15 +48,6 @@ def _host_outputs(directory: Path, beats: np.ndarray) -> np.ndarray:
     return runner.run(model_inputs(beats, manifest))
 
 
-@pytest.fixture(scope="module")
-def int8_pla_firmware(tiny_baseline, tiny_pla, tmp_path_factory):
-    """``pla-tvm compile baseline_int8.tflite --pla pla.npz``, shared by this module's tests."""
-    out = tmp_path_factory.mktemp("fw-int8-pla")
-    assert main(["compile", str(tiny_baseline / "baseline_int8.tflite"), "--pla",
-                 str(tiny_pla / "pla.npz"), "--board", BOARD, "--out", str(out)]) == 0
-    return out
-
-
 def test_compile_writes_a_manifest_describing_the_int8_input(int8_pla_firmware, tiny_pla):
     manifest = read_manifest(int8_pla_firmware)
     assert (int8_pla_firmware / MANIFEST_FILE).is_file()

@@ -1,0 +1,188 @@
+"""Fault injection: bad inputs, interruptions and races leave one line, an exit code, and no
+half-written or inconsistent folder.
+
+Every case asserts the exit status (2 for a user error, 130 for an interrupt), a one-line
+message naming the file or value, and that what remains is either absent or complete: no
+``.NAME.partial-*`` folder, an output folder untouched or holding a manifest whose board and
+hash match its ELF. The sandbox cases (a firmware reading and writing host files, locally and
+through the RPC measuring function) are in tests/micro/test_sandbox.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pla_tvm.cli import main
+from pla_tvm.files import sha256_of
+
+from .conftest import BOARD, cli_json, needs_micro_tools
+
+pytestmark = needs_micro_tools
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _compile_args(tiny_baseline: Path, tiny_pla: Path, out: Path) -> list[str]:
+    return ["compile", str(tiny_baseline / "baseline_int8.tflite"), "--pla",
+            str(tiny_pla / "pla.npz"), "--board", BOARD, "--out", str(out)]
+
+
+def _no_partial_folders(parent: Path) -> None:
+    left = [p.name for p in parent.iterdir() if ".partial-" in p.name or ".old-" in p.name]
+    assert not left, left
+
+
+def _consistent_firmware(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["board"] == BOARD
+    assert sha256_of(folder / manifest["firmware"]["elf"]) == manifest["firmware"]["elf_sha256"]
+    assert json.loads((folder / "metadata.json").read_text())["board"] == BOARD
+
+
+def _error(capsys, argv: list[str]) -> str:
+    capsys.readouterr()
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse
+        status = exit_.code
+    captured = capsys.readouterr()
+    message = captured.err.strip()
+    assert status == 2, message
+    assert captured.out == ""
+    assert "\n" not in message and "Traceback" not in message, message
+    return message
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("limit-zero", "--limit: must be at least 1"),
+    ("limit-negative", "--limit: must be at least 1"),
+    ("outputs-in-missing-folder", "does not exist"),
+    ("out-is-a-file", "is a file, expected a folder"),
+    ("out-under-read-only", "cannot create the parent folder"),
+    ("out-holds-foreign-files", "holds files this command did not write"),
+    ("compress-half-trained", "not a complete 'pla-tvm train' output"),
+    ("train-on-unlabelled-source", "needs a labelled source with train and test splits"),
+    ("db-empty", "no tuning records"),
+    ("trials-zero", "--trials: must be at least 1"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(case, expected, capsys, tmp_path,
+                                                  tiny_baseline, tiny_pla, int8_pla_firmware,
+                                                  mitdb_record):
+    foreign = tmp_path / "theirs"
+    foreign.mkdir()
+    (foreign / "metadata.json").write_text("a user's file\n")
+    compile_to = lambda out: _compile_args(tiny_baseline, tiny_pla, out)  # noqa: E731
+    half = tmp_path / "half-trained"
+    half.mkdir()
+    for name in ("baseline.keras", "baseline_float.tflite"):
+        (half / name).write_bytes((tiny_baseline / name).read_bytes())
+    empty_db = tmp_path / "db"
+    empty_db.mkdir()
+    for name in ("database_workload.json", "database_tuning_record.json"):
+        (empty_db / name).write_bytes(b"")
+    (tmp_path / "a-file").write_text("x")
+    argv = {
+        "limit-zero": ["run", str(int8_pla_firmware), "--limit", "0"],
+        "limit-negative": ["run", str(int8_pla_firmware), "--limit", "-3"],
+        "outputs-in-missing-folder": ["run", str(int8_pla_firmware), "--limit", "2",
+                                      "--outputs", str(tmp_path / "missing" / "o.npz")],
+        "out-is-a-file": compile_to(tmp_path / "a-file"),
+        "out-under-read-only": compile_to(Path("/proc/pla-tvm-test/out")),
+        "out-holds-foreign-files": compile_to(foreign),
+        "compress-half-trained": ["compress", "--baseline", str(half), "--out",
+                                  str(tmp_path / "pla"), "--k", "2", "--lam", "1"],
+        "train-on-unlabelled-source": ["train", "--source", f"wfdb:{mitdb_record}", "--beats",
+                                       "detect", "--out", str(tmp_path / "trained")],
+        "db-empty": [*compile_to(tmp_path / "fw"), "--db", str(empty_db)],
+        "trials-zero": ["tune", str(tiny_baseline / "baseline_int8.tflite"), "--board", BOARD,
+                        "--trials", "0", "--db", str(tmp_path / "db2")],
+    }[case]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert expected in _error(capsys, argv)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (foreign / "metadata.json").read_text() == "a user's file\n"
+    _no_partial_folders(tmp_path)
+
+
+def test_force_replaces_a_foreign_folder(capsys, tmp_path, tiny_baseline, tiny_pla):
+    foreign = tmp_path / "theirs"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine\n")
+    assert main([*_compile_args(tiny_baseline, tiny_pla, foreign), "--force"]) == 0
+    assert not (foreign / "notes.txt").exists()
+    _consistent_firmware(foreign)
+    _no_partial_folders(tmp_path)
+
+
+def test_unlabelled_beats_report_predictions(capsys, int8_pla_firmware, mitdb_record, tmp_path):
+    outputs = tmp_path / "outputs.npz"
+    report = cli_json(capsys, "run", str(int8_pla_firmware), "--source", f"wfdb:{mitdb_record}",
+                      "--beats", "detect", "--limit", "20", "--outputs", str(outputs))
+    assert report["n"] == 20 and report["n_scored"] == 0
+    assert "accuracy" not in report
+    assert sum(report["class_counts"].values()) == 20
+    assert report["instructions_per_inference"] > 0
+    assert outputs.is_file()
+
+
+def _start_compile(tiny_baseline: Path, tiny_pla: Path, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pla_tvm.cli", *_compile_args(tiny_baseline, tiny_pla, out)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_partial(parent: Path, name: str, process: subprocess.Popen,
+                      inside: str = "") -> None:
+    """Poll until the command has started writing (its temporary folder, and ``inside`` it)."""
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(f".{name}.partial-") and (p / inside).exists()
+                  for p in parent.iterdir()):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the compile never started writing"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sig, stage", [
+    (signal.SIGINT, ""),  # importing the model
+    (signal.SIGINT, "src/kernels.c"),  # compiling the firmware with gcc
+    (signal.SIGTERM, "src/kernels.c"),
+])
+def test_interrupted_compile_exits_130_and_keeps_the_old_folder(sig, stage, tmp_path,
+                                                                tiny_baseline, tiny_pla,
+                                                                int8_pla_firmware):
+    out = tmp_path / "fw"
+    out.mkdir()
+    for item in int8_pla_firmware.iterdir():  # a previous, complete output
+        subprocess.run(["cp", "-a", str(item), str(out)], check=True)
+    before = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")}
+    process = _start_compile(tiny_baseline, tiny_pla, out)
+    _wait_for_partial(tmp_path, "fw", process, stage)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("pla-tvm compile: interrupted"), stderr
+    assert "Traceback" not in stderr
+    _no_partial_folders(tmp_path)
+    assert {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    _consistent_firmware(out)
+
+
+def test_concurrent_compiles_into_one_folder(capsys, tmp_path, tiny_baseline, tiny_pla):
+    out = tmp_path / "fw"
+    first = _start_compile(tiny_baseline, tiny_pla, out)
+    _wait_for_partial(tmp_path, "fw", first)
+    message = _error(capsys, [*_compile_args(tiny_baseline, tiny_pla, out), "--no-dsp"])
+    assert "is being written by another pla-tvm command" in message
+    stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    _consistent_firmware(out)
+    _no_partial_folders(tmp_path)
