@@ -60,3 +60,38 @@ def get_config(name: str) -> ResNetConfig:
     except KeyError:
         raise ValueError(f"unknown model config {name!r}; choose one of {', '.join(PRESETS)}") \
             from None
+
+
+CLASS_WEIGHTINGS = ("sqrt", "balanced", "none")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings; the defaults are the paper-size recipe."""
+
+    epochs: int = 300
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 50
+    validation_fraction: float = 0.2
+    class_weight: str = "sqrt"
+    seed: int = 0
+    verbose: int = 2
+
+    def __post_init__(self) -> None:
+        if self.class_weight not in CLASS_WEIGHTINGS:
+            raise ValueError(f"class_weight must be one of {CLASS_WEIGHTINGS}, "
+                             f"got {self.class_weight!r}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PruningSettings:
+    """Target sparsity of the conv/dense kernels and the fine-tuning epochs that reach it."""
+
+    target_sparsity: float = 0.5
+    finetune_epochs: int = 30

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pla_tvm.baseline.config import ResNetConfig
+from pla_tvm.baseline.config import PruningSettings, ResNetConfig
 from pla_tvm.baseline.costs import model_flops, model_parameters
 from pla_tvm.baseline.export import save_keras_atomically, to_float_tflite, to_int8_tflite
 from pla_tvm.baseline.model import keras
@@ -44,14 +43,6 @@ PRUNED_KERAS_FILE = "baseline_pruned.keras"
 FLOAT_TFLITE_FILE = "baseline_float.tflite"
 INT8_TFLITE_FILE = "baseline_int8.tflite"
 METRICS_FILE = "metrics.json"
-
-
-@dataclass(frozen=True)
-class PruningSettings:
-    """Target sparsity of the conv/dense kernels and the fine-tuning epochs that reach it."""
-
-    target_sparsity: float = 0.5
-    finetune_epochs: int = 30
 
 
 def evaluate_model(path: Path, dataset: Dataset, split: str = "test",

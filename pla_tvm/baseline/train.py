@@ -14,43 +14,15 @@ while no weighting lets the network ignore the rare classes. ``class_weight="non
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from pla_tvm.baseline.config import ResNetConfig
+from pla_tvm.baseline.config import ResNetConfig, TrainSettings
 from pla_tvm.baseline.model import build_resnet, keras
 from pla_tvm.data.beats import BeatSet
 
 LOG = logging.getLogger(__name__)
-
-CLASS_WEIGHTINGS = ("sqrt", "balanced", "none")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Optimisation settings; the defaults are the paper-size recipe."""
-
-    epochs: int = 300
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    patience: int = 50
-    validation_fraction: float = 0.2
-    class_weight: str = "sqrt"
-    seed: int = 0
-    verbose: int = 2
-
-    def __post_init__(self) -> None:
-        if self.class_weight not in CLASS_WEIGHTINGS:
-            raise ValueError(f"class_weight must be one of {CLASS_WEIGHTINGS}, "
-                             f"got {self.class_weight!r}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def class_weights(labels: np.ndarray, n_classes: int, weighting: str) -> dict[int, float] | None:
     """Per-class loss weights, normalised so that the average weight of a sample is 1."""

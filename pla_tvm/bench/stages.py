@@ -11,7 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from pla_tvm.baseline.config import get_config
+from pla_tvm.baseline.config import TrainSettings, get_config
 from pla_tvm.baseline.pipeline import (
     FLOAT_TFLITE_FILE,
     INT8_TFLITE_FILE,
@@ -21,7 +21,6 @@ from pla_tvm.baseline.pipeline import (
     PruningSettings,
     run_training,
 )
-from pla_tvm.baseline.train import TrainSettings
 from pla_tvm.errors import ModelError
 from pla_tvm.files import sha256_of
 from pla_tvm.pla.npz_io import load_pla

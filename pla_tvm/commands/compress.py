@@ -34,6 +34,7 @@ def _summary(metrics: dict[str, Any]) -> str:
 def _compress(args: argparse.Namespace) -> int:
     from pla_tvm.baseline.pipeline import METRICS_FILE as TRAIN_METRICS_FILE
     from pla_tvm.pla.pipeline import METRICS_FILE, compress
+    from pla_tvm.pla.selection import DEFAULT_MAX_INT8_BYTES
     from pla_tvm.pla.teacher import load_teacher
 
     baseline = Path(args.baseline)
@@ -45,8 +46,8 @@ def _compress(args: argparse.Namespace) -> int:
     require_training_splits(dataset, "compress")
     with output_folder(args.out, option="--out", marker=METRICS_FILE, force=args.force) as work:
         metrics = compress(teacher, dataset, work, k=args.k, alpha=args.lam,
-                           max_int8_bytes=None if args.max_int8_bytes == 0
-                           else args.max_int8_bytes,
+                           max_int8_bytes=(DEFAULT_MAX_INT8_BYTES if args.max_int8_bytes is None
+                                           else args.max_int8_bytes or None),
                            cv=args.cv, n_jobs=args.jobs, random_state=args.seed,
                            progress=not args.json)
     emit(args, json.dumps(metrics, indent=2, sort_keys=True) if args.json else _summary(metrics))
@@ -55,8 +56,6 @@ def _compress(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``compress``."""
-    from pla_tvm.pla.selection import DEFAULT_MAX_INT8_BYTES
-
     parser = subparsers.add_parser(
         "compress", help="compress a trained baseline with PLA (k-means + ridge maps)",
         description="Fit PLA to a baseline's penultimate features (k and lambda by 5-fold "
@@ -67,9 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--k", type=int, help="number of clusters (default: cross-validated 1..5)")
     parser.add_argument("--lam", type=float,
                         help="ridge lambda (default: cross-validated 0.01..1000)")
-    parser.add_argument("--max-int8-bytes", type=int, default=DEFAULT_MAX_INT8_BYTES,
+    parser.add_argument("--max-int8-bytes", type=int,
                         help="flash budget of the int8 .tflite during selection; 0 for none "
-                        "(default: %(default)s)")
+                        "(default: pla_tvm.pla.selection.DEFAULT_MAX_INT8_BYTES, 64 KiB)")
     parser.add_argument("--cv", type=int, default=5, help="cross-validation folds (default: 5)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel fits (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of folds and k-means")

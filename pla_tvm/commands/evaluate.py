@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from pla_tvm.baseline.pipeline import evaluate_model
 from pla_tvm.commands import emit, positive_int
 from pla_tvm.commands.data import add_source_arguments, load_from_args
 from pla_tvm.inference import INTERPRETERS
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from pla_tvm.baseline.pipeline import evaluate_model
+
     dataset = load_from_args(args)
     split = args.split or ("test" if "test" in dataset.splits else next(iter(dataset.splits)))
     result, _ = evaluate_model(args.model, dataset, split, args.interpreter, args.limit)

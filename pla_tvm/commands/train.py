@@ -5,15 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 
-from pla_tvm.baseline.config import PRESETS, get_config
-from pla_tvm.baseline.pipeline import METRICS_FILE, PruningSettings, run_training
-from pla_tvm.baseline.train import CLASS_WEIGHTINGS, TrainSettings
+from pla_tvm.baseline.config import (
+    CLASS_WEIGHTINGS,
+    PRESETS,
+    PruningSettings,
+    TrainSettings,
+    get_config,
+)
 from pla_tvm.commands import add_force_argument, emit
 from pla_tvm.commands.data import add_source_arguments, load_from_args, require_training_splits
 from pla_tvm.files import output_folder
 
 
 def _train(args: argparse.Namespace) -> int:
+    from pla_tvm.baseline.pipeline import METRICS_FILE, run_training
+
     settings = TrainSettings(epochs=args.epochs, seed=args.seed, class_weight=args.class_weight,
                              patience=args.patience or TrainSettings.patience)
     pruning = PruningSettings(target_sparsity=args.sparsity, finetune_epochs=args.finetune_epochs)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pla_tvm.baseline.config import get_config
+from pla_tvm.baseline.config import TrainSettings, get_config
 from pla_tvm.baseline.pipeline import (
     FLOAT_TFLITE_FILE,
     INT8_TFLITE_FILE,
@@ -15,7 +15,6 @@ from pla_tvm.baseline.pipeline import (
     PruningSettings,
     run_training,
 )
-from pla_tvm.baseline.train import TrainSettings
 from pla_tvm.cli import main
 from pla_tvm.errors import ModelError
 from pla_tvm.inference import load_runner, predict_classes

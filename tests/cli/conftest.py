@@ -27,9 +27,8 @@ needs_micro_tools = requires_toolchain
 @pytest.fixture(scope="session")
 def tiny_baseline(ecg5000, tmp_path_factory) -> Path:
     """Output directory of the pipeline's ``tiny`` baseline (float and int8 TFLite)."""
-    from pla_tvm.baseline.config import get_config
-    from pla_tvm.baseline.pipeline import PruningSettings, run_training
-    from pla_tvm.baseline.train import TrainSettings
+    from pla_tvm.baseline.config import PruningSettings, TrainSettings, get_config
+    from pla_tvm.baseline.pipeline import run_training
 
     out = tmp_path_factory.mktemp("cli-baseline")
     run_training(ecg5000, out, get_config("tiny"), TrainSettings(epochs=8, patience=8, verbose=0),
