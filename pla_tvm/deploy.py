@@ -12,6 +12,7 @@ point), so ``run`` never has to reopen the model files.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ MANIFEST_VERSION = 1
 #: micro's own description of the project (written by :func:`micro.build`, read by
 #: :meth:`micro.Firmware.load`).
 MICRO_METADATA_FILE = "metadata.json"
+
+LOG = logging.getLogger(__name__)
 
 
 class DeploymentError(PlaTvmError):
@@ -87,7 +90,28 @@ def prepare(model: str | Path, pla: str | Path | None = None, boundary: str | No
     from pla_tvm.pla.npz_io import load_pla
 
     bundle = load_pla(_check_file(pla, "PLA")) if pla is not None else None
+    if bundle is not None:
+        _warn_on_other_baseline(Path(pla), bundle.baseline, Path(model))
     return prepare_module(_check_file(model, "model"), bundle, boundary)
+
+
+def _warn_on_other_baseline(pla: Path, fitted_to, model: Path) -> None:
+    """Warn when ``pla`` was fitted to another baseline than the one ``model`` comes from.
+
+    ``compress`` records the baseline's folder and the SHA-256 of its ``baseline.keras``; a
+    model from another ``train`` run has other features, so the swapped graph (that model's
+    input and head around this PLA operator) will not reach the accuracy ``compress`` measured.
+    """
+    if not fitted_to.sha256:
+        return
+    keras_file = model.parent / "baseline.keras"
+    if keras_file.is_file() and sha256_of(keras_file) == fitted_to.sha256:
+        return
+    found = (f"its folder's baseline.keras has sha256 {sha256_of(keras_file)[:12]}"
+             if keras_file.is_file() else "its folder has no baseline.keras")
+    LOG.warning("%s was fitted to the baseline in %s (baseline.keras sha256 %s), but %s is "
+                "not from that run (%s): the swapped graph may not match the accuracy compress "
+                "measured", pla, fitted_to.path, fitted_to.sha256[:12], model, found)
 
 
 def compile_model(model: str | Path, board: str, out_dir: str | Path, *,

@@ -211,7 +211,12 @@ def load_record(path: str | Path, lead: int | str = 0, beats: str = "auto",
     window = window or BeatWindow()
     path = Path(path)
     path = path.with_suffix("") if path.suffix == ".hea" else path
-    record = _read_record(path.with_name(path.name + ".hea"))
+    header = path.with_name(path.name + ".hea")
+    record = _read_record(header)
+    fs = float(record.fs or 0)
+    if not np.isfinite(fs) or fs <= 0:
+        raise DataError(f"{header}: sampling frequency (fs) is {record.fs!r}; expected a "
+                        "positive number of samples per second")
     signal, lead_name = _select_lead(record, lead, path)
     skipped: Counter = Counter()
     annotation_file = path.with_name(f"{path.name}.{annotator}")
@@ -221,8 +226,8 @@ def load_record(path: str | Path, lead: int | str = 0, beats: str = "auto",
     if beats != "detect" and annotation_file.is_file():
         peaks, symbols = _annotated_beats(path, annotator, skipped)
     else:
-        peaks = _detected_beats(signal, float(record.fs))
-    segments, kept = _cut(signal, peaks, float(record.fs), window, skipped)
+        peaks = _detected_beats(signal, fs)
+    segments, kept = _cut(signal, peaks, fs, window, skipped)
     segments_array = np.array(segments).reshape(-1, BEAT_LENGTH)
     flat = is_flat(segments_array)
     skipped[SKIP_FLAT] += int(flat.sum())

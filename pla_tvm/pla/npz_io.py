@@ -187,6 +187,9 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
             shape = "[" + ", ".join(f"{d}={s}" for d, s in zip(dims, expected)) + "]"
             raise ModelError(f"{path}: {key} has shape {list(array.shape)}, expected "
                              f"{shape if dims else 'a scalar'}")
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise ModelError(f"{path}: {key} holds {int(np.sum(~np.isfinite(array)))} NaN or "
+                             "infinite value(s); expected finite numbers (a corrupt file?)")
     if int(arrays["n_clusters"]) != k:
         raise ModelError(f"{path}: n_clusters={int(arrays['n_clusters'])} but centroids hold "
                          f"k={k} clusters")
@@ -210,8 +213,8 @@ def load_pla(path: str | Path) -> PLABundle:
     ------
     ModelError
         If the file is missing or unreadable, its ``format_version`` is not
-        :data:`FORMAT_VERSION`, a key is missing, or an array has the wrong dtype or shape; the
-        message names the file and the key.
+        :data:`FORMAT_VERSION`, a key is missing, an array has the wrong dtype or shape, or a
+        float array holds NaN or infinity; the message names the file and the key.
     """
     path = Path(path)
     arrays = _read_arrays(path)

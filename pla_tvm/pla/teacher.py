@@ -11,6 +11,7 @@ input quantization, weights, scales, bias and output quantization).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,17 @@ def read_int8_baseline(path: Path) -> Int8Baseline:
     buffer = path.read_bytes()
     if not tflite.Model.ModelBufferHasIdentifier(buffer, 0):
         raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
-    model = tflite.Model.GetRootAsModel(buffer, 0)
+    try:
+        return _parse_int8_baseline(path, tflite.Model.GetRootAsModel(buffer, 0))
+    except (struct.error, IndexError, UnicodeDecodeError) as error:
+        raise ModelError(f"{path}: corrupt or truncated TFLite flatbuffer ({len(buffer):,} bytes: "
+                         f"{type(error).__name__}: {error}); export the model again") from None
+
+
+def _parse_int8_baseline(path: Path, model) -> Int8Baseline:
+    """The body of :func:`read_int8_baseline`, on a parsed flatbuffer."""
+    import tflite
+
     graph = model.Subgraphs(0)
     operators = [graph.Operators(i) for i in range(graph.OperatorsLength())]
     heads = [op for op in operators

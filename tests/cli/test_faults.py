@@ -11,13 +11,17 @@ through the RPC measuring function) are in tests/micro/test_sandbox.py.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pla_tvm.cli import main
@@ -71,6 +75,9 @@ def _error(capsys, argv: list[str]) -> str:
     ("train-on-unlabelled-source", "needs a labelled source with train and test splits"),
     ("db-empty", "no tuning records"),
     ("trials-zero", "--trials: must be at least 1"),
+    ("compress-truncated-int8", "corrupt or truncated TFLite flatbuffer"),
+    ("pla-with-nan", "NaN or infinite"),
+    ("wfdb-fs-zero", "sampling frequency (fs) is 0"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(case, expected, capsys, tmp_path,
                                                   tiny_baseline, tiny_pla, int8_pla_firmware,
@@ -88,6 +95,21 @@ def test_bad_input_is_one_line_and_writes_nothing(case, expected, capsys, tmp_pa
     for name in ("database_workload.json", "database_tuning_record.json"):
         (empty_db / name).write_bytes(b"")
     (tmp_path / "a-file").write_text("x")
+    truncated = tmp_path / "truncated-baseline"
+    shutil.copytree(tiny_baseline, truncated)
+    int8 = truncated / "baseline_int8.tflite"
+    int8.write_bytes(int8.read_bytes()[: int8.stat().st_size // 2])
+    with np.load(tiny_pla / "pla.npz") as npz:
+        arrays = dict(npz)
+    arrays["weights"] = arrays["weights"].copy()
+    arrays["weights"].flat[0] = np.nan
+    np.savez(tmp_path / "nan.npz", **arrays)
+    fs_zero = tmp_path / "fs0"
+    fs_zero.mkdir()
+    shutil.copy(mitdb_record.with_suffix(".dat"), fs_zero / "100.dat")
+    header = mitdb_record.with_suffix(".hea").read_text().splitlines()
+    header = [re.sub(r"^100 2 360 ", "100 2 0 ", line) for line in header]
+    (fs_zero / "100.hea").write_text("\n".join(header) + "\n")
     argv = {
         "limit-zero": ["run", str(int8_pla_firmware), "--limit", "0"],
         "limit-negative": ["run", str(int8_pla_firmware), "--limit", "-3"],
@@ -103,12 +125,35 @@ def test_bad_input_is_one_line_and_writes_nothing(case, expected, capsys, tmp_pa
         "db-empty": [*compile_to(tmp_path / "fw"), "--db", str(empty_db)],
         "trials-zero": ["tune", str(tiny_baseline / "baseline_int8.tflite"), "--board", BOARD,
                         "--trials", "0", "--db", str(tmp_path / "db2")],
+        "compress-truncated-int8": ["compress", "--baseline", str(truncated), "--out",
+                                    str(tmp_path / "pla"), "--k", "2", "--lam", "1"],
+        "pla-with-nan": ["compile", str(tiny_baseline / "baseline_int8.tflite"), "--pla",
+                         str(tmp_path / "nan.npz"), "--board", BOARD, "--out",
+                         str(tmp_path / "fw")],
+        "wfdb-fs-zero": ["data", "summary", "--source", f"wfdb:{fs_zero / '100'}"],
     }[case]
     before = sorted(p.name for p in tmp_path.iterdir())
     assert expected in _error(capsys, argv)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (foreign / "metadata.json").read_text() == "a user's file\n"
     _no_partial_folders(tmp_path)
+
+
+def test_a_pla_bundle_of_another_baseline_is_warned_about(caplog, tmp_path, tiny_baseline,
+                                                         tiny_pla):
+    from pla_tvm.deploy import prepare
+
+    other = tmp_path / "other-run"
+    other.mkdir()
+    shutil.copy(tiny_baseline / "baseline_int8.tflite", other)
+    with caplog.at_level(logging.WARNING, logger="pla_tvm.deploy"):
+        prepare(other / "baseline_int8.tflite", tiny_pla / "pla.npz")
+    assert "was fitted to the baseline in" in caplog.text
+    assert "its folder has no baseline.keras" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pla_tvm.deploy"):
+        prepare(tiny_baseline / "baseline_int8.tflite", tiny_pla / "pla.npz")
+    assert "was fitted" not in caplog.text
 
 
 def test_force_replaces_a_foreign_folder(capsys, tmp_path, tiny_baseline, tiny_pla):
