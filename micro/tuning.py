@@ -718,12 +718,6 @@ def tune(
             strategy=strategy,
             seed=seed,
         )
-    except Exception as exc:
-        # Ctrl-C reaches MetaSchedule's C++ loop inside a Python callback, and comes back through
-        # the FFI as an error that names it: give it back its meaning.
-        if "KeyboardInterrupt" in f"{type(exc).__name__}: {exc}":
-            raise KeyboardInterrupt from exc
-        raise
     finally:
         callback.close()
     _write_summary(callback, work_dir, time.perf_counter() - started)

@@ -71,8 +71,15 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so that the same clean-up as Ctrl-C runs."""
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
+#: The signal that interrupted the running command ("Ctrl-C", "SIGTERM"), or None.
+_interrupted: list[str] = []
+
+
+def _on_signal(signum, frame) -> None:
+    """Record the interrupt, then raise it. The record matters where an exception raised in a
+    Python callback of TVM's C++ (MetaSchedule's search) comes back as another error type."""
+    _interrupted.append("Ctrl-C" if signum == signal.SIGINT else "SIGTERM")
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
 
 
 def _one_line(error: BaseException) -> str:
@@ -91,10 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = args.debug or os.environ.get("PLA_TVM_DEBUG", "") not in ("", "0")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _interrupted.clear()
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        previous = None
+        previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave the handlers alone
+        previous = {}
     args.result_stream = sys.stdout
     quiet = contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) \
         else contextlib.nullcontext()
@@ -106,31 +114,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         what = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM"
         print(f"{prefix}: interrupted ({what}); nothing half-written was kept", file=sys.stderr)
         return 130
-    except (*_user_error_types(), OSError) as error:
+    except Exception as error:
+        if not _interrupted:
+            return _report_error(prefix, error, debug)
+        if debug:
+            traceback.print_exc()
+        print(f"{prefix}: interrupted ({_interrupted[0]}); nothing half-written was kept",
+              file=sys.stderr)
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _report_error(prefix: str, error: Exception, debug: bool) -> int:
+    """Print an error as one line (the traceback too with ``debug``); return the exit status."""
+    if isinstance(error, (*_user_error_types(), OSError)):
         if debug:
             traceback.print_exc()
         print(f"{prefix}: error: {_one_line(error)}", file=sys.stderr)
         return 2
-    except Exception as error:  # a bug: one line, the traceback with --debug
-        if debug:
-            traceback.print_exc()
-        print(f"{prefix}: internal error: {type(error).__name__}: {_one_line(error)} (run with "
-              "--debug for the traceback, and please report it)", file=sys.stderr)
-        return 1
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    if debug:  # a bug: one line, the traceback with --debug
+        traceback.print_exc()
+    print(f"{prefix}: internal error: {type(error).__name__}: {_one_line(error)} (run with "
+          "--debug for the traceback, and please report it)", file=sys.stderr)
+    return 1
 
 
 def run() -> None:
     """The ``pla-tvm`` program: :func:`main`, then exit with its status.
 
-    After an interrupt, whose clean-up :func:`main` has done, the process ends at once with 130:
-    libraries' exit hooks (TensorFlow's, TVM's) would otherwise let a pending SIGINT end it with
-    the signal instead of the status.
+    After an interrupt, whose clean-up :func:`main` has done, the process deletes again any
+    temporary output folder a still-running worker thread re-created, and ends at once with 130:
+    libraries' exit hooks (TensorFlow's, TVM's) and those threads would otherwise delay the exit
+    or let a pending SIGINT end it with the signal instead of the status.
     """
     status = main()
     if status == 130:
+        from pla_tvm.files import discard_partial_folders
+
+        discard_partial_folders()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)

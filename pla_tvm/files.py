@@ -51,6 +51,11 @@ def file_sizes(path: Path) -> dict[str, int]:
     return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=9))}
 
 
+#: Temporary folders of :func:`output_folder` made by this process (see
+#: :func:`discard_partial_folders`).
+_PARTIAL: set[Path] = set()
+
+
 class OutputFolderError(PlaTvmError):
     """An output folder cannot be written: it is a file, read-only, locked by another command,
     or holds files the command did not write."""
@@ -149,6 +154,7 @@ def _build_and_swap(
             "choose an empty or new folder, or pass --force to replace it"
         )
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    _PARTIAL.add(work)
     try:
         for name in keep if previous else ():
             if (out / name).is_file():
@@ -161,7 +167,20 @@ def _build_and_swap(
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / out.name)
         os.replace(work, out)
+        _PARTIAL.discard(work)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def discard_partial_folders() -> None:
+    """Delete again every temporary folder :func:`output_folder` made in this process.
+
+    After an interrupt, worker threads of a long command (MetaSchedule's builders) can still be
+    writing and re-create part of a folder already deleted; the command line calls this just
+    before the process exits, when no Python thread runs any more code of its own.
+    """
+    for work in list(_PARTIAL):
+        shutil.rmtree(work, ignore_errors=True)
+        _PARTIAL.discard(work)

@@ -221,6 +221,34 @@ def test_interrupted_compile_exits_130_and_keeps_the_old_folder(sig, stage, tmp_
     _consistent_firmware(out)
 
 
+def test_interrupted_tune_exits_130_and_leaves_no_database(tmp_path, tiny_baseline, tiny_pla):
+    db = tmp_path / "db"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pla_tvm.cli", "tune", str(tiny_baseline / "baseline_int8.tflite"),
+         "--pla", str(tiny_pla / "pla.npz"), "--board", BOARD, "--trials", "64",
+         "--strategy", "replay-trace", "--db", str(db)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_partial(tmp_path, "db", process, "candidates")  # measuring has begun
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith("pla-tvm tune: interrupted"), stderr
+    assert "Traceback" not in stderr
+    assert not db.exists()
+    _no_partial_folders(tmp_path)
+
+
+def test_json_output_is_only_json(tmp_path, tiny_baseline):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pla_tvm.cli", "evaluate", str(tiny_baseline / "baseline.keras"),
+         "--limit", "20", "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["n"] == 20
+
+
 def test_concurrent_compiles_into_one_folder(capsys, tmp_path, tiny_baseline, tiny_pla):
     out = tmp_path / "fw"
     first = _start_compile(tiny_baseline, tiny_pla, out)

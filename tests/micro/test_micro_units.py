@@ -136,3 +136,11 @@ def test_build_accepts_a_relative_output_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     firmware = micro.build(float_mlp(), "mps2-an386", "relative-out")
     assert firmware.elf.is_file() and firmware.elf.is_absolute()
+
+
+def test_output_that_is_not_utf8_is_read_with_replacement_characters():
+    from micro.proc import run_command
+
+    result = run_command(["printf", "MICRO:BEGIN \\377\\376 end\\n"])
+    assert result.returncode == 0
+    assert result.stdout == "MICRO:BEGIN \ufffd\ufffd end\n"
