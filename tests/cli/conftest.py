@@ -25,18 +25,6 @@ needs_micro_tools = requires_toolchain
 
 
 @pytest.fixture(scope="session")
-def tiny_baseline(ecg5000, tmp_path_factory) -> Path:
-    """Output directory of the pipeline's ``tiny`` baseline (float and int8 TFLite)."""
-    from pla_tvm.baseline.config import PruningSettings, TrainSettings, get_config
-    from pla_tvm.baseline.pipeline import run_training
-
-    out = tmp_path_factory.mktemp("cli-baseline")
-    run_training(ecg5000, out, get_config("tiny"), TrainSettings(epochs=8, patience=8, verbose=0),
-                 PruningSettings(target_sparsity=0.5, finetune_epochs=2), tflm_limit=10)
-    return out
-
-
-@pytest.fixture(scope="session")
 def tiny_pla(tiny_baseline, ecg5000, tmp_path_factory) -> Path:
     """Output directory of ``compress`` with k=2, lambda=1 (``pla.npz``, ``pla_int8.tflite``)."""
     from pla_tvm.pla.pipeline import compress

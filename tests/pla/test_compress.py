@@ -11,6 +11,7 @@ import pytest
 from pla_tvm.commands import compress as compress_command
 from pla_tvm.errors import ModelError
 from pla_tvm.pla.npz_io import load_pla
+from pla_tvm.pla.pipeline import compress
 from pla_tvm.pla.reference import int8_predict
 from pla_tvm.pla.teacher import load_teacher, read_int8_baseline
 
@@ -34,17 +35,12 @@ def test_teacher_reads_features_head_and_int8_boundary(tiny_teacher, ecg5000):
     assert len(tiny_teacher.sha256) == 64
 
 
-def test_compress_cli_writes_outputs(tmp_path, tiny_baseline_dir, data_root, ecg5000, capsys):
+def test_compress_writes_outputs(tmp_path, tiny_teacher, ecg5000):
     out = tmp_path / "pla"
-    status = _run_cli(["compress", "--baseline", str(tiny_baseline_dir), "--out", str(out),
-                       "--k", "2", "--lam", "10", "--data-dir", str(data_root / "ecg5000"),
-                       "--json"])
-    assert status == 0
-    printed = json.loads(capsys.readouterr().out)
+    metrics = compress(tiny_teacher, ecg5000, out, k=2, alpha=10.0, progress=False)
     assert sorted(p.name for p in out.iterdir()) == [
         "metrics.json", "pla.npz", "pla_float.tflite", "pla_int8.tflite"]
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert printed == metrics
+    assert json.loads((out / "metrics.json").read_text()) == metrics
     assert metrics["chosen"]["k"] == 2 and metrics["selection"] is None
     test = {name: m["accuracy"] for name, m in metrics["test"].items()}
     assert test["pla_float"] >= test["baseline"] - 0.03  # tiny teacher: a loose sanity bound
@@ -54,16 +50,27 @@ def test_compress_cli_writes_outputs(tmp_path, tiny_baseline_dir, data_root, ecg
     assert metrics["agreement"]["int8_tflite_vs_reference_max_lsb"] <= 1
     assert metrics["tflite_bytes"]["int8"] == (out / "pla_int8.tflite").stat().st_size
     assert metrics["baseline"]["int8_quantization_from_baseline"]
+    predictions = int8_predict(load_pla(out / "pla.npz").quantized, ecg5000.test.x)
+    assert np.mean(predictions == ecg5000.test.y) == pytest.approx(test["pla_int8"])
 
+
+def test_compress_cli_on_a_train_output(tmp_path, tiny_baseline, data_root, capsys):
+    """``pla-tvm compress`` on what ``pla-tvm train`` wrote (the pipeline's tiny baseline)."""
+    out = tmp_path / "pla"
+    status = _run_cli(["compress", "--baseline", str(tiny_baseline), "--out", str(out),
+                       "--k", "2", "--lam", "10", "--data-dir", str(data_root / "ecg5000"),
+                       "--json"])
+    assert status == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((out / "metrics.json").read_text())
+    assert [p.name for p in tmp_path.iterdir()] == ["pla"]  # no partial folder, no lock left
     bundle = load_pla(out / "pla.npz")
-    teacher = load_teacher(tiny_baseline_dir)
+    teacher = load_teacher(tiny_baseline)
     assert bundle.baseline.sha256 == teacher.sha256
     # the int8 PLA speaks the int8 baseline's input and penultimate tensors and keeps its head
     assert bundle.quantized.input == teacher.int8.input
     assert bundle.quantized.features == teacher.int8.features
     np.testing.assert_array_equal(bundle.quantized.head_weights_q, teacher.int8.head.weights_q)
-    predictions = int8_predict(bundle.quantized, ecg5000.test.x)
-    assert np.mean(predictions == ecg5000.test.y) == pytest.approx(test["pla_int8"])
 
 
 def test_missing_baseline_and_wrong_layers(tmp_path):
