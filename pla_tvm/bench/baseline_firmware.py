@@ -28,12 +28,12 @@ import numpy as np
 
 import micro
 from micro.kernels.dsp import apply_dsp
-from micro.tuning import apply_database, tune
+from micro.tuning import SUMMARY_FILE, apply_database, tune
 from pla_tvm.baseline.costs import model_macs
 from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE, KERAS_FILE
 from pla_tvm.bench.tuning import compiler_digest
 from pla_tvm.data.beats import Dataset
-from pla_tvm.files import sha256_of
+from pla_tvm.files import output_folder, sha256_of
 from pla_tvm.graph import HostRunner, prepare_module
 from pla_tvm.inference import TFLiteRunner, predict_classes
 from pla_tvm.metrics import classification_metrics
@@ -98,8 +98,10 @@ def _tuned(mod, board: str, baseline_path: Path, cache: Path, fresh: bool) -> tu
     summary_path = db_dir / "tuning_summary.json"
     if fresh or not summary_path.is_file():
         LOG.info("baseline: tuning %d trials on %s (a few minutes)", TUNING_TRIALS, board)
-        tune(mod, board, db_dir, max_trials=TUNING_TRIALS, trials_per_iteration=TRIALS_PER_ROUND,
-             progress=False)
+        with output_folder(db_dir, option="bench cache", marker=SUMMARY_FILE,
+                           force=True) as work:
+            tune(mod, board, work, max_trials=TUNING_TRIALS,
+                 trials_per_iteration=TRIALS_PER_ROUND, progress=False)
     else:
         LOG.info("baseline: reusing the tuning database in %s", db_dir)
     summary = json.loads(summary_path.read_text())

@@ -22,7 +22,7 @@ from pla_tvm.baseline.pipeline import (
     run_training,
 )
 from pla_tvm.errors import ModelError
-from pla_tvm.files import sha256_of
+from pla_tvm.files import output_folder, sha256_of
 from pla_tvm.pla.npz_io import load_pla
 from pla_tvm.pla.pipeline import METRICS_FILE as PLA_METRICS_FILE
 from pla_tvm.pla.pipeline import NPZ_FILE, compress
@@ -46,7 +46,8 @@ def baseline_stage(cache: Path, dataset, seed: int, fresh: bool) -> dict:
             LOG.info("baseline: reusing %s (same config and settings)", run_dir)
             return cached
     LOG.info("baseline: training the paper-size ResNet into %s (about 10-15 minutes)", run_dir)
-    return run_training(dataset, run_dir, config, settings, pruning)
+    with output_folder(run_dir, option="bench cache", marker=METRICS_FILE, force=True) as work:
+        return run_training(dataset, work, config, settings, pruning)
 
 
 def _readable(npz: Path) -> bool:
@@ -72,4 +73,7 @@ def pla_stage(cache: Path, dataset, baseline_dir: Path, seed: int, fresh: bool) 
             LOG.info("PLA: reusing %s (same baseline and format)", run_dir)
             return cached
     LOG.info("PLA: selecting k and lambda and compressing into %s (about a minute)", run_dir)
-    return compress(load_teacher(baseline_dir), dataset, run_dir, random_state=seed)
+    teacher = load_teacher(baseline_dir)
+    with output_folder(run_dir, option="bench cache", marker=PLA_METRICS_FILE,
+                       force=True) as work:
+        return compress(teacher, dataset, work, random_state=seed)

@@ -22,11 +22,11 @@ import numpy as np
 import micro
 import relay_passes
 from micro.kernels.dsp import board_uses_dsp
-from micro.tuning import apply_database, tune
+from micro.tuning import SUMMARY_FILE, apply_database, tune
 from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE
 from pla_tvm.bench.compiler import COMPARISON_BOARD
 from pla_tvm.data.beats import Dataset
-from pla_tvm.files import sha256_of
+from pla_tvm.files import output_folder, sha256_of
 from pla_tvm.graph import prepare_module
 from pla_tvm.inference import predict_classes
 from pla_tvm.metrics import classification_metrics
@@ -71,8 +71,10 @@ def tuning_stage(baseline_dir: Path, bundle_path: Path, bundle: PLABundle, datas
     if fresh or not summary_path.is_file():
         LOG.info("tuning: %d trials on %s (about 8 minutes on 2 cores)", TUNING_TRIALS,
                  COMPARISON_BOARD)
-        tune(mod, COMPARISON_BOARD, db_dir, max_trials=TUNING_TRIALS,
-             trials_per_iteration=TRIALS_PER_ROUND, progress=False)
+        with output_folder(db_dir, option="bench cache", marker=SUMMARY_FILE,
+                           force=True) as work:
+            tune(mod, COMPARISON_BOARD, work, max_trials=TUNING_TRIALS,
+                 trials_per_iteration=TRIALS_PER_ROUND, progress=False)
     else:
         LOG.info("tuning: reusing the database in %s", db_dir)
     summary = json.loads(summary_path.read_text())
