@@ -15,6 +15,7 @@ JSON result goes to standard output; everything else printed on the way goes to 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import importlib
 import logging
@@ -144,19 +145,19 @@ def _report_error(prefix: str, error: Exception, debug: bool) -> int:
 def run() -> None:
     """The ``pla-tvm`` program: :func:`main`, then exit with its status.
 
-    After an interrupt, whose clean-up :func:`main` has done, the process deletes again any
-    temporary output folder a still-running worker thread re-created, and ends at once with 130:
-    libraries' exit hooks (TensorFlow's, TVM's) and those threads would otherwise delay the exit
-    or let a pending SIGINT end it with the signal instead of the status.
+    After an interrupt, whose clean-up :func:`main` has done, further SIGINT and SIGTERM are
+    ignored while Python shuts down (worker threads finish their current step, joblib's worker
+    processes stop, libraries' exit hooks run), so the status stays 130; then any temporary
+    output folder a worker thread re-created meanwhile is deleted again.
     """
     status = main()
     if status == 130:
         from pla_tvm.files import discard_partial_folders
 
-        discard_partial_folders()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        logging.disable(logging.CRITICAL)  # worker threads still finishing log nothing more
+        atexit.register(discard_partial_folders)  # runs after the worker threads are joined
     sys.exit(status)
 
 

@@ -239,6 +239,27 @@ def test_interrupted_tune_exits_130_and_leaves_no_database(tmp_path, tiny_baseli
     _no_partial_folders(tmp_path)
 
 
+@pytest.mark.parametrize("command", ["train", "compress"])
+def test_interrupted_train_or_compress_leaves_nothing(command, tmp_path, tiny_baseline,
+                                                      data_root):
+    out = tmp_path / "out"
+    argv = {"train": ["train", "--config", "tiny", "--epochs", "50", "--out", str(out)],
+            "compress": ["compress", "--baseline", str(tiny_baseline), "--out", str(out)]}[command]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pla_tvm.cli", *argv, "--data-dir", str(data_root / "ecg5000")],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_partial(tmp_path, "out", process)
+    time.sleep(2.0)  # into the fitting
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith(f"pla-tvm {command}: interrupted"), stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    _no_partial_folders(tmp_path)
+
+
 def test_json_output_is_only_json(tmp_path, tiny_baseline):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(
