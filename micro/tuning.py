@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -585,18 +586,32 @@ def _check_database_matches(prepared: tvm.IRModule, board: Board, db_dir: Path) 
     try:
         database = ms.database.JSONDatabase(*paths, allow_missing=False)
     except Exception as exc:  # TVM raises its own error types for unreadable JSON lines
+        intrinsic = re.search(r"TensorIntrin '(\w+)' is not registered", str(exc))
+        if intrinsic:
+            raise DatabaseNotFoundError(
+                f"the database {db_dir} was tuned for another model or board: its schedules use "
+                f"the micro-kernel {intrinsic.group(1)}, which this build does not; tune for "
+                "this build"
+            ) from None
         raise DatabaseNotFoundError(f"{db_dir} holds an unreadable tuning database: {exc}") from exc
     if len(database) == 0:
         raise DatabaseNotFoundError(
             f"{db_dir} holds no tuning records (empty database files: an interrupted tune?); "
             "tune again"
         )
-    tasks = ms.relax_integration.extract_tasks(prepared, search_target(board))
+    target = search_target(board)
+    cpus = {str(record.target.attrs.get("mcpu", "")) for record in
+            database.get_all_tuning_records()}
+    if str(target.attrs.get("mcpu", "")) not in cpus:
+        raise DatabaseNotFoundError(
+            f"the database {db_dir} was tuned for {', '.join(sorted(cpus))}, not for "
+            f"{board.name}'s {target.attrs.get('mcpu')}; tune for this board"
+        )
+    tasks = ms.relax_integration.extract_tasks(prepared, target)
     if not any(database.has_workload(task.dispatched[0]) for task in tasks):
         raise DatabaseNotFoundError(
             f"none of the model's {len(tasks)} kernels is in the database {db_dir}: it was tuned "
-            f"for another model, board, target or DSP option (this build: {board.name}, "
-            f"{board.cpu}); tune for this build"
+            f"for another model or DSP option (this build: {board.name}); tune for this build"
         )
 
 
