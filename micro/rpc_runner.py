@@ -1,11 +1,11 @@
 """A MetaSchedule runner that measures candidates on QEMU servers found through a TVM RPC tracker.
 
-When one machine is not enough, candidates are still built locally (:class:`~micro.tuning.
+When one machine is not enough, candidates are still built locally (:class:`~micro.measuring.
 QemuBuilder`) but measured on any number of machines running :mod:`micro.rpc_server`. Each
 candidate asks the tracker for a session with the servers' key (the tracker queues requests
 until a server is free), sends the ELF image's bytes to the server's measuring function and gets
-the exact instruction counts back: the same numbers the local :class:`~micro.tuning.QemuRunner`
-reports, since both run :func:`micro.tuning.measure_counts`. A fault, a hang or a lost
+the exact instruction counts back: the same numbers the local :class:`~micro.measuring.QemuRunner`
+reports, since both run :func:`micro.measuring.measure_counts`. A fault, a hang or a lost
 connection fails only that candidate.
 
 Example::
@@ -27,8 +27,8 @@ from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerInput
 
 from .boards import Board, get_board
 from .errors import MicroError
+from .measuring import PoolFuture, submit_all
 from .rpc_server import DEFAULT_KEY, MEASURE_FUNCTION
-from .tuning import PoolFuture, submit_all
 
 # Seconds a session may take beyond the candidate's own time limit (upload, QEMU start-up).
 _SESSION_SLACK = 30.0

@@ -41,9 +41,9 @@ from tvm import rpc
 from .boards import get_board
 from .counter import build_counter_plugin
 from .errors import MicroError, ToolchainNotFoundError
+from .measuring import error_message, measure_counts
 from .sandbox import find_sandbox
 from .toolchain import find_toolchain
-from .tuning import error_message, measure_counts
 
 logger = logging.getLogger(__name__)
 

@@ -17,17 +17,9 @@ from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerInput
 import micro
 from micro.api import _build as build_with_test_hook
 from micro.lowering import lower_to_kernel_calls
+from micro.measuring import QemuBuilder, QemuRunner, search_target, submit_all
 from micro.toolchain import find_toolchain
-from micro.tuning import (
-    SUMMARY_FILE,
-    DatabaseNotFoundError,
-    QemuBuilder,
-    QemuRunner,
-    apply_database,
-    search_target,
-    submit_all,
-    tune,
-)
+from micro.tuning import SUMMARY_FILE, DatabaseNotFoundError, apply_database, tune
 
 from .graphs import float_mlp, host_reference, int8_dense, random_inputs, requires_toolchain
 

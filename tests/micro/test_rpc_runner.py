@@ -15,10 +15,11 @@ from tvm.s_tir.meta_schedule.runner import RunnerInput
 import micro
 from micro.api import _build as build_with_test_hook
 from micro.lowering import lower_to_kernel_calls
+from micro.measuring import QemuBuilder, QemuRunner, search_target
 from micro.rpc_runner import RPCQemuRunner
 from micro.rpc_server import start_server
 from micro.toolchain import find_toolchain
-from micro.tuning import SUMMARY_FILE, QemuBuilder, QemuRunner, search_target, tune
+from micro.tuning import SUMMARY_FILE, tune
 
 from .graphs import int8_dense, requires_toolchain
 
