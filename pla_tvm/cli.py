@@ -96,6 +96,8 @@ def _one_line(error: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    # TensorFlow's C++ informational lines are noise on a command line (set it to 0 to see them).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     debug = args.debug or os.environ.get("PLA_TVM_DEBUG", "") not in ("", "0")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
