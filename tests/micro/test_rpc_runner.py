@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import tvm
@@ -13,6 +14,7 @@ from tvm.s_tir.meta_schedule.builder import BuilderInput
 from tvm.s_tir.meta_schedule.runner import RunnerInput
 
 import micro
+from micro import contract
 from micro.api import _build as build_with_test_hook
 from micro.lowering import lower_to_kernel_calls
 from micro.measuring import QemuBuilder, QemuRunner, search_target
@@ -79,6 +81,21 @@ def test_rpc_counts_equal_local_counts_and_faults_fail_the_candidate(tmp_path, t
     assert remote[1].run_secs is None
     assert remote[1].error_msg.startswith("RemoteMeasureError: ")
     assert "FirmwareFaultError" in remote[1].error_msg
+
+
+def test_an_image_sent_to_the_server_cannot_touch_host_files(tmp_path, tracker):
+    """The server on loopback runs what a client sends in the sandbox (tests/micro/
+    test_sandbox.py proves the same image escapes without it)."""
+    outside = Path(contract.ESCAPE_WRITES[0])
+    outside.unlink(missing_ok=True)
+    board = micro.get_board(BOARD)
+    hostile = build_with_test_hook(int8_dense(), board, tmp_path / "hostile",
+                                   test_hook="host_files")
+    runner = RPCQemuRunner(tracker, board, KEY, 1, 30.0)
+    (result,) = _runner_results(runner, [str(hostile.elf)])
+    # it ran: past the hook, the one-byte benchmark input is a truncated record
+    assert "truncated input record" in result.error_msg, result.error_msg
+    assert not outside.exists()
 
 
 @pytest.mark.slow
