@@ -66,7 +66,7 @@ sandbox (``host_files``: before the first inference, try to read :data:`ESCAPE_R
 create :data:`ESCAPE_WRITES`, then print ``MICRO:ESCAPE read=R write=W up=U``, each 1 where it
 succeeded)."""
 
-ESCAPE_READ = "/etc/hostname"
+ESCAPE_READ = "/etc/passwd"
 """A host file outside the run folder that the ``host_files`` hook tries to read."""
 ESCAPE_WRITES = ("/tmp/micro_escape_probe.txt", "../micro_escape_probe.txt")
 """Files outside the run folder that the ``host_files`` hook tries to create (absolute, and in

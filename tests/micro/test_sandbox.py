@@ -23,7 +23,7 @@ OUTSIDE = Path(contract.ESCAPE_WRITES[0])
 
 @pytest.fixture(scope="module")
 def hostile(float_model, tmp_path_factory) -> micro.Firmware:
-    """A firmware whose harness tries to read /etc/hostname and create files outside its folder."""
+    """A firmware whose harness tries to read /etc/passwd and create files outside its folder."""
     out = tmp_path_factory.mktemp("hostile")
     return build_with_test_hook(float_model, BOARD, out, test_hook="host_files")
 
