@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from pla_tvm.commands import emit
 from pla_tvm.data.records import BeatWindow
 from pla_tvm.data.sources import SOURCE_HELP, format_summary, load_source, summarize
 from pla_tvm.errors import DataError
@@ -42,7 +43,7 @@ def require_training_splits(dataset, command: str) -> None:
 
 def _summary(args: argparse.Namespace) -> int:
     summary = summarize(load_from_args(args))
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    emit(args, json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
 
