@@ -18,7 +18,7 @@ whole int32 result each take a copy of a tensor in RAM. Here it becomes:
   those whole reductions for one or two output positions and all output channels, written (not
   added) to the accumulators, implemented by the micro-kernel ``micro_dsp_conv_q15q7``
   (``c/dsp/convolution.c``): two positions by two output channels per pass of its inner loop,
-  16 instructions per 16 MACs plus 2 per two quads, the loops over output pairs in the same
+  16 instructions per 16 MACs plus 2 per four quads, the loops over output pairs in the same
   assembly;
 * **a schedule** (:func:`schedule_conv2d`): the output positions in passes; every stage of the
   kernel is computed at the output's pass loop, consumers first (the epilogue: bias,

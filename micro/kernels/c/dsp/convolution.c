@@ -5,9 +5,9 @@
  * (w0, w1, w2, w3) into the pairs (w0, w2) and, rotated by 8 bits, (w1, w3), so one SMLAD adds
  * two products of matching pairs. Per quad of the reduction, the two positions' activations are
  * two LDRDs and each of the two outputs' weights one LDR and two SXTB16, shared by both
- * positions: 16 instructions per 16 multiply-accumulates, plus 2 per two quads for the loop.
+ * positions: 16 instructions per 16 multiply-accumulates, plus 2 per four quads for the loop.
  * The loops over the pairs of outputs and of positions are in the same assembly, so registers
- * are saved once per call; each pair of outputs costs 10 instructions besides its quads and
+ * are saved once per call; each pair of outputs costs 12 instructions besides its quads and
  * their loop (the first quad starts the sums with SMUAD, the four sums are stored with two
  * STRDs: the kernel writes its results, it does not add them to the buffer), each call about 60
  * (the C that sets up the loops, entry and exit). The int32 sums equal the scalar loop's
@@ -76,21 +76,29 @@ _Static_assert(offsetof(struct conv_frame, acc0) == 16 && offsetof(struct conv_f
   "smlad r7, r11, r12, r7\n\t"
 #define MICRO_CONV_QUAD MICRO_CONV_QUAD_WITH(MICRO_CONV_SMLAD)
 
-/* r3 more quads (>= 0) of the current kernel row: an odd one first, then two per iteration.
- * LSRS sets C (odd) and Z (no pair of quads) at once, and the quad leaves the flags alone: 3
- * instructions, plus 2 per two quads. Labels 1-3. */
+/* r3 more quads (>= 0) of the current kernel row: one if r3 is odd, two if its bit 1 is set,
+ * then four per iteration. Each LSRS shifts one bit of the count into C (the second also sets Z
+ * when no four are left) and the quads leave the flags alone: 5 instructions, plus 2 per four
+ * quads. Labels 1-4. */
 #define MICRO_CONV_REST                   \
   "lsrs r3, r3, #1\n\t"                   \
   "bcc 1f\n\t"                            \
   MICRO_CONV_QUAD                         \
   "1:\n\t"                                \
-  "beq 3f\n\t"                            \
+  "lsrs r3, r3, #1\n\t"                   \
+  "bcc 2f\n\t"                            \
+  MICRO_CONV_QUAD                         \
+  MICRO_CONV_QUAD                         \
   "2:\n\t"                                \
+  "beq 4f\n\t"                            \
+  "3:\n\t"                                \
+  MICRO_CONV_QUAD                         \
+  MICRO_CONV_QUAD                         \
   MICRO_CONV_QUAD                         \
   MICRO_CONV_QUAD                         \
   "subs r3, r3, #1\n\t"                   \
-  "bne 2b\n\t"                            \
-  "3:\n\t"
+  "bne 3b\n\t"                            \
+  "4:\n\t"
 
 /* The four sums to the two positions' rows (STRD, the row pointers advanced and kept in the
  * frame), then the next pair of outputs while the weights last (LDM reloads a0, a1, rest and
@@ -141,7 +149,7 @@ _Static_assert(offsetof(struct conv_frame, acc0) == 16 && offsetof(struct conv_f
  * Assembly, not C: the quad loop needs 14 registers (four sums, four activation pairs, a weight
  * word and its extension, three pointers and a counter), every one AAPCS lets a function use,
  * which GCC does not allocate without spilling; everything else lives in the frame on the stack.
- * Per pair of outputs: the first quad (16), the others (16 each, 3 to dispatch them, 2 per two),
+ * Per pair of outputs: the first quad (16), the others (16 each, 5 to dispatch them, 2 per four),
  * 7 to store and move on. */
 __attribute__((naked, noinline)) static void conv_pairs(const struct conv_frame* frame) {
   __asm__ volatile(
