@@ -1,21 +1,20 @@
 /* int8 convolution on the DSP extension: two output positions by two output channels per pass.
  *
  * The window buffer holds int16 activations (widened once per row of positions by the TIR kernel
- * that calls this), each quad stored as (v0, v2, v1, v3); SXTB16 turns four int8 weights
- * (w0, w1, w2, w3) into the pairs (w0, w2) and, rotated by 8 bits, (w1, w3), so one SMLAD adds
- * two products of matching pairs. Per quad of the reduction, the two positions' activations are
- * two LDRDs and each of the two outputs' weights one LDR and two SXTB16, shared by both
- * positions: 16 instructions per 16 multiply-accumulates, plus 2 per four quads for the loop.
- * The loops over the pairs of outputs and of positions are in the same assembly, so registers
- * are saved once per call; each pair of outputs costs 12 instructions besides its quads and
- * their loop (the first quad starts the sums with SMUAD, the four sums are stored with two
- * STRDs: the kernel writes its results, it does not add them to the buffer), each call about 60
- * (the C that sets up the loops, entry and exit). The int32 sums equal the scalar loop's
- * (two's-complement addition is associative and SMLAD wraps the same way), so results are
- * bit-exact. See docs/dsp.md. */
+ * that calls this), each quad stored as (v0, v2, v1, v3); SXTB16 turns four int8 weights (w0, w1,
+ * w2, w3) into the pairs (w0, w2) and, rotated by 8 bits, (w1, w3), so one SMLAD adds two products
+ * of matching pairs. Per quad of the reduction, the two positions' activations are two LDRDs and
+ * each of the two outputs' weights one LDR and two SXTB16, shared by both positions: 16
+ * instructions per 16 multiply-accumulates, plus 2 per four quads for the loop. The loops over the
+ * pairs of outputs and of positions are in the same assembly, so registers are saved once per call;
+ * each pair of outputs costs 12 instructions besides its quads and their loop (the first quad
+ * starts the sums with SMUAD, the four sums are stored with two STRDs: the kernel writes its
+ * results, it does not add them to the buffer), each call 37 (a dispatch of 6, 25 to set up the
+ * loops from the arguments, 6 to return). The int32 sums equal the scalar loop's (two's-complement
+ * addition is associative and SMLAD wraps the same way), so results are bit-exact. See
+ * docs/dsp.md. */
 #include "convolution.h"
 
-#include <stddef.h>
 #include <stdint.h>
 
 #if !defined(__ARM_FEATURE_DSP) || !__ARM_FEATURE_DSP
@@ -23,32 +22,21 @@
 #endif
 #include <arm_acle.h>
 
-/* What the assembly loops read, built by micro_dsp_conv_q15q7 and copied onto their stack (the
- * offsets are spelled out in the assembly, checked below). Addresses and steps in bytes. */
-struct conv_frame {
-  const int16_t* a0;      /* position 0 of the current pair of positions, first kernel row */
-  const int16_t* a1;      /* position 1 */
-  int32_t rest;           /* quads of the first kernel row after the first one: quads - 1 */
-  const int8_t* w_end;    /* end of the weights of every pair of outputs */
-  int32_t* acc0;          /* sums of position 0 for the current pair of outputs */
-  int32_t* acc1;          /* of position 1 */
-  const int8_t* w;        /* start of the weights */
-  const int16_t* a0_end;  /* where position 0's last kernel row ends */
-  int32_t row_jump;       /* from the end of a kernel row's quads to the next row's start */
-  int32_t a_step;         /* from one pair of positions to the next */
-  int32_t acc_jump;       /* from the end of a pair of positions' sums to the next pair's */
-  int32_t position_pairs; /* pairs of positions left, >= 1 */
-};
-_Static_assert(sizeof(struct conv_frame) == 48, "the assembly copies twelve words");
-_Static_assert(offsetof(struct conv_frame, rest) == 8 && offsetof(struct conv_frame, w_end) == 12,
-               "LDM sp, {r0, r1, r3, r12} loads a0, a1, rest, w_end");
-_Static_assert(offsetof(struct conv_frame, acc0) == 16 && offsetof(struct conv_frame, w) == 24 &&
-                   offsetof(struct conv_frame, a0_end) == 28 &&
-                   offsetof(struct conv_frame, row_jump) == 32 &&
-                   offsetof(struct conv_frame, a_step) == 36 &&
-                   offsetof(struct conv_frame, acc_jump) == 40 &&
-                   offsetof(struct conv_frame, position_pairs) == 44,
-               "frame offsets used by the assembly");
+/* The assembly loops keep what they do not hold in registers in a frame of twelve words on
+ * their stack, computed at entry from the arguments (addresses and steps in bytes):
+ *   [sp]      a0        position 0's window (current pair of positions, first kernel row)
+ *   [sp, #4]  a1        position 1's
+ *   [sp, #8]  rest      quads of the first kernel row after the first one: quads - 1
+ *   [sp, #12] w_end     end of the weights of every pair of outputs
+ *   [sp, #16] acc0      sums of position 0 for the current pair of outputs
+ *   [sp, #20] acc1      of position 1
+ *   [sp, #24] pp        pairs of positions left, >= 1
+ *   [sp, #28] a_step    from one pair of positions to the next
+ *   [sp, #32] a0_end    where position 0's last kernel row ends
+ *   [sp, #36] row_jump  from the end of a kernel row's quads to the next row's start
+ *   [sp, #40] w         start of the weights
+ *   [sp, #44] acc_jump  from the end of a pair of positions' sums to the next pair's
+ * LDM sp, {r0, r1, r3, r12} loads a0, a1, rest and w_end at once. */
 
 /* The first product of a sum (SMUAD: no accumulator) and the others (SMLAD). */
 #define MICRO_CONV_SMUAD(acc, x, w) "smuad " acc ", " x ", " w "\n\t"
@@ -112,38 +100,66 @@ _Static_assert(offsetof(struct conv_frame, acc0) == 16 && offsetof(struct conv_f
   "cmp r2, r12\n\t"                       \
   "bne 5b\n\t"
 
-/* Entry: save, copy the frame (r0) onto the stack, load the first pair's pointers. Exit: the
- * next pair of positions (every window, sum and end address moves on, the weights restart) or
- * return. Loops to label 5; label 6. */
-#define MICRO_CONV_ENTRY                  \
-  "push {r4-r11, lr}\n\t"                 \
-  "ldm r0, {r1-r12}\n\t"                  \
-  "push {r1-r12}\n\t"                     \
-  "ldr r2, [sp, #24]\n\t"                 \
+/* Entry (the arguments of micro_dsp_conv_q15q7, positions even): save, compute the frame from
+ * the arguments (r0-r3 and six on the stack, 36 bytes up once saved) in registers r0-r11 and
+ * push it, load the first pair's pointers: 25 instructions. Exit: the next pair of positions
+ * (every window, sum and end address moves on, the weights restart) or return 0. Loops to label
+ * 5; label 6. */
+#define MICRO_CONV_ENTRY                                          \
+  "push {r4-r11, lr}\n\t"                                         \
+  "add r12, sp, #36\n\t"          /* the stack arguments */       \
+  "ldm r12, {r4-r9}\n\t"          /* rows .. acc_step */          \
+  "lsrs r6, r6, #1\n\t"           /* pp = positions / 2 */        \
+  "mov r10, r1\n\t"               /* w */                         \
+  "add r1, r0, r7, lsl #1\n\t"    /* a1 = a0 + window_step */     \
+  "lsls r7, r7, #2\n\t"           /* a_step */                    \
+  "mul r12, r4, r3\n\t"           /* rows * quads */              \
+  "mul r12, r12, r8\n\t"          /* ... * pairs */               \
+  "lsls r11, r9, #3\n\t"                                          \
+  "sub r11, r11, r8, lsl #3\n\t"  /* acc_jump */                  \
+  "subs r8, r4, #1\n\t"           /* rows - 1 */                  \
+  "mov r4, r2\n\t"                /* acc0 */                      \
+  "add lr, r2, r9, lsl #2\n\t"    /* acc1, in lr for now */       \
+  "mul r8, r8, r5\n\t"                                            \
+  "add r8, r0, r8, lsl #1\n\t"                                    \
+  "add r8, r8, r3, lsl #3\n\t"    /* a0_end */                    \
+  "lsls r9, r5, #1\n\t"                                           \
+  "sub r9, r9, r3, lsl #3\n\t"    /* row_jump */                  \
+  "mov r5, lr\n\t"                /* acc1 */                      \
+  "subs r2, r3, #1\n\t"           /* rest */                      \
+  "add r3, r10, r12, lsl #3\n\t"  /* w_end */                     \
+  "push {r0-r11}\n\t"             /* the frame */                 \
+  "mov r2, r10\n\t"                                               \
   "ldm sp, {r0, r1, r3, r12}\n\t"
 #define MICRO_CONV_NEXT_POSITIONS         \
-  "ldr r3, [sp, #44]\n\t"                 \
+  "ldr r3, [sp, #24]\n\t"                 \
   "subs r3, r3, #1\n\t"                   \
   "beq 6f\n\t"                            \
-  "str r3, [sp, #44]\n\t"                 \
-  "ldr r12, [sp, #36]\n\t"                \
+  "str r3, [sp, #24]\n\t"                 \
+  "ldr r12, [sp, #28]\n\t"                \
   "add r0, r0, r12\n\t"                   \
   "add r1, r1, r12\n\t"                   \
   "strd r0, r1, [sp]\n\t"                 \
-  "ldr r3, [sp, #28]\n\t"                 \
+  "ldr r3, [sp, #32]\n\t"                 \
   "add r3, r3, r12\n\t"                   \
-  "str r3, [sp, #28]\n\t"                 \
+  "str r3, [sp, #32]\n\t"                 \
   "ldrd r12, lr, [sp, #16]\n\t"           \
-  "ldr r3, [sp, #40]\n\t"                 \
+  "ldr r3, [sp, #44]\n\t"                 \
   "add r12, r12, r3\n\t"                  \
   "add lr, lr, r3\n\t"                    \
   "strd r12, lr, [sp, #16]\n\t"           \
-  "ldr r2, [sp, #24]\n\t"                 \
+  "ldr r2, [sp, #40]\n\t"                 \
   "ldr r3, [sp, #8]\n\t"                  \
   "b 5b\n\t"                              \
   "6:\n\t"                                \
   "add sp, sp, #48\n\t"                   \
+  "movs r0, #0\n\t"                       \
   "pop {r4-r11, pc}\n\t"
+
+/* The arguments of micro_dsp_conv_q15q7, which the assembly functions take as they are. */
+#define CONV_ARGS                                                                     \
+  void* window, void* weight, void* acc, int32_t quads, int32_t rows, int32_t row_step, \
+      int32_t positions, int32_t window_step, int32_t pairs, int32_t acc_step
 
 /* Pairs of positions by pairs of outputs, one kernel row (1-D convolutions, columns).
  * Assembly, not C: the quad loop needs 14 registers (four sums, four activation pairs, a weight
@@ -151,7 +167,7 @@ _Static_assert(offsetof(struct conv_frame, acc0) == 16 && offsetof(struct conv_f
  * which GCC does not allocate without spilling; everything else lives in the frame on the stack.
  * Per pair of outputs: the first quad (16), the others (16 each, 5 to dispatch them, 2 per four),
  * 7 to store and move on. */
-__attribute__((naked, noinline)) static void conv_pairs(const struct conv_frame* frame) {
+__attribute__((naked, noinline, used)) static int32_t conv_pairs(CONV_ARGS) {
   __asm__ volatile(
       MICRO_CONV_ENTRY
       "5:\n\t"
@@ -164,17 +180,17 @@ __attribute__((naked, noinline)) static void conv_pairs(const struct conv_frame*
 /* The same over several kernel rows (2-D convolutions): after a row's quads, 3 instructions to
  * see whether it was the last, else 7 to move both windows to the next row and count its quads.
  * Labels 7, 8. */
-__attribute__((naked, noinline)) static void conv_pairs_rows(const struct conv_frame* frame) {
+__attribute__((naked, noinline, used)) static int32_t conv_pairs_rows(CONV_ARGS) {
   __asm__ volatile(
       MICRO_CONV_ENTRY
       "5:\n\t"
       MICRO_CONV_QUAD_WITH(MICRO_CONV_SMUAD)
       "7:\n\t"
       MICRO_CONV_REST
-      "ldr r12, [sp, #28]\n\t"
+      "ldr r12, [sp, #32]\n\t"
       "cmp r0, r12\n\t"
       "beq 8f\n\t"
-      "ldr r12, [sp, #32]\n\t"
+      "ldr r12, [sp, #36]\n\t"
       "add r0, r0, r12\n\t"
       "add r1, r1, r12\n\t"
       "ldr r3, [sp, #8]\n\t"
@@ -210,36 +226,36 @@ __attribute__((noinline)) static void conv_position(const int16_t* x, const int8
   }
 }
 
-int32_t micro_dsp_conv_q15q7(void* window, void* weight, void* acc, int32_t quads, int32_t rows,
-                             int32_t row_step, int32_t positions, int32_t window_step,
-                             int32_t pairs, int32_t acc_step) {
-  const int16_t* a = window;
-  const int8_t* w = weight;
-  int32_t* out = acc;
-  if (positions >= 2) {
-    const struct conv_frame frame = {
-        .a0 = a,
-        .a1 = a + window_step,
-        .rest = quads - 1,
-        .w_end = w + 8 * pairs * rows * quads,
-        .acc0 = out,
-        .acc1 = out + acc_step,
-        .w = w,
-        .a0_end = a + (rows - 1) * row_step + 4 * quads,
-        .row_jump = 2 * row_step - 8 * quads,
-        .a_step = 4 * window_step,
-        .acc_jump = 8 * acc_step - 8 * pairs,
-        .position_pairs = positions / 2,
-    };
+/* An odd number of positions: the pairs in assembly, the last position in C. Kept under its
+ * name (used): micro_dsp_conv_q15q7 branches to it from assembly. */
+__attribute__((used, noinline)) static int32_t conv_odd(CONV_ARGS) {
+  if (positions > 1) {
     if (rows == 1) {
-      conv_pairs(&frame);
+      conv_pairs(window, weight, acc, quads, rows, row_step, positions - 1, window_step, pairs,
+                 acc_step);
     } else {
-      conv_pairs_rows(&frame);
+      conv_pairs_rows(window, weight, acc, quads, rows, row_step, positions - 1, window_step,
+                      pairs, acc_step);
     }
   }
-  if (positions & 1) {
-    conv_position(a + (positions - 1) * window_step, w, out + (positions - 1) * acc_step, quads,
-                  rows, row_step, pairs);
-  }
+  conv_position((const int16_t*)window + (positions - 1) * window_step, weight,
+                (int32_t*)acc + (positions - 1) * acc_step, quads, rows, row_step, pairs);
   return 0;
+}
+
+/* A branch, with the arguments untouched, to conv_odd, conv_pairs or conv_pairs_rows: 6
+ * instructions (GCC's tail calls reload and store back the six stack arguments first). */
+__attribute__((naked)) int32_t micro_dsp_conv_q15q7(void* window, void* weight, void* acc,
+                                                     int32_t quads, int32_t rows,
+                                                     int32_t row_step, int32_t positions,
+                                                     int32_t window_step, int32_t pairs,
+                                                     int32_t acc_step) {
+  __asm__ volatile(
+      "ldr r12, [sp, #8]\n\t" /* positions */
+      "lsls r12, r12, #31\n\t"
+      "bne.w conv_odd\n\t"
+      "ldr r12, [sp]\n\t" /* rows */
+      "cmp r12, #1\n\t"
+      "beq.w conv_pairs\n\t"
+      "b.w conv_pairs_rows\n\t");
 }
