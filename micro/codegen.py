@@ -40,6 +40,12 @@ BACKEND_HEADER = "micro_backend.h"
 #: stack, where GCC keeps its element in a register through a reduction loop; in the arena it
 #: stores the element on every iteration (about one instruction more per MAC in a plain loop).
 STACK_ALLOCATION_LIMIT = 512
+#: Annotation of a tensor intrinsic's implementation block (``Schedule.tensorize`` copies it onto
+#: the block it replaces) saying that the implementation writes every element of the block's write
+#: regions and reads none of them. The tensorized block keeps the init of its reduction (TVM's
+#: tensorize keeps it whatever the description says); :func:`_drop_overwritten_inits` removes that
+#: now-dead zeroing before ``LowerInitBlock`` turns it into code.
+OVERWRITES_ATTR = "micro.overwrites"
 _WORKSPACE_OP = "tirx.TVMBackendAllocWorkspace"
 _EXTERN_OPS = ("tirx.call_extern", "tirx.call_pure_extern")
 _KDL_CPU = 1
@@ -216,6 +222,60 @@ def _serialize_parallel_loops(mod: tvm.IRModule, _ctx: tvm.transform.PassContext
     return tvm.IRModule(functions, attrs=mod.attrs)
 
 
+def _zero_stores_only(init: tirx.Stmt) -> bool:
+    """Whether every store of a block's init writes the constant 0."""
+    values: list[tvm.ir.PrimExpr] = []
+
+    def visit(store: tirx.BufferStore, visitor: tvm_ffi.StructuralVisitor) -> None:
+        values.append(store.value)
+        visitor.default_visit(store)
+
+    tvm_ffi.structural_visit(init, [(tirx.BufferStore, visit)])
+    return bool(values) and all(isinstance(v, tirx.IntImm) and int(v) == 0 for v in values)
+
+
+def _without_dead_init(block: s_tir.SBlock, mutator: tvm_ffi.StructuralMutator) -> s_tir.SBlock:
+    block = mutator.default_mutate(block)
+    if block.init is None or OVERWRITES_ATTR not in block.annotations:
+        return block
+    partial = [iv.var.name for iv in block.iter_vars
+               if iv.iter_type == tirx.IterVar.CommReduce and not _is_one(iv.dom.extent)]
+    if partial:  # the block runs once per step of these: its init is live, the result wrong
+        raise BuildError(
+            f"block {block.name_hint} is tensorized with an implementation that overwrites its "
+            f"output, but reduces over {', '.join(partial)} outside it"
+        )
+    if not _zero_stores_only(block.init):
+        raise BuildError(f"block {block.name_hint}: an overwriting implementation replaces a "
+                         "reduction whose init is not zero")
+    return s_tir.SBlock(
+        block.iter_vars, block.reads, block.writes, block.name_hint, block.body, None,
+        block.alloc_buffers, block.match_buffers, block.annotations, block.span,
+    )  # fmt: skip
+
+
+def _is_one(extent: tvm.ir.PrimExpr) -> bool:
+    return isinstance(extent, tirx.IntImm) and int(extent) == 1
+
+
+@tvm.transform.module_pass(opt_level=0, name="micro.DropOverwrittenInits")
+def _drop_overwritten_inits(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+    """Remove the init of blocks tensorized with an implementation marked :data:`OVERWRITES_ATTR`.
+
+    Such a block writes its whole output from its inputs, so zeroing the output first (the init
+    ``LowerInitBlock`` would emit) is dead. Sound only when the block holds its whole reduction
+    (every reduction iteration variable of extent 1: it runs once per output) and the init is a
+    zeroing (what the implementation's sums start from); otherwise the build fails rather than
+    keep a wrong kernel.
+    """
+    callbacks = [(s_tir.SBlock, _without_dead_init)]
+    functions = {
+        gvar: func.with_body(tvm_ffi.structural_mutate(func.body, callbacks))
+        for gvar, func in mod.functions.items()
+    }
+    return tvm.IRModule(functions, attrs=mod.attrs)
+
+
 def _select(node: tvm.ir.PrimExpr, mutator: tvm_ffi.StructuralMutator) -> tvm.ir.PrimExpr:
     a, b = mutator.mutate(node.a), mutator.mutate(node.b)
     return tirx.Select(a > b if isinstance(node, tirx.Max) else a < b, a, b)
@@ -321,6 +381,7 @@ def _tir_pipeline(backend: str) -> tvm.transform.Pass:
         [
             _serialize_parallel_loops,
             s_tir.transform.CanonicalizeLoop(),
+            _drop_overwritten_inits,
             s_tir.transform.LowerInitBlock(),
             s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
             s_tir.transform.ConvertBlocksToOpaque(),

@@ -6,11 +6,18 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 import tvm
+from tvm import relax, s_tir
+from tvm.script import tirx as T
 
 import micro
-from micro.kernels.dsp import apply_dsp
+from micro import codegen
+from micro.errors import BuildError
+from micro.kernels import dsp
+from micro.kernels.dsp import apply_dsp, convolution
+from micro.kernels.dsp.passes import compute_in_passes, output_width_loop
 from micro.lowering import lower_to_kernel_calls
 
 from .graphs import build_and_compare, conv_block, random_inputs, requires_toolchain
@@ -24,6 +31,11 @@ def _build_and_compare(mod: tvm.IRModule, out_dir, reference: tvm.IRModule | Non
 
 def _kernels_source(out_dir) -> str:
     return (out_dir / "src" / "kernels.c").read_text()
+
+
+def _zeroes_accumulators(source: str) -> bool:
+    """Whether a kernel zeroes the convolution's accumulators (the micro-kernel writes them)."""
+    return re.search(r"conv2d_nhwc_\w+\[[^\]]*\] = 0;", source) is not None
 
 
 @requires_toolchain
@@ -44,6 +56,7 @@ def test_micro_kernel_convolutions_are_bit_exact(
                        tmp_path)
     source = _kernels_source(tmp_path)
     assert "micro_dsp_conv_q15q7(" in source
+    assert not _zeroes_accumulators(source)
     assert "model_run_pad" not in (tmp_path / "src" / "model.c").read_text()
 
 
@@ -57,6 +70,7 @@ def test_input_channels_not_a_multiple_of_four_run_on_columns(
     """One zero-padded column per position (im2col), on the same micro-kernel."""
     _build_and_compare(conv_block(19, channels, filters, kernel, stride=stride), tmp_path)
     assert "micro_dsp_conv_q15q7(" in _kernels_source(tmp_path)
+    assert not _zeroes_accumulators(_kernels_source(tmp_path))
     assert "model_run_pad" not in (tmp_path / "src" / "model.c").read_text()
 
 
@@ -90,8 +104,30 @@ def test_residual_add_runs_in_the_convolution_epilogue(tmp_path):
 
 @requires_toolchain
 def test_two_dimensional_convolution_is_bit_exact(tmp_path):
+    """The kernel rows are looped inside the micro-kernel, which writes the whole sums."""
     _build_and_compare(conv_block(6, 8, 4, 3, height=6), tmp_path)
     assert "micro_dsp_conv_q15q7(" in _kernels_source(tmp_path)
+    assert not _zeroes_accumulators(_kernels_source(tmp_path))
+
+
+def test_an_overwriting_call_inside_a_reduction_loop_fails_the_build(tmp_path):
+    """TVM's tensorize ignores inits, so it accepts the overwriting intrinsic of one kernel row
+    inside a loop over the rows of a 3 x 3 kernel; the code generator must not then drop the
+    block's init (each call would erase the previous rows' sums): it refuses the kernel."""
+    lowered = dsp.lower(conv_block(6, 8, 4, 3, height=6), micro.get_board(BOARD))
+    (name,) = [gv.name_hint for gv, f in lowered.functions.items()
+               if isinstance(f, tvm.tirx.PrimFunc) and "conv2d" in gv.name_hint]
+    sch = s_tir.Schedule(lowered[name])
+    conv = convolution.find_conv_block(sch)
+    compute_in_passes(sch, conv, output_width_loop(sch, conv), 2)
+    positions, outputs, rows, row, quads, pair = sch.get_loops(conv)[3:]
+    calls, inner = sch.split(positions, [None, 2])
+    sch.reorder(calls, rows, inner, outputs)
+    sch.add_unit_loop(row)
+    sch.tensorize(inner, convolution.conv_intrin(2, 4, 1, 3, 8, 1))  # accepted
+    kernels = tvm.IRModule({name: sch.mod["main"]})
+    with pytest.raises(BuildError, match="reduces over v_rh_o outside it"):
+        codegen.generate_kernels(kernels, [name], micro.get_board(BOARD), "c", tmp_path, "m", 8)
 
 
 @requires_toolchain
@@ -135,3 +171,100 @@ def test_tuning_searches_the_positions_per_pass_and_its_best_applies(tmp_path):
     default = micro.run(micro.build(mod, BOARD, tmp_path / "default"), random_inputs(mod, 4))
     assert "micro_dsp_conv_q15q7(" in _kernels_source(tmp_path / "tuned")
     assert result.instructions_per_inference <= default.instructions_per_inference
+
+
+#: Every path of the micro-kernel, as (quads, rows, row_step, positions, window_step, pairs,
+#: acc_step): one quad (nothing after the first), each count of further quads a dispatch can
+#: take, one to five positions (a lone position in C, one and two pairs of positions then one
+#: more in C), overlapping windows (window_step below the window) and disjoint ones, several
+#: kernel rows with a gap between them, many pairs of outputs, sums with gaps between rows.
+_KERNEL_CASES = [
+    (1, 1, 0, 2, 4, 9, 18),
+    (2, 1, 0, 2, 2, 1, 2),
+    (3, 1, 0, 3, 2, 2, 5),
+    (5, 1, 0, 5, 20, 1, 2),
+    (8, 1, 0, 2, 32, 4, 8),
+    (13, 1, 0, 4, 6, 3, 6),
+    (2, 3, 26, 4, 4, 3, 7),
+    (4, 2, 16, 3, 8, 2, 4),
+    (13, 2, 60, 1, 0, 2, 4),
+]
+#: What the output holds before the kernel runs: the sums must replace it (and only them).
+_SENTINEL = 0x5A5A5A5A
+
+
+def _window_length(quads, rows, row_step, positions, window_step, *_):
+    length = (rows - 1) * row_step + (positions - 1) * window_step + 4 * quads
+    return length + length % 2  # the next window stays 4-byte aligned
+
+
+def _kernel_call(case, offset: int, window_total: int) -> tvm.tirx.PrimFunc:
+    """A kernel that fills its output with the sentinel, then calls the micro-kernel once (an
+    opaque operator: fusion leaves it alone)."""
+    quads, rows, row_step, positions, window_step, pairs, acc_step = case
+    weights = 8 * pairs * rows * quads
+    sums = (positions - 1) * acc_step + 2 * pairs
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((window_total,), "int16"), w: T.Buffer((weights,), "int8"),
+               acc: T.Buffer((sums,), "int32")):
+        T.func_attr({"op_pattern": 8})
+        for i in range(sums):
+            acc[i] = _SENTINEL
+        T.evaluate(T.call_extern(
+            "int32", "micro_dsp_conv_q15q7", x.access_ptr("r", offset=offset),
+            w.access_ptr("r"), acc.access_ptr("w"), quads, rows, row_step, positions,
+            window_step, pairs, acc_step))
+
+    return kernel
+
+
+def _kernel_reference(case, window: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The header's contract in numpy: each stored quad (v0, v2, v1, v3) against the weight
+    bytes (w0, w1, w2, w3) of its output, over every kernel row; the sentinel elsewhere."""
+    quads, rows, row_step, positions, window_step, pairs, acc_step = case
+    acc = np.full((positions - 1) * acc_step + 2 * pairs, _SENTINEL, dtype=np.int64)
+    w = weight.astype(np.int64).reshape(pairs, rows, quads, 2, 4)
+    for p in range(positions):
+        for o in range(2 * pairs):
+            total = 0
+            for k in range(rows):
+                start = k * row_step + p * window_step
+                v = window[start:start + 4 * quads].astype(np.int64).reshape(quads, 4)
+                total += int((v[:, [0, 2, 1, 3]] * w[o // 2, k, :, o % 2]).sum())
+            acc[p * acc_step + o] = total
+    return acc.astype(np.int32)
+
+
+@requires_toolchain
+@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an500", "mps2-an505"])  # M4, M7, M33
+def test_micro_kernel_writes_its_sums_on_every_path(tmp_path, board):
+    """The C contract of micro_dsp_conv_q15q7 (convolution.h) beyond the shapes the schedule
+    makes: each case's sums equal the reference, and no other element of the output changes."""
+    rng = np.random.default_rng(5)
+    lengths = [_window_length(*case) for case in _KERNEL_CASES]
+    total = sum(lengths)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((total,), "int16"))
+    weights, offset = [], 0
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            outputs = []
+            for index, (case, length) in enumerate(zip(_KERNEL_CASES, lengths, strict=True)):
+                quads, rows, _, positions, _, pairs, acc_step = case
+                weight = rng.integers(-128, 128, 8 * pairs * rows * quads, dtype=np.int8)
+                weights.append((offset, weight))
+                gvar = bb.add_func(_kernel_call(case, offset, total), f"conv_case{index}")
+                sums = (positions - 1) * acc_step + 2 * pairs
+                outputs.append(bb.emit(relax.call_tir(
+                    gvar, [x, relax.const(weight)], relax.TensorType((sums,), "int32"))))
+                offset += length
+            out = bb.emit_output(relax.op.concat(outputs, axis=0))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    inputs = rng.integers(-32768, 32768, (2, total), dtype=np.int16)  # every int16 value
+    result = micro.run(micro.build(mod, board, tmp_path), inputs)
+    for window, outputs in zip(inputs, result.outputs, strict=True):
+        expected = [_kernel_reference(case, window[start:], weight)
+                    for case, (start, weight) in zip(_KERNEL_CASES, weights, strict=True)]
+        np.testing.assert_array_equal(outputs, np.concatenate(expected))

@@ -15,17 +15,19 @@ whole int32 result each take a copy of a tensor in RAM. Here it becomes:
   per position, weights ``[O/2, R/4, 2, 4]``; ``"plain"`` (odd outputs): natural order, plain
   TIR loops over the same window. Grouped (depthwise) convolutions go to :mod:`.depthwise`;
 * **tensor intrinsics** (:func:`conv_intrin`, :func:`columns_intrin`) whose descriptions are
-  those reductions for one or two output positions and all output channels (over one kernel
-  row), implemented by the micro-kernel ``micro_dsp_conv_q15q7`` (``c/dsp/convolution.c``): two
-  positions by two output channels per pass of its inner loop, 16 instructions per 16 MACs plus
-  2 per two quads;
+  those whole reductions for one or two output positions and all output channels, written (not
+  added) to the accumulators, implemented by the micro-kernel ``micro_dsp_conv_q15q7``
+  (``c/dsp/convolution.c``): two positions by two output channels per pass of its inner loop,
+  16 instructions per 16 MACs plus 2 per four quads, the loops over output pairs in the same
+  assembly;
 * **a schedule** (:func:`schedule_conv2d`): the output positions in passes; every stage of the
   kernel is computed at the output's pass loop, consumers first (the epilogue: bias,
   requantization, clamp, any element-wise work fused after it such as a residual add and the
   stages rescaling its other operand; then the reduction; then the window rows it reads, a
   buffer of ``(P - 1) * stride + KW`` rows, the per-row im2col buffer of CMSIS-NN without
   duplicating overlapping windows), so no whole-tensor int32 accumulator or padded copy remains;
-  per pass the accumulators are zeroed and the micro-kernel is called per pair of positions.
+  per pass the micro-kernel is called per pair of positions and writes the accumulators (no
+  zeroing: see :data:`micro.codegen.OVERWRITES_ATTR`).
   MetaSchedule searches the positions per pass and the unrolling (:data:`CONV_RULE`).
 
 What it does not handle (those convolutions keep TVM's lowering): dilation, weights that are not
@@ -41,7 +43,7 @@ import tvm
 from tvm import relax, s_tir, te, tirx
 from tvm.script import tirx as T
 
-from ...codegen import register_extern_source
+from ...codegen import OVERWRITES_ATTR, register_extern_source
 from ...schedules import fuse_elementwise, inline_copies_and_casts
 from . import depthwise
 from .passes import (
@@ -249,13 +251,19 @@ def conv2d_window_te(
     )
 
 
-def conv_intrin(positions: int, outputs: int, kw: int, channels: int, stride: int) -> str:
+def conv_intrin(
+    positions: int, outputs: int, kh: int, kw: int, channels: int, stride: int
+) -> str:
     """Register (once) the convolution intrinsic for one shape and return its name.
 
-    Description: ``C[0, 0, p, o] += int32(A[0, 0, p * stride + rw, q, e]) *
-    int32(B[o // 2, 0, rw, q, o % 2, e])`` for ``p < positions``, ``o < outputs`` over one kernel
-    row (``rw < kw``, ``4 q + e < channels``): the window rows of a pass and the weights of
-    ``outputs / 2`` channel pairs. Implementation: :data:`CONV_KERNEL`.
+    Description: ``C[0, 0, p, o] = sum int32(A[0, rh, p * stride + rw, q, e]) *
+    int32(B[o // 2, rh, rw, q, o % 2, e])`` over the whole kernel (``rh < kh``, ``rw < kw``,
+    ``4 q + e < channels``) for ``p < positions``, ``o < outputs``: the window rows of a pass and
+    the weights of ``outputs / 2`` channel pairs. The sums are written, not added: the
+    description's root block does not read ``C`` and its reduction starts from 0, so it only
+    matches a block whose whole reduction lies inside the tensorized loops (one not decomposed:
+    it keeps its init, which :func:`micro.codegen.OVERWRITES_ATTR` on the implementation lets the
+    code generator drop). Implementation: :data:`CONV_KERNEL`.
 
     Parameters
     ----------
@@ -263,8 +271,8 @@ def conv_intrin(positions: int, outputs: int, kw: int, channels: int, stride: in
         Output positions per call ``P``.
     outputs : int
         Output channels per call, even.
-    kw : int
-        Kernel width.
+    kh, kw : int
+        Kernel height and width.
     channels : int
         Input channels, a multiple of 4.
     stride : int
@@ -275,17 +283,19 @@ def conv_intrin(positions: int, outputs: int, kw: int, channels: int, stride: in
     str
         Name for ``Schedule.tensorize``.
     """
-    name = f"{CONV_KERNEL}_{positions}x{outputs}_k{kw}_c{channels}_s{stride}"
-    return register_intrinsic(name, lambda: _conv_intrin(positions, outputs, kw, channels, stride))
+    name = f"{CONV_KERNEL}_{positions}x{outputs}_k{kh}x{kw}_c{channels}_s{stride}"
+    return register_intrinsic(
+        name, lambda: _conv_intrin(positions, outputs, kh, kw, channels, stride)
+    )
 
 
 def _conv_intrin(
-    positions: int, outputs: int, kw: int, channels: int, stride: int
+    positions: int, outputs: int, kh: int, kw: int, channels: int, stride: int
 ) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     rows = (positions - 1) * stride + kw
     quads = channels // 4
-    a_shape = (1, 1, rows, quads, 4)
-    b_shape = (outputs // 2, 1, kw, quads, 2, 4)
+    a_shape = (1, kh, rows, quads, 4)
+    b_shape = (outputs // 2, kh, kw, quads, 2, 4)
     c_shape = (1, 1, positions, outputs)
 
     @T.prim_func(s_tir=True)
@@ -294,39 +304,46 @@ def _conv_intrin(
         B = T.match_buffer(b, b_shape, "int8", offset_factor=1)
         C = T.match_buffer(c, c_shape, "int32", offset_factor=1)
         with T.sblock("root"):
-            T.reads(C[0, 0, 0:positions, 0:outputs], A[0, 0, 0:rows, 0:quads, 0:4],
-                    B[0:outputs // 2, 0, 0:kw, 0:quads, 0:2, 0:4])
+            T.reads(A[0, 0:kh, 0:rows, 0:quads, 0:4],
+                    B[0:outputs // 2, 0:kh, 0:kw, 0:quads, 0:2, 0:4])
             T.writes(C[0, 0, 0:positions, 0:outputs])
-            for p, o, rw, rq, re in T.grid(positions, outputs, kw, quads, 4):
+            for p, o, rh, rw, rq, re in T.grid(positions, outputs, kh, kw, quads, 4):
                 with T.sblock("update"):
                     vp = T.meta_var(iter_var(T.axis.spatial, positions, p))
                     vo = T.axis.spatial(outputs, o)
+                    vrh = T.meta_var(iter_var(T.axis.reduce, kh, rh))
                     vrw = T.meta_var(iter_var(T.axis.reduce, kw, rw))
                     vrq = T.meta_var(iter_var(T.axis.reduce, quads, rq))
                     vre = T.axis.reduce(4, re)
+                    T.reads(C[0, 0, vp, vo], A[0, vrh, vp * stride + vrw, vrq, vre],
+                            B[vo // 2, vrh, vrw, vrq, vo % 2, vre])
+                    T.writes(C[0, 0, vp, vo])
+                    with T.init():
+                        C[0, 0, vp, vo] = 0
                     C[0, 0, vp, vo] = C[0, 0, vp, vo] + T.Cast(
-                        "int32", A[0, 0, vp * stride + vrw, vrq, vre]
-                    ) * T.Cast("int32", B[vo // 2, 0, vrw, vrq, vo % 2, vre])
+                        "int32", A[0, vrh, vp * stride + vrw, vrq, vre]
+                    ) * T.Cast("int32", B[vo // 2, vrh, vrw, vrq, vo % 2, vre])
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        a_kernel_row = T.int32()
         a_row = T.int32()
-        b_pair = T.int32()
         c_row = T.int32()
         A = T.match_buffer(a, a_shape, "int16", offset_factor=1,
-                           strides=[T.int32(), T.int32(), a_row, 4, 1])
+                           strides=[T.int32(), a_kernel_row, a_row, 4, 1])
         B = T.match_buffer(b, b_shape, "int8", offset_factor=1,
-                           strides=[b_pair, T.int32(), quads * 8, 8, 4, 1])
+                           strides=[kh * kw * quads * 8, kw * quads * 8, quads * 8, 8, 4, 1])
         C = T.match_buffer(c, c_shape, "int32", offset_factor=1,
                            strides=[T.int32(), T.int32(), c_row, 1])
         with T.sblock("root"):
-            T.reads(C[0, 0, 0:positions, 0:outputs], A[0, 0, 0:rows, 0:quads, 0:4],
-                    B[0:outputs // 2, 0, 0:kw, 0:quads, 0:2, 0:4])
+            T.reads(A[0, 0:kh, 0:rows, 0:quads, 0:4],
+                    B[0:outputs // 2, 0:kh, 0:kw, 0:quads, 0:2, 0:4])
             T.writes(C[0, 0, 0:positions, 0:outputs])
+            T.sblock_attr({OVERWRITES_ATTR: True})
             T.evaluate(T.call_extern(
-                "int32", CONV_KERNEL, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("rw"),
-                kw * quads, positions, T.Cast("int32", a_row * stride), outputs // 2,
-                T.Cast("int32", b_pair), T.Cast("int32", c_row)))
+                "int32", CONV_KERNEL, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("w"),
+                kw * quads, kh, T.Cast("int32", a_kernel_row), positions,
+                T.Cast("int32", a_row * stride), outputs // 2, T.Cast("int32", c_row)))
 
     return desc, impl
 
@@ -334,10 +351,11 @@ def _conv_intrin(
 def columns_intrin(positions: int, outputs: int, quads: int) -> str:
     """Register (once) the column-form convolution intrinsic for one shape; return its name.
 
-    Description: ``C[0, 0, p, o] += int32(A[0, 0, p, q, e]) * int32(B[o // 2, q, o % 2, e])``
-    for ``p < positions``, ``o < outputs`` over ``quads`` quads: one zero-padded column per
-    position and the weights of ``outputs / 2`` channel pairs. Implementation:
-    :data:`CONV_KERNEL`, the columns being windows that do not overlap.
+    Description: ``C[0, 0, p, o] = sum int32(A[0, 0, p, q, e]) * int32(B[o // 2, q, o % 2, e])``
+    over ``quads`` quads for ``p < positions``, ``o < outputs``: one zero-padded column per
+    position and the weights of ``outputs / 2`` channel pairs; written, not added, as for
+    :func:`conv_intrin`. Implementation: :data:`CONV_KERNEL` with one kernel row, the columns
+    being windows that do not overlap.
 
     Parameters
     ----------
@@ -370,8 +388,7 @@ def _columns_intrin(
         B = T.match_buffer(b, b_shape, "int8", offset_factor=1)
         C = T.match_buffer(c, c_shape, "int32", offset_factor=1)
         with T.sblock("root"):
-            T.reads(C[0, 0, 0:positions, 0:outputs], A[0, 0, 0:positions, 0:quads, 0:4],
-                    B[0:outputs // 2, 0:quads, 0:2, 0:4])
+            T.reads(A[0, 0, 0:positions, 0:quads, 0:4], B[0:outputs // 2, 0:quads, 0:2, 0:4])
             T.writes(C[0, 0, 0:positions, 0:outputs])
             for p, o, rq, re in T.grid(positions, outputs, quads, 4):
                 with T.sblock("update"):
@@ -379,6 +396,10 @@ def _columns_intrin(
                     vo = T.axis.spatial(outputs, o)
                     vrq = T.meta_var(iter_var(T.axis.reduce, quads, rq))
                     vre = T.axis.reduce(4, re)
+                    T.reads(C[0, 0, vp, vo], A[0, 0, vp, vrq, vre], B[vo // 2, vrq, vo % 2, vre])
+                    T.writes(C[0, 0, vp, vo])
+                    with T.init():
+                        C[0, 0, vp, vo] = 0
                     C[0, 0, vp, vo] = C[0, 0, vp, vo] + T.Cast(
                         "int32", A[0, 0, vp, vrq, vre]
                     ) * T.Cast("int32", B[vo // 2, vrq, vo % 2, vre])
@@ -386,21 +407,20 @@ def _columns_intrin(
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
         a_row = T.int32()
-        b_pair = T.int32()
         c_row = T.int32()
         A = T.match_buffer(a, a_shape, "int16", offset_factor=1,
                            strides=[T.int32(), T.int32(), a_row, 4, 1])
-        B = T.match_buffer(b, b_shape, "int8", offset_factor=1, strides=[b_pair, 8, 4, 1])
+        B = T.match_buffer(b, b_shape, "int8", offset_factor=1, strides=[quads * 8, 8, 4, 1])
         C = T.match_buffer(c, c_shape, "int32", offset_factor=1,
                            strides=[T.int32(), T.int32(), c_row, 1])
         with T.sblock("root"):
-            T.reads(C[0, 0, 0:positions, 0:outputs], A[0, 0, 0:positions, 0:quads, 0:4],
-                    B[0:outputs // 2, 0:quads, 0:2, 0:4])
+            T.reads(A[0, 0, 0:positions, 0:quads, 0:4], B[0:outputs // 2, 0:quads, 0:2, 0:4])
             T.writes(C[0, 0, 0:positions, 0:outputs])
+            T.sblock_attr({OVERWRITES_ATTR: True})
             T.evaluate(T.call_extern(
-                "int32", CONV_KERNEL, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("rw"),
-                quads, positions, T.Cast("int32", a_row), outputs // 2,
-                T.Cast("int32", b_pair), T.Cast("int32", c_row)))
+                "int32", CONV_KERNEL, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("w"),
+                quads, 1, 0, positions, T.Cast("int32", a_row), outputs // 2,
+                T.Cast("int32", c_row)))
 
     return desc, impl
 
@@ -440,8 +460,8 @@ def schedule_conv2d(
     The kernel's output positions are split into passes; every stage is computed at the pass
     loop for the pass's positions (``compute_at``, consumers first: the epilogue, stages that
     rescale another operand of a fused residual add, the reduction, then the window rows it
-    reads), so no stage keeps a whole tensor. In a pass the accumulators are zeroed and the
-    micro-kernel is called on each pair of positions (one position where the width is odd).
+    reads), so no stage keeps a whole tensor. In a pass the micro-kernel is called on each pair
+    of positions (one position where the width is odd) and writes their accumulators.
 
     Parameters
     ----------
@@ -483,12 +503,14 @@ def schedule_conv2d(
 def _tensorize_pass(
     sch: s_tir.Schedule, conv: s_tir.SBlockRV, form: str, extents: list[int], per_call: int
 ) -> None:
-    """Shape one pass's reduction for the intrinsic (positions per call innermost but for the
-    kernel row), zero its accumulators and tensorize.
+    """Shape one pass's reduction for the intrinsic (positions per call outermost of the call's
+    loops) and tensorize; the plain form only gets its accumulators zeroed apart.
 
     ``compute_at`` made a loop for each iteration variable of the pass longer than 1, in the
     block's order (positions, outputs, then the reduction); the description has a loop for
-    each, so the missing ones are added as unit loops.
+    each, so the missing ones are added as unit loops. The reduction is not decomposed: the
+    intrinsic covers all of it and writes its sums, so the block keeps an init that the code
+    generator drops (:data:`micro.codegen.OVERWRITES_ATTR`) and no zeroing remains.
     """
     axes = {"window": ["j", "o", "rh", "rw", "rq", "re"], "columns": ["j", "o", "rq", "re"],
             "plain": ["j", "o", "rh", "rw", "rc"]}[form]
@@ -496,7 +518,6 @@ def _tensorize_pass(
     loops = {axis: next(present) if extent > 1 else None
              for axis, extent in zip(axes, extents, strict=True)}
     region = [] if form == "plain" else axes[1:]  # the intrinsic's loops after the positions
-    region = [axis for axis in region if axis != "rh"]
     for index in reversed(range(len(region) - 1)):  # the last ("re", 4) always exists
         if loops[region[index]] is None:
             loops[region[index]] = sch.add_unit_loop(loops[region[index + 1]])
@@ -504,11 +525,10 @@ def _tensorize_pass(
         first = next((loop for loop in loops.values() if loop is not None), None)
         loops["j"] = sch.add_unit_loop(conv if first is None else first)
     calls, inner = sch.split(loops["j"], [None, per_call])
-    if loops.get("rh") is not None:
-        sch.reorder(calls, loops["rh"], inner, loops["o"])
-    sch.decompose_reduction(conv, calls)
     intrin = _intrin_for(sch.get(conv))
-    if intrin is not None:
+    if intrin is None:
+        sch.decompose_reduction(conv, calls)
+    else:
         sch.tensorize(inner, intrin)
 
 
@@ -550,7 +570,8 @@ def _intrin_for(block: tirx.SBlock) -> str | None:
     if attrs["form"] == "columns":
         return columns_intrin(per_call, out_c, extents[4])
     if attrs["form"] == "window":
-        return conv_intrin(per_call, out_c, extents[5], extents[6] * 4, int(attrs["stride"]))
+        return conv_intrin(per_call, out_c, extents[4], extents[5], extents[6] * 4,
+                           int(attrs["stride"]))
     return None
 
 
