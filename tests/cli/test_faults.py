@@ -44,10 +44,12 @@ def _no_partial_folders(parent: Path) -> None:
 
 
 def _consistent_firmware(folder: Path) -> None:
+    """The folder's manifest, metadata and ELF agree, and ``run`` accepts it."""
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["board"] == BOARD
     assert sha256_of(folder / manifest["firmware"]["elf"]) == manifest["firmware"]["elf_sha256"]
     assert json.loads((folder / "metadata.json").read_text())["board"] == BOARD
+    assert main(["run", str(folder), "--limit", "3"]) == 0
 
 
 def _error(capsys, argv: list[str]) -> str:
