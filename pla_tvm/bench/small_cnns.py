@@ -54,12 +54,15 @@ class SmallCNN:
         The full-int8 TFLite flatbuffer (int8 input ``[1, 140, 1]``, int8 logits ``[1, 5]``).
     macs : int
         Multiply-accumulates per beat (convolutions and dense, from the Keras layers).
+    requantized_outputs : int
+        int8 values per beat that a requantization produces (:func:`requantized_outputs`).
     """
 
     name: str
     layers: str
     tflite: bytes
     macs: int
+    requantized_outputs: int
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,24 @@ def build_keras_model(name: str, seed: int = 0):
     return model
 
 
+def requantized_outputs(model) -> int:
+    """int8 values per beat that TFLite's integer kernels requantize: every output of a
+    convolution, depthwise convolution or dense layer (a SeparableConv1D is a depthwise and a
+    pointwise convolution, two requantized tensors). Each costs a bias add, a fixed-point
+    multiply, a rounding shift, a clamp and a store whatever the kernel, so with the MACs it
+    bounds what a model can cost per MAC."""
+    total = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind in ("Conv1D", "DepthwiseConv1D", "Dense"):
+            total += int(np.prod(layer.output.shape[1:]))
+        elif kind == "SeparableConv1D":
+            steps, _ = layer.output.shape[1:]
+            total += steps * int(layer.input.shape[-1]) * layer.depth_multiplier
+            total += int(np.prod(layer.output.shape[1:]))
+    return total
+
+
 def make_small_cnn(name: str, seed: int = 0) -> SmallCNN:
     """Build the model ``name`` and convert it to full int8 with random calibration beats."""
     from pla_tvm.baseline.costs import model_macs
@@ -157,7 +178,7 @@ def make_small_cnn(name: str, seed: int = 0) -> SmallCNN:
     calibration = np.random.default_rng(seed).standard_normal((CALIBRATION_BEATS, BEAT_LENGTH))
     return SmallCNN(name=name, layers=SMALL_CNNS[name][0],
                     tflite=to_int8_tflite(model, calibration.astype(np.float32)),
-                    macs=model_macs(model))
+                    macs=model_macs(model), requantized_outputs=requantized_outputs(model))
 
 
 def random_int8_beats(count: int, seed: int) -> np.ndarray:
@@ -204,6 +225,7 @@ def small_cnns_stage(work_dir: Path, seed: int = 0) -> dict[str, Any]:
         run = comparison.run
         rows.append({
             "model": name, "layers": cnn.layers, "macs": cnn.macs,
+            "requantized_outputs": cnn.requantized_outputs,
             "instructions_per_inference": run.instructions_per_inference,
             "instructions_per_mac": run.instructions_per_inference / cnn.macs,
             "counting": run.counting,

@@ -94,9 +94,11 @@ def _results() -> dict:
                  "model_ram_bytes": 3_900, "stack_bytes": 300, "counting": "plugin", "inputs": 50}
     small_cnns = {"board": "mps2-an386", "seed": 0, "target_instructions_per_mac": 2.5, "rows": [
         {"model": "plain", **small_row, "macs": 100_000, "instructions_per_inference": 240_000.0,
-         "instructions_per_mac": 2.4, "inputs_bit_exact_with_tflm": 50},
+         "instructions_per_mac": 2.4, "inputs_bit_exact_with_tflm": 50,
+         "requantized_outputs": 4_000},
         {"model": "depthwise", **small_row, "macs": 80_000, "instructions_per_inference": 600_000.0,
-         "instructions_per_mac": 7.5, "inputs_bit_exact_with_tflm": 49}]}
+         "instructions_per_mac": 7.5, "inputs_bit_exact_with_tflm": 49,
+         "requantized_outputs": 8_000}]}
     return {"baseline": baseline, "pla": pla, "swap": swap, "firmware": firmware,
             "baseline_firmware": baseline_firmware, "tuning": tuning, "small_cnns": small_cnns,
             "plots": {"accuracy_vs_flash": "plots/accuracy_vs_flash.png"},
@@ -137,9 +139,9 @@ def test_small_cnns_table_computes_the_target_and_bit_exactness():
     markdown = render_markdown(_results())
     assert "## Small CNNs on mps2-an386" in markdown
     assert "| instructions/MAC <= 2.5 |" in markdown
-    assert ("| plain | Conv1D(16, 5), GAP, Dense(5) | 100,000 | 240,000 | 2.40 | 6,000 | 3,900 | "
-            "yes (50 of 50) | met |") in markdown
-    assert "| 600,000 | 7.50 | 6,000 | 3,900 | no (49 of 50) | NOT met |" in markdown
+    assert ("| plain | Conv1D(16, 5), GAP, Dense(5) | 100,000 | 4,000 | 240,000 | 2.40 | 6,000 | "
+            "3,900 | yes (50 of 50) | met | 62.5 |") in markdown
+    assert "| 8,000 | 600,000 | 7.50 | 6,000 | 3,900 | no (49 of 50) | NOT met | 25.0 |" in markdown
 
 
 def test_small_cnns_section_is_left_out_without_its_stage():
