@@ -237,36 +237,68 @@ static void max2_run(const int8_t* p, int8_t* y, int32_t positions, int32_t chan
   }
 }
 
-/* One window of two taps, `d` bytes apart: words of four channels, then single channels. */
-static void window2(const int8_t* p, int8_t* y, int32_t channels, int32_t d) {
-  int32_t c = 0;
-  for (; c + 4 <= channels; c += 4) put_word(y + c, max4(word_at(p + c), word_at(p + d + c)));
-  for (; c < channels; ++c) y[c] = max1(p[c], p[d + c]);
+/* The maximum over the taps of one window's channel c (single bytes, for the channels after the
+ * last whole word). */
+static inline int8_t max_taps1(const int8_t* q, const int32_t* offsets, int32_t taps) {
+  int8_t m = q[0];
+  for (int32_t t = 1; t < taps; ++t) m = max1(m, q[offsets[t]]);
+  return m;
 }
 
-/* One window of any shape: for each word of four channels, every tap in turn. */
-static void window_any(const int8_t* p, int8_t* y, int32_t channels, int32_t window_rows,
-                       int32_t window_cols, int32_t tap_row, int32_t tap_col) {
-  int32_t c = 0;
-  for (; c + 4 <= channels; c += 4) {
-    const int8_t* q = p + c;
-    uint32_t m = word_at(q);
-    for (int32_t b = 1; b < window_cols; ++b) m = max4(m, word_at(q + b * tap_col));
-    for (int32_t a = 1; a < window_rows; ++a) {
-      const int8_t* r = q + a * tap_row;
-      for (int32_t b = 0; b < window_cols; ++b) m = max4(m, word_at(r + b * tap_col));
+/* A run of `positions` windows, `step` bytes apart, into a contiguous output, for windows of
+ * 1 to 4 taps at byte offsets `offsets` from the first (0): per word of four channels one
+ * LDR per tap (the others at register offsets), SSUB8 + SEL per tap after the first and a STR.
+ * Inlined with a constant `taps`. */
+static inline __attribute__((always_inline)) int8_t* run_few(const int8_t* p, int8_t* y,
+                                                              int32_t positions, int32_t step,
+                                                              int32_t channels,
+                                                              const int32_t* offsets,
+                                                              int32_t taps) {
+  int32_t o1 = taps > 1 ? offsets[1] : 0, o2 = taps > 2 ? offsets[2] : 0, o3 = taps > 3 ? offsets[3] : 0;
+  int32_t words = channels & ~3;
+  for (; positions > 0; --positions, p += step) {
+    const int8_t* q = p;
+    for (const int8_t* end = p + words; q != end; q += 4, y += 4) {
+      uint32_t m = word_at(q);
+      if (taps > 1) m = max4(m, word_at(q + o1));
+      if (taps > 2) m = max4(m, word_at(q + o2));
+      if (taps > 3) m = max4(m, word_at(q + o3));
+      put_word(y, m);
     }
-    put_word(y + c, m);
+    for (int32_t c = words; c < channels; ++c, ++q, ++y) *y = max_taps1(q, offsets, taps);
   }
-  for (; c < channels; ++c) {
-    const int8_t* q = p + c;
-    int8_t m = *q;
-    for (int32_t a = 0; a < window_rows; ++a) {
-      for (int32_t b = 0; b < window_cols; ++b) m = max1(m, q[a * tap_row + b * tap_col]);
-    }
-    y[c] = m;
-  }
+  return y;
 }
+
+/* The same for any number of taps, in rows of `window_cols` taps `tap_col` apart, the rows
+ * `tap_row` apart (the first tap is read twice). */
+static int8_t* run_any(const int8_t* p, int8_t* y, int32_t positions, int32_t step,
+                       int32_t channels, int32_t window_rows, int32_t window_cols,
+                       int32_t tap_row, int32_t tap_col) {
+  int32_t words = channels & ~3;
+  for (; positions > 0; --positions, p += step) {
+    const int8_t* q = p;
+    for (const int8_t* end = p + words; q != end; q += 4, y += 4) {
+      uint32_t m = word_at(q);
+      for (int32_t a = 0; a < window_rows; ++a) {
+        const int8_t* r = q + a * tap_row;
+        for (int32_t b = 0; b < window_cols; ++b, r += tap_col) m = max4(m, word_at(r));
+      }
+      put_word(y, m);
+    }
+    for (int32_t c = words; c < channels; ++c, ++q, ++y) {
+      int8_t m = q[0];
+      for (int32_t a = 0; a < window_rows; ++a) {
+        for (int32_t b = 0; b < window_cols; ++b) m = max1(m, q[a * tap_row + b * tap_col]);
+      }
+      *y = m;
+    }
+  }
+  return y;
+}
+
+/* Taps whose offsets are kept in a table (and in registers for up to 4). */
+#define MICRO_POOL_TAPS 4
 
 int32_t micro_dsp_max_pool_q7(void* input, void* out, int32_t out_rows, int32_t out_cols,
                               int32_t channels, int32_t window_rows, int32_t window_cols,
@@ -274,30 +306,45 @@ int32_t micro_dsp_max_pool_q7(void* input, void* out, int32_t out_rows, int32_t 
                               int32_t tap_col) {
   const int8_t* x = input;
   int8_t* y = out;
-  if (out_rows <= 0 || out_cols <= 0 || channels <= 0) return 0;
-  int32_t two_taps = window_rows * window_cols == 2;
-  int32_t d = window_rows == 2 ? tap_row : tap_col;
-  /* LDRD and STRD need word-aligned addresses: every window, tap and output position. */
-  int32_t aligned = ((uintptr_t)x | (uintptr_t)y | (uint32_t)row_step | (uint32_t)col_step |
-                     (uint32_t)d) % 4 == 0 && channels % 8 == 0;
-  if (two_taps && aligned) {
-    if (out_cols == 1) { /* one run down the rows (1-D pooling) */
-      max2_run(x, y, out_rows, channels, row_step, d);
-    } else {
-      for (int32_t i = 0; i < out_rows; ++i, y += out_cols * channels) {
-        max2_run(x + i * row_step, y, out_cols, channels, col_step, d);
+  int32_t taps = window_rows * window_cols;
+  if (out_rows <= 0 || out_cols <= 0 || channels <= 0 || taps <= 0) return 0;
+  /* Runs of windows one step apart: down the rows when there is one column (1-D pooling),
+   * else along each row. */
+  int32_t runs = out_cols == 1 ? 1 : out_rows;
+  int32_t positions = out_cols == 1 ? out_rows : out_cols;
+  int32_t step = out_cols == 1 ? row_step : col_step;
+  if (taps == 2) {
+    int32_t d = window_rows == 2 ? tap_row : tap_col;
+    /* LDRD and STRD need word-aligned addresses: every window, tap and output position. */
+    int32_t aligned = ((uintptr_t)x | (uintptr_t)y | (uint32_t)row_step | (uint32_t)col_step |
+                       (uint32_t)d) % 4 == 0 && channels % 8 == 0;
+    int32_t offsets[2] = {0, d};
+    for (int32_t i = 0; i < runs; ++i) {
+      if (aligned) {
+        max2_run(x + i * row_step, y, positions, channels, step, d);
+        y += positions * channels;
+      } else {
+        y = run_few(x + i * row_step, y, positions, step, channels, offsets, 2);
       }
     }
     return 0;
   }
-  for (int32_t i = 0; i < out_rows; ++i) {
+  int32_t offsets[MICRO_POOL_TAPS] = {0, 0, 0, 0};
+  if (taps <= MICRO_POOL_TAPS) {
+    for (int32_t a = 0, t = 0; a < window_rows; ++a) {
+      for (int32_t b = 0; b < window_cols; ++b, ++t) offsets[t] = a * tap_row + b * tap_col;
+    }
+  }
+  for (int32_t i = 0; i < runs; ++i) {
     const int8_t* p = x + i * row_step;
-    for (int32_t j = 0; j < out_cols; ++j, p += col_step, y += channels) {
-      if (two_taps) {
-        window2(p, y, channels, d);
-      } else {
-        window_any(p, y, channels, window_rows, window_cols, tap_row, tap_col);
-      }
+    switch (taps) {
+      case 1: y = run_few(p, y, positions, step, channels, offsets, 1); break;
+      case 3: y = run_few(p, y, positions, step, channels, offsets, 3); break;
+      case 4: y = run_few(p, y, positions, step, channels, offsets, 4); break;
+      default:
+        y = run_any(p, y, positions, step, channels, window_rows, window_cols, tap_row,
+                    tap_col);
+        break;
     }
   }
   return 0;
