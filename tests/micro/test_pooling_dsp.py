@@ -113,17 +113,22 @@ def test_row_sum_is_cheaper_than_the_row_by_row_schedule(tmp_path):
         ((15, 1, 8), (2, 1), (1, 1), (0, 0, 0, 0), (3, 1), False),
         ((7, 6, 6), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), False),
         ((6, 8, 16), (2, 2), (2, 2), (0, 0, 0, 0), (1, 1), False),
+        ((140, 1, 16), (3, 1), (2, 1), (0, 0, 1, 0), (1, 1), False),  # TFLite's "same"
+        ((9, 1, 16), (2, 1), (1, 1), (0, 0, 1, 0), (1, 1), False),
     ],
 )
 def test_max_pooling_is_bit_exact_on_the_micro_kernel(
     tmp_path, shape, window, strides, padding, dilation, ceil_mode
 ):
     """Windows of 2 and 3 taps (and 2 × 2, 3 × 3), strides 1 and 2, channels that are and are
-    not multiples of 4 and 8, TVM's padding and ceil mode (its pad stage, -128), a dilation."""
+    not multiples of 4 and 8, TVM's padding and ceil mode (a pad stage of -128, read as bounds),
+    a dilation."""
     mod = max_pool(shape, window, strides, padding=padding, dilation=dilation,
                    ceil_mode=ceil_mode)
     build_and_compare(mod, tmp_path)
-    assert MAX_POOL_CALL in _kernels_source(tmp_path)
+    source = _kernels_source(tmp_path)
+    assert MAX_POOL_CALL in source
+    assert "pad_temp" not in source  # TVM's pad stage is the micro-kernel's bounds
 
 
 @requires_toolchain
@@ -216,28 +221,34 @@ _SUM_CASES = [
     (6, 7, 3, 5),
 ]
 #: Max-pooling cases, as (offset, out_rows, out_cols, channels, window_rows, window_cols,
-#: row_step, col_step, tap_row, tap_col): two-tap runs down the rows and along a row (the
-#: aligned assembly, with 8 to 48 channels), unaligned two-tap windows, overlapping windows,
-#: 3 × 2 windows with gaps between taps, one tap.
+#: stride_rows, stride_cols, dilation_rows, dilation_cols, in_rows, in_cols, pad_top, pad_left,
+#: row_stride, col_stride): two-tap runs down the rows and along rows (the aligned assembly with
+#: 8 to 48 channels, and C), gaps between positions, a dilation, 3 x 2 windows, one tap; padding
+#: at the top, bottom, left and right, windows wholly in the padding, a padded 3 x 3 window.
 _POOL_CASES = [
-    (0, 5, 1, 16, 2, 1, 32, 0, 16, 0),
-    (4, 3, 1, 8, 2, 1, 16, 0, 8, 0),
-    (8, 2, 1, 24, 2, 1, 48, 0, 24, 0),
-    (12, 2, 3, 32, 1, 2, 192, 64, 0, 32),
-    (0, 2, 1, 48, 2, 1, 96, 0, 48, 0),
-    (1, 4, 1, 7, 2, 1, 9, 0, 7, 0),
-    (2, 3, 2, 6, 2, 1, 30, 7, 13, 0),
-    (3, 2, 2, 5, 3, 2, 40, 9, 11, 6),
-    (0, 3, 1, 4, 1, 1, 5, 0, 0, 0),
+    (0, 5, 1, 16, 2, 1, 2, 1, 1, 1, 10, 1, 0, 0, 16, 16),
+    (4, 3, 1, 8, 2, 1, 2, 1, 1, 1, 6, 1, 0, 0, 8, 8),
+    (8, 2, 1, 24, 2, 1, 2, 1, 1, 1, 4, 1, 0, 0, 24, 24),
+    (12, 2, 3, 32, 1, 2, 1, 2, 1, 1, 2, 6, 0, 0, 192, 32),
+    (0, 2, 1, 48, 2, 1, 2, 1, 1, 1, 4, 1, 0, 0, 48, 48),
+    (1, 4, 1, 7, 2, 1, 1, 1, 1, 1, 5, 1, 0, 0, 9, 9),
+    (2, 3, 2, 6, 2, 1, 3, 1, 2, 1, 9, 3, 0, 0, 23, 7),
+    (3, 2, 2, 5, 3, 2, 2, 2, 1, 1, 6, 5, 0, 0, 47, 9),
+    (0, 3, 1, 4, 1, 1, 1, 1, 1, 1, 3, 1, 0, 0, 5, 5),
+    (0, 11, 1, 8, 3, 1, 2, 1, 1, 1, 21, 1, 1, 0, 8, 8),
+    (1, 4, 3, 6, 3, 3, 2, 2, 1, 1, 7, 6, 1, 1, 36, 6),
+    (0, 10, 1, 12, 2, 1, 2, 1, 1, 1, 19, 1, 0, 0, 12, 12),
+    (0, 6, 1, 5, 2, 1, 1, 1, 1, 1, 4, 1, 3, 0, 5, 5),
+    (2, 2, 4, 16, 1, 2, 1, 2, 1, 1, 2, 7, 0, 1, 112, 16),
+    (0, 2, 4, 16, 1, 2, 1, 2, 1, 1, 2, 7, 0, 1, 112, 16),
+    (0, 5, 1, 4, 2, 1, 2, 1, 3, 1, 9, 1, 2, 0, 4, 4),
 ]
 _SENTINEL = 0x5A
 
 
 def _input_length(case) -> int:
-    offset, rows_out, cols_out, channels, wr, wc, row_step, col_step, tap_row, tap_col = case
-    last = ((rows_out - 1) * row_step + (cols_out - 1) * col_step + (wr - 1) * tap_row
-            + (wc - 1) * tap_col + channels)
-    return offset + last
+    offset, *_, in_rows, in_cols, _, _, row_stride, col_stride = case
+    return offset + (in_rows - 1) * row_stride + (in_cols - 1) * col_stride + case[3]
 
 
 def _sum_length(case) -> int:
@@ -261,7 +272,7 @@ def _sum_call(case, total: int) -> tvm.tirx.PrimFunc:
 
 
 def _pool_call(case, total: int) -> tvm.tirx.PrimFunc:
-    offset, rows_out, cols_out, channels, wr, wc, row_step, col_step, tap_row, tap_col = case
+    offset, rows_out, cols_out, channels, *geometry = case
     outputs = rows_out * cols_out * channels
 
     @T.prim_func(private=True)
@@ -271,8 +282,7 @@ def _pool_call(case, total: int) -> tvm.tirx.PrimFunc:
             out[i] = T.int8(_SENTINEL)
         T.evaluate(T.call_extern(
             "int32", "micro_dsp_max_pool_q7", x.access_ptr("r", offset=offset),
-            out.access_ptr("w", offset=4), rows_out, cols_out, channels, wr, wc, row_step,
-            col_step, tap_row, tap_col))
+            out.access_ptr("w", offset=4), rows_out, cols_out, channels, *geometry))
 
     return kernel
 
@@ -286,14 +296,20 @@ def _sum_reference(case, x: np.ndarray) -> np.ndarray:
 
 
 def _pool_reference(case, x: np.ndarray) -> np.ndarray:
-    offset, rows_out, cols_out, channels, wr, wc, row_step, col_step, tap_row, tap_col = case
+    """pooling.h's statement in numpy: the taps inside the input, from -128."""
+    (offset, rows_out, cols_out, channels, wr, wc, sh, sw, dh, dw, in_rows, in_cols, top, left,
+     row_stride, col_stride) = case
     out = np.full(rows_out * cols_out * channels + 8, _SENTINEL, dtype=np.int8)
     for i in range(rows_out):
         for j in range(cols_out):
             for c in range(channels):
-                base = offset + i * row_step + j * col_step + c
-                taps = [x[base + a * tap_row + b * tap_col] for a in range(wr) for b in range(wc)]
-                out[4 + (i * cols_out + j) * channels + c] = max(taps)
+                m = -128
+                for a in range(wr):
+                    for b in range(wc):
+                        r, q = i * sh + a * dh - top, j * sw + b * dw - left
+                        if 0 <= r < in_rows and 0 <= q < in_cols:
+                            m = max(m, int(x[offset + r * row_stride + q * col_stride + c]))
+                out[4 + (i * cols_out + j) * channels + c] = m
     return out
 
 

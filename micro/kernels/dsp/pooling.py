@@ -34,6 +34,7 @@ from tvm.sym.pattern import detect_linear_equation
 from ...codegen import OVERWRITES_ATTR, OVERWRITES_FROM_ATTR, register_extern_source
 from ...schedules import (
     child_block_names,
+    data_parallel,
     fuse_elementwise,
     inline_copies_and_casts,
     reduce_row_by_row,
@@ -115,14 +116,18 @@ def _sum_rows_intrin(rows: int, channels: int) -> tuple[tirx.PrimFunc, tirx.Prim
 
 def max_pool_intrin(
     outputs: tuple[int, int], channels: int, window: tuple[int, int], strides: tuple[int, int],
-    dilation: tuple[int, int],
+    dilation: tuple[int, int], bounds: tuple[int, int, int, int] = (0, 0, 0, 0),
 ) -> str:
     """Register (once) the max-pooling intrinsic for one shape and return its name.
 
-    Description: ``O[0, i, j, c] = max_{rh, rw} A[0, i * sh + rh * dh, j * sw + rw * dw, c]``,
-    starting from -128, for the whole output ``[1, OH, OW, C]`` (TVM's ``max_pool2d`` over NHWC,
-    loops ``i, j, c, rh, rw``). Implementation: :data:`MAX_POOL_KERNEL`, with the input's row
-    and column strides times the strides and dilations.
+    Description: TVM's ``max_pool2d`` over an NHWC input for the whole output
+    ``[1, OH, OW, C]`` (loops ``i, j, c, rh, rw``), starting from -128:
+    ``O[0, i, j, c] = max(O[0, i, j, c], A[0, i * sh + rh * dh, j * sw + rw * dw, c])``, the
+    read wrapped, when the kernel's pad stage was inlined, in TVM's padding test
+    ``if_then_else(top <= h and h < bottom and left <= w and w < right, A[...], -128)`` (with
+    only the tests of the sides that are padded). ``A`` is the region the windows cover, from
+    ``(-top, -left)`` of the input when padded. Implementation: :data:`MAX_POOL_KERNEL`, with the
+    input's row and column strides and its extent inside the padding.
 
     Parameters
     ----------
@@ -132,6 +137,9 @@ def max_pool_intrin(
         ``C``.
     window, strides, dilation : tuple of int
         ``(KH, KW)``, ``(sh, sw)``, ``(dh, dw)``.
+    bounds : tuple of int
+        ``(top, bottom, left, right)``: the padded coordinates where the input starts (0: no
+        test) and ends (0: no test, the input reaches the last window).
 
     Returns
     -------
@@ -139,19 +147,54 @@ def max_pool_intrin(
         Name for ``Schedule.tensorize``.
     """
     shape = "_".join(f"{a}x{b}" for a, b in (outputs, window, strides, dilation))
-    name = f"{MAX_POOL_KERNEL}_{shape}_c{channels}"
+    padded = "_p" + "x".join(str(b) for b in bounds) if any(bounds) else ""
+    name = f"{MAX_POOL_KERNEL}_{shape}_c{channels}{padded}"
     return register_intrinsic(
-        name, lambda: _max_pool_intrin(outputs, channels, window, strides, dilation)
+        name, lambda: _max_pool_intrin(outputs, channels, window, strides, dilation, bounds)
     )
+
+
+def _index(value: int | tirx.PrimExpr) -> tirx.PrimExpr:
+    return tirx.const(value, "int32") if isinstance(value, int) else value
+
+
+def _padding_test(
+    rows: tirx.PrimExpr, cols: tirx.PrimExpr, bounds: tuple[int, int, int, int]
+) -> tirx.PrimExpr | None:
+    """TVM's test that a padded position ``(rows, cols)`` is inside the input (``topi.nn.pad``:
+    per padded side, in this order, folded with ``and``), or None without padding."""
+    top, bottom, left, right = bounds
+    rows, cols = _index(rows), _index(cols)
+    tests = [tirx.LE(tirx.const(top, "int32"), rows)] if top else []
+    tests += [tirx.LT(rows, tirx.const(bottom, "int32"))] if bottom else []
+    tests += [tirx.LE(tirx.const(left, "int32"), cols)] if left else []
+    tests += [tirx.LT(cols, tirx.const(right, "int32"))] if right else []
+    if not tests:
+        return None
+    test = tests[0]
+    for more in tests[1:]:
+        test = tirx.And(test, more)
+    return test
 
 
 def _max_pool_intrin(
     outputs: tuple[int, int], channels: int, window: tuple[int, int], strides: tuple[int, int],
-    dilation: tuple[int, int],
+    dilation: tuple[int, int], bounds: tuple[int, int, int, int],
 ) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     (oh, ow), (kh, kw), (sh, sw), (dh, dw) = outputs, window, strides, dilation
+    top, bottom, left, right = bounds
     ih, iw = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
     a_shape, o_shape = (1, ih, iw, channels), (1, oh, ow, channels)
+    # The input's extent inside the region the windows cover (padded coordinates from 0).
+    in_rows = (bottom or ih) - top
+    in_cols = (right or iw) - left
+
+    def read(a: tirx.Buffer, vi, vj, vc, vrh, vrw) -> tirx.PrimExpr:
+        rows, cols = vi * sh + vrh * dh, vj * sw + vrw * dw
+        value = a[0, rows, cols, vc]
+        test = _padding_test(rows, cols, bounds)
+        return value if test is None else tirx.if_then_else(test, value, tirx.const(INT8_MIN,
+                                                                                    "int8"))
 
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, o: T.handle) -> None:
@@ -169,10 +212,10 @@ def _max_pool_intrin(
                     vrw = T.meta_var(iter_var(T.axis.reduce, kw, rw))
                     T.reads(O[0, vi, vj, vc], A[0, vi * sh + vrh * dh, vj * sw + vrw * dw, vc])
                     T.writes(O[0, vi, vj, vc])
+                    value = T.meta_var(read(A, vi, vj, vc, vrh, vrw))
                     with T.init():
                         O[0, vi, vj, vc] = T.int8(INT8_MIN)
-                    O[0, vi, vj, vc] = T.max(
-                        O[0, vi, vj, vc], A[0, vi * sh + vrh * dh, vj * sw + vrw * dw, vc])
+                    O[0, vi, vj, vc] = T.max(O[0, vi, vj, vc], value)
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, o: T.handle) -> None:
@@ -186,9 +229,9 @@ def _max_pool_intrin(
             T.writes(O[0, 0:oh, 0:ow, 0:channels])
             T.sblock_attr({OVERWRITES_ATTR: True, OVERWRITES_FROM_ATTR: INT8_MIN})
             T.evaluate(T.call_extern(
-                "int32", MAX_POOL_KERNEL, A.access_ptr("r"), O.access_ptr("w"), oh, ow, channels,
-                kh, kw, T.Cast("int32", row * sh), T.Cast("int32", col * sw),
-                T.Cast("int32", row * dh), T.Cast("int32", col * dw)))
+                "int32", MAX_POOL_KERNEL, A.access_ptr("r", offset=top * row + left * col),
+                O.access_ptr("w"), oh, ow, channels, kh, kw, sh, sw, dh, dw, in_rows, in_cols,
+                top, left, T.Cast("int32", row), T.Cast("int32", col)))
 
     return desc, impl
 
@@ -218,24 +261,59 @@ def _row_sum(block: tirx.SBlock) -> tuple[int, int] | None:
     return (rows, channels) if batch == 1 and block.init is not None else None
 
 
-def _linear(index: tirx.PrimExpr, outer: tirx.Var, inner: tirx.Var) -> tuple[int, int] | None:
-    """``(a, b)`` of ``index = outer * a + inner * b``, else None."""
+def _linear(
+    index: tirx.PrimExpr, outer: tirx.Var, inner: tirx.Var
+) -> tuple[int, int, int] | None:
+    """``(a, b, base)`` of ``index = outer * a + inner * b + base``, else None."""
     coefficients = detect_linear_equation(index, [outer, inner])
     if len(coefficients) != 3 or not all(isinstance(c, tirx.IntImm) for c in coefficients):
         return None
     a, b, base = (int(c) for c in coefficients)
-    return (a, b) if base == 0 else None
+    return a, b, base
+
+
+def _conjuncts(test: tirx.PrimExpr) -> list[tirx.PrimExpr]:
+    """The terms of ``t0 and t1 and ...``, left to right."""
+    if isinstance(test, tirx.And):
+        return _conjuncts(test.a) + _conjuncts(test.b)
+    return [test]
+
+
+def _bounds(test: tirx.PrimExpr, rows: tuple, cols: tuple) -> tuple[int, int, int, int] | None:
+    """``(top, bottom, left, right)`` of TVM's padding test on the padded position, else None.
+
+    ``rows`` and ``cols`` are the (output, window) iteration variables of each axis; a term
+    ``k <= h`` sets ``top`` (or ``left``), ``h < k`` ``bottom`` (or ``right``).
+    """
+    bounds = [0, 0, 0, 0]
+    for term in _conjuncts(test):
+        if isinstance(term, tirx.LE) and isinstance(term.a, tirx.IntImm):
+            bound, position, side = int(term.a), term.b, 0
+        elif isinstance(term, tirx.LT) and isinstance(term.b, tirx.IntImm):
+            bound, position, side = int(term.b), term.a, 1
+        else:
+            return None
+        for axis, variables in enumerate((rows, cols)):
+            linear = _linear(position, *variables)
+            if linear is not None and linear[2] == 0 and bound > 0:
+                bounds[2 * axis + side] = bound
+                break
+        else:
+            return None
+    return bounds[0], bounds[1], bounds[2], bounds[3]
 
 
 def _max_pool(block: tirx.SBlock) -> dict | None:
-    """The intrinsic's parameters for an int8 NHWC max pooling block from -128, else None."""
+    """The intrinsic's parameters for an int8 NHWC max pooling block from -128, else None.
+
+    The block reads the input directly, or through TVM's padding test once the kernel's pad
+    stage is inlined (the padded value being -128).
+    """
     body = block.body
     if not (isinstance(body, tirx.BufferStore) and isinstance(body.value, tirx.Max)):
         return None
     acc, value = body.value.a, body.value.b
-    if not (_loads(acc) and acc.source.same_as(body.buffer) and _loads(value)):
-        return None
-    if str(body.buffer.dtype) != "int8" or str(value.source.dtype) != "int8":
+    if not (_loads(acc) and acc.source.same_as(body.buffer) and str(body.buffer.dtype) == "int8"):
         return None
     init = block.init
     if not (isinstance(init, tirx.BufferStore) and isinstance(init.value, tirx.IntImm)
@@ -244,13 +322,20 @@ def _max_pool(block: tirx.SBlock) -> dict | None:
     kinds = [iv.iter_type for iv in block.iter_vars]
     if kinds != [tirx.IterVar.DataPar] * 4 + [tirx.IterVar.CommReduce] * 2:
         return None
-    n, i, j, c, rh, rw = block.iter_vars
-    extents = [int(iv.dom.extent) for iv in block.iter_vars]
-    if extents[0] != 1 or len(value.indices) != 4:
+    n, i, j, c, rh, rw = (iv.var for iv in block.iter_vars)
+    test = None
+    if isinstance(value, tvm.ir.Call) and getattr(value.op, "name", "") == "prim.if_then_else":
+        test, value, padding = value.args
+        if not (isinstance(padding, tirx.IntImm) and int(padding) == INT8_MIN):
+            return None
+    if not (_loads(value) and str(value.source.dtype) == "int8" and len(value.indices) == 4):
         return None
-    rows = _linear(value.indices[1], i.var, rh.var)
-    cols = _linear(value.indices[2], j.var, rw.var)
-    if rows is None or cols is None:
+    extents = [int(iv.dom.extent) for iv in block.iter_vars]
+    rows, cols = _linear(value.indices[1], i, rh), _linear(value.indices[2], j, rw)
+    if extents[0] != 1 or rows is None or cols is None:
+        return None
+    bounds = (0, 0, 0, 0) if test is None else _bounds(test, (i, rh), (j, rw))
+    if bounds is None or (rows[2], cols[2]) != (-bounds[0], -bounds[2]):
         return None
     # A unit extent's coefficient is irrelevant (its variable is 0): name it 1.
     sh, dh = (rows[0] if extents[1] > 1 else 1), (rows[1] if extents[4] > 1 else 1)
@@ -258,7 +343,19 @@ def _max_pool(block: tirx.SBlock) -> dict | None:
     return {
         "outputs": (extents[1], extents[2]), "channels": extents[3],
         "window": (extents[4], extents[5]), "strides": (sh, sw), "dilation": (dh, dw),
+        "bounds": bounds,
     }
+
+
+def _inline_padding(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> None:
+    """Inline the pad stages a pooling reads (``if_then_else(inside, x, value)``, e.g. TVM's
+    ``pad_temp``): the padding test is then part of the pooling's block."""
+    for producer in sch.get_producers(block_rv):
+        store = sch.get(producer).body
+        value = store.value if isinstance(store, tirx.BufferStore) else None
+        if (isinstance(value, tvm.ir.Call) and getattr(value.op, "name", "") == "prim.if_then_else"
+                and data_parallel(sch.get(producer))):
+            sch.compute_inline(producer)
 
 
 def _tensorize_row_sum(sch: s_tir.Schedule, name: str) -> None:
@@ -269,13 +366,23 @@ def _tensorize_row_sum(sch: s_tir.Schedule, name: str) -> None:
     sch.tensorize(row_loop, sum_rows_intrin(rows, channels))
 
 
-def _tensorize_max_pool(sch: s_tir.Schedule, name: str) -> None:
+def _tensorize_max_pool(sch: s_tir.Schedule, name: str, *, inline_padding: bool) -> None:
     block_rv = sch.get_sblock(name)
+    if inline_padding:
+        _inline_padding(sch, block_rv)
     params = _max_pool(sch.get(block_rv))
     loops = sch.get_loops(block_rv)
-    if len(loops) != 6:
-        raise s_tir.ScheduleError("not a loop per iteration variable")
+    if params is None or len(loops) != 6:
+        raise s_tir.ScheduleError("not TVM's max pooling with a loop per iteration variable")
     sch.tensorize(loops[1], max_pool_intrin(**params))
+
+
+def _tensorize_padded_max_pool(sch: s_tir.Schedule, name: str) -> None:
+    _tensorize_max_pool(sch, name, inline_padding=True)
+
+
+def _tensorize_max_pool_as_is(sch: s_tir.Schedule, name: str) -> None:
+    _tensorize_max_pool(sch, name, inline_padding=False)
 
 
 def _tensorizable(sch: s_tir.Schedule) -> list[tuple[str, object]]:
@@ -283,16 +390,20 @@ def _tensorizable(sch: s_tir.Schedule) -> list[tuple[str, object]]:
     found = []
     for name in child_block_names(sch):
         block = sch.get(sch.get_sblock(name))
-        step = (_tensorize_row_sum if _row_sum(block) is not None
-                else _tensorize_max_pool if _max_pool(block) is not None else None)
-        if step is None:
+        if _row_sum(block) is not None:
+            steps = [_tensorize_row_sum]
+        elif _max_pool(block) is not None:  # its pad stage inlined if it has one, else as is
+            steps = [_tensorize_padded_max_pool, _tensorize_max_pool_as_is]
+        else:
             continue
-        trial = s_tir.Schedule(sch.mod)
-        try:
-            step(trial, name)
-        except (s_tir.ScheduleError, ValueError):
-            continue  # not the micro-kernel's pattern: the default schedule takes it
-        found.append((name, step))
+        for step in steps:
+            trial = s_tir.Schedule(sch.mod)
+            try:
+                step(trial, name)
+            except (s_tir.ScheduleError, ValueError):
+                continue  # not the micro-kernel's pattern
+            found.append((name, step))
+            break
     return found
 
 

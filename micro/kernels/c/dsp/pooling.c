@@ -254,7 +254,8 @@ static inline __attribute__((always_inline)) int8_t* run_few(const int8_t* p, in
                                                               int32_t channels,
                                                               const int32_t* offsets,
                                                               int32_t taps) {
-  int32_t o1 = taps > 1 ? offsets[1] : 0, o2 = taps > 2 ? offsets[2] : 0, o3 = taps > 3 ? offsets[3] : 0;
+  int32_t o1 = taps > 1 ? offsets[1] : 0, o2 = taps > 2 ? offsets[2] : 0;
+  int32_t o3 = taps > 3 ? offsets[3] : 0;
   int32_t words = channels & ~3;
   for (; positions > 0; --positions, p += step) {
     const int8_t* q = p;
@@ -270,26 +271,63 @@ static inline __attribute__((always_inline)) int8_t* run_few(const int8_t* p, in
   return y;
 }
 
-/* The same for any number of taps, in rows of `window_cols` taps `tap_col` apart, the rows
- * `tap_row` apart (the first tap is read twice). */
+/* The geometry of a pooling: window, strides and dilations in elements, the input's extent and
+ * padding, and its strides in bytes. */
+typedef struct {
+  int32_t channels, window_rows, window_cols, stride_rows, stride_cols, dilation_rows,
+      dilation_cols, in_rows, in_cols, pad_top, pad_left, row_stride, col_stride;
+} pool_geometry;
+
+/* The window at input row r and column q of its first tap (either may lie in the padding): the
+ * maximum over its taps inside the input, from -128 (the padding's value), one word of four
+ * channels at a time. */
+static __attribute__((noinline)) void window_clipped(const int8_t* x, int8_t* y, int32_t r,
+                                                     int32_t q, const pool_geometry* g) {
+  int32_t dh = g->dilation_rows, dw = g->dilation_cols;
+  int32_t a0 = r >= 0 ? 0 : (dh - 1 - r) / dh;
+  int32_t a1 = g->in_rows > r ? (g->in_rows - r + dh - 1) / dh : 0;
+  int32_t b0 = q >= 0 ? 0 : (dw - 1 - q) / dw;
+  int32_t b1 = g->in_cols > q ? (g->in_cols - q + dw - 1) / dw : 0;
+  if (a1 > g->window_rows) a1 = g->window_rows;
+  if (b1 > g->window_cols) b1 = g->window_cols;
+  int32_t c = 0;
+  for (; c + 4 <= g->channels; c += 4) {
+    uint32_t m = 0x80808080u;
+    for (int32_t a = a0; a < a1; ++a) {
+      const int8_t* row = x + (r + a * dh) * g->row_stride + c;
+      for (int32_t b = b0; b < b1; ++b) m = max4(m, word_at(row + (q + b * dw) * g->col_stride));
+    }
+    put_word(y + c, m);
+  }
+  for (; c < g->channels; ++c) {
+    int8_t m = -128;
+    for (int32_t a = a0; a < a1; ++a) {
+      const int8_t* row = x + (r + a * dh) * g->row_stride + c;
+      for (int32_t b = b0; b < b1; ++b) m = max1(m, row[(q + b * dw) * g->col_stride]);
+    }
+    y[c] = m;
+  }
+}
+
+/* A run of windows of more than 4 taps: for each word of four channels, the taps row by row. */
 static int8_t* run_any(const int8_t* p, int8_t* y, int32_t positions, int32_t step,
-                       int32_t channels, int32_t window_rows, int32_t window_cols,
-                       int32_t tap_row, int32_t tap_col) {
-  int32_t words = channels & ~3;
+                       const pool_geometry* g) {
+  int32_t tap_row = g->dilation_rows * g->row_stride, tap_col = g->dilation_cols * g->col_stride;
+  int32_t words = g->channels & ~3;
   for (; positions > 0; --positions, p += step) {
     const int8_t* q = p;
     for (const int8_t* end = p + words; q != end; q += 4, y += 4) {
       uint32_t m = word_at(q);
-      for (int32_t a = 0; a < window_rows; ++a) {
+      for (int32_t a = 0; a < g->window_rows; ++a) {
         const int8_t* r = q + a * tap_row;
-        for (int32_t b = 0; b < window_cols; ++b, r += tap_col) m = max4(m, word_at(r));
+        for (int32_t b = 0; b < g->window_cols; ++b, r += tap_col) m = max4(m, word_at(r));
       }
       put_word(y, m);
     }
-    for (int32_t c = words; c < channels; ++c, ++q, ++y) {
+    for (int32_t c = words; c < g->channels; ++c, ++q, ++y) {
       int8_t m = q[0];
-      for (int32_t a = 0; a < window_rows; ++a) {
-        for (int32_t b = 0; b < window_cols; ++b) m = max1(m, q[a * tap_row + b * tap_col]);
+      for (int32_t a = 0; a < g->window_rows; ++a) {
+        for (int32_t b = 0; b < g->window_cols; ++b) m = max1(m, q[a * tap_row + b * tap_col]);
       }
       *y = m;
     }
@@ -297,54 +335,104 @@ static int8_t* run_any(const int8_t* p, int8_t* y, int32_t positions, int32_t st
   return y;
 }
 
-/* Taps whose offsets are kept in a table (and in registers for up to 4). */
-#define MICRO_POOL_TAPS 4
+/* A run of `positions` windows inside the input, the first at `p`, `step` bytes apart, into a
+ * contiguous output; returns the output's end. */
+static inline __attribute__((always_inline)) int8_t* run(const int8_t* p, int8_t* y,
+                                                          int32_t positions, int32_t step,
+                                                          const pool_geometry* g) {
+  int32_t taps = g->window_rows * g->window_cols;
+  int32_t tap_row = g->dilation_rows * g->row_stride, tap_col = g->dilation_cols * g->col_stride;
+  int32_t channels = g->channels;
+  if (positions <= 0) return y;
+  if (taps == 2) {
+    int32_t d = g->window_rows == 2 ? tap_row : tap_col;
+    int32_t offsets[2] = {0, d};
+    /* LDRD and STRD need word-aligned addresses: every window, its taps and the outputs. */
+    if (((uintptr_t)p | (uintptr_t)y | (uint32_t)step | (uint32_t)d) % 4 == 0
+        && channels % 8 == 0) {
+      max2_run(p, y, positions, channels, step, d);
+      return y + positions * channels;
+    }
+    return run_few(p, y, positions, step, channels, offsets, 2);
+  }
+  if (taps > 4) return run_any(p, y, positions, step, g);
+  int32_t offsets[4] = {0, 0, 0, 0};
+  for (int32_t a = 0, t = 0; a < g->window_rows; ++a) {
+    for (int32_t b = 0; b < g->window_cols; ++b, ++t) offsets[t] = a * tap_row + b * tap_col;
+  }
+  if (taps == 1) return run_few(p, y, positions, step, channels, offsets, 1);
+  if (taps == 3) return run_few(p, y, positions, step, channels, offsets, 3);
+  return run_few(p, y, positions, step, channels, offsets, 4);
+}
+
+/* One axis of the output: its positions, its stride and padding, and the positions [lo, hi)
+ * whose windows lie inside the input (the first tap at or after the padding, the last before
+ * the input's end). */
+typedef struct {
+  int32_t outputs, stride, pad, lo, hi;
+} pool_axis;
+
+static pool_axis axis_of(int32_t outputs, int32_t stride, int32_t span, int32_t size,
+                         int32_t pad) {
+  int32_t lo = (pad + stride - 1) / stride;
+  int32_t n = size + pad - span + 1; /* i * stride < n */
+  int32_t hi = n > 0 ? (n + stride - 1) / stride : 0;
+  if (hi > outputs) hi = outputs;
+  if (lo > hi) lo = hi;
+  pool_axis axis = {outputs, stride, pad, lo, hi};
+  return axis;
+}
+
+/* A pooling with windows in the padding: runs of the windows inside the input, the others
+ * clipped one at a time. Runs go along the output's columns, or down its rows when it has one
+ * column (1-D pooling): the output stays contiguous either way. */
+static __attribute__((noinline)) void pool_padded(const int8_t* x, int8_t* y, int32_t out_rows,
+                                                  int32_t out_cols, const pool_geometry* g) {
+  pool_axis rows = axis_of(out_rows, g->stride_rows,
+                           (g->window_rows - 1) * g->dilation_rows + 1, g->in_rows, g->pad_top);
+  pool_axis cols = axis_of(out_cols, g->stride_cols,
+                           (g->window_cols - 1) * g->dilation_cols + 1, g->in_cols, g->pad_left);
+  int32_t down = out_cols == 1;
+  pool_axis inner = down ? rows : cols, outer = down ? cols : rows;
+  int32_t inner_bytes = down ? g->row_stride : g->col_stride;
+  int32_t outer_bytes = down ? g->col_stride : g->row_stride;
+  for (int32_t o = 0; o < outer.outputs; ++o) {
+    int32_t start = o * outer.stride - outer.pad; /* the outer coordinate of the first tap */
+    int32_t inside = o >= outer.lo && o < outer.hi && inner.hi > inner.lo;
+    for (int32_t k = 0; k < inner.outputs; ++k, y += g->channels) {
+      int32_t coordinate = k * inner.stride - inner.pad;
+      if (inside && k == inner.lo) {
+        const int8_t* p = x + start * outer_bytes + coordinate * inner_bytes;
+        y = run(p, y, inner.hi - inner.lo, inner.stride * inner_bytes, g) - g->channels;
+        k = inner.hi - 1;
+      } else {
+        window_clipped(x, y, down ? coordinate : start, down ? start : coordinate, g);
+      }
+    }
+  }
+}
 
 int32_t micro_dsp_max_pool_q7(void* input, void* out, int32_t out_rows, int32_t out_cols,
                               int32_t channels, int32_t window_rows, int32_t window_cols,
-                              int32_t row_step, int32_t col_step, int32_t tap_row,
-                              int32_t tap_col) {
+                              int32_t stride_rows, int32_t stride_cols, int32_t dilation_rows,
+                              int32_t dilation_cols, int32_t in_rows, int32_t in_cols,
+                              int32_t pad_top, int32_t pad_left, int32_t row_stride,
+                              int32_t col_stride) {
   const int8_t* x = input;
   int8_t* y = out;
-  int32_t taps = window_rows * window_cols;
-  if (out_rows <= 0 || out_cols <= 0 || channels <= 0 || taps <= 0) return 0;
-  /* Runs of windows one step apart: down the rows when there is one column (1-D pooling),
-   * else along each row. */
-  int32_t runs = out_cols == 1 ? 1 : out_rows;
-  int32_t positions = out_cols == 1 ? out_rows : out_cols;
-  int32_t step = out_cols == 1 ? row_step : col_step;
-  if (taps == 2) {
-    int32_t d = window_rows == 2 ? tap_row : tap_col;
-    /* LDRD and STRD need word-aligned addresses: every window, tap and output position. */
-    int32_t aligned = ((uintptr_t)x | (uintptr_t)y | (uint32_t)row_step | (uint32_t)col_step |
-                       (uint32_t)d) % 4 == 0 && channels % 8 == 0;
-    int32_t offsets[2] = {0, d};
-    for (int32_t i = 0; i < runs; ++i) {
-      if (aligned) {
-        max2_run(x + i * row_step, y, positions, channels, step, d);
-        y += positions * channels;
-      } else {
-        y = run_few(x + i * row_step, y, positions, step, channels, offsets, 2);
-      }
-    }
-    return 0;
-  }
-  int32_t offsets[MICRO_POOL_TAPS] = {0, 0, 0, 0};
-  if (taps <= MICRO_POOL_TAPS) {
-    for (int32_t a = 0, t = 0; a < window_rows; ++a) {
-      for (int32_t b = 0; b < window_cols; ++b, ++t) offsets[t] = a * tap_row + b * tap_col;
-    }
-  }
-  for (int32_t i = 0; i < runs; ++i) {
-    const int8_t* p = x + i * row_step;
-    switch (taps) {
-      case 1: y = run_few(p, y, positions, step, channels, offsets, 1); break;
-      case 3: y = run_few(p, y, positions, step, channels, offsets, 3); break;
-      case 4: y = run_few(p, y, positions, step, channels, offsets, 4); break;
-      default:
-        y = run_any(p, y, positions, step, channels, window_rows, window_cols, tap_row,
-                    tap_col);
-        break;
+  if (out_rows <= 0 || out_cols <= 0 || channels <= 0) return 0;
+  pool_geometry g = {channels, window_rows, window_cols, stride_rows, stride_cols,
+                     dilation_rows, dilation_cols, in_rows, in_cols, pad_top, pad_left,
+                     row_stride, col_stride};
+  int32_t last_row = (out_rows - 1) * stride_rows + (window_rows - 1) * dilation_rows;
+  int32_t last_col = (out_cols - 1) * stride_cols + (window_cols - 1) * dilation_cols;
+  if (pad_top > 0 || pad_left > 0 || last_row >= in_rows || last_col >= in_cols) {
+    pool_padded(x, y, out_rows, out_cols, &g);
+  } else if (out_cols == 1) { /* 1-D pooling: one run down the rows */
+    run(x, y, out_rows, stride_rows * row_stride, &g);
+  } else {
+    for (int32_t i = 0; i < out_rows; ++i) {
+      y = run(x + i * stride_rows * row_stride, y, out_cols, stride_cols * col_stride, &g);
     }
   }
   return 0;

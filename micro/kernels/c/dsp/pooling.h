@@ -15,16 +15,20 @@
 int32_t micro_dsp_sum_rows_q7(void* input, void* out, int32_t rows, int32_t channels,
                               int32_t row_step);
 
-/* out[(i * out_cols + j) * channels + c] =
- *   max_{a < window_rows, b < window_cols} input[i * row_step + j * col_step + a * tap_row
- *                                                + b * tap_col + c]
- * for i < out_rows, j < out_cols, c < channels (int8): max pooling of an NHWC tensor whose
- * windows start `row_step` bytes apart along the output rows and `col_step` along the output
- * columns, their taps `tap_row` and `tap_col` bytes apart (strides and dilations times the
- * input's row and column strides). The output is contiguous. Any alignment. */
+/* out[(i * out_cols + j) * channels + c] = max(-128,
+ *     max_{a < window_rows, b < window_cols, r and q inside the input}
+ *         input[r * row_stride + q * col_stride + c])
+ *   with r = i * stride_rows + a * dilation_rows - pad_top,
+ *        q = j * stride_cols + b * dilation_cols - pad_left,
+ * for i < out_rows, j < out_cols, c < channels (int8): TVM's max pooling of an NHWC tensor of
+ * in_rows x in_cols positions, `row_stride` and `col_stride` bytes apart (channels contiguous),
+ * padded with -128 (the taps in the padding are skipped: -128 is the identity of the maximum).
+ * `input` points to the input's first element; the output is contiguous. Any alignment. */
 int32_t micro_dsp_max_pool_q7(void* input, void* out, int32_t out_rows, int32_t out_cols,
                               int32_t channels, int32_t window_rows, int32_t window_cols,
-                              int32_t row_step, int32_t col_step, int32_t tap_row,
-                              int32_t tap_col);
+                              int32_t stride_rows, int32_t stride_cols, int32_t dilation_rows,
+                              int32_t dilation_cols, int32_t in_rows, int32_t in_cols,
+                              int32_t pad_top, int32_t pad_left, int32_t row_stride,
+                              int32_t col_stride);
 
 #endif
