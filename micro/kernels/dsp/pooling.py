@@ -10,10 +10,12 @@
   micro-kernel ``micro_dsp_max_pool_q7`` takes the lane-wise maximum of four channels with
   ``SSUB8`` (the GE flag of each byte lane) and ``SEL``. Two-tap windows (the common
   ``MaxPool1D(2)``) with word-aligned rows and channels a multiple of 8 run in assembly: 7
-  instructions per 8 outputs and 4 per window position for up to 32 channels; any other window
-  costs about 3 instructions per tap and word of four channels, in C. Padding stays TVM's: its
-  pad stage (value -128, the identity of the maximum) comes before the pooling in the kernel,
-  and the micro-kernel reads its output.
+  instructions per 8 outputs and 4 per window position for up to 32 channels; other windows of
+  up to 4 taps cost about 3 instructions per tap and word of four channels, in C. Padding keeps
+  TVM's semantics: the kernel's pad stage (value -128, the identity of the maximum) is inlined
+  into the pooling block, the description states TVM's padding test, and the micro-kernel skips
+  the taps outside the input (a pad stage that cannot be inlined stays, and the micro-kernel
+  reads the padded copy).
 
 Both descriptions state the whole reduction, which the micro-kernels write (they do not add to
 what the output held): :data:`micro.codegen.OVERWRITES_ATTR` on the implementation lets the code
