@@ -46,6 +46,10 @@ STACK_ALLOCATION_LIMIT = 512
 #: tensorize keeps it whatever the description says); :func:`_drop_overwritten_inits` removes that
 #: now-dead zeroing before ``LowerInitBlock`` turns it into code.
 OVERWRITES_ATTR = "micro.overwrites"
+#: Optional annotation beside :data:`OVERWRITES_ATTR`: the constant the implementation's
+#: reduction starts from (0 when absent: a sum), which the dropped init must store (-128 for an
+#: int8 maximum).
+OVERWRITES_FROM_ATTR = "micro.overwrites_from"
 _WORKSPACE_OP = "tirx.TVMBackendAllocWorkspace"
 _EXTERN_OPS = ("tirx.call_extern", "tirx.call_pure_extern")
 _KDL_CPU = 1
@@ -222,8 +226,8 @@ def _serialize_parallel_loops(mod: tvm.IRModule, _ctx: tvm.transform.PassContext
     return tvm.IRModule(functions, attrs=mod.attrs)
 
 
-def _zero_stores_only(init: tirx.Stmt) -> bool:
-    """Whether every store of a block's init writes the constant 0."""
+def _stores_only(init: tirx.Stmt, start: int) -> bool:
+    """Whether every store of a block's init writes the constant ``start``."""
     values: list[tvm.ir.PrimExpr] = []
 
     def visit(store: tirx.BufferStore, visitor: tvm_ffi.StructuralVisitor) -> None:
@@ -231,7 +235,7 @@ def _zero_stores_only(init: tirx.Stmt) -> bool:
         visitor.default_visit(store)
 
     tvm_ffi.structural_visit(init, [(tirx.BufferStore, visit)])
-    return bool(values) and all(isinstance(v, tirx.IntImm) and int(v) == 0 for v in values)
+    return bool(values) and all(isinstance(v, tirx.IntImm) and int(v) == start for v in values)
 
 
 def _without_dead_init(block: s_tir.SBlock, mutator: tvm_ffi.StructuralMutator) -> s_tir.SBlock:
@@ -245,9 +249,10 @@ def _without_dead_init(block: s_tir.SBlock, mutator: tvm_ffi.StructuralMutator) 
             f"block {block.name_hint} is tensorized with an implementation that overwrites its "
             f"output, but reduces over {', '.join(partial)} outside it"
         )
-    if not _zero_stores_only(block.init):
+    start = int(block.annotations.get(OVERWRITES_FROM_ATTR, 0))
+    if not _stores_only(block.init, start):
         raise BuildError(f"block {block.name_hint}: an overwriting implementation replaces a "
-                         "reduction whose init is not zero")
+                         f"reduction whose init is not {start}, the value it starts from")
     return s_tir.SBlock(
         block.iter_vars, block.reads, block.writes, block.name_hint, block.body, None,
         block.alloc_buffers, block.match_buffers, block.annotations, block.span,
@@ -264,9 +269,9 @@ def _drop_overwritten_inits(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) 
 
     Such a block writes its whole output from its inputs, so zeroing the output first (the init
     ``LowerInitBlock`` would emit) is dead. Sound only when the block holds its whole reduction
-    (every reduction iteration variable of extent 1: it runs once per output) and the init is a
-    zeroing (what the implementation's sums start from); otherwise the build fails rather than
-    keep a wrong kernel.
+    (every reduction iteration variable of extent 1: it runs once per output) and the init
+    stores what the implementation's reduction starts from (0, or the block's
+    :data:`OVERWRITES_FROM_ATTR`); otherwise the build fails rather than keep a wrong kernel.
     """
     callbacks = [(s_tir.SBlock, _without_dead_init)]
     functions = {

@@ -14,7 +14,9 @@ the order of additions changes, and int32 addition is associative):
 * :mod:`.dot_product`: int8 dot products of dense layers and the cluster-gated operator
   (``dot_product.c``);
 * :mod:`.requantize`: TFLite's requantization of the operator's chosen cluster
-  (``requantize.c``).
+  (``requantize.c``);
+* :mod:`.pooling`: int8 pooling (``pooling.c``): global average pooling's row sums on
+  ``SXTAB16`` and max pooling on ``SSUB8`` + ``SEL``.
 
 How it fits the compiler: :func:`micro.build` lowers a model (:mod:`micro.lowering`, the DSP
 convolution form included where :func:`uses_dsp`), then :func:`schedule_module` tensorizes every
@@ -40,7 +42,7 @@ from ...codegen import register_extern_source
 from ...errors import BuildError
 from ...lowering import lower_to_kernel_calls
 from ...schedules import child_block_names
-from . import convolution, depthwise
+from . import convolution, depthwise, pooling
 from .dot_product import (
     MICRO_KERNEL,
     MICRO_KERNEL_X4,
@@ -68,6 +70,7 @@ def register() -> None:
     tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)
     convolution.register()
     depthwise.register()
+    pooling.register()
 
 
 def board_uses_dsp(board: Board) -> bool:
@@ -128,7 +131,8 @@ def tensorize_annotated(sch: s_tir.Schedule) -> None:
     sch : tvm.s_tir.Schedule
         Schedule of a prepared kernel, changed in place.
     """
-    if convolution.schedule_conv2d_kernel(sch) or depthwise.schedule_depthwise(sch):
+    if (convolution.schedule_conv2d_kernel(sch) or depthwise.schedule_depthwise(sch)
+            or pooling.schedule_pooling(sch)):
         return
     for name in child_block_names(sch):
         block_rv = sch.get_sblock(name)
@@ -273,7 +277,8 @@ def _schedule_module(
             continue
         sch = s_tir.Schedule(func)
         if tensorize and (convolution.schedule_conv2d_kernel(sch, positions=conv_positions)
-                          or depthwise.schedule_depthwise(sch)):
+                          or depthwise.schedule_depthwise(sch)
+                          or pooling.schedule_pooling(sch)):
             done = sch.mod["main"].with_attr("tirx.is_scheduled", True)
             scheduled[gvar.name_hint] = (done, [])
             continue
@@ -281,7 +286,9 @@ def _schedule_module(
             # MetaSchedule's generic rules search a depthwise kernel; its default schedule (the
             # micro-kernel) is committed as a candidate, so its intrinsic is registered now for
             # a database loaded in another process (scheduling a throwaway copy registers it).
+            # The pooling kernels' default schedules are committed the same way.
             depthwise.schedule_depthwise(s_tir.Schedule(func))
+            pooling.schedule_pooling(s_tir.Schedule(func))
         annotated = None if tensorize else convolution.annotate_for_tuning(func)
         if annotated is not None:
             scheduled[gvar.name_hint] = (annotated, [])
