@@ -49,7 +49,7 @@ from .dot_product import (
     _tensorize,
     schedule_int8_dots,
 )
-from .requantize import REQUANTIZE_KERNEL, tensorize_requantizations
+from .requantize import REQUANTIZE_CHANNELS_KERNEL, REQUANTIZE_KERNEL, tensorize_requantizations
 
 _SOURCES = resources.files("micro.kernels").joinpath("c", "dsp")
 _META_SCHEDULE_RULE = f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}"
@@ -62,7 +62,8 @@ def register() -> None:
     it, so that nothing depends on which modules were imported before.
     """
     for symbol, name in ((MICRO_KERNEL, "dot_product"), (MICRO_KERNEL_X4, "dot_product"),
-                         (REQUANTIZE_KERNEL, "requantize")):
+                         (REQUANTIZE_KERNEL, "requantize"),
+                         (REQUANTIZE_CHANNELS_KERNEL, "requantize")):
         register_extern_source(symbol, _SOURCES.joinpath(f"{name}.c"),
                                header=_SOURCES.joinpath(f"{name}.h"))
     tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)

@@ -41,6 +41,7 @@ from .passes import (
     output_width_loop,
     register_intrinsic,
 )
+from .requantize import tensorize_epilogue
 
 DEPTHWISE_KERNEL = "micro_dsp_depthwise_q15"
 #: Block annotation of the reduction :func:`depthwise_te` writes (its width stride).
@@ -280,6 +281,7 @@ def schedule_depthwise(sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS) 
     compute_in_passes(sch, conv, width, per_pass)
     _tensorize_pass(sch, conv, [per_pass, *extents[3:]], int(block.annotations[
         DEPTHWISE_BLOCK_ATTR]["stride"]))
+    tensorize_epilogue(sch)
     inline_copies_and_casts(sch)
     fuse_elementwise(sch)
     return True
