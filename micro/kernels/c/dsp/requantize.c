@@ -49,68 +49,39 @@ int32_t micro_dsp_requantize_q7(void* acc_ptr, void* bias_ptr, void* mult_ptr, v
 
 /* ---- Per-channel requantization of a block of positions x channels (convolution epilogues) ----
  *
- * micro_dsp_requantize_channels_q7 (see requantize.h) runs most channels in assembly, a pair of
- * positions at a time, channel by channel; a channel the assembly does not take (below) and
- * blocks whose two strides differ run in C.
+ * micro_dsp_requantize_channels_q7 (see requantize.h) is assembly, two positions at a time,
+ * channel by channel. It takes a call when the accumulators and the outputs have the same step
+ * and every channel has a non-negative multiplier and 2 <= e <= 24 (e = -shift: TFLite's
+ * multipliers are non-negative and a convolution's scale rarely leaves that range); any other
+ * call (other steps, or a channel outside that range, found as the assembly reaches it) is done
+ * again from the start in C, each output as micro.fixed_point_tir states it.
  *
- * The arithmetic. With x = acc + bias (int32, wrapping), P = x * mult (int64), e = -shift, TIR
- * computes high = (P + 2^30) >> 31, q = RoundingDivideByPOT(high, e) (ties away from zero) and
- * stores clamp(q + zp). For e >= 1, q = floor((high + 2^(e-1) - [high < 0]) / 2^e), and since
- * high is P + 2^30 divided by 2^31 (floored), the nudge and the zero point can be added to the
- * 64-bit product instead, as multiples of 2^31, where nothing overflows:
+ * The arithmetic. With x = acc + bias (int32, wrapping), P = x * mult (int64), TIR computes
+ * high = (P + 2^30) >> 31, q = RoundingDivideByPOT(high, e) (ties away from zero) and stores
+ * clamp(q + zp). For e >= 1, q = floor((high + 2^(e-1) - [high < 0]) / 2^e), and since high is
+ * P + 2^30 divided by 2^31 (floored), the nudge and the zero point can be added to the 64-bit
+ * product instead, as multiples of 2^31, where nothing overflows:
  *   q + zp = floor(Y / 2^(31+e)),  Y = P + 2^30 - [P < 0] 2^31 + (2 zp + 1) 2^(30+e).
  * [P < 0] may replace [high < 0]: they differ only for -2^30 <= P < 0, where high = 0 and both
  * give q = 0. For mult >= 0, [P < 0] is [x < 0] (P = 0 gives q = 0 either way). For e >= 2,
  * (2 zp + 1) 2^(30+e) is khi * 2^32 with khi = (2 zp + 1) << (e - 2), so the 64-bit constant is
  * (khi : 0x40000000), minus 2^31 for a negative x, and q + zp = hi(Y) >> (e - 1): one SMLAL onto
  * that constant and one shift. hi(Y) fits in int32 for e <= 24: hi(P) lies in [-2^30, 2^30 - 1]
- * (|x| <= 2^31, 0 <= mult < 2^31) and |khi| <= 255 * 2^22 <= 2^30.
- * The result is then saturated to int8 (SSAT) and clamped to [qmin, qmax] (SSUB8 sets the GE
- * flags of the low byte's comparison and SEL picks, the clamp of one byte in two instructions).
+ * (|x| <= 2^31, 0 <= mult < 2^31) and |khi| <= 255 * 2^22 <= 2^30. The result is then saturated
+ * to int8 (SSAT) and, unless the range is the whole of int8, clamped to [qmin, qmax] (SSUB8 sets
+ * the GE flags of the low byte's comparison and SEL picks: one bound in two instructions).
  *
- * The assembly takes a channel when 2 <= e <= 24 and mult >= 0 (TFLite's multipliers are
- * non-negative, and its shifts of a convolution's scale rarely leave that range); others (e = 0
- * or 1, larger e, a negative multiplier) run in C, each output as micro.fixed_point_tir
- * describes it. */
+ * The stack while the assembly runs (offsets from sp; the arguments as the caller passed them,
+ * r0-r3 and the stack arguments, above the saved registers):
+ *   [sp]      z = 2 * zp + 1          [sp, #24]  bias         [sp, #76]  positions
+ *   [sp, #4]  pairs of positions left [sp, #28]  mult         [sp, #80]  channels
+ *   [sp, #8]  acc of the current pair [sp, #32]  shift        [sp, #84]  acc_step
+ *   [sp, #12] out of the current pair [sp, #36]  r4-r11, lr   [sp, #88]  out_step
+ *   [sp, #20] acc                     [sp, #72]  out          [sp, #92]  zp, qmin, qmax */
 
-/* What the assembly reads, built by micro_dsp_requantize_channels_q7 on its stack. */
-typedef struct {
-  const int32_t* acc;   /* [0]  the first position's accumulators, channel 0 */
-  const int32_t* bias;  /* [4] */
-  const int32_t* mult;  /* [8] */
-  const int8_t* shift;  /* [12] */
-  int8_t* out;          /* [16] the first position's outputs, channel 0 */
-  int32_t step;         /* [20] from one position to the next, in elements of acc and of out */
-  int32_t channels;     /* [24] */
-  int32_t z;            /* [28] 2 * zp + 1 */
-  int32_t qmax;         /* [32] */
-  int32_t qmin;         /* [36] */
-} rq_frame;
-
-/* Entry of the assembly loops (r0 the frame, r1 the first channel c): save, push z, qmax and qmin
- * (then at [sp], [sp, #4], [sp, #8]), set up the pointers at channel c: r0 acc, r1 out, r2 bias,
- * r3 mult, r4 shift, r5 step, r6 the channels left. 16 instructions. */
-#define MICRO_RQ_ENTRY                                        \
-  "push {r4-r11, lr}\n\t"                                     \
-  "add r12, r0, #28\n\t"                                      \
-  "ldm r12, {r6, r7, r8}\n\t"                                 \
-  "push {r6, r7, r8}\n\t"                                     \
-  "ldr r6, [r0, #24]\n\t"                                     \
-  "subs r6, r6, r1\n\t"          /* channels left */          \
-  "ldrd r2, r3, [r0, #4]\n\t"                                 \
-  "add r2, r2, r1, lsl #2\n\t"   /* bias + c */               \
-  "add r3, r3, r1, lsl #2\n\t"   /* mult + c */               \
-  "ldr r4, [r0, #12]\n\t"                                     \
-  "add r4, r4, r1\n\t"           /* shift + c */              \
-  "ldr r5, [r0, #20]\n\t"                                     \
-  "ldr r7, [r0, #16]\n\t"                                     \
-  "ldr r0, [r0]\n\t"                                          \
-  "add r0, r0, r1, lsl #2\n\t"   /* acc + c */                \
-  "add r1, r7, r1\n\t"           /* out + c */
-
-/* One channel's constants: r7 bias, r8 mult, r9 = e - 1, r10 = khi; a channel the assembly does
- * not take (e - 2 outside [0, 22] unsigned, or mult < 0) branches to label 9 with r6 counting it.
- * 10 instructions. */
+/* One channel's constants: r7 bias, r8 mult, r9 = e - 1, r10 = khi, from the pointers r2, r3, r4
+ * (advanced); a channel outside the assembly's range (e - 2 above 22 unsigned, or mult < 0)
+ * branches to label 9. 10 instructions. */
 #define MICRO_RQ_CHANNEL                                      \
   "ldr r7, [r2], #4\n\t"                                      \
   "ldr r8, [r3], #4\n\t"                                      \
@@ -134,29 +105,33 @@ typedef struct {
   "ssat lr, #8, lr\n\t"
 /* Clamp lr to [qmin, qmax] (read from the stack): 6 instructions. */
 #define MICRO_RQ_CLAMP                                        \
-  "ldr r11, [sp, #4]\n\t"                                     \
+  "ldr r11, [sp, #100]\n\t"                                   \
   "ssub8 r12, r11, lr\n\t"                                    \
   "sel lr, lr, r11\n\t"                                       \
-  "ldr r11, [sp, #8]\n\t"                                     \
+  "ldr r11, [sp, #96]\n\t"                                    \
   "ssub8 r12, lr, r11\n\t"                                    \
   "sel lr, lr, r11\n\t"
 #define MICRO_RQ_NO_CLAMP
 
-/* The next channel, or return the channels left (0 when every channel is done, else counting
- * the channel at which label 9 was reached). */
-#define MICRO_RQ_NEXT_AND_EXIT                                \
-  "subs r6, r6, #1\n\t"                                       \
-  "bne 1b\n\t"                                                \
-  "9:\n\t"                                                    \
-  "mov r0, r6\n\t"                                            \
-  "add sp, sp, #12\n\t"                                       \
-  "pop {r4-r11, pc}\n\t"
+/* The pointers of the current pair of positions at channel 0: r0 acc, r1 out, r2 bias, r3 mult,
+ * r4 shift, r5 step, r6 the channels. 5 instructions. */
+#define MICRO_RQ_START                                        \
+  "ldrd r0, r1, [sp, #8]\n\t"                                 \
+  "ldrd r2, r3, [sp, #24]\n\t"                                \
+  "ldr r4, [sp, #32]\n\t"                                     \
+  "ldr r6, [sp, #80]\n\t"                                     \
+  "ldr r5, [sp, #84]\n\t"
 
-/* Two positions (acc[0], acc[step]) of every channel from c on: per channel 10 instructions, per
- * output 9 (11 + 6 with a clamp), 2 for the loop. */
-#define MICRO_RQ_PAIR(CLAMP)                                  \
-  MICRO_RQ_ENTRY                                              \
+/* Every pair of positions, channel by channel (per channel 10 instructions, per output 9, or 15
+ * with the clamp, 2 for the loop; per pair 14), then the last position of an odd number (per
+ * channel 10 + 9 + 2); then on to label 8. Labels 1-4. */
+#define MICRO_RQ_ALL(CLAMP)                                   \
+  "ldr r12, [sp, #4]\n\t"                                     \
+  "cmp r12, #0\n\t"                                           \
+  "beq 3f\n\t"                                                \
   "1:\n\t"                                                    \
+  MICRO_RQ_START                                              \
+  "2:\n\t"                                                    \
   MICRO_RQ_CHANNEL                                            \
   "ldr r11, [r0, r5, lsl #2]\n\t"                             \
   MICRO_RQ_SCALE                                              \
@@ -166,32 +141,30 @@ typedef struct {
   MICRO_RQ_SCALE                                              \
   CLAMP                                                       \
   "strb lr, [r1], #1\n\t"                                     \
-  MICRO_RQ_NEXT_AND_EXIT
-
-/* One position of every channel from c on. */
-#define MICRO_RQ_SINGLE(CLAMP)                                \
-  MICRO_RQ_ENTRY                                              \
-  "1:\n\t"                                                    \
+  "subs r6, r6, #1\n\t"                                       \
+  "bne 2b\n\t"                                                \
+  "ldrd r0, r1, [sp, #8]\n\t"                                 \
+  "add r0, r0, r5, lsl #3\n\t"                                \
+  "add r1, r1, r5, lsl #1\n\t"                                \
+  "strd r0, r1, [sp, #8]\n\t"                                 \
+  "ldr r12, [sp, #4]\n\t"                                     \
+  "subs r12, r12, #1\n\t"                                     \
+  "str r12, [sp, #4]\n\t"                                     \
+  "bne 1b\n\t"                                                \
+  "3:\n\t"                                                    \
+  "ldr r12, [sp, #76]\n\t"                                    \
+  "lsls r12, r12, #31\n\t"                                    \
+  "beq 8f\n\t"                                                \
+  MICRO_RQ_START                                              \
+  "4:\n\t"                                                    \
   MICRO_RQ_CHANNEL                                            \
   "ldr r11, [r0], #4\n\t"                                     \
   MICRO_RQ_SCALE                                              \
   CLAMP                                                       \
   "strb lr, [r1], #1\n\t"                                     \
-  MICRO_RQ_NEXT_AND_EXIT
-
-/* Each returns the channels left from the first it did not take (0: all done). */
-__attribute__((naked, noinline)) static int32_t rq_pair(const rq_frame* f, int32_t c) {
-  __asm__ volatile(MICRO_RQ_PAIR(MICRO_RQ_NO_CLAMP));
-}
-__attribute__((naked, noinline)) static int32_t rq_pair_clamped(const rq_frame* f, int32_t c) {
-  __asm__ volatile(MICRO_RQ_PAIR(MICRO_RQ_CLAMP));
-}
-__attribute__((naked, noinline)) static int32_t rq_single(const rq_frame* f, int32_t c) {
-  __asm__ volatile(MICRO_RQ_SINGLE(MICRO_RQ_NO_CLAMP));
-}
-__attribute__((naked, noinline)) static int32_t rq_single_clamped(const rq_frame* f, int32_t c) {
-  __asm__ volatile(MICRO_RQ_SINGLE(MICRO_RQ_CLAMP));
-}
+  "subs r6, r6, #1\n\t"                                       \
+  "bne 4b\n\t"                                                \
+  "b 8f\n\t"
 
 /* One output exactly as micro.fixed_point_tir states it (any multiplier, e = -shift in [0, 31]),
  * then clamped to [qmin, qmax]. */
@@ -208,47 +181,68 @@ static int32_t requantize_exact(int32_t x, int32_t mult, int32_t shift, int32_t 
   return q + zp;
 }
 
-/* Channel c of `positions` positions, in C. */
-__attribute__((noinline)) static void rq_channel_exact(const rq_frame* f, int32_t c,
-                                                       int32_t positions, int32_t acc_step,
-                                                       int32_t out_step) {
-  int32_t b = f->bias[c], m = f->mult[c], s = f->shift[c], zp = (f->z - 1) / 2;
-  for (int32_t p = 0; p < positions; ++p) {
-    int32_t x = (int32_t)((uint32_t)f->acc[p * acc_step + c] + (uint32_t)b);
-    f->out[p * out_step + c] = (int8_t)requantize_exact(x, m, s, zp, f->qmin, f->qmax);
+/* The calls the assembly does not take, in C. Kept under its name (used): the assembly branches
+ * to it with the arguments as they came. */
+__attribute__((used, noinline)) static int32_t rq_exact(void* acc_ptr, void* bias_ptr,
+                                                        void* mult_ptr, void* shift_ptr,
+                                                        void* out_ptr, int32_t positions,
+                                                        int32_t channels, int32_t acc_step,
+                                                        int32_t out_step, int32_t zp,
+                                                        int32_t qmin, int32_t qmax) {
+  const int32_t* acc = acc_ptr;
+  const int32_t* bias = bias_ptr;
+  const int32_t* mult = mult_ptr;
+  const int8_t* shift = shift_ptr;
+  int8_t* out = out_ptr;
+  for (int32_t c = 0; c < channels; ++c) {
+    for (int32_t p = 0; p < positions; ++p) {
+      int32_t x = (int32_t)((uint32_t)acc[p * acc_step + c] + (uint32_t)bias[c]);
+      out[p * out_step + c] = (int8_t)requantize_exact(x, mult[c], shift[c], zp, qmin, qmax);
+    }
   }
-}
-
-/* Every channel of `positions` positions (1 or 2) from the assembly, the channels it leaves in C.
- */
-static void rq_positions(const rq_frame* f, int32_t positions,
-                         int32_t (*run)(const rq_frame*, int32_t)) {
-  int32_t c = 0;
-  for (;;) {
-    int32_t left = run(f, c);
-    if (left == 0) return;
-    c = f->channels - left;
-    rq_channel_exact(f, c, positions, f->step, f->step);
-    if (++c == f->channels) return;
-  }
-}
-
-int32_t micro_dsp_requantize_channels_q7(void* acc, void* bias, void* mult, void* shift,
-                                         void* out, int32_t positions, int32_t channels,
-                                         int32_t acc_step, int32_t out_step, int32_t zp,
-                                         int32_t qmin, int32_t qmax) {
-  rq_frame f = {acc, bias, mult, shift, out, acc_step, channels, 2 * zp + 1, qmax, qmin};
-  if (channels <= 0 || positions <= 0) return 0;
-  if (acc_step != out_step) {
-    for (int32_t c = 0; c < channels; ++c) rq_channel_exact(&f, c, positions, acc_step, out_step);
-    return 0;
-  }
-  int clamped = !(qmin == -128 && qmax == 127);
-  for (int32_t p = 0; p + 1 < positions; p += 2) {
-    rq_positions(&f, 2, clamped ? rq_pair_clamped : rq_pair);
-    f.acc += 2 * acc_step;
-    f.out += 2 * out_step;
-  }
-  if (positions & 1) rq_positions(&f, 1, clamped ? rq_single_clamped : rq_single);
   return 0;
+}
+
+/* Entry: save the arguments r0-r3 with the registers, then the frame; calls with other steps
+ * go to C at once, nothing to do returns. Then the variant without a clamp or the one with it.
+ * Exits: label 8 returns 0; label 9 restores the arguments and branches to rq_exact. */
+__attribute__((naked)) int32_t micro_dsp_requantize_channels_q7(
+    void* acc, void* bias, void* mult, void* shift, void* out, int32_t positions,
+    int32_t channels, int32_t acc_step, int32_t out_step, int32_t zp, int32_t qmin,
+    int32_t qmax) {
+  __asm__ volatile(
+      "push {r0-r11, lr}\n\t"
+      "sub sp, sp, #20\n\t"
+      "ldrd r4, r5, [sp, #84]\n\t"   /* acc_step, out_step */
+      "cmp r4, r5\n\t"
+      "bne 9f\n\t"
+      "ldrd r5, r6, [sp, #76]\n\t"   /* positions, channels */
+      "cmp r5, #1\n\t"
+      "it ge\n\t"
+      "cmpge r6, #1\n\t"
+      "blt 8f\n\t"
+      "ldr r7, [sp, #92]\n\t"        /* zp */
+      "movs r8, #1\n\t"
+      "add r7, r8, r7, lsl #1\n\t"
+      "str r7, [sp]\n\t"             /* z */
+      "asrs r5, r5, #1\n\t"
+      "str r5, [sp, #4]\n\t"         /* pairs */
+      "ldr r7, [sp, #72]\n\t"
+      "strd r0, r7, [sp, #8]\n\t"    /* the first pair: acc, out */
+      "ldrd r10, r11, [sp, #96]\n\t" /* qmin, qmax */
+      "cmn r10, #128\n\t"
+      "it eq\n\t"
+      "cmpeq r11, #127\n\t"
+      "bne 6f\n\t"
+      MICRO_RQ_ALL(MICRO_RQ_NO_CLAMP)
+      "6:\n\t"
+      MICRO_RQ_ALL(MICRO_RQ_CLAMP)
+      "8:\n\t"
+      "add sp, sp, #36\n\t"          /* the frame and r0-r3 */
+      "movs r0, #0\n\t"
+      "pop {r4-r11, pc}\n\t"
+      "9:\n\t"
+      "add sp, sp, #20\n\t"
+      "pop {r0-r11, lr}\n\t"
+      "b.w rq_exact\n\t");
 }
