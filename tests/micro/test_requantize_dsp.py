@@ -5,6 +5,8 @@ for bit with TVM's host build of the same Relax module."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tvm
@@ -342,3 +344,23 @@ def test_residual_add_after_the_requantization_keeps_the_tir_epilogue(tmp_path):
     assert len(lowered["main"].body.blocks[0].bindings) == 1  # one kernel, the add fused in
     build_and_compare(mod, BOARD, tmp_path)
     assert not _calls_epilogue_kernel(tmp_path)
+
+
+@requires_toolchain
+def test_tuned_convolution_keeps_the_epilogue_micro_kernel(tmp_path):
+    """MetaSchedule samples the positions per pass (ReplayTrace re-samples every decision); the
+    epilogue's intrinsic covers one convolution call's positions, so every candidate's trace
+    replays with it, and the applied best calls it, bit-exactly."""
+    from tvm.s_tir import meta_schedule as ms  # noqa: PLC0415 (MetaSchedule loads slowly)
+
+    from micro.tuning import SUMMARY_FILE, apply_database, tune  # noqa: PLC0415
+
+    mod = requantized_conv(24, 8, 8, 3)
+    db = tmp_path / "tune"
+    tune(mod, BOARD, db, max_trials=6, trials_per_iteration=3,
+         strategy=ms.search_strategy.ReplayTrace(), progress=False)
+    summary = json.loads((db / SUMMARY_FILE).read_text())["kernels"]
+    (kernel,) = (k for name, k in summary.items() if "conv2d" in name)
+    assert kernel["failed"] == 0 and kernel["trials"] >= 3
+    build_and_compare(apply_database(mod, BOARD, db), BOARD, tmp_path / "tuned", reference=mod)
+    assert _calls_epilogue_kernel(tmp_path / "tuned")

@@ -13,8 +13,8 @@ the order of additions changes, and int32 addition is associative):
 * :mod:`.depthwise`: int8 depthwise convolutions (``depthwise.c``), the same way;
 * :mod:`.dot_product`: int8 dot products of dense layers and the cluster-gated operator
   (``dot_product.c``);
-* :mod:`.requantize`: TFLite's requantization of the operator's chosen cluster
-  (``requantize.c``).
+* :mod:`.requantize`: TFLite's requantization, of the operator's chosen cluster and of an int8
+  convolution pass's epilogue (``requantize.c``).
 
 How it fits the compiler: :func:`micro.build` lowers a model (:mod:`micro.lowering`, the DSP
 convolution form included where :func:`uses_dsp`), then :func:`schedule_module` tensorizes every

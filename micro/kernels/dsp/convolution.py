@@ -27,7 +27,9 @@ whole int32 result each take a copy of a tensor in RAM. Here it becomes:
   buffer of ``(P - 1) * stride + KW`` rows, the per-row im2col buffer of CMSIS-NN without
   duplicating overlapping windows), so no whole-tensor int32 accumulator or padded copy remains;
   per pass the micro-kernel is called per pair of positions and writes the accumulators (no
-  zeroing: see :data:`micro.codegen.OVERWRITES_ATTR`).
+  zeroing: see :data:`micro.codegen.OVERWRITES_ATTR`), and a TFLite requantization epilogue goes
+  on ``micro_dsp_requantize_channels_q7`` for the same positions
+  (:func:`.requantize.tensorize_epilogue`; other epilogues stay TIR).
   MetaSchedule searches the positions per pass and the unrolling (:data:`CONV_RULE`).
 
 What it does not handle (those convolutions keep TVM's lowering): dilation, weights that are not
