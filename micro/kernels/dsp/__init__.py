@@ -13,8 +13,8 @@ the order of additions changes, and int32 addition is associative):
 * :mod:`.depthwise`: int8 depthwise convolutions (``depthwise.c``), the same way;
 * :mod:`.dot_product`: int8 dot products of dense layers and the cluster-gated operator
   (``dot_product.c``);
-* :mod:`.requantize`: TFLite's requantization of the operator's chosen cluster
-  (``requantize.c``);
+* :mod:`.requantize`: TFLite's requantization, of the operator's chosen cluster and of an int8
+  convolution pass's epilogue (``requantize.c``);
 * :mod:`.pooling`: int8 pooling (``pooling.c``): global average pooling's row sums on
   ``SXTAB16`` and max pooling on ``SSUB8`` + ``SEL``.
 
@@ -51,7 +51,7 @@ from .dot_product import (
     _tensorize,
     schedule_int8_dots,
 )
-from .requantize import REQUANTIZE_KERNEL, tensorize_requantizations
+from .requantize import REQUANTIZE_CHANNELS_KERNEL, REQUANTIZE_KERNEL, tensorize_requantizations
 
 _SOURCES = resources.files("micro.kernels").joinpath("c", "dsp")
 _META_SCHEDULE_RULE = f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}"
@@ -64,7 +64,8 @@ def register() -> None:
     it, so that nothing depends on which modules were imported before.
     """
     for symbol, name in ((MICRO_KERNEL, "dot_product"), (MICRO_KERNEL_X4, "dot_product"),
-                         (REQUANTIZE_KERNEL, "requantize")):
+                         (REQUANTIZE_KERNEL, "requantize"),
+                         (REQUANTIZE_CHANNELS_KERNEL, "requantize")):
         register_extern_source(symbol, _SOURCES.joinpath(f"{name}.c"),
                                header=_SOURCES.joinpath(f"{name}.h"))
     tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)

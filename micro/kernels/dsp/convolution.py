@@ -27,7 +27,9 @@ whole int32 result each take a copy of a tensor in RAM. Here it becomes:
   buffer of ``(P - 1) * stride + KW`` rows, the per-row im2col buffer of CMSIS-NN without
   duplicating overlapping windows), so no whole-tensor int32 accumulator or padded copy remains;
   per pass the micro-kernel is called per pair of positions and writes the accumulators (no
-  zeroing: see :data:`micro.codegen.OVERWRITES_ATTR`).
+  zeroing: see :data:`micro.codegen.OVERWRITES_ATTR`), and a TFLite requantization epilogue goes
+  on ``micro_dsp_requantize_channels_q7`` for the same positions
+  (:func:`.requantize.tensorize_epilogue`; other epilogues stay TIR).
   MetaSchedule searches the positions per pass and the unrolling (:data:`CONV_RULE`).
 
 What it does not handle (those convolutions keep TVM's lowering): dilation, weights that are not
@@ -53,6 +55,7 @@ from .passes import (
     output_width_loop,
     register_intrinsic,
 )
+from .requantize import tensorize_epilogue
 
 CONV_KERNEL = "micro_dsp_conv_q15q7"
 #: Block annotation of the reduction stage :func:`conv2d_window_te` writes (its width stride).
@@ -461,7 +464,9 @@ def schedule_conv2d(
     loop for the pass's positions (``compute_at``, consumers first: the epilogue, stages that
     rescale another operand of a fused residual add, the reduction, then the window rows it
     reads), so no stage keeps a whole tensor. In a pass the micro-kernel is called on each pair
-    of positions (one position where the width is odd) and writes their accumulators.
+    of positions (one position where the width is odd) and writes their accumulators; the
+    epilogue, when it is a plain requantization, goes on its micro-kernel for the same positions
+    per call (:func:`.requantize.tensorize_epilogue`; otherwise it stays TIR).
 
     Parameters
     ----------
@@ -497,6 +502,7 @@ def schedule_conv2d(
     compute_in_passes(sch, conv, width, pass_size)
     per_pass = int(sch.get(pass_size)) if sample else pass_size
     _tensorize_pass(sch, conv, form, [per_pass, *extents[3:]], _per_call(out_w))
+    tensorize_epilogue(sch, _per_call(out_w))
     return True
 
 
@@ -553,7 +559,9 @@ def annotate_for_tuning(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     conv = find_conv_block(sch)
     if conv is None:
         return None
-    _intrin_for(sch.get(conv))  # registered now: a database's records name it when loaded
+    # The intrinsics a database's records name must be registered when it is loaded (in another
+    # process, say): the default schedule of a throwaway copy registers them.
+    schedule_conv2d(s_tir.Schedule(func))
     root = sch.get_sblock("root")
     for block_rv in [root, *sch.get_child_blocks(root)]:
         rule = CONV_RULE if sch.get(block_rv).same_as(sch.get(conv)) else "None"

@@ -16,7 +16,9 @@ multiply-accumulate (MAC) on a Cortex-M4. Here it becomes:
   four positions at a time;
 * **a schedule** (:func:`schedule_depthwise`): output positions in passes; every stage is
   computed at the pass loop, consumers first (the epilogue: bias, requantization, clamp; the
-  reduction; the window), so the int32 accumulators and the window cover one pass.
+  reduction; the window), so the int32 accumulators and the window cover one pass; a TFLite
+  requantization epilogue runs on ``micro_dsp_requantize_channels_q7``, one call per pass
+  (:func:`.requantize.tensorize_epilogue`).
 
 Limits: depth multiplier 1 (``C * M`` outputs with ``M > 1`` keep TVM's lowering), dilation 1,
 constant int8 weights; the pass size must divide the output width (a prime width runs one
@@ -41,6 +43,7 @@ from .passes import (
     output_width_loop,
     register_intrinsic,
 )
+from .requantize import tensorize_epilogue
 
 DEPTHWISE_KERNEL = "micro_dsp_depthwise_q15"
 #: Block annotation of the reduction :func:`depthwise_te` writes (its width stride).
@@ -252,7 +255,9 @@ def schedule_depthwise(sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS) 
     output width up to it); every stage is computed at the pass loop, consumers first (the
     epilogue, the reduction, then the window it reads); per pass the accumulators are zeroed
     and each kernel row is one call of the micro-kernel over the pass's positions and every
-    channel. The epilogue's element-wise stages are then fused per element.
+    channel. The epilogue goes on its micro-kernel where it matches
+    (:func:`.requantize.tensorize_epilogue`); an epilogue left in TIR has its element-wise
+    stages fused per element.
 
     Parameters
     ----------
@@ -280,6 +285,7 @@ def schedule_depthwise(sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS) 
     compute_in_passes(sch, conv, width, per_pass)
     _tensorize_pass(sch, conv, [per_pass, *extents[3:]], int(block.annotations[
         DEPTHWISE_BLOCK_ATTR]["stride"]))
+    tensorize_epilogue(sch)
     inline_copies_and_casts(sch)
     fuse_elementwise(sch)
     return True

@@ -11,4 +11,16 @@
 int32_t micro_dsp_requantize_q7(void* acc, void* bias, void* mult, void* shift, void* out,
                                 int32_t n, int32_t zp, int32_t qmin, int32_t qmax);
 
+/* The epilogue of an int8 convolution pass, per channel c < channels and position p < positions:
+ *   out[p * out_step + c] = clamp(q + zp, qmin, qmax),
+ *   q = RoundingDivideByPOT(SRDHM(acc[p * acc_step + c] + bias[c], mult[c]), -shift[c])
+ * with the int32 sum wrapping, TFLite's double rounding as micro.fixed_point_tir states it (for
+ * any multiplier; shift[c] in [-31, 0]) and -128 <= qmin <= qmax <= 127. acc, bias and mult
+ * point to int32_t, shift and out to int8_t. The assembly takes pairs of positions channel by
+ * channel when the two steps are equal (see requantize.c); returns 0. */
+int32_t micro_dsp_requantize_channels_q7(void* acc, void* bias, void* mult, void* shift,
+                                         void* out, int32_t positions, int32_t channels,
+                                         int32_t acc_step, int32_t out_step, int32_t zp,
+                                         int32_t qmin, int32_t qmax);
+
 #endif
