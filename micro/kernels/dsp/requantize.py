@@ -327,12 +327,18 @@ def tensorize_epilogue(sch: s_tir.Schedule, per_call: int | None = None) -> bool
     bool
         Whether the epilogue was tensorized.
     """
-    for name in child_block_names(sch):
-        constants = _clamp_constants(sch, name)
-        if constants is None or not all(-128 <= v <= 127 for v in constants[1:]):
-            continue
-        if _tensorize_epilogue_block(s_tir.Schedule(sch.mod), name, constants, per_call):
-            return _tensorize_epilogue_block(sch, name, constants, per_call)
+    requantizing = [(name, constants) for name in child_block_names(sch)
+                    if (constants := _clamp_constants(sch, name)) is not None]
+    if len(requantizing) != 1:
+        # Several requantizations: a residual add (the convolution's, the other operand's and
+        # the sum's). Not handled; and tensorize's structural match of such a chain can take
+        # minutes before it fails (measured on the paper ResNet), so it is not even tried.
+        return False
+    ((name, constants),) = requantizing
+    if not all(-128 <= v <= 127 for v in constants[1:]):
+        return False
+    if _tensorize_epilogue_block(s_tir.Schedule(sch.mod), name, constants, per_call):
+        return _tensorize_epilogue_block(sch, name, constants, per_call)
     return False
 
 
