@@ -269,8 +269,10 @@ def apply_database(
     Raises
     ------
     DatabaseNotFoundError
-        If ``db_dir`` lacks the database files, holds no record, or no record of this module's
-        kernels for this board's target (a database of another model, board or ``dsp``).
+        If ``db_dir`` lacks the database files, holds no record, holds records for another core,
+        or lacks a record for one of this module's kernels (:func:`tune` records every kernel's
+        default schedule first, so a database of this build has them all: a missing one means
+        another model or ``dsp``).
     """
     db_dir = Path(db_dir)
     missing = [name for name in DATABASE_FILES if not (db_dir / name).is_file()]
@@ -314,10 +316,12 @@ def _check_database_matches(prepared: tvm.IRModule, board: Board, db_dir: Path) 
             f"{board.name}'s {target.attrs.get('mcpu')}; tune for this board"
         )
     tasks = ms.relax_integration.extract_tasks(prepared, target)
-    if not any(database.has_workload(task.dispatched[0]) for task in tasks):
+    found = sum(database.has_workload(task.dispatched[0]) for task in tasks)
+    if found < len(tasks):  # tune records every kernel's default schedule first
         raise DatabaseNotFoundError(
-            f"none of the model's {len(tasks)} kernels is in the database {db_dir}: it was tuned "
-            f"for another model or DSP option (this build: {board.name}); tune for this build"
+            f"the database {db_dir} has records for {found} of the model's {len(tasks)} "
+            f"kernels: it was tuned for another model or DSP option (this build: {board.name}); "
+            "tune for this build"
         )
 
 
