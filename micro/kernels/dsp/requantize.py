@@ -291,6 +291,35 @@ def _int8_clip(block: tirx.SBlock, source: tirx.Buffer) -> tuple[int, int] | Non
     return int(value.b.value), int(value.a.b.value)
 
 
+def _accumulator_chain(sch: s_tir.Schedule, name: str) -> list[str] | None:
+    """The names of the two element-wise stages between a reduction and a requantizing block.
+
+    ``[high, bias]`` when the block reads one element-wise stage (the high product) that reads
+    one element-wise stage (the bias add) that reads the reduction (a block with reduction
+    variables, and its init block if it was decomposed), each stage read by its consumer
+    alone: the chain :func:`requantize_channels_intrin` describes, checked before anything is
+    inlined. Inlining a longer chain (a residual add's rescalings and sum) writes each
+    requantization's input out three times per stage, an expression that grows geometrically
+    along the chain and takes minutes to build and compare. None for any other chain. ``sch``
+    must be a fresh schedule of the kernel (in one that has tensorized the reduction, its
+    producer relations are stale).
+    """
+    chain = []
+    current = sch.get_sblock(name)
+    for _ in range(2):
+        producers = sch.get_producers(current)
+        if len(producers) != 1 or not data_parallel(sch.get(producers[0])) or len(
+                sch.get_consumers(producers[0])) != 1:
+            return None
+        current = producers[0]
+        chain.append(sch.get(current).name_hint)
+    # The reduction, with its init block where it was decomposed (the "plain" form).
+    producers = [sch.get(p) for p in sch.get_producers(current)]
+    if not any(not data_parallel(p) for p in producers) or len(producers) > 2:
+        return None
+    return chain
+
+
 def tensorize_epilogue(sch: s_tir.Schedule, per_call: int | None = None) -> bool:
     """Put a convolution pass's requantization epilogue on ``micro_dsp_requantize_channels_q7``.
 
@@ -299,9 +328,10 @@ def tensorize_epilogue(sch: s_tir.Schedule, per_call: int | None = None) -> bool
     high multiplication → rounding division, zero point and clamp to int8, written to the
     kernel's output either directly or through an int8 clip (TFLite's front end writes one
     after the requantization). Its last requantizing block (an int8 store of a clamped value,
-    :func:`micro.fixed_point_tir.clamp_constants`) takes the clip in (``reverse_compute_inline``)
-    and its element-wise producers (``compute_inline``), and the positions and channels of the
-    pass are tensorized with :func:`requantize_channels_intrin`, whose description states the
+    :func:`micro.fixed_point_tir.clamp_constants`), if two element-wise stages lead to it from
+    the reduction (:func:`_accumulator_chain`), takes the clip in (``reverse_compute_inline``)
+    and those two stages (``compute_inline``), and the positions and channels of the pass are
+    tensorized with :func:`requantize_channels_intrin`, whose description states the
     arithmetic: only a block computing exactly that matches.
 
     Handled: per-channel multipliers and right shifts read from 1-D ``[C]`` tensors (TFLite's
@@ -331,16 +361,21 @@ def tensorize_epilogue(sch: s_tir.Schedule, per_call: int | None = None) -> bool
         constants = _clamp_constants(sch, name)
         if constants is None or not all(-128 <= v <= 127 for v in constants[1:]):
             continue
-        if _tensorize_epilogue_block(s_tir.Schedule(sch.mod), name, constants, per_call):
-            return _tensorize_epilogue_block(sch, name, constants, per_call)
+        trial = s_tir.Schedule(sch.mod)
+        chain = _accumulator_chain(trial, name)
+        if chain is not None and _tensorize_epilogue_block(trial, name, chain, constants,
+                                                           per_call):
+            return _tensorize_epilogue_block(sch, name, chain, constants, per_call)
     return False
 
 
 def _tensorize_epilogue_block(
-    sch: s_tir.Schedule, name: str, constants: tuple[int, int, int], per_call: int | None
+    sch: s_tir.Schedule, name: str, chain: list[str], constants: tuple[int, int, int],
+    per_call: int | None,
 ) -> bool:
-    """:func:`tensorize_epilogue` on one requantizing block; False if it does not match (then
-    ``sch`` may be half changed: try it on a copy)."""
+    """:func:`tensorize_epilogue` on one requantizing block whose :func:`_accumulator_chain` is
+    ``chain``; False if it does not match (then ``sch`` may be half changed: try it on a
+    copy)."""
     block_rv = sch.get_sblock(name)
     block = sch.get(block_rv)
     names = child_block_names(sch)
@@ -356,7 +391,8 @@ def _tensorize_epilogue_block(
     try:
         if clip is not None:
             sch.reverse_compute_inline(sch.get_consumers(block_rv)[0])
-        _inline_elementwise_producers(sch, block_rv)
+        for producer in chain:
+            sch.compute_inline(sch.get_sblock(producer))
         loops = sch.get_loops(block_rv)[3:]  # below batch, rows and the pass loop
         extents = [int(sch.get(loop).extent) for loop in loops]
         if channels > 1 and (not extents or extents[-1] != channels):
