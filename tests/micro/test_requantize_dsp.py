@@ -20,7 +20,7 @@ from micro.kernels import dsp
 from micro.kernels.dsp.requantize import REQUANTIZE_CHANNELS_KERNEL, composed_clamp
 from relay_passes.fixed_point import te_multiply_by_quantized_multiplier, te_requantize
 
-from .graphs import build_and_compare, requires_toolchain
+from .graphs import build_and_compare, host_reference, random_inputs, requires_toolchain
 
 BOARD = "mps2-an386"
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -345,19 +345,27 @@ def test_convolution_epilogues_run_on_the_micro_kernel_bit_exactly(
 
 
 @requires_toolchain
-def test_residual_add_after_the_requantization_keeps_the_tir_epilogue(tmp_path):
-    """The convolution's requantization feeds TFLite's ADD: it is not the kernel's output, so
-    neither it nor the add's requantization (of a sum of rescaled operands, with scalars)
-    matches the intrinsic; both stay TIR, computed per pass, bit-exactly. They are rejected
-    before anything is inlined: inlining the ADD's chain into its requantization to try it
-    took minutes per kernel (the expression triples at each rescaling)."""
+@pytest.mark.parametrize("backend", ["c", "llvm"])
+def test_residual_add_keeps_its_requantization_in_tir(tmp_path, backend):
+    """TFLite's ADD fused after the convolution: the convolution's requantization goes on the
+    micro-kernel, into a per-pass int8 buffer the ADD's stages read (which storage reuse may
+    place in the dead window: the call passes its address as int8); the ADD's requantization,
+    of a sum of rescaled operands with scalars, does not match and stays TIR; bit-exact. The
+    ADD's chain is rejected before anything is inlined: inlining it into its requantization to
+    try it took minutes per kernel (the expression triples at each rescaling)."""
     mod = requantized_conv(24, 8, 8, 3, residual=True)
     start = time.perf_counter()
     lowered = dsp.apply_dsp(mod, micro.get_board(BOARD))
     assert time.perf_counter() - start < 20
     assert len(lowered["main"].body.blocks[0].bindings) == 1  # one kernel, the add fused in
-    build_and_compare(mod, BOARD, tmp_path)
-    assert not _calls_epilogue_kernel(tmp_path)
+    firmware = micro.build(mod, BOARD, tmp_path, backend=backend)
+    inputs = random_inputs(mod, 4)
+    result = micro.run(firmware, inputs)
+    np.testing.assert_array_equal(result.outputs, host_reference(mod, inputs))
+    (script,) = [f.script() for gvar, f in lowered.functions.items()
+                 if isinstance(f, tvm.tirx.PrimFunc) and "conv2d" in gvar.name_hint]
+    assert script.count(f'"{REQUANTIZE_CHANNELS_KERNEL}"') == 1
+    assert "1431655765" in script  # the ADD's multiplier: its requantization in TIR
 
 
 @requires_toolchain

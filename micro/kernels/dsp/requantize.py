@@ -270,10 +270,12 @@ def _channels_intrin(
             T.reads(A[0, 0, 0:positions, 0:channels], B[0:channels], M[0:channels],
                     S[0:channels])
             T.writes(O[0, 0, 0:positions, 0:channels])
+            # The output by address, not access_ptr: a per-pass buffer that more stages read may
+            # share its storage with the (dead) int16 window, which access_ptr refuses as int8.
             T.evaluate(T.call_extern(
                 "int32", REQUANTIZE_CHANNELS_KERNEL, A.access_ptr("r"), B.access_ptr("r"),
-                M.access_ptr("r"), S.access_ptr("r"), O.access_ptr("w"), positions, channels,
-                T.Cast("int32", a_row), T.Cast("int32", o_row), zero_point, low, high))
+                M.access_ptr("r"), S.access_ptr("r"), T.address_of(O[0, 0, 0, 0]), positions,
+                channels, T.Cast("int32", a_row), T.Cast("int32", o_row), zero_point, low, high))
 
     return desc, impl
 
@@ -325,23 +327,23 @@ def tensorize_epilogue(sch: s_tir.Schedule, per_call: int | None = None) -> bool
 
     For a kernel scheduled in passes (:func:`.passes.compute_in_passes`: every stage computed at
     the pass loop, the third loop of the output's nest), the epilogue is the chain bias add →
-    high multiplication → rounding division, zero point and clamp to int8, written to the
-    kernel's output either directly or through an int8 clip (TFLite's front end writes one
-    after the requantization). Its last requantizing block (an int8 store of a clamped value,
-    :func:`micro.fixed_point_tir.clamp_constants`), if two element-wise stages lead to it from
-    the reduction (:func:`_accumulator_chain`), takes the clip in (``reverse_compute_inline``)
-    and those two stages (``compute_inline``), and the positions and channels of the pass are
-    tensorized with :func:`requantize_channels_intrin`, whose description states the
-    arithmetic: only a block computing exactly that matches.
+    high multiplication → rounding division, zero point and clamp to int8. The block that ends
+    it (an int8 store of a clamped value, :func:`micro.fixed_point_tir.clamp_constants`, which
+    two element-wise stages lead to from the reduction, :func:`_accumulator_chain`) takes those
+    two stages in (``compute_inline``), and an int8 clip after it that writes the kernel's
+    output (TFLite's front end writes one; ``reverse_compute_inline``); the positions and
+    channels of the pass are tensorized with :func:`requantize_channels_intrin`, whose
+    description states the arithmetic: only a block computing exactly that matches. Its result
+    is the kernel's output, or a per-pass int8 buffer that further stages read (a residual add
+    fused into the kernel: TFLite's ADD, whose own requantization reads a sum and stays TIR).
 
     Handled: per-channel multipliers and right shifts read from 1-D ``[C]`` tensors (TFLite's
     per-channel quantized convolutions; every shift ``<= 0``), a ``[C]`` bias added to the
     accumulators, any zero point and clamp range within int8. Not handled (the epilogue stays
-    TIR, as :func:`micro.schedules.fuse_elementwise` computes it): a requantization that feeds
-    further arithmetic (a residual add fused into the kernel), per-tensor multipliers (scalars
-    inlined as constants, possibly with a left shift), a convolution without a bias, clamp
-    ranges outside int8. Each candidate is tried on a copy first, so a kernel the intrinsic
-    does not match is left exactly as it was.
+    TIR, as :func:`micro.schedules.fuse_elementwise` computes it): per-tensor multipliers
+    (scalars inlined as constants, possibly with a left shift), a convolution without a bias,
+    clamp ranges outside int8, other arithmetic. Each candidate is tried on a copy first, so a
+    kernel the intrinsic does not match is left exactly as it was.
 
     Parameters
     ----------
@@ -378,19 +380,14 @@ def _tensorize_epilogue_block(
     copy)."""
     block_rv = sch.get_sblock(name)
     block = sch.get(block_rv)
-    names = child_block_names(sch)
+    consumers = sch.get_consumers(block_rv)
     clip = None
-    if name != names[-1]:
-        consumers = sch.get_consumers(block_rv)
-        if len(consumers) != 1 or sch.get(consumers[0]).name_hint != names[-1]:
-            return False
+    if len(consumers) == 1 and sch.get(consumers[0]).name_hint == child_block_names(sch)[-1]:
         clip = _int8_clip(sch.get(consumers[0]), block.body.buffer)
-        if clip is None:
-            return False
     channels = int(block.iter_vars[-1].dom.extent)
     try:
         if clip is not None:
-            sch.reverse_compute_inline(sch.get_consumers(block_rv)[0])
+            sch.reverse_compute_inline(consumers[0])
         for producer in chain:
             sch.compute_inline(sch.get_sblock(producer))
         loops = sch.get_loops(block_rv)[3:]  # below batch, rows and the pass loop
