@@ -465,8 +465,8 @@ def schedule_conv2d(
     rescale another operand of a fused residual add, the reduction, then the window rows it
     reads), so no stage keeps a whole tensor. In a pass the micro-kernel is called on each pair
     of positions (one position where the width is odd) and writes their accumulators; the
-    epilogue, when it is a plain requantization, goes on its micro-kernel for the same positions
-    per call (:func:`.requantize.tensorize_epilogue`; otherwise it stays TIR).
+    epilogue, when it is TFLite's per-channel requantization, goes on its micro-kernel for the
+    same positions per call (:func:`.requantize.tensorize_epilogue`; otherwise it stays TIR).
 
     Parameters
     ----------

@@ -270,10 +270,12 @@ def _channels_intrin(
             T.reads(A[0, 0, 0:positions, 0:channels], B[0:channels], M[0:channels],
                     S[0:channels])
             T.writes(O[0, 0, 0:positions, 0:channels])
+            # The output by address, not access_ptr: a per-pass buffer that more stages read may
+            # share its storage with the (dead) int16 window, which access_ptr refuses as int8.
             T.evaluate(T.call_extern(
                 "int32", REQUANTIZE_CHANNELS_KERNEL, A.access_ptr("r"), B.access_ptr("r"),
-                M.access_ptr("r"), S.access_ptr("r"), O.access_ptr("w"), positions, channels,
-                T.Cast("int32", a_row), T.Cast("int32", o_row), zero_point, low, high))
+                M.access_ptr("r"), S.access_ptr("r"), T.address_of(O[0, 0, 0, 0]), positions,
+                channels, T.Cast("int32", a_row), T.Cast("int32", o_row), zero_point, low, high))
 
     return desc, impl
 
@@ -291,27 +293,57 @@ def _int8_clip(block: tirx.SBlock, source: tirx.Buffer) -> tuple[int, int] | Non
     return int(value.b.value), int(value.a.b.value)
 
 
+def _accumulator_chain(sch: s_tir.Schedule, name: str) -> list[str] | None:
+    """The names of the two element-wise stages between a reduction and a requantizing block.
+
+    ``[high, bias]`` when the block reads one element-wise stage (the high product) that reads
+    one element-wise stage (the bias add) that reads the reduction (a block with reduction
+    variables, and its init block if it was decomposed), each stage read by its consumer
+    alone: the chain :func:`requantize_channels_intrin` describes, checked before anything is
+    inlined. Inlining a longer chain (a residual add's rescalings and sum) writes each
+    requantization's input out three times per stage, an expression that grows geometrically
+    along the chain and takes minutes to build and compare. None for any other chain. ``sch``
+    must be a fresh schedule of the kernel (in one that has tensorized the reduction, its
+    producer relations are stale).
+    """
+    chain = []
+    current = sch.get_sblock(name)
+    for _ in range(2):
+        producers = sch.get_producers(current)
+        if len(producers) != 1 or not data_parallel(sch.get(producers[0])) or len(
+                sch.get_consumers(producers[0])) != 1:
+            return None
+        current = producers[0]
+        chain.append(sch.get(current).name_hint)
+    # The reduction, with its init block where it was decomposed (the "plain" form).
+    producers = [sch.get(p) for p in sch.get_producers(current)]
+    if not any(not data_parallel(p) for p in producers) or len(producers) > 2:
+        return None
+    return chain
+
+
 def tensorize_epilogue(sch: s_tir.Schedule, per_call: int | None = None) -> bool:
     """Put a convolution pass's requantization epilogue on ``micro_dsp_requantize_channels_q7``.
 
     For a kernel scheduled in passes (:func:`.passes.compute_in_passes`: every stage computed at
     the pass loop, the third loop of the output's nest), the epilogue is the chain bias add →
-    high multiplication → rounding division, zero point and clamp to int8, written to the
-    kernel's output either directly or through an int8 clip (TFLite's front end writes one
-    after the requantization). Its last requantizing block (an int8 store of a clamped value,
-    :func:`micro.fixed_point_tir.clamp_constants`) takes the clip in (``reverse_compute_inline``)
-    and its element-wise producers (``compute_inline``), and the positions and channels of the
-    pass are tensorized with :func:`requantize_channels_intrin`, whose description states the
-    arithmetic: only a block computing exactly that matches.
+    high multiplication → rounding division, zero point and clamp to int8. The block that ends
+    it (an int8 store of a clamped value, :func:`micro.fixed_point_tir.clamp_constants`, which
+    two element-wise stages lead to from the reduction, :func:`_accumulator_chain`) takes those
+    two stages in (``compute_inline``), and an int8 clip after it that writes the kernel's
+    output (TFLite's front end writes one; ``reverse_compute_inline``); the positions and
+    channels of the pass are tensorized with :func:`requantize_channels_intrin`, whose
+    description states the arithmetic: only a block computing exactly that matches. Its result
+    is the kernel's output, or a per-pass int8 buffer that further stages read (a residual add
+    fused into the kernel: TFLite's ADD, whose own requantization reads a sum and stays TIR).
 
     Handled: per-channel multipliers and right shifts read from 1-D ``[C]`` tensors (TFLite's
     per-channel quantized convolutions; every shift ``<= 0``), a ``[C]`` bias added to the
     accumulators, any zero point and clamp range within int8. Not handled (the epilogue stays
-    TIR, as :func:`micro.schedules.fuse_elementwise` computes it): a requantization that feeds
-    further arithmetic (a residual add fused into the kernel), per-tensor multipliers (scalars
-    inlined as constants, possibly with a left shift), a convolution without a bias, clamp
-    ranges outside int8. Each candidate is tried on a copy first, so a kernel the intrinsic
-    does not match is left exactly as it was.
+    TIR, as :func:`micro.schedules.fuse_elementwise` computes it): per-tensor multipliers
+    (scalars inlined as constants, possibly with a left shift), a convolution without a bias,
+    clamp ranges outside int8, other arithmetic. Each candidate is tried on a copy first, so a
+    kernel the intrinsic does not match is left exactly as it was.
 
     Parameters
     ----------
@@ -327,42 +359,37 @@ def tensorize_epilogue(sch: s_tir.Schedule, per_call: int | None = None) -> bool
     bool
         Whether the epilogue was tensorized.
     """
-    requantizing = [(name, constants) for name in child_block_names(sch)
-                    if (constants := _clamp_constants(sch, name)) is not None]
-    if len(requantizing) != 1:
-        # Several requantizations: a residual add (the convolution's, the other operand's and
-        # the sum's). Not handled; and tensorize's structural match of such a chain can take
-        # minutes before it fails (measured on the paper ResNet), so it is not even tried.
-        return False
-    ((name, constants),) = requantizing
-    if not all(-128 <= v <= 127 for v in constants[1:]):
-        return False
-    if _tensorize_epilogue_block(s_tir.Schedule(sch.mod), name, constants, per_call):
-        return _tensorize_epilogue_block(sch, name, constants, per_call)
+    for name in child_block_names(sch):
+        constants = _clamp_constants(sch, name)
+        if constants is None or not all(-128 <= v <= 127 for v in constants[1:]):
+            continue
+        trial = s_tir.Schedule(sch.mod)
+        chain = _accumulator_chain(trial, name)
+        if chain is not None and _tensorize_epilogue_block(trial, name, chain, constants,
+                                                           per_call):
+            return _tensorize_epilogue_block(sch, name, chain, constants, per_call)
     return False
 
 
 def _tensorize_epilogue_block(
-    sch: s_tir.Schedule, name: str, constants: tuple[int, int, int], per_call: int | None
+    sch: s_tir.Schedule, name: str, chain: list[str], constants: tuple[int, int, int],
+    per_call: int | None,
 ) -> bool:
-    """:func:`tensorize_epilogue` on one requantizing block; False if it does not match (then
-    ``sch`` may be half changed: try it on a copy)."""
+    """:func:`tensorize_epilogue` on one requantizing block whose :func:`_accumulator_chain` is
+    ``chain``; False if it does not match (then ``sch`` may be half changed: try it on a
+    copy)."""
     block_rv = sch.get_sblock(name)
     block = sch.get(block_rv)
-    names = child_block_names(sch)
+    consumers = sch.get_consumers(block_rv)
     clip = None
-    if name != names[-1]:
-        consumers = sch.get_consumers(block_rv)
-        if len(consumers) != 1 or sch.get(consumers[0]).name_hint != names[-1]:
-            return False
+    if len(consumers) == 1 and sch.get(consumers[0]).name_hint == child_block_names(sch)[-1]:
         clip = _int8_clip(sch.get(consumers[0]), block.body.buffer)
-        if clip is None:
-            return False
     channels = int(block.iter_vars[-1].dom.extent)
     try:
         if clip is not None:
-            sch.reverse_compute_inline(sch.get_consumers(block_rv)[0])
-        _inline_elementwise_producers(sch, block_rv)
+            sch.reverse_compute_inline(consumers[0])
+        for producer in chain:
+            sch.compute_inline(sch.get_sblock(producer))
         loops = sch.get_loops(block_rv)[3:]  # below batch, rows and the pass loop
         extents = [int(sch.get(loop).extent) for loop in loops]
         if channels > 1 and (not extents or extents[-1] != channels):
