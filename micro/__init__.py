@@ -14,12 +14,14 @@ Examples
 >>> result = micro.run(fw, inputs)                                     # doctest: +SKIP
 >>> result.outputs, result.instructions_per_inference                  # doctest: +SKIP
 >>> micro.run(micro.Firmware.load("build/an386"), inputs)             # doctest: +SKIP
+>>> micro.export("build/an386", "lib/ecg", prefix="ecg")              # doctest: +SKIP
 """
 
 from .api import Firmware, RunResult, build, run
 from .boards import Board, MemoryRegion, get_board, list_boards
 from .errors import (
     BuildError,
+    ExportError,
     FirmwareError,
     FirmwareFaultError,
     FirmwareTimeoutError,
@@ -34,16 +36,19 @@ from .errors import (
 )
 from .footprint import Footprint
 from .graph import TensorInfo
+from .library import Library, export
 
 __all__ = [
     "Board",
     "BuildError",
+    "ExportError",
     "Firmware",
     "FirmwareError",
     "FirmwareFaultError",
     "FirmwareTimeoutError",
     "Footprint",
     "InvalidInputError",
+    "Library",
     "MemoryRegion",
     "MetadataError",
     "MicroError",
@@ -55,6 +60,7 @@ __all__ = [
     "UnknownBoardError",
     "UnsupportedModelError",
     "build",
+    "export",
     "get_board",
     "list_boards",
     "run",

@@ -48,6 +48,10 @@ class ModelTooLargeError(MicroError):
     """The model (or the whole image) does not fit the board's flash or RAM."""
 
 
+class ExportError(MicroError):
+    """A built model could not be exported as a C library (:func:`micro.export`)."""
+
+
 class MetadataError(MicroError):
     """A firmware folder's ``metadata.json`` is missing, unreadable or of another format version,
     or names a board or image that is not there (:meth:`micro.Firmware.load`)."""

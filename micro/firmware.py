@@ -23,7 +23,8 @@ from .proc import run_command
 from .toolchain import Toolchain
 
 TEMPLATE_SOURCES = (
-    "startup.c", "harness.c", "micro_backend.c", "micro_softfloat.c", "micro_round.c"
+    "startup.c", "harness.c", "micro_backend.c", "micro_llvm.c", "micro_softfloat.c",
+    "micro_round.c"
 )
 TEMPLATE_HEADERS = ("micro_backend.h",)
 LINKER_TEMPLATE = "linker.ld.in"

@@ -52,12 +52,3 @@ int TVMBackendFreeWorkspace(int device_type, int device_id, void* ptr) {
   while (g_depth > 0 && g_blocks[g_depth - 1].freed) g_top = g_blocks[--g_depth].offset;
   return 0;
 }
-
-/* Objects from TVM's LLVM back end call the two functions above through these pointers (weak
- * and NULL in the objects themselves). */
-void* (*__TVMBackendAllocWorkspace)(int, int, uint64_t, int, int) = TVMBackendAllocWorkspace;
-int (*__TVMBackendFreeWorkspace)(int, int, void*) = TVMBackendFreeWorkspace;
-
-/* LLVM objects reference the EHABI personality routine from their unwind tables; kernels never
- * throw, so an empty one keeps libgcc's unwinder out of the image. */
-void __aeabi_unwind_cpp_pr0(void) {}

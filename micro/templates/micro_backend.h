@@ -18,4 +18,10 @@ void* TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t nbytes,
                                int dtype_code_hint, int dtype_bits_hint);
 int TVMBackendFreeWorkspace(int device_type, int device_id, void* ptr);
 
+#if defined(__ARM_FP) && (__ARM_FP & 4)
+/* Rounding for single-precision FPU cores, in place of libm's (micro_round.c). */
+float nearbyintf(float x);
+float rintf(float x);
+#endif
+
 #endif /* MICRO_BACKEND_H_ */

@@ -9,10 +9,9 @@
  * are integral already, or propagate). copysignf keeps the sign of -0.3 -> -0.0. The firmware is
  * compiled without -ffast-math, so the compiler keeps the addition and subtraction. These
  * definitions take the place of libm's when the model calls them. */
-#include "micro_config.h"
+#include "micro_backend.h"
 
 #if defined(__ARM_FP) && (__ARM_FP & 4)
-#include <math.h>
 
 float nearbyintf(float x) {
   const float two_pow_23 = 8388608.0f;

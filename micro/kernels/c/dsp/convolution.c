@@ -161,6 +161,10 @@
   void* window, void* weight, void* acc, int32_t quads, int32_t rows, int32_t row_step, \
       int32_t positions, int32_t window_step, int32_t pairs, int32_t acc_step
 
+/* The naked functions below read their arguments in assembly, where GCC does not see them used. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
 /* Pairs of positions by pairs of outputs, one kernel row (1-D convolutions, columns).
  * Assembly, not C: the quad loop needs 14 registers (four sums, four activation pairs, a weight
  * word and its extension, three pointers and a counter), every one AAPCS lets a function use,
@@ -259,3 +263,4 @@ __attribute__((naked)) int32_t micro_dsp_conv_q15q7(void* window, void* weight, 
       "beq.w conv_pairs\n\t"
       "b.w conv_pairs_rows\n\t");
 }
+#pragma GCC diagnostic pop

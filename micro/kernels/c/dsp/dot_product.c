@@ -233,6 +233,9 @@ int32_t micro_dsp_dot_q7(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, i
  * no C compiler allocates without spilling; the group loop's state therefore lives on the stack.
  * Quads beyond a multiple of eight run one at a time, then eight per iteration: 18 instructions
  * per 16 MACs plus 2 per eight quads. */
+/* A naked function reads its arguments in assembly, where GCC does not see them used. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
 __attribute__((naked, noinline)) static void dot4_groups(const int32_t* pairs, const int8_t* w,
                                                           int32_t* acc, int32_t quads,
                                                           int32_t groups, int32_t skip) {
@@ -275,6 +278,7 @@ __attribute__((naked, noinline)) static void dot4_groups(const int32_t* pairs, c
       "add sp, sp, #16\n\t"
       "pop {r4-r11, pc}\n\t");
 }
+#pragma GCC diagnostic pop
 
 int32_t micro_dsp_dot_q7x4(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, int32_t n) {
   const int8_t* x = x_ptr;

@@ -268,6 +268,9 @@ __attribute__((used, noinline)) static int32_t rq_steps(void* acc, void* bias, v
  * go to C at once, nothing to do returns. Then the variant without a clamp or the one with it
  * (label 20). Exits: label 8 returns 0; label 9 restores the arguments and branches to rq_steps.
  */
+/* A naked function reads its arguments in assembly, where GCC does not see them used. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
 __attribute__((naked)) int32_t micro_dsp_requantize_channels_q7(
     void* acc, void* bias, void* mult, void* shift, void* out, int32_t positions,
     int32_t channels, int32_t acc_step, int32_t out_step, int32_t zp, int32_t qmin,
@@ -308,3 +311,4 @@ __attribute__((naked)) int32_t micro_dsp_requantize_channels_q7(
       "pop {r0-r11, lr}\n\t"
       "b.w rq_steps\n\t");
 }
+#pragma GCC diagnostic pop
