@@ -1,10 +1,11 @@
 """Run a saved classifier on beats: Keras models, and TFLite models on the TFLite interpreter
 (``ai-edge-litert``) or on TFLite Micro's reference kernels (the ``tflite-micro`` interpreter).
 
-Every runner takes ``float32 [n, 140]`` beats and returns the model's raw outputs ``[n, C]``
-(int8 for an int8 model) and class predictions; an int8 model's input is quantized with the
-model's own input scale and zero point, exactly as firmware would. Model files are checked on load
-so a wrong shape or a corrupt file is one clear :class:`~pla_tvm.errors.ModelError`.
+Every runner takes ``float32 [n, L]`` beats (``L`` its model's input length, 140 for ECG5000)
+and returns the model's raw outputs ``[n, C]`` (int8 for an int8 model) and class predictions;
+an int8 model's input is quantized with the model's own input scale and zero point, exactly as
+firmware would. Model files are checked on load so a wrong shape or a corrupt file is one clear
+:class:`~pla_tvm.errors.ModelError`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pla_tvm.data.beats import BEAT_LENGTH
 from pla_tvm.errors import ModelError
 
 #: ``litert``: the TFLite interpreter with its optimised kernels (XNNPACK); ``litert-ref``: its
@@ -30,11 +30,19 @@ INTERPRETERS = ("litert", "litert-ref", "tflm")
 TFLM_ARENA_BYTES = 16 * 1024 * 1024
 
 
-def _check_beat_input(shape, path: Path | str) -> None:
-    shape = tuple(None if d is None else int(d) for d in shape)
-    if shape[1:] not in ((BEAT_LENGTH, 1), (BEAT_LENGTH,)):
-        raise ModelError(f"{path}: input shape {shape} does not take a {BEAT_LENGTH}-sample "
-                         f"beat; expected (batch, {BEAT_LENGTH}, 1) or (batch, {BEAT_LENGTH})")
+def beat_input_length(shape, path: Path | str) -> int:
+    """The beat length ``L`` of a model input shape ``(batch, L, 1)`` or ``(batch, L)``.
+
+    Raises
+    ------
+    ModelError
+        For any other shape (several channels, an image, an unknown length).
+    """
+    shape = tuple(None if d is None or int(d) < 0 else int(d) for d in shape)
+    if len(shape) not in (2, 3) or shape[1] is None or shape[1] < 2 or shape[2:] not in ((), (1,)):
+        raise ModelError(f"{path}: input shape {shape} does not take a single-lead beat; "
+                         f"expected (batch, L, 1) or (batch, L) with a fixed length L")
+    return shape[1]
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
@@ -55,7 +63,7 @@ class KerasRunner:
         except Exception as error:
             raise ModelError(f"{path}: cannot load Keras model ({type(error).__name__}: "
                              f"{error})") from None
-        _check_beat_input(self.model.input_shape, path)
+        self.input_length = beat_input_length(self.model.input_shape, path)
         self.input_rank = len(self.model.input_shape)
         self.description = f"Keras {path.name}"
 
@@ -88,7 +96,7 @@ class TFLiteRunner:
         except Exception as error:
             raise ModelError(f"{name}: not a valid TFLite model for the {interpreter} "
                              f"interpreter ({type(error).__name__}: {str(error)[:200]})") from None
-        _check_beat_input(self.input_detail["shape"], name)
+        self.input_length = beat_input_length(self.input_detail["shape"], name)
         self.input_shape = tuple(int(d) for d in self.input_detail["shape"])
         self.description = f"TFLite {Path(name).name} on {interpreter}"
 
@@ -120,7 +128,7 @@ class TFLiteRunner:
         return np.asarray(x, dtype=dtype)
 
     def raw_outputs(self, x: np.ndarray) -> np.ndarray:
-        """Outputs ``[n, C]`` for inputs ``[n, 140]`` already in the model's input dtype."""
+        """Outputs ``[n, C]`` for inputs ``[n, L]`` already in the model's input dtype."""
         results = []
         for row in tqdm(x, desc=self.description, unit="beat", leave=False, disable=None):
             row = row.reshape(self.input_shape)
@@ -135,7 +143,7 @@ class TFLiteRunner:
         return np.concatenate(results).reshape(len(results), -1)
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
-        """Outputs ``[n, C]`` for float beats ``[n, 140]``."""
+        """Outputs ``[n, C]`` for float beats ``[n, L]``."""
         return self.raw_outputs(self.quantize_input(np.asarray(x, np.float32)))
 
 

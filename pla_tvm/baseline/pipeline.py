@@ -46,12 +46,13 @@ METRICS_FILE = "metrics.json"
 
 
 def evaluate_model(path: Path, dataset: Dataset, split: str = "test",
-                   interpreter: str = "litert", limit: int | None = None
+                   interpreter: str = "litert", limit: int | None = None, runner=None
                    ) -> tuple[dict[str, Any], np.ndarray]:
     """Metrics and predicted classes of a saved model on a split (``limit`` beats of it, evenly
-    spaced, see :meth:`~pla_tvm.data.beats.BeatSet.subset`)."""
+    spaced, see :meth:`~pla_tvm.data.beats.BeatSet.subset`); ``runner``: the model already
+    loaded (:func:`pla_tvm.inference.load_runner`)."""
     beats = dataset[split].subset(limit)
-    runner = load_runner(path, interpreter)
+    runner = runner or load_runner(path, interpreter)
     started = time.perf_counter()
     predictions = predict_classes(runner.outputs(beats.x))
     result = prediction_report(beats.y, predictions, beats.class_names)

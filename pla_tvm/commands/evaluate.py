@@ -6,16 +6,18 @@ import argparse
 import json
 
 from pla_tvm.commands import emit, positive_int
-from pla_tvm.commands.data import add_source_arguments, load_from_args
-from pla_tvm.inference import INTERPRETERS
+from pla_tvm.commands.data import add_source_arguments, load_for_model
+from pla_tvm.inference import INTERPRETERS, load_runner
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from pla_tvm.baseline.pipeline import evaluate_model
 
-    dataset = load_from_args(args)
+    runner = load_runner(args.model, args.interpreter)
+    dataset = load_for_model(args, runner.input_length, args.model)
     split = args.split or ("test" if "test" in dataset.splits else next(iter(dataset.splits)))
-    result, _ = evaluate_model(args.model, dataset, split, args.interpreter, args.limit)
+    result, _ = evaluate_model(args.model, dataset, split, args.interpreter, args.limit,
+                               runner=runner)
     if args.json:
         emit(args, json.dumps(result, indent=2, sort_keys=True))
         return 0
@@ -47,5 +49,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=positive_int, help="evaluate N beats evenly spaced over "
                         "the split (UCR files are sorted by class, so not the first N)")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    add_source_arguments(parser)
+    add_source_arguments(parser, resample=True)
     parser.set_defaults(func=_evaluate)

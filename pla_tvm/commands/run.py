@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pla_tvm.commands import add_sandbox_argument, emit, positive_int
-from pla_tvm.commands.data import add_source_arguments, load_from_args
+from pla_tvm.commands.data import add_source_arguments, load_for_model
 from pla_tvm.deploy import Evaluation, evaluate, read_manifest
 from pla_tvm.errors import DataError
 from pla_tvm.files import write_atomically
@@ -65,9 +65,11 @@ def check_outputs_file(path: str | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    read_manifest(args.dir)  # a wrong directory fails before the beats are loaded
+    manifest = read_manifest(args.dir)  # a wrong directory fails before the beats are loaded
     check_outputs_file(args.outputs)
-    dataset = load_from_args(args)
+    # The firmware's input is one beat: [1, L, 1] or [1, L].
+    dataset = load_for_model(args, int(np.prod(manifest["input"]["shape"])),
+                             f"the firmware in {args.dir}")
     split = args.split or ("test" if "test" in dataset.splits else next(iter(dataset.splits)))
     if split not in dataset.splits:
         raise DataError(f"{dataset.name} has no split {split!r}; it has "
@@ -99,5 +101,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "predictions and labels")
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_sandbox_argument(parser)
-    add_source_arguments(parser)
+    add_source_arguments(parser, resample=True)
     parser.set_defaults(func=_run)

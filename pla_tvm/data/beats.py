@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Samples in one beat, the input length of every model in this project.
+#: Samples in one ECG5000 beat, the input length of the models ``pla-tvm train`` builds (a user's
+#: own model may take another length: see :meth:`BeatSet.resampled`).
 BEAT_LENGTH = 140
 
 #: ECG5000's classes, in label order (label 1 is class index 0).
@@ -36,7 +37,7 @@ class BeatSet:
     Attributes
     ----------
     x : np.ndarray
-        ``float32 [n, 140]`` beats.
+        ``float32 [n, length]`` beats (140 samples for ECG5000).
     y : np.ndarray
         ``int64 [n]`` class indices into ``class_names`` (``UNLABELLED`` = -1 where unknown).
     class_names : tuple of str
@@ -77,6 +78,25 @@ class BeatSet:
         return BeatSet(x=self.x[index], y=self.y[index], class_names=self.class_names,
                        source=f"{self.source} ({limit} of {len(self)} beats, evenly spaced)",
                        symbols=symbols, skipped=self.skipped)
+
+    @property
+    def length(self) -> int:
+        """Samples per beat."""
+        return int(self.x.shape[1])
+
+    def resampled(self, length: int) -> "BeatSet":
+        """The same beats linearly interpolated to ``length`` samples and z-normalised again.
+
+        What a model trained on another beat length needs: the UCR archive equalised its beats'
+        lengths the same way (:func:`resample`). The set itself is returned when it already has
+        ``length`` samples.
+        """
+        if length == self.length:
+            return self
+        x = znormalize(np.array([resample(beat, length) for beat in self.x]))
+        return BeatSet(x=x, y=self.y, class_names=self.class_names,
+                       source=f"{self.source} (resampled from {self.length} to {length} "
+                       f"samples)", symbols=self.symbols, skipped=self.skipped)
 
     def class_counts(self) -> dict[str, int]:
         """Beats per class name (every class listed, ``"unlabelled"`` only when present)."""

@@ -148,7 +148,7 @@ def _detected_beats(signal: np.ndarray, fs: float) -> np.ndarray:
 
 
 def _cut(signal: np.ndarray, peaks: np.ndarray, fs: float, window: BeatWindow,
-         skipped: Counter) -> tuple[list[np.ndarray], list[int]]:
+         skipped: Counter, length: int) -> tuple[list[np.ndarray], list[int]]:
     """Cut and resample each beat; returns the beats and the indices of the peaks kept."""
     beats, kept = [], []
     before, after = int(round(window.before_s * fs)), int(round(window.after_s * fs))
@@ -170,14 +170,15 @@ def _cut(signal: np.ndarray, peaks: np.ndarray, fs: float, window: BeatWindow,
         if not np.all(np.isfinite(segment)):
             skipped[SKIP_INVALID] += 1
             continue
-        beats.append(resample(segment, BEAT_LENGTH))
+        beats.append(resample(segment, length))
         kept.append(index)
     return beats, kept
 
 
 def load_record(path: str | Path, lead: int | str = 0, beats: str = "auto",
-                annotator: str = "atr", window: BeatWindow | None = None) -> BeatSet:
-    """Read a WFDB record and return its beats, 140 samples each and z-normalised.
+                annotator: str = "atr", window: BeatWindow | None = None,
+                length: int = BEAT_LENGTH) -> BeatSet:
+    """Read a WFDB record and return its beats, ``length`` samples each and z-normalised.
 
     Parameters
     ----------
@@ -192,6 +193,8 @@ def load_record(path: str | Path, lead: int | str = 0, beats: str = "auto",
         Annotation file extension, ``atr`` for PhysioNet's reference annotations.
     window : BeatWindow, optional
         How each beat is cut; default R-to-next-R like ECG5000.
+    length : int, default=140
+        Samples per beat after resampling (a model's input length).
 
     Returns
     -------
@@ -227,8 +230,8 @@ def load_record(path: str | Path, lead: int | str = 0, beats: str = "auto",
         peaks, symbols = _annotated_beats(path, annotator, skipped)
     else:
         peaks = _detected_beats(signal, fs)
-    segments, kept = _cut(signal, peaks, fs, window, skipped)
-    segments_array = np.array(segments).reshape(-1, BEAT_LENGTH)
+    segments, kept = _cut(signal, peaks, fs, window, skipped, length)
+    segments_array = np.array(segments).reshape(-1, length)
     flat = is_flat(segments_array)
     skipped[SKIP_FLAT] += int(flat.sum())
     kept_indices = np.array(kept, dtype=np.int64)[~flat]

@@ -1,7 +1,8 @@
 """Turn a ``--source`` string into a :class:`Dataset`, and summarise a dataset.
 
-Sources: ``ecg5000`` (the seed paper's data), ``ucr:NAME`` (any 140-sample UCR dataset) and
-``wfdb:PATH/RECORD`` (a raw PhysioNet record, preprocessed by :mod:`pla_tvm.data.records`).
+Sources: ``ecg5000`` (the seed paper's data, 140-sample beats), ``ucr:NAME`` (any UCR dataset, at
+its own series length) and ``wfdb:PATH/RECORD`` (a raw PhysioNet record, preprocessed by
+:mod:`pla_tvm.data.records` into beats of the length asked for, 140 by default).
 """
 
 from __future__ import annotations
@@ -10,21 +11,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pla_tvm.data.beats import ECG5000_CLASSES, Dataset
+from pla_tvm.data.beats import BEAT_LENGTH, ECG5000_CLASSES, Dataset
 from pla_tvm.data.locate import locate_ucr
 from pla_tvm.data.records import BeatWindow, load_record
 from pla_tvm.data.ucr import load_ucr_splits
 from pla_tvm.errors import DataError
 
-SOURCE_HELP = "ecg5000, ucr:NAME (a 140-sample UCR dataset) or wfdb:PATH/RECORD"
+SOURCE_HELP = "ecg5000, ucr:NAME (a UCR dataset) or wfdb:PATH/RECORD"
 
 
 def load_ucr(name: str = "ECG5000", data_dir: str | Path | None = None,
              download: bool = True) -> Dataset:
     """Load both splits of a UCR dataset (ECG5000's classes get their names)."""
     files = locate_ucr(name, Path(data_dir) if data_dir is not None else None, download)
-    class_names = ECG5000_CLASSES if name.upper() == "ECG5000" else None
-    return Dataset(name=name, splits=load_ucr_splits(files, class_names))
+    is_ecg5000 = name.upper() == "ECG5000"
+    return Dataset(name=name, splits=load_ucr_splits(
+        files, ECG5000_CLASSES if is_ecg5000 else None, BEAT_LENGTH if is_ecg5000 else None))
 
 
 def load_ecg5000(data_dir: str | Path | None = None) -> Dataset:
@@ -33,8 +35,12 @@ def load_ecg5000(data_dir: str | Path | None = None) -> Dataset:
 
 
 def load_source(source: str, data_dir: str | Path | None = None, lead: int | str = 0,
-                beats: str = "auto", window: BeatWindow | None = None) -> Dataset:
+                beats: str = "auto", window: BeatWindow | None = None,
+                length: int = BEAT_LENGTH) -> Dataset:
     """Load the dataset a ``--source`` string names.
+
+    UCR files keep their own series length; a WFDB record's beats are cut and resampled to
+    ``length`` samples (the input length of the model they are for).
 
     Raises
     ------
@@ -47,7 +53,7 @@ def load_source(source: str, data_dir: str | Path | None = None, lead: int | str
     if kind == "ucr" and argument:
         return load_ucr(argument, data_dir)
     if kind == "wfdb" and argument:
-        beat_set = load_record(argument, lead=lead, beats=beats, window=window)
+        beat_set = load_record(argument, lead=lead, beats=beats, window=window, length=length)
         return Dataset(name=argument, splits={"all": beat_set})
     raise DataError(f"unknown data source {source!r}; expected {SOURCE_HELP}")
 

@@ -1,4 +1,4 @@
-"""Read UCR time-series archive files (ECG5000 and any other 140-sample UCR dataset).
+"""Read UCR time-series archive files (ECG5000 and any other UCR dataset, of any series length).
 
 The archive has shipped three layouts over the years, all one series per line with its class:
 whitespace-separated text with the label first (the 2015 ``.txt`` files, also comma-separated
@@ -66,9 +66,11 @@ def _parse_samples(fields: Sequence[str], path: Path, number: int, first_column:
     return samples
 
 
-def read_ucr_labels_and_series(path: Path, length: int = BEAT_LENGTH,
+def read_ucr_labels_and_series(path: Path, length: int | None = BEAT_LENGTH,
                                n_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Parse one UCR file into 1-based labels ``int64 [n]`` and series ``float32 [n, length]``.
+
+    ``length=None`` takes the length of the file's first series (every other line must have it).
 
     Raises
     ------
@@ -90,6 +92,11 @@ def read_ucr_labels_and_series(path: Path, length: int = BEAT_LENGTH,
     unterminated_line = len(text.splitlines()) if text and not text.endswith("\n") else None
     for number, fields, label_last in _data_lines(path, text):
         try:
+            if length is None:
+                if len(fields) < 3:
+                    raise DataError(f"{path}, line {number}: {len(fields)} columns, expected a "
+                                    f"label and at least 2 samples")
+                length = len(fields) - 1
             if len(fields) != length + 1:
                 raise DataError(f"{path}, line {number}: {len(fields)} columns, expected "
                                 f"{length + 1} (a label and {length} samples)")
@@ -117,16 +124,20 @@ def find_split_file(directory: Path, name: str, split: str) -> Path | None:
 
 
 def load_ucr_splits(files: dict[str, Path], class_names: Sequence[str] | None = None,
-                    length: int = BEAT_LENGTH) -> dict[str, BeatSet]:
+                    length: int | None = BEAT_LENGTH) -> dict[str, BeatSet]:
     """Load UCR split files into :class:`BeatSet` objects with 0-based classes.
+
+    ``length=None`` takes the series length from the first split's file; every split must have it.
 
     With ``class_names`` the labels must lie in ``1..len(class_names)``; without, the classes
     are named ``"class 1"`` … after the largest label found in any split, so that every split
     maps a label to the same index.
     """
     n_classes = len(class_names) if class_names is not None else None
-    parsed = {split: read_ucr_labels_and_series(path, length, n_classes)
-              for split, path in files.items()}
+    parsed = {}
+    for split, path in files.items():
+        parsed[split] = read_ucr_labels_and_series(path, length, n_classes)
+        length = parsed[split][1].shape[1]
     if class_names is None:
         largest = max(int(labels.max()) for labels, _ in parsed.values())
         class_names = [f"class {label}" for label in range(1, largest + 1)]
