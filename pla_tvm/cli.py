@@ -29,7 +29,7 @@ from pla_tvm import __version__
 from pla_tvm.errors import PlaTvmError
 
 #: Modules under pla_tvm.commands, in the order their commands appear in ``--help``.
-COMMAND_MODULES = ("data", "train", "evaluate", "compress", "tune", "compile", "run")
+COMMAND_MODULES = ("data", "train", "evaluate", "compress", "tune", "compile", "run", "export")
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

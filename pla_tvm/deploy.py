@@ -98,20 +98,28 @@ def prepare(model: str | Path, pla: str | Path | None = None, boundary: str | No
 def _warn_on_other_baseline(pla: Path, fitted_to, model: Path) -> None:
     """Warn when ``pla`` was fitted to another baseline than the one ``model`` comes from.
 
-    ``compress`` records the baseline's folder and the SHA-256 of its ``baseline.keras``; a
-    model from another ``train`` run has other features, so the swapped graph (that model's
-    input and head around this PLA operator) will not reach the accuracy ``compress`` measured.
+    ``compress`` records the SHA-256 of the int8 model it read (``--int8``, or the ``train``
+    folder's ``baseline_int8.tflite``) and of the Keras model; a model from another training run
+    has other features, so the swapped graph (that model's input and head around this PLA
+    operator) will not reach the accuracy ``compress`` measured. Files of older ``compress``
+    runs only hold the Keras hash, checked against ``baseline.keras`` beside ``model``.
     """
+    if fitted_to.int8_sha256 and sha256_of(model) == fitted_to.int8_sha256:
+        return
     if not fitted_to.sha256:
         return
     keras_file = model.parent / "baseline.keras"
     if keras_file.is_file() and sha256_of(keras_file) == fitted_to.sha256:
         return
-    found = (f"its folder's baseline.keras has sha256 {sha256_of(keras_file)[:12]}"
-             if keras_file.is_file() else "its folder has no baseline.keras")
-    LOG.warning("%s was fitted to the baseline in %s (baseline.keras sha256 %s), but %s is "
-                "not from that run (%s): the swapped graph may not match the accuracy compress "
-                "measured", pla, fitted_to.path, fitted_to.sha256[:12], model, found)
+    if fitted_to.int8_sha256:
+        found = f"{model} has sha256 {sha256_of(model)[:12]}"
+        expected = f"the int8 model with sha256 {fitted_to.int8_sha256[:12]}"
+    else:
+        found = (f"{model}'s folder's baseline.keras has sha256 {sha256_of(keras_file)[:12]}"
+                 if keras_file.is_file() else f"{model}'s folder has no baseline.keras")
+        expected = f"the Keras model with sha256 {fitted_to.sha256[:12]}"
+    LOG.warning("%s was fitted to %s (from %s), but %s: the swapped graph may not match the "
+                "accuracy compress measured", pla, expected, fitted_to.path, found)
 
 
 def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
@@ -260,7 +268,7 @@ def load_firmware(out_dir: str | Path, manifest: dict[str, Any]):
 
 
 def model_inputs(beats: np.ndarray, manifest: dict[str, Any]) -> np.ndarray:
-    """Float beats ``[n, 140]`` as the firmware's input records ``[n, *input_shape]``.
+    """Float beats ``[n, L]`` as the firmware's input records ``[n, *input_shape]``.
 
     int8 models get the inputs TFLite's QUANTIZE would give (round half away from zero, clamp),
     with the scale and zero point recorded at compile time.

@@ -61,7 +61,8 @@ def _summary(manifest: dict[str, Any], out: str) -> str:
         *_memory_lines(manifest.get("memory")),
         f"  input {manifest['input']['dtype']}{manifest['input']['shape']}"
         + (f" scale {quant['scale']:g} zero point {quant['zero_point']}" if quant else ""),
-        f"  wrote {out}/{MANIFEST_FILE}; next: pla-tvm run {out}",
+        f"  wrote {out}/{MANIFEST_FILE}; next: pla-tvm run {out}, or take the model home "
+        f"with pla-tvm export {out} --out LIB",
     ]
     if manifest["float_ops"]:
         lines.insert(-1, f"  left in float between dequantize and quantize: "

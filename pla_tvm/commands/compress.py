@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pla_tvm.commands import add_force_argument, emit
-from pla_tvm.commands.data import add_source_arguments, load_from_args, require_training_splits
+from pla_tvm.commands.data import add_source_arguments, load_for_model, require_training_splits
 from pla_tvm.errors import ModelError
 from pla_tvm.files import output_folder
 
@@ -24,6 +24,17 @@ def _summary(metrics: dict[str, Any]) -> str:
     lines.append(f"  parameters {metrics['parameters']['total']:,}, "
                  f"FLOPs/beat {metrics['flops_per_beat']['total']:,}, TFLite float "
                  f"{sizes['float32']:,} B, int8 {sizes['int8']:,} B")
+    budget = metrics["size_budget"]
+    lines.append(f"  int8 PLA {sizes['int8']:,} B vs the model it replaces "
+                 f"{budget['replaced_model_bytes']:,} B ({budget['replaced_model_from']}): "
+                 f"{budget['replaced_model_bytes'] / sizes['int8']:.1f}x smaller"
+                 if sizes["int8"] < budget["replaced_model_bytes"] else
+                 f"  int8 PLA {sizes['int8']:,} B is NOT smaller than the model it replaces "
+                 f"({budget['replaced_model_bytes']:,} B, {budget['replaced_model_from']})")
+    if not metrics["baseline"]["int8_quantization_from_baseline"]:
+        lines.append("  quantization: the PLA's own (no int8 model given); 'compile --pla' "
+                     "needs an int8 model whose trunk output has the same quantization: pass "
+                     "--int8 MODEL_INT8.tflite to compress for that model")
     for name, target in metrics["targets"].items():
         if target is not None:
             lines.append(f"  target {name}: {'met' if target['met'] else 'NOT met'} "
@@ -35,21 +46,28 @@ def _compress(args: argparse.Namespace) -> int:
     from pla_tvm.baseline.pipeline import METRICS_FILE as TRAIN_METRICS_FILE
     from pla_tvm.pla.pipeline import METRICS_FILE, compress
     from pla_tvm.pla.selection import DEFAULT_MAX_INT8_BYTES
-    from pla_tvm.pla.teacher import load_teacher
+    from pla_tvm.pla.teacher import load_model_teacher, load_teacher
 
-    baseline = Path(args.baseline)
-    if baseline.is_dir() and not (baseline / TRAIN_METRICS_FILE).is_file():
-        raise ModelError(f"--baseline {baseline} is not a complete 'pla-tvm train' output (no "
-                         f"{TRAIN_METRICS_FILE}: an interrupted or failed train?); train again")
-    teacher = load_teacher(baseline)
-    dataset = load_from_args(args)
+    if args.baseline is not None:
+        if args.int8 or args.features:
+            raise ModelError("--int8 and --features go with --model; --baseline DIR reads "
+                             "'pla-tvm train''s baseline.keras and baseline_int8.tflite")
+        baseline = Path(args.baseline)
+        if baseline.is_dir() and not (baseline / TRAIN_METRICS_FILE).is_file():
+            raise ModelError(f"--baseline {baseline} is not a complete 'pla-tvm train' output "
+                             f"(no {TRAIN_METRICS_FILE}: an interrupted or failed train?); train "
+                             f"again, or pass a model of your own with --model FILE.keras")
+        teacher = load_teacher(baseline)
+    else:
+        teacher = load_model_teacher(args.model, args.int8, args.features)
+    dataset = load_for_model(args, teacher.input_length, teacher.source)
     require_training_splits(dataset, "compress")
     with output_folder(args.out, option="--out", marker=METRICS_FILE, force=args.force) as work:
         metrics = compress(teacher, dataset, work, k=args.k, alpha=args.lam,
                            max_int8_bytes=(DEFAULT_MAX_INT8_BYTES if args.max_int8_bytes is None
                                            else args.max_int8_bytes or None),
-                           cv=args.cv, n_jobs=args.jobs, random_state=args.seed,
-                           progress=not args.json)
+                           smaller_than_model=not args.allow_larger, cv=args.cv,
+                           n_jobs=args.jobs, random_state=args.seed, progress=not args.json)
     emit(args, json.dumps(metrics, indent=2, sort_keys=True) if args.json else _summary(metrics))
     return 0
 
@@ -58,10 +76,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``compress``."""
     parser = subparsers.add_parser(
         "compress", help="compress a trained baseline with PLA (k-means + ridge maps)",
-        description="Fit PLA to a baseline's penultimate features (k and lambda by 5-fold "
+        description="Fit PLA to a classifier's penultimate features (k and lambda by 5-fold "
         "cross-validation unless given), quantize it to int8 and write pla.npz, "
-        "pla_float.tflite, pla_int8.tflite and metrics.json.")
-    parser.add_argument("--baseline", required=True, help="output directory of 'pla-tvm train'")
+        "pla_float.tflite, pla_int8.tflite and metrics.json. The classifier is 'pla-tvm "
+        "train''s output (--baseline DIR) or a Keras model of your own (--model FILE.keras, "
+        "with --int8 FILE.tflite for its full-int8 model so that 'compile --pla' can swap its "
+        "trunk); see docs/byom.md.")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--baseline", metavar="DIR", help="output directory of 'pla-tvm train' "
+                       "(baseline.keras with layers 'features' and 'head', and "
+                       "baseline_int8.tflite)")
+    which.add_argument("--model", metavar="FILE.keras", help="your Keras classifier (.keras or "
+                       ".h5): input [batch, L, 1] or [batch, L], ending in a Dense layer (linear "
+                       "or softmax, or followed by a softmax)")
+    parser.add_argument("--int8", metavar="FILE.tflite", help="with --model: its full-int8 "
+                        "TFLite model (PLA takes its input, feature and head quantization)")
+    parser.add_argument("--features", metavar="LAYER", help="with --model: the layer whose "
+                        "output PLA imitates (default: the input of the last Dense layer)")
     parser.add_argument("--out", required=True, help="directory for the PLA outputs")
     parser.add_argument("--k", type=int, help="number of clusters (default: cross-validated 1..5)")
     parser.add_argument("--lam", type=float,
@@ -69,10 +100,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-int8-bytes", type=int,
                         help="flash budget of the int8 .tflite during selection; 0 for none "
                         "(default: pla_tvm.pla.selection.DEFAULT_MAX_INT8_BYTES, 64 KiB)")
+    parser.add_argument("--allow-larger", action="store_true", help="do not require the int8 "
+                        "PLA to be smaller than the int8 model it replaces (required by "
+                        "default; without an int8 model, than its parameter count in bytes)")
     parser.add_argument("--cv", type=int, default=5, help="cross-validation folds (default: 5)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel fits (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of folds and k-means")
-    add_source_arguments(parser)
+    add_source_arguments(parser, resample=True)
     parser.add_argument("--json", action="store_true", help="print metrics.json instead of a "
                         "summary")
     add_force_argument(parser)

@@ -17,6 +17,7 @@ classes                      int64 [C]          label of each logit
 n_clusters, alpha            int64, float64 ()  the chosen k and lambda
 input_normalization          str ()             what the beats must look like before the model
 baseline_path, baseline_sha256  str ()          the baseline imitated ('' when none)
+baseline_int8_sha256         str ()             its int8 model's SHA-256 (optional: '' or absent)
 q_input_scale/zero_point     float64/int64 ()   int8 input quantization
 q_centroids                  int8 [k, D]        centroids at the input scale, zero point 0
 q_weights                    int8 [k, D, d]     per cluster and output channel
@@ -55,7 +56,7 @@ from relay_passes.params import QuantizedClusterGatedLinearParams
 FORMAT_VERSION = 2
 
 #: How ECG beats are prepared before PLA sees them (see pla_tvm.data.beats).
-INPUT_NORMALIZATION = "per-beat z-score of 140 samples (pla_tvm.data.znormalize)"
+INPUT_NORMALIZATION = "per-beat z-score of D samples (pla_tvm.data.znormalize)"
 
 # key -> (dtype, shape with symbolic dims k, D, d, C); "str" is a unicode string scalar.
 _SCHEMA: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -93,6 +94,7 @@ class BaselineRef:
 
     path: str = ""
     sha256: str = ""
+    int8_sha256: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,6 +135,7 @@ def save_pla(path: str | Path, bundle: PLABundle) -> Path:
         "input_normalization": np.str_(INPUT_NORMALIZATION),
         "baseline_path": np.str_(bundle.baseline.path),
         "baseline_sha256": np.str_(bundle.baseline.sha256),
+        "baseline_int8_sha256": np.str_(bundle.baseline.int8_sha256),
         "q_input_scale": np.float64(op.input_scale),
         "q_input_zero_point": np.int64(op.input_zero_point),
         "q_centroids": op.centroids_q,
@@ -237,5 +240,6 @@ def load_pla(path: str | Path) -> PLABundle:
         head_weight_scales=arrays["q_head_weight_scales"], head_bias_q=arrays["q_head_bias"],
         logits=QuantParams(float(arrays["q_logit_scale"]), int(arrays["q_logit_zero_point"])),
         classes=arrays["classes"])
-    baseline = BaselineRef(str(arrays["baseline_path"]), str(arrays["baseline_sha256"]))
+    baseline = BaselineRef(str(arrays["baseline_path"]), str(arrays["baseline_sha256"]),
+                           str(arrays.get("baseline_int8_sha256", "")))
     return PLABundle(model=model, quantized=quantized, baseline=baseline)

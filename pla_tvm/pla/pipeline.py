@@ -71,10 +71,64 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.asarray(a) == np.asarray(b)))
 
 
+def size_budget(teacher: Teacher, max_int8_bytes: int | None,
+                smaller_than_model: bool = True) -> dict[str, Any]:
+    """The int8 ``.tflite`` size PLA must stay under: the absolute budget and, by default, the
+    size of the int8 model it replaces (a compression that grows the model is no compression).
+
+    Without an int8 model the replaced size is estimated as the Keras model's parameter count
+    (one byte per int8 weight, a lower bound of its int8 file).
+
+    Returns
+    -------
+    dict
+        ``max_int8_bytes`` (absolute, None for none), ``replaced_model_bytes`` and
+        ``replaced_model_from`` (what the figure is), ``smaller_than_model``, and ``bytes``: the
+        budget applied (None for none).
+    """
+    if teacher.int8_bytes is not None:
+        replaced, source = teacher.int8_bytes, "int8 model file"
+    else:
+        replaced = int(teacher.keras_model.count_params())
+        source = "Keras parameter count (1 byte each; no int8 model given)"
+    limits = [b for b in (max_int8_bytes, replaced if smaller_than_model else None)
+              if b is not None]
+    return {"max_int8_bytes": max_int8_bytes, "replaced_model_bytes": replaced,
+            "replaced_model_from": source, "smaller_than_model": smaller_than_model,
+            "bytes": min(limits) if limits else None}
+
+
+def _budget_text(budget: dict[str, Any]) -> str:
+    parts = []
+    if budget["max_int8_bytes"] is not None:
+        parts.append(f"--max-int8-bytes {budget['max_int8_bytes']:,}")
+    if budget["smaller_than_model"]:
+        parts.append(f"smaller than the model it replaces ({budget['replaced_model_bytes']:,} B, "
+                     f"{budget['replaced_model_from']})")
+    return " and ".join(parts) or "none"
+
+
+def _check_budget_reachable(budget: dict[str, Any], k_values, length: int, teacher: Teacher,
+                            given: bool) -> None:
+    """Fail before any fitting when no k of the grid gives an int8 model within the budget (the
+    size follows from the shape alone), unless k and lambda were both given."""
+    if given or budget["bytes"] is None:
+        return
+    d, n_classes = teacher.head_weights.shape
+    sizes = {k: costs.int8_tflite_bytes(costs.PLAShape(k, length, d, n_classes))
+             for k in k_values}
+    smallest = min(sizes, key=sizes.get)
+    if sizes[smallest] > budget["bytes"]:
+        raise PlaTvmError(
+            f"no PLA fits the size budget ({_budget_text(budget)}): the smallest, k={smallest}, "
+            f"is {sizes[smallest]:,} B; raise --max-int8-bytes, or pass --allow-larger to "
+            f"accept a PLA larger than the model")
+
+
 def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int | None = None,
              alpha: float | None = None, max_int8_bytes: int | None = DEFAULT_MAX_INT8_BYTES,
-             cv: int = 5, n_jobs: int = 2, random_state: int = 0,
-             progress: bool = True) -> dict[str, Any]:
+             smaller_than_model: bool = True, cv: int = 5, n_jobs: int = 2,
+             random_state: int = 0, progress: bool = True) -> dict[str, Any]:
     """Run the whole PLA stage and write its four outputs.
 
     Parameters
@@ -89,6 +143,9 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
         Fix k and/or lambda; what is not fixed is chosen by cross-validation on the paper's grid.
     max_int8_bytes : int or None
         Flash budget of the int8 ``.tflite`` during selection (None: unconstrained).
+    smaller_than_model : bool
+        Also require the int8 ``.tflite`` to be smaller than the model it replaces
+        (:func:`size_budget`).
     cv, n_jobs, random_state, progress
         As for :func:`pla_tvm.pla.selection.select_pla`.
 
@@ -105,17 +162,22 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
         If no (k, lambda) pair fits the budget.
     """
     train, test = _splits(dataset)
+    budget = size_budget(teacher, max_int8_bytes, smaller_than_model)
+    _check_budget_reachable(budget, K_VALUES if k is None else (k,), train.x.shape[1],
+                            teacher, given=k is not None and alpha is not None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_features = teacher.features(train.x)
     selection = _choose(train.x, train.y, train_features, teacher, k=k, alpha=alpha,
-                        max_int8_bytes=max_int8_bytes, cv=cv, n_jobs=n_jobs,
+                        max_int8_bytes=budget["bytes"], cv=cv, n_jobs=n_jobs,
                         random_state=random_state, progress=progress)
     if selection is not None:
         if selection.best is None:
-            raise PlaTvmError(f"no (k, lambda) pair has an int8 model within max_int8_bytes="
-                              f"{max_int8_bytes}; smallest is "
-                              f"{min(r['int8_tflite_bytes'] for r in selection.grid)} bytes")
+            smallest = min(selection.grid, key=lambda r: r["int8_tflite_bytes"])
+            raise PlaTvmError(
+                f"no PLA fits the size budget ({_budget_text(budget)}): the smallest, k="
+                f"{smallest['k']}, is {smallest['int8_tflite_bytes']:,} B; raise "
+                f"--max-int8-bytes, or pass --allow-larger to accept a PLA larger than the model")
         k, alpha = selection.best["k"], selection.best["alpha"]
         LOG.info("PLA selection (%d folds, %.1f s):\n%s", cv, selection.seconds, selection.table())
     model = PLAClassifier(n_clusters=k, alpha=alpha, head_weights=teacher.head_weights,
@@ -123,7 +185,8 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
     model.fit(train.x, train.y, teacher_features=train_features)
     quantized = quantize_pla(model, train.x, baseline=teacher.int8,
                              teacher_features=train_features)
-    baseline_ref = BaselineRef(str(teacher.directory.resolve()), teacher.sha256)
+    baseline_ref = BaselineRef(str(teacher.source.resolve()), teacher.sha256,
+                               teacher.int8_sha256)
     save_pla(out_dir / NPZ_FILE, PLABundle(model, quantized, baseline_ref))
     float_bytes, int8_bytes = float_tflite(model), int8_tflite(quantized)
     write_atomically(out_dir / FLOAT_TFLITE_FILE, float_bytes)
@@ -139,6 +202,11 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
         "files": {name: (out_dir / name).stat().st_size for name in
                   (NPZ_FILE, FLOAT_TFLITE_FILE, INT8_TFLITE_FILE)},
     })
+    metrics["size_budget"] = {**budget, "met": budget["bytes"] is None
+                              or len(int8_bytes) <= budget["bytes"]}
+    if not metrics["size_budget"]["met"]:
+        LOG.warning("the int8 PLA (%s B) is over the size budget (%s): k and lambda were given",
+                    f"{len(int8_bytes):,}", _budget_text(budget))
     metrics["targets"] = _targets(metrics)
     write_json_atomically(out_dir / METRICS_FILE, metrics)
     return metrics

@@ -1,16 +1,19 @@
-"""The baseline PLA imitates, read from the directory ``pla-tvm train --out DIR`` writes.
+"""The model PLA imitates: a user's Keras classifier, or the folder ``pla-tvm train`` writes.
 
 PLA needs from it: the penultimate-layer outputs on the beats (the regression targets), the final
 dense layer (kept as the head), and -- so that the int8 PLA operator can replace the int8
-baseline's trunk inside one graph and compute what that graph computes -- the int8 model's input
+model's trunk inside one graph and compute what that graph computes -- the int8 model's input
 and penultimate tensor quantization and its int8 head. The Keras model provides the first two
-(layer ``features``: the penultimate output; layer ``head``: the final dense layer);
-``baseline_int8.tflite`` provides the others (its input tensor, and its last FULLY_CONNECTED op:
-input quantization, weights, scales, bias and output quantization).
+(the last Dense layer is the head; the features are its input, or a named layer that reaches it
+through inference-identity layers); the int8 ``.tflite`` provides the others (its input tensor,
+and its last FULLY_CONNECTED op: input quantization, weights, scales, bias and output
+quantization). ``pla-tvm train`` writes ``baseline.keras`` (layers ``features`` and ``head``) and
+``baseline_int8.tflite``; :func:`load_teacher` reads that folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,13 @@ class Teacher:
         int8 model.
     sha256 : str
         SHA-256 of the Keras file (recorded in ``pla.npz``).
+    source : Path
+        What was loaded: the Keras file, or the ``train`` folder (recorded in ``pla.npz``).
+    int8_sha256 : str
+        SHA-256 of the int8 model ('' without one; recorded in ``pla.npz`` so ``compile --pla``
+        can tell whether it swaps the model PLA was fitted to).
+    int8_bytes : int or None
+        Size of the int8 model file (None without one).
     """
 
     directory: Path
@@ -53,11 +63,20 @@ class Teacher:
     head_bias: np.ndarray
     int8: Int8Baseline | None
     sha256: str
+    source: Path
+    int8_sha256: str = ""
+    int8_bytes: int | None = None
+
+    @property
+    def input_length(self) -> int:
+        """Samples per beat the model takes."""
+        return int(self.keras_model.input_shape[1])
 
     def outputs(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Penultimate features ``[n, d]`` and classes ``[n]`` of float beats ``[n, D]``."""
+        X = np.asarray(X, np.float32)
         features, probabilities = self.outputs_model.predict(
-            np.asarray(X, np.float32)[..., None], batch_size=256, verbose=0)
+            X.reshape(len(X), *self.keras_model.input_shape[1:]), batch_size=256, verbose=0)
         return features, np.argmax(probabilities, axis=1)
 
     def features(self, X: np.ndarray) -> np.ndarray:
@@ -189,8 +208,133 @@ def _parse_int8_baseline(path: Path, model) -> Int8Baseline:
                       bias_q=bias.copy(), logits=quantization(logits_index, "logits")))
 
 
+#: Keras layers that compute the identity at inference: between the features and the head they
+#: change nothing PLA has to imitate.
+INFERENCE_IDENTITY_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise",
+                             "GaussianDropout", "AlphaDropout", "ActivityRegularization")
+
+
+def _producer(model, tensor):
+    """The layer of ``model`` whose output is ``tensor`` (None for the model's input)."""
+    return next((layer for layer in model.layers
+                 if not isinstance(layer, keras.layers.InputLayer) and layer.output is tensor),
+                None)
+
+
+def _head(path: Path, model):
+    """The last Dense layer, checked to end the model (alone or followed by a softmax)."""
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    if not dense:
+        raise ModelError(f"{path}: no Dense layer; PLA replaces what feeds a classifier's last "
+                         f"Dense layer (its layers: {[layer.name for layer in model.layers]})")
+    head = dense[-1]
+    activation = keras.activations.serialize(head.activation)
+    activation = activation if isinstance(activation, str) else activation.get("config", {}).get(
+        "name", str(activation))
+    if activation not in ("linear", "softmax"):
+        raise ModelError(f"{path}: the last Dense layer {head.name!r} has activation "
+                         f"{activation!r}; PLA keeps a linear or softmax head")
+    output = model.outputs[0]
+    last = _producer(model, output)
+    if last is not head and not (
+            last is not None and type(last).__name__ in ("Softmax", "Activation")
+            and last.input is head.output
+            and getattr(last, "activation", keras.activations.softmax)
+            is keras.activations.softmax):
+        raise ModelError(f"{path}: the last Dense layer {head.name!r} does not end the model "
+                         f"(its output goes through {last.name if last else '?'!r}); PLA keeps "
+                         f"the last Dense layer as the head, alone or followed by a softmax")
+    return head
+
+
+def _feature_candidates(model, head) -> list:
+    """Layers whose output is the head's input up to inference-identity layers (Dropout …),
+    nearest the head first."""
+    candidates = []
+    layer = _producer(model, head.input)
+    while layer is not None:
+        candidates.append(layer)
+        if type(layer).__name__ not in INFERENCE_IDENTITY_LAYERS:
+            break
+        layer = _producer(model, layer.input)
+    return candidates
+
+
+def _features_layer(path: Path, model, head, name: str | None):
+    """The layer PLA imitates: the input of the head by default, or the one named."""
+    candidates = _feature_candidates(model, head)
+    if not candidates:
+        raise ModelError(f"{path}: the head {head.name!r} reads the model's input directly; "
+                         f"there is no trunk for PLA to replace")
+    if name is None:
+        return candidates[0]
+    chosen = next((layer for layer in candidates if layer.name == name), None)
+    if chosen is None:
+        where = ("is not in the model" if name not in [layer.name for layer in model.layers]
+                 else f"does not feed the head {head.name!r} directly")
+        raise ModelError(f"{path}: features layer {name!r} {where}; candidates (the head's "
+                         f"input, through inference-identity layers): "
+                         f"{', '.join(layer.name for layer in candidates)}")
+    return chosen
+
+
+def load_model_teacher(model_path: str | Path, int8_path: str | Path | None = None,
+                       features: str | None = None) -> Teacher:
+    """Load a user's Keras classifier (and optionally its int8 TFLite model) as a teacher.
+
+    Parameters
+    ----------
+    model_path : str or Path
+        A ``.keras`` or ``.h5`` classifier of single-lead beats (input ``[batch, L, 1]`` or
+        ``[batch, L]``) whose last Dense layer ends it (alone or before a softmax).
+    int8_path : str or Path, optional
+        The full-int8 ``.tflite`` of the same model: PLA then takes its input and penultimate
+        quantization and its int8 head, so ``compile --pla`` can swap the int8 model's trunk.
+    features : str, optional
+        The layer whose output PLA imitates; default the input of the last Dense layer (the
+        structural rule of :class:`relay_passes.SwapTrunkForPLA`). Only layers that reach the
+        head through inference-identity layers (Dropout …) qualify.
+
+    Returns
+    -------
+    Teacher
+
+    Raises
+    ------
+    ModelError
+        If a file is missing or unreadable, the model does not take a beat, has no Dense head
+        ending it, the features layer is not a candidate, or the int8 model's head does not
+        have the Keras head's shape.
+    """
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise ModelError(f"{model_path}: model file not found")
+    model = KerasRunner(model_path).model
+    head = _head(model_path, model)
+    features_layer = _features_layer(model_path, model, head, features)
+    kernel, bias = head.get_weights() if head.use_bias else (
+        head.get_weights()[0], np.zeros(head.units))
+    int8 = None
+    if int8_path is not None:
+        int8_path = Path(int8_path)
+        if not int8_path.is_file():
+            raise ModelError(f"{int8_path}: int8 model file not found")
+        int8 = read_int8_baseline(int8_path)
+        if int8.head.weights_q.shape != kernel.shape:
+            raise ModelError(f"{int8_path}: its head (last FULLY_CONNECTED) has weights "
+                             f"{tuple(int8.head.weights_q.shape[::-1])} but {model_path}'s "
+                             f"{head.name!r} has {tuple(kernel.shape[::-1])}: not the same model")
+    return Teacher(directory=model_path.parent, keras_model=model,
+                   outputs_model=keras.Model(model.inputs, [features_layer.output, model.output]),
+                   head_weights=np.asarray(kernel, np.float64),
+                   head_bias=np.asarray(bias, np.float64), int8=int8,
+                   sha256=sha256_of(model_path), source=model_path,
+                   int8_sha256=sha256_of(int8_path) if int8_path is not None else "",
+                   int8_bytes=int8_path.stat().st_size if int8_path is not None else None)
+
+
 def load_teacher(directory: str | Path) -> Teacher:
-    """Load a baseline directory.
+    """Load the output folder of ``pla-tvm train`` (a shorthand for :func:`load_model_teacher`).
 
     Parameters
     ----------
@@ -206,26 +350,27 @@ def load_teacher(directory: str | Path) -> Teacher:
     ------
     ModelError
         If the Keras file is missing or unreadable or lacks the two layers, or the int8 model
-        is unreadable (:func:`read_int8_baseline`).
+        is unreadable (:func:`read_int8_baseline`); if the folder has no
+        ``baseline_int8.tflite`` but other ``.tflite`` files (an int8 model under another name
+        would otherwise be ignored).
     """
     directory = Path(directory)
     keras_path = directory / KERAS_FILE
     if not keras_path.is_file():
         raise ModelError(f"{keras_path}: baseline model not found (expected the output "
-                         f"directory of 'pla-tvm train')")
-    model = KerasRunner(keras_path).model
-    try:
-        features = model.get_layer(FEATURES_LAYER)
-        head = model.get_layer(HEAD_LAYER)
-    except ValueError:
-        raise ModelError(f"{keras_path}: needs layers named {FEATURES_LAYER!r} (penultimate "
-                         f"output) and {HEAD_LAYER!r} (final dense layer); it has "
-                         f"{[layer.name for layer in model.layers]}") from None
-    kernel, bias = head.get_weights()
+                         f"directory of 'pla-tvm train'; for a model of your own use "
+                         f"--model FILE.keras [--int8 FILE.tflite])")
     int8_path = directory / INT8_TFLITE_FILE
-    int8 = read_int8_baseline(int8_path) if int8_path.is_file() else None
-    return Teacher(directory=directory, keras_model=model,
-                   outputs_model=keras.Model(model.inputs, [features.output, model.output]),
-                   head_weights=np.asarray(kernel, np.float64),
-                   head_bias=np.asarray(bias, np.float64), int8=int8,
-                   sha256=sha256_of(keras_path))
+    if not int8_path.is_file():
+        others = sorted(path.name for path in directory.glob("*.tflite"))
+        if others:
+            raise ModelError(f"{directory}: no {INT8_TFLITE_FILE} but {', '.join(others)}; "
+                             f"name the int8 model with --model {keras_path} --int8 FILE")
+    model = KerasRunner(keras_path).model
+    names = [layer.name for layer in model.layers]
+    if FEATURES_LAYER not in names or HEAD_LAYER not in names:
+        raise ModelError(f"{keras_path}: needs layers named {FEATURES_LAYER!r} (penultimate "
+                         f"output) and {HEAD_LAYER!r} (final dense layer); it has {names}")
+    teacher = load_model_teacher(keras_path, int8_path if int8_path.is_file() else None,
+                                 FEATURES_LAYER)
+    return dataclasses.replace(teacher, source=directory)

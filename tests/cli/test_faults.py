@@ -143,19 +143,26 @@ def test_bad_input_is_one_line_and_writes_nothing(case, expected, capsys, tmp_pa
 
 def test_a_pla_bundle_of_another_baseline_is_warned_about(caplog, tmp_path, tiny_baseline,
                                                          tiny_pla):
-    from pla_tvm.deploy import prepare
+    import dataclasses
 
-    other = tmp_path / "other-run"
-    other.mkdir()
-    shutil.copy(tiny_baseline / "baseline_int8.tflite", other)
+    from pla_tvm.deploy import prepare
+    from pla_tvm.pla.npz_io import load_pla, save_pla
+
+    # The same int8 model in another folder is the model PLA was fitted to: no warning.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(tiny_baseline / "baseline_int8.tflite", elsewhere)
     with caplog.at_level(logging.WARNING, logger="pla_tvm.deploy"):
-        prepare(other / "baseline_int8.tflite", tiny_pla / "pla.npz")
-    assert "was fitted to the baseline in" in caplog.text
-    assert "its folder has no baseline.keras" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="pla_tvm.deploy"):
-        prepare(tiny_baseline / "baseline_int8.tflite", tiny_pla / "pla.npz")
+        prepare(elsewhere / "baseline_int8.tflite", tiny_pla / "pla.npz")
     assert "was fitted" not in caplog.text
+    # A bundle fitted to another int8 model is warned about, with both hashes.
+    bundle = load_pla(tiny_pla / "pla.npz")
+    other = dataclasses.replace(bundle, baseline=dataclasses.replace(
+        bundle.baseline, int8_sha256="ab" * 32, sha256="cd" * 32))
+    save_pla(tmp_path / "other.npz", other)
+    with caplog.at_level(logging.WARNING, logger="pla_tvm.deploy"):
+        prepare(tiny_baseline / "baseline_int8.tflite", tmp_path / "other.npz")
+    assert "was fitted to the int8 model with sha256 abababababab" in caplog.text
 
 
 def test_force_replaces_a_foreign_folder(capsys, tmp_path, tiny_baseline, tiny_pla):
