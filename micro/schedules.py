@@ -125,7 +125,8 @@ def inline_copies_and_casts(sch: s_tir.Schedule) -> bool:
             ):
                 sch.compute_inline(block_rv)
                 moved = True
-        except s_tir.ScheduleError:
+        except (s_tir.ScheduleError, ValueError):
+            # ValueError: a consumer that a tensorized block replaced (a stale relation).
             continue
     return moved
 

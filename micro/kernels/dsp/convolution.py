@@ -47,7 +47,7 @@ from tvm.script import tirx as T
 
 from ...codegen import OVERWRITES_ATTR, register_extern_source
 from ...schedules import fuse_elementwise, inline_copies_and_casts
-from . import depthwise
+from . import depthwise, widen
 from .passes import (
     compute_in_passes,
     find_annotated_block,
@@ -56,6 +56,7 @@ from .passes import (
     register_intrinsic,
 )
 from .requantize import tensorize_epilogue
+from .widen import tensorize_window
 
 CONV_KERNEL = "micro_dsp_conv_q15q7"
 #: Block annotation of the reduction stage :func:`conv2d_window_te` writes (its width stride).
@@ -70,6 +71,7 @@ def register() -> None:
         CONV_KERNEL, _SOURCES.joinpath("convolution.c"),
         header=_SOURCES.joinpath("convolution.h"),
     )
+    widen.register()
     tvm.register_global_func(f"s_tir.meta_schedule.cpu.{CONV_RULE}", _search_rule, override=True)
 
 
@@ -194,11 +196,19 @@ def conv2d_window_te(
     attrs = {CONV_BLOCK_ATTR: {"stride": sw, "form": form}}
 
     def padded(b, i, j, channel):
-        inside = tirx.all(i >= top, i < top + height, j >= left, j < left + width)
-        return tirx.if_then_else(
-            inside, data[b, i - top, j - left, channel].astype("int16"),
-            tirx.const(pad_value, "int16"),
-        )
+        value = data[b, i - top, j - left, channel].astype("int16")
+        if form != "window":
+            inside = tirx.all(i >= top, i < top + height, j >= left, j < left + width)
+            return tirx.if_then_else(inside, value, tirx.const(pad_value, "int16"))
+        # The window form tests only the padded sides: without padding its rows are a plain
+        # cast, which the widening micro-kernel's intrinsic states (.widen).
+        tests = [i >= top] if top else []
+        tests += [i < top + height] if bottom else []
+        tests += [j >= left] if left else []
+        tests += [j < left + width] if right else []
+        if not tests:
+            return value
+        return tirx.if_then_else(tirx.all(*tests), value, tirx.const(pad_value, "int16"))
 
     def reduce(name, extent):
         return te.reduce_axis((0, extent), name)
@@ -499,8 +509,13 @@ def schedule_conv2d(
         pass_size = sch.sample_categorical(choices, [1.0 / len(choices)] * len(choices))
     else:
         pass_size = choices[-1]
-    compute_in_passes(sch, conv, width, pass_size)
+    pass_loop = compute_in_passes(sch, conv, width, pass_size)
     per_pass = int(sch.get(pass_size)) if sample else pass_size
+    if form == "window":
+        kh, kw, quads = extents[4:7]
+        stride = int(block.annotations[CONV_BLOCK_ATTR]["stride"])
+        tensorize_window(sch, sch.get_producers(conv)[0], pass_loop, kh,
+                         (per_pass - 1) * stride + kw, quads * 4, per_pass * stride)
     _tensorize_pass(sch, conv, form, [per_pass, *extents[3:]], _per_call(out_w))
     tensorize_epilogue(sch, _per_call(out_w))
     return True
