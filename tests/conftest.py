@@ -45,3 +45,15 @@ def tiny_baseline(ecg5000, tmp_path_factory) -> Path:
     run_training(ecg5000, out, get_config("tiny"), TrainSettings(epochs=8, patience=8, verbose=0),
                  PruningSettings(target_sparsity=0.5, finetune_epochs=2), tflm_limit=10)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_pla(tiny_baseline, ecg5000, tmp_path_factory) -> Path:
+    """Output directory of ``compress`` with k=2, lambda=1 (``pla.npz``, ``pla_int8.tflite``)."""
+    from pla_tvm.pla.pipeline import compress
+    from pla_tvm.pla.teacher import load_teacher
+
+    out = tmp_path_factory.mktemp("cli-pla")
+    compress(load_teacher(tiny_baseline), ecg5000, out, k=2, alpha=1.0, cv=2, n_jobs=1,
+             progress=False)
+    return out

@@ -25,18 +25,6 @@ needs_micro_tools = requires_toolchain
 
 
 @pytest.fixture(scope="session")
-def tiny_pla(tiny_baseline, ecg5000, tmp_path_factory) -> Path:
-    """Output directory of ``compress`` with k=2, lambda=1 (``pla.npz``, ``pla_int8.tflite``)."""
-    from pla_tvm.pla.pipeline import compress
-    from pla_tvm.pla.teacher import load_teacher
-
-    out = tmp_path_factory.mktemp("cli-pla")
-    compress(load_teacher(tiny_baseline), ecg5000, out, k=2, alpha=1.0, cv=2, n_jobs=1,
-             progress=False)
-    return out
-
-
-@pytest.fixture(scope="session")
 def int8_pla_firmware(tiny_baseline, tiny_pla, tmp_path_factory) -> Path:
     """``pla-tvm compile baseline_int8.tflite --pla pla.npz`` for mps2-an386."""
     out = tmp_path_factory.mktemp("fw-int8-pla") / "fw"
