@@ -27,6 +27,12 @@ def test_annotated_beats_are_cut_resampled_and_normalised(record_100):
     assert "lead MLII" in beats.source
 
 
+def test_beats_are_cut_to_the_length_asked_for(mitdb_record, record_100):
+    beats = load_record(mitdb_record, length=187)
+    assert beats.x.shape == (len(record_100), 187)
+    np.testing.assert_array_equal(beats.y, record_100.y)
+
+
 def test_fixed_window_reports_beats_at_the_record_edge(mitdb_record):
     beats = load_record(mitdb_record, lead="V5", window=BeatWindow.parse("0.2,0.36"))
     assert beats.skipped[SKIP_EDGE] >= 1

@@ -77,6 +77,24 @@ def test_other_ucr_datasets_get_generic_class_names(tmp_path):
     assert dataset.test.y.tolist() == [2, 0]
 
 
+def test_other_ucr_datasets_keep_their_series_length(tmp_path):
+    for split, seed in (("TRAIN", 1), ("TEST", 2)):
+        _write_txt(tmp_path / f"Long_{split}.txt", *_rows(length=187, seed=seed))
+    dataset = load_ucr("Long", tmp_path)
+    assert dataset.train.length == dataset.test.length == 187
+    resampled = dataset.test.resampled(140)
+    assert resampled.x.shape == (4, 140) and "resampled from 187 to 140" in resampled.source
+    np.testing.assert_allclose(resampled.x.std(axis=1, ddof=1), 1.0, atol=1e-5)
+    assert dataset.test.resampled(187) is dataset.test
+
+
+def test_splits_of_different_lengths_are_refused(tmp_path):
+    _write_txt(tmp_path / "Mixed_TRAIN.txt", *_rows(length=187))
+    _write_txt(tmp_path / "Mixed_TEST.txt", *_rows(length=140))
+    with pytest.raises(DataError, match=r"Mixed_TEST.txt, line 1: 141 columns, expected 188"):
+        load_ucr("Mixed", tmp_path)
+
+
 def _corrupt(tmp_path, edit):
     labels, series = _rows()
     path = tmp_path / "ECG5000_TRAIN.txt"
