@@ -4,7 +4,8 @@ Nothing of micro's firmware template is used: this module writes its own ``main.
 (vector table, ``.data``/``.bss`` set-up, FPU enable) and linker script, as a user integrating an
 exported model into their product would. ``main`` runs every library on every input, compiled in
 as constant arrays, and prints each output in hex through semihosting's SYS_WRITE0, then exits
-with SYS_EXIT. QEMU runs confined by micro's sandbox.
+with SYS_EXIT. QEMU runs confined by micro's sandbox. Every object a library contributes is checked
+with ``arm-none-eabi-nm``: all the global symbols it defines carry the library's prefix.
 """
 
 from __future__ import annotations
@@ -130,9 +131,11 @@ def build_and_run(libraries: dict[str, Path], inputs: dict[str, np.ndarray], wor
     (work / "link.ld").write_text(_LINKER.format(
         flash_origin=board.flash.origin, flash_length=board.flash.length,
         ram_origin=board.ram.origin, ram_length=board.ram.length))
-    sources, includes = [work / "main.c", work / "startup.c"], []
-    for path in libraries.values():
-        sources += sorted((path / "src").glob("*.c"))
+    sources, includes, owner = [work / "main.c", work / "startup.c"], [], {}
+    for prefix, path in libraries.items():
+        for source in sorted((path / "src").glob("*.c")):
+            sources.append(source)
+            owner[source] = prefix
         includes += [f"-I{path / 'include'}", f"-I{path / 'src'}"]
     flags = [*board.gcc_flags, "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror"]
     objects = []
@@ -142,6 +145,12 @@ def build_and_run(libraries: dict[str, Path], inputs: dict[str, np.ndarray], wor
         subprocess.run([str(toolchain.gcc), *flags, *includes, "-c", str(source), "-o", str(obj)],
                        check=True, capture_output=True, text=True)
         objects.append(str(obj))
+        if source in owner:  # every global a library defines carries its prefix
+            listing = subprocess.run([str(toolchain.nm), "-g", "--defined-only", str(obj)],
+                                     check=True, capture_output=True, text=True).stdout
+            bare = [line.split()[-1] for line in listing.splitlines()
+                    if line.strip() and not line.split()[-1].startswith(f"{owner[source]}_")]
+            assert not bare, (source, bare)
     elf = work / "own.elf"
     subprocess.run([str(toolchain.gcc), *board.gcc_flags, "-nostartfiles", "--specs=nano.specs",
                     "--specs=nosys.specs", f"-T{work / 'link.ld'}", *objects, "-lm", "-o",
