@@ -98,7 +98,8 @@ def test_evaluate_command_prints_json(tiny_run, data_root, capsys):
     assert result["accuracy"] == metrics["evaluations"]["int8_tflite"]["accuracy"]
 
 
-def test_a_model_for_another_input_length_is_rejected(tmp_path):
+def test_a_model_for_another_input_length_takes_resampled_beats_only(tmp_path, data_root,
+                                                                      capsys):
     from pla_tvm.baseline.config import ResNetConfig
     from pla_tvm.baseline.export import to_float_tflite
     from pla_tvm.baseline.model import build_resnet
@@ -106,9 +107,23 @@ def test_a_model_for_another_input_length_is_rejected(tmp_path):
     model = build_resnet(ResNetConfig(filters=(2,), kernel_sizes=(3,), input_length=100))
     path = tmp_path / "short.tflite"
     path.write_bytes(to_float_tflite(model))
-    with pytest.raises(ModelError, match=r"short\.tflite: input shape \(1, 100, 1\) does not "
-                                         r"take a 140-sample beat"):
-        load_runner(path)
+    assert load_runner(path).input_length == 100
+    argv = ["evaluate", str(path), "--data-dir", str(data_root), "--limit", "5", "--json"]
+    assert main(argv) == 2
+    assert ("ECG5000 has 140-sample beats but " in capsys.readouterr().err)
+    assert main([*argv, "--resample"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 5
+
+
+def test_a_model_that_does_not_take_one_beat_is_rejected(tmp_path):
+    import tf_keras as keras
+
+    model = keras.Sequential([keras.layers.Input((140, 2)), keras.layers.Flatten(),
+                              keras.layers.Dense(5)])
+    model.save(tmp_path / "two_leads.keras")
+    with pytest.raises(ModelError, match=r"two_leads\.keras: input shape \(None, 140, 2\) does "
+                                         r"not take a single-lead beat"):
+        load_runner(tmp_path / "two_leads.keras")
 
 
 @pytest.mark.parametrize("interpreter", ["litert", "tflm"])
