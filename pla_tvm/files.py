@@ -14,8 +14,11 @@ import gzip
 import hashlib
 import json
 import os
+import secrets
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -153,9 +156,9 @@ def _build_and_swap(
             f"{option} {out} holds files this command did not write ({shown}; no {marker}); "
             "choose an empty or new folder, or pass --force to replace it"
         )
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    _PARTIAL.add(work)
+    work = _registered_folder(out.parent / f".{out.name}.partial-")
     try:
+        work.mkdir()
         for name in keep if previous else ():
             if (out / name).is_file():
                 shutil.copy2(out / name, work / name)
@@ -163,15 +166,50 @@ def _build_and_swap(
         if not (work / marker).is_file():
             raise RuntimeError(f"the command finished without writing {marker} in {work}")
         old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(work, out)
-        _PARTIAL.discard(work)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with _signals_deferred():  # the swap happens whole or not at all
+            if out.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+                os.replace(out, old / out.name)
+            os.replace(work, out)
+            _PARTIAL.discard(work)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back during a few file-system calls, then deliver them.
+
+    Only the main thread can change signal handlers; elsewhere (a library caller's worker
+    thread) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {number: signal.signal(number, lambda n, _frame: received.append(n))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in received:
+            signal.raise_signal(number)
+
+
+def _registered_folder(prefix: Path) -> Path:
+    """A new folder name ``PREFIX`` + random suffix, registered for :func:`discard_partial_folders`
+    *before* the caller creates it: an interrupt can then never leave a created folder that
+    nothing knows of (``tempfile.mkdtemp`` creates it first, and a Ctrl-C landing between its
+    ``mkdir`` and the registration used to leave one behind)."""
+    while True:
+        candidate = prefix.with_name(prefix.name + secrets.token_hex(4))
+        if not candidate.exists():
+            _PARTIAL.add(candidate)
+            return candidate
 
 
 def discard_partial_folders() -> None:
