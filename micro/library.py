@@ -40,6 +40,9 @@ from .proc import run_command
 
 #: Version of the exported folder's layout (``metadata.json``'s ``format_version``).
 EXPORT_FORMAT_VERSION = 1
+#: ``metadata.json``'s ``format``: what tells an exported library from a firmware folder, whose
+#: metadata file has the same name.
+EXPORT_FORMAT = "micro-c-library"
 
 #: Project files that make the QEMU image, not the model: left out of a library.
 QEMU_PROJECT_FILES = frozenset({
@@ -337,6 +340,7 @@ def export(firmware: Firmware | str | os.PathLike, out_dir: str | os.PathLike, p
         (staging / "README.md").write_text(_readme(firmware, prefix, names_c, flags),
                                            encoding="utf-8")
         metadata = {
+            "format": EXPORT_FORMAT,
             "format_version": EXPORT_FORMAT_VERSION,
             "prefix": prefix,
             "board": firmware.board.name,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pla_tvm.commands import add_force_argument, emit
-from pla_tvm.files import output_folder
+from pla_tvm.files import OutputFolderError, output_folder
 
 #: The marker ``output_folder`` waits for: micro's metadata of the library.
 LIBRARY_MARKER = "metadata.json"
@@ -20,6 +20,27 @@ def default_prefix(firmware_dir: str | Path) -> str:
     name = re.sub(r"[^a-z0-9_]", "_", Path(firmware_dir).resolve().name.lower()).strip("_")
     name = name if name[:1].isalpha() else f"model_{name}".rstrip("_")
     return name[:32].rstrip("_") or "model"
+
+
+def _check_not_another_folder(compiled: Path, out: Path, force: bool) -> None:
+    """Refuse an ``--out`` that is the compiled folder, lies inside it, or holds a
+    ``metadata.json`` that is not an exported library's (a firmware folder has one too)."""
+    from micro.library import EXPORT_FORMAT
+
+    if out.resolve() == compiled.resolve() or compiled.resolve() in out.resolve().parents:
+        raise OutputFolderError(f"--out {out} is (inside) the compiled folder {compiled}; "
+                                f"choose a folder of its own")
+    marker = out / LIBRARY_MARKER
+    if force or not marker.is_file():
+        return
+    try:
+        previous = json.loads(marker.read_text(encoding="utf-8")).get("format")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        previous = None
+    if previous != EXPORT_FORMAT:
+        raise OutputFolderError(f"--out {out} holds files this command did not write (its "
+                                f"{LIBRARY_MARKER} is not an exported library's); choose an "
+                                f"empty or new folder, or pass --force to replace it")
 
 
 def _summary(metadata: dict[str, Any], out: str) -> str:
@@ -44,6 +65,7 @@ def _export(args: argparse.Namespace) -> int:
 
     manifest = read_manifest(args.dir)
     prefix = micro.library.check_prefix(args.prefix or default_prefix(args.dir))
+    _check_not_another_folder(Path(args.dir), Path(args.out), args.force)
     firmware = load_firmware(args.dir, manifest)
     provenance = {key: manifest[key] for key in ("model", "pla", "boundary", "backend", "dsp",
                                                   "db", "pla_tvm_version")}

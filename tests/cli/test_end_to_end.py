@@ -13,6 +13,7 @@ tiny trained baseline, and the firmware is checked against two references:
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,27 @@ def test_run_reports_a_faulting_or_hanging_firmware_in_one_line(tiny_baseline, t
         **manifest["firmware"], "elf_sha256": sha256_of(firmware.elf)}})
     message = cli_error(capsys, "run", str(out), "--limit", "2", "--timeout", "5")
     assert ("took a" if hook == "fault" else "within 5 s") in message, message
+
+
+@needs_micro_tools
+def test_export_of_a_compiled_folder_and_its_mistakes(int8_pla_firmware, tmp_path, capsys):
+    metadata = cli_json(capsys, "export", str(int8_pla_firmware), "--out", str(tmp_path / "lib"))
+    assert metadata["prefix"] == "fw"  # the compiled folder's name
+    assert (tmp_path / "lib" / "include" / "fw.h").is_file()
+    assert all(symbol.startswith("fw_") for symbol in metadata["symbols"])
+    assert "prefix '1x' is not usable" in cli_error(
+        capsys, "export", str(int8_pla_firmware), "--out", str(tmp_path / "other"),
+        "--prefix", "1x")
+    assert "no manifest" in cli_error(capsys, "export", str(tmp_path), "--out",
+                                      str(tmp_path / "other"))
+    assert "is (inside) the compiled folder" in cli_error(
+        capsys, "export", str(int8_pla_firmware), "--out", str(int8_pla_firmware))
+    firmware_copy = tmp_path / "fw-copy"  # a firmware folder: its metadata.json is micro's
+    shutil.copytree(int8_pla_firmware, firmware_copy)
+    assert "is not an exported library's" in cli_error(
+        capsys, "export", str(int8_pla_firmware), "--out", str(firmware_copy))
+    assert (firmware_copy / "manifest.json").is_file()
+    assert not (tmp_path / "other").exists()
+    again = cli_json(capsys, "export", str(int8_pla_firmware), "--out", str(tmp_path / "lib"),
+                     "--prefix", "ecg2")  # a previous export is replaced
+    assert again["prefix"] == "ecg2" and not (tmp_path / "lib" / "include" / "fw.h").exists()
