@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, metavar="N",
                         help=f"train and compress N seeds (--seed, --seed+1, ...) and report mean "
                         f"± std (default: ${SEEDS_ENV}, else 3); each extra seed adds about "
-                        "6 minutes on 2 cores")
+                        "6-9 minutes on 2 cores")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--fresh", action="store_true", help="ignore cached stages")
     args = parser.parse_args(argv)
