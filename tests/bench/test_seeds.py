@@ -134,3 +134,32 @@ def test_number_of_seeds_from_the_environment(monkeypatch):
         monkeypatch.setenv(seeds_module.SEEDS_ENV, bad)
         with pytest.raises(ValueError, match=seeds_module.SEEDS_ENV):
             default_seeds()
+
+
+def test_a_cached_extra_seed_is_not_reused_as_the_first(tmp_path, monkeypatch):
+    """A run whose TFLite Micro figures came from the reference kernels serves an extra seed,
+    not the first one (which reports TFLite Micro over every beat and its arena)."""
+    import json
+
+    from pla_tvm.baseline.config import TrainSettings, get_config
+    from pla_tvm.bench import stages
+
+    run_dir = stages.baseline_dir(tmp_path, 4)
+    run_dir.mkdir(parents=True)
+    for name in stages.BASELINE_FILES:
+        (run_dir / name).write_bytes(b"")
+    cached = {"config": get_config("paper").to_dict(), "settings": TrainSettings(seed=4).to_dict(),
+              "evaluations": {"int8_tflm": {"tflm_check": {"beats": 200}}}}
+    (run_dir / stages.METRICS_FILE).write_text(json.dumps(cached))
+    trained = []
+
+    def run_training(dataset, work, config, settings, pruning, tflm_check):
+        trained.append(tflm_check)
+        (work / stages.METRICS_FILE).write_text("{}")
+        return {"trained": True}
+
+    monkeypatch.setattr(stages, "run_training", run_training)
+    assert stages.baseline_stage(tmp_path, None, 4, False, tflm_check=200)["evaluations"]
+    assert trained == []
+    assert stages.baseline_stage(tmp_path, None, 4, False) == {"trained": True}
+    assert trained == [None]
