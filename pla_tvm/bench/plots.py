@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 from pla_tvm.bench.compiler import COMPARISON_BOARD
 from pla_tvm.bench.report import fastest_m4_row
 from pla_tvm.data.beats import ECG5000_CLASSES
+from pla_tvm.paper import PAPER_ROWS
 from pla_tvm.pla.npz_io import PLABundle
 
 PLOT_DIR = "plots"
@@ -24,48 +26,137 @@ def _pyplot():
     return plt
 
 
-def _accuracy_points(results: dict[str, Any]) -> list[tuple[str, float, float]]:
-    """(label, flash or file bytes, accuracy) for every row of the study."""
+#: Colour of each model family in the accuracy-versus-size plot.
+FAMILY_COLOURS = {"baseline float": "tab:red", "baseline pruned + int8": "tab:orange",
+                  "PLA float": "tab:blue", "PLA int8": "tab:purple",
+                  "linear reference": "tab:green"}
+#: Marker of each kind of point: (marker, filled, size, drawing order).
+KIND_MARKERS = {"TFLite": ("o", True, 60, 4), "firmware": ("s", False, 130, 5),
+                "paper": ("*", False, 260, 6), "reference": ("^", True, 80, 4)}
+
+
+@dataclass(frozen=True)
+class AccuracyPoint:
+    """One point of the accuracy-versus-size plot.
+
+    Attributes
+    ----------
+    family : str
+        The model (a key of :data:`FAMILY_COLOURS`): its colour.
+    kind : str
+        ``TFLite`` (the model file, host interpreter), ``firmware`` (model flash, QEMU),
+        ``paper`` (the seed paper's published figure) or ``reference``: its marker.
+    label : str
+        The legend entry.
+    size : float
+        Bytes: TFLite file, model flash, the paper's size, or float32 parameters.
+    accuracy : float
+        Test accuracy (the mean over seeds when there are several).
+    spread : float or None
+        Standard deviation over seeds (an error bar), None for one measurement or a citation.
+    """
+
+    family: str
+    kind: str
+    label: str
+    size: float
+    accuracy: float
+    spread: float | None = None
+
+
+def _accuracy(results: dict[str, Any], group: str, key: str, measured: float
+              ) -> tuple[float, float | None, str]:
+    """Mean and std over seeds of an evaluation when aggregated, else the one measurement."""
+    spread = results.get("seeds", {}).get("aggregate", {}).get(group, {}).get(key)
+    if spread is None:
+        return measured, None, ""
+    count = len(spread["accuracy"]["values"])
+    text = f", mean ± std of {count} seeds" if count > 1 else ""
+    return spread["accuracy"]["mean"], spread["accuracy"]["std"], text
+
+
+def accuracy_points(results: dict[str, Any]) -> list[AccuracyPoint]:
+    """Every point of the study: host models (mean ± std over seeds), firmware (first seed),
+    the paper's figures, and the linear reference."""
     baseline, pla = results["baseline"], results["pla"]
     evaluations, files = baseline["evaluations"], baseline["files"]
-    points = [
-        ("baseline float TFLite", files["baseline_float.tflite"]["bytes"],
-         evaluations["float_tflite"]["accuracy"]),
-        ("baseline pruned int8 TFLite", files["baseline_int8.tflite"]["bytes"],
-         evaluations["int8_tflite"]["accuracy"]),
-        ("PLA float TFLite", pla["files"]["pla_float.tflite"], pla["test"]["pla_float_tflite"]
-         ["accuracy"]),
-        ("PLA int8 TFLite", pla["files"]["pla_int8.tflite"], pla["test"]["pla_int8_tflite"]
-         ["accuracy"]),
-    ]
+    points = []
+    for family, group, key, size, runtime, measured in (
+            ("baseline float", "baseline", "float_tflite", files["baseline_float.tflite"]["bytes"],
+             "TFLite", evaluations["float_tflite"]["accuracy"]),
+            ("baseline pruned + int8", "baseline", "int8_tflm",
+             files["baseline_int8.tflite"]["bytes"], "TFLite Micro",
+             evaluations.get("int8_tflm", evaluations["int8_tflite"])["accuracy"]),
+            ("PLA float", "pla", "pla_float_tflite", pla["files"]["pla_float.tflite"], "TFLite",
+             pla["test"]["pla_float_tflite"]["accuracy"]),
+            ("PLA int8", "pla", "pla_int8_tflm", pla["files"]["pla_int8.tflite"], "TFLite Micro",
+             pla["test"]["pla_int8_tflm"]["accuracy"])):
+        accuracy, std, text = _accuracy(results, group, key, measured)
+        points.append(AccuracyPoint(family, "TFLite", f"{family}: .tflite file, {runtime}{text}",
+                                    size, accuracy, std))
     for row in results.get("firmware", {}).get("rows", []):
-        if row["board"] == COMPARISON_BOARD:  # the model's flash is nearly the same on every core
-            points.append((f"{row['model']} firmware, {row['board']}", row["model_flash_bytes"],
-                           row["accuracy"]))
+        # the model's flash is nearly the same on every core; plain lowering and float on the
+        # host only
+        if row["board"] == COMPARISON_BOARD and row["model"] in ("PLA int8", "PLA float"):
+            points.append(AccuracyPoint(row["model"], "firmware",
+                                        f"{row['model']}: firmware model flash, {row['board']} "
+                                        "(first seed)", row["model_flash_bytes"],
+                                        row["accuracy"]))
     if "baseline_firmware" in results:
         # Its firmware ran on a subset (10^8 instructions a beat) and equals TFLite Micro there;
         # plot the accuracy of the same int8 model on the whole split.
         row = fastest_m4_row(results["baseline_firmware"])
-        points.append((f"baseline pruned + int8 firmware, {row['board']} (TFLite accuracy)",
-                       row["model_flash_bytes"], evaluations["int8_tflite"]["accuracy"]))
+        points.append(AccuracyPoint(
+            "baseline pruned + int8", "firmware",
+            f"baseline pruned + int8: firmware model flash, {row['board']}\n(first seed; "
+            "accuracy: TFLite Micro, which it equals)", row["model_flash_bytes"],
+            evaluations.get("int8_tflm", evaluations["int8_tflite"])["accuracy"]))
+    for family, paper_key, size_key in (("baseline float", "baseline float", "tflite_bytes"),
+                                        ("baseline pruned + int8",
+                                         "baseline pruned + int8 TFLite", "size_bytes"),
+                                        ("PLA float", "PLA float", "size_bytes"),
+                                        ("PLA int8", "PLA int8 TFLite", "size_bytes")):
+        paper = PAPER_ROWS[paper_key]
+        points.append(AccuracyPoint(family, "paper", f"{family}: the paper's figure (4,500 beats)",
+                                    paper[size_key], paper["accuracy"]))
+    for name, reference in pla.get("references", {}).items():
+        accuracy, std, text = _accuracy(results, "references", name,
+                                        reference["test"]["accuracy"])
+        points.append(AccuracyPoint("linear reference", "reference",
+                                    f"linear reference: 4 B x {reference['parameters']:,} "
+                                    f"float32 parameters, scikit-learn{text}",
+                                    4 * reference["parameters"], accuracy, std))
     return points
 
 
 def _accuracy_vs_flash(results: dict[str, Any], path: Path) -> None:
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for label, size, accuracy in _accuracy_points(results):
-        marker = "s" if "baseline" in label else "o"
-        axes.scatter(size, accuracy, marker=marker)
-        axes.annotate(label, (size, accuracy), fontsize=7, xytext=(4, 2),
-                      textcoords="offset points")
+    figure, axes = plt.subplots(figsize=(12, 5.5))
+    points = sorted(accuracy_points(results),  # the legend by model, then by kind
+                    key=lambda p: (list(FAMILY_COLOURS).index(p.family), list(KIND_MARKERS)
+                                   .index(p.kind)))
+    for point in points:
+        colour = FAMILY_COLOURS[point.family]
+        marker, filled, size, order = KIND_MARKERS[point.kind]
+        axes.scatter(point.size, point.accuracy, marker=marker, s=size,
+                     facecolors=colour if filled else "none",
+                     edgecolors="white" if filled else colour,
+                     linewidths=0.8 if filled else 1.6, label=point.label, zorder=order)
+        if point.spread is not None:
+            axes.errorbar(point.size, point.accuracy, yerr=point.spread, fmt="none",
+                          ecolor=colour, elinewidth=1.2, capsize=4, zorder=2)
     axes.set_xscale("log")
-    axes.set_xlabel("model size: TFLite file or firmware flash of the model [bytes]")
-    axes.set_ylabel("test accuracy (ECG5000, 4,499 beats)")
-    axes.set_title("Accuracy versus size")
+    axes.set_xlabel("model size: TFLite file, firmware model flash, the paper's size, or "
+                    "float32 parameters [bytes]")
+    axes.set_ylabel("test accuracy (ECG5000)")
+    seeds = results.get("seeds", {}).get("aggregate", {}).get("seeds", [])
+    axes.set_title("Accuracy versus size" + (f" (error bars: ± std over {len(seeds)} seeds)"
+                                             if len(seeds) > 1 else ""))
     axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False,
+                labelspacing=0.9, borderaxespad=0)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
 
 

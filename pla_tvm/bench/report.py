@@ -12,12 +12,14 @@ from pla_tvm.baseline.pipeline import (
     KERAS_FILE,
     PRUNED_KERAS_FILE,
 )
+from pla_tvm.bench.seeds import format_spread
 from pla_tvm.data.beats import ECG5000_CLASSES
 from pla_tvm.files import write_atomically, write_json_atomically
 from pla_tvm.paper import PAPER_ROWS
 from pla_tvm.pla.pipeline import FLOAT_TFLITE_FILE as PLA_FLOAT_TFLITE_FILE
 from pla_tvm.pla.pipeline import INT8_TFLITE_FILE as PLA_INT8_TFLITE_FILE
 from pla_tvm.pla.pipeline import NPZ_FILE as PLA_NPZ_FILE
+from pla_tvm.references import LINEAR, LINEAR_LABEL
 
 METRIC_COLUMNS = ("accuracy", "sensitivity", "precision", "f1", "macro_f1")
 
@@ -32,16 +34,26 @@ def _number(value: Any, digits: int = 4) -> str:
 
 def _row(model: str, runtime: str, result: dict, *, parameters: int, flops: int,
          file_bytes: int | None, gzip_bytes: int | None = None,
-         paper_key: str | None = None) -> dict[str, Any]:
+         paper_key: str | None = None, spread: dict | None = None) -> dict[str, Any]:
+    """A table row; ``spread``: the row's :func:`~pla_tvm.bench.seeds.aggregate` entry (mean ±
+    std over seeds), shown instead of the first seed's scores when given."""
     return {"model": model, "runtime": runtime, "parameters": parameters, "flops": flops,
             **{column: result[column] for column in METRIC_COLUMNS}, "n": result["n"],
             "per_class_recall": result["per_class_recall"], "file_bytes": file_bytes,
             "gzip_bytes": gzip_bytes, "tflm_arena_bytes": result.get("tflm_arena_bytes"),
-            "paper": PAPER_ROWS.get(paper_key)}
+            "paper": PAPER_ROWS.get(paper_key), "spread": spread}
 
 
-def baseline_rows(baseline: dict) -> list[dict[str, Any]]:
-    """One row per way the baseline was run, with the paper's figure for the same model."""
+def _spreads(results: dict[str, Any] | None, group: str) -> dict[str, Any]:
+    """The mean ± std over seeds of a group (``baseline``, ``pla``, ``references``), if any."""
+    if not results or "seeds" not in results:
+        return {}
+    return results["seeds"]["aggregate"].get(group, {})
+
+
+def baseline_rows(baseline: dict, spreads: dict | None = None) -> list[dict[str, Any]]:
+    """One row per way the baseline was run, with the paper's figure for the same model
+    (``spreads``: mean ± std over seeds per evaluation, see :func:`_spreads`)."""
     evaluations, files = baseline["evaluations"], baseline["files"]
     specs = [
         ("baseline float", "Keras", "keras", KERAS_FILE, "baseline float"),
@@ -56,12 +68,14 @@ def baseline_rows(baseline: dict) -> list[dict[str, Any]]:
     ]
     return [_row(model, runtime, evaluations[key], parameters=baseline["parameters"],
                  flops=baseline["flops"], file_bytes=files[file_name]["bytes"],
-                 gzip_bytes=files[file_name]["gzip_bytes"], paper_key=paper_key)
+                 gzip_bytes=files[file_name]["gzip_bytes"], paper_key=paper_key,
+                 spread=(spreads or {}).get(key))
             for model, runtime, key, file_name, paper_key in specs if key in evaluations]
 
 
-def pla_rows(pla: dict) -> list[dict[str, Any]]:
-    """One row per PLA variant and runtime, with the paper's figures."""
+def pla_rows(pla: dict, spreads: dict | None = None) -> list[dict[str, Any]]:
+    """One row per PLA variant and runtime, with the paper's figures (``spreads`` as for
+    :func:`baseline_rows`)."""
     files = pla["files"]
     common = {"parameters": pla["parameters"]["total"], "flops": pla["flops_per_beat"]["total"]}
     specs = [
@@ -73,8 +87,20 @@ def pla_rows(pla: dict) -> list[dict[str, Any]]:
         ("PLA int8", "TFLite Micro interpreter", "pla_int8_tflm", PLA_INT8_TFLITE_FILE, None),
     ]
     return [_row(model, runtime, pla["test"][key], **common,
-                 file_bytes=files.get(file_name) if file_name else None, paper_key=paper_key)
+                 file_bytes=files.get(file_name) if file_name else None, paper_key=paper_key,
+                 spread=(spreads or {}).get(key))
             for model, runtime, key, file_name, paper_key in specs if key in pla["test"]]
+
+
+def reference_rows(pla: dict, spreads: dict | None = None) -> list[dict[str, Any]]:
+    """The reference models PLA's run fitted (:mod:`pla_tvm.references`), one row each."""
+    rows = []
+    for name, reference in pla.get("references", {}).items():
+        label = LINEAR_LABEL if name == LINEAR else name
+        rows.append(_row(label, "scikit-learn", reference["test"],
+                         parameters=reference["parameters"], flops=reference["flops"],
+                         file_bytes=None, spread=(spreads or {}).get(name)))
+    return rows
 
 
 def _selection_table(selection: dict) -> list[str]:
@@ -89,15 +115,16 @@ def _selection_table(selection: dict) -> list[str]:
     return lines
 
 
-def _pla_section(pla: dict) -> list[str]:
+def _pla_section(pla: dict, spreads: dict | None = None) -> list[str]:
     chosen, agreement = pla["chosen"], pla["agreement"]
     targets = pla.get("targets", {})
     return [
         "## PLA: k-means + per-cluster ridge imitating the baseline's penultimate layer",
         "",
-        *_main_table(pla_rows(pla)),
+        *_main_table(pla_rows(pla, spreads)),
         "",
-        f"Chosen by 5-fold cross-validation on the training beats under a "
+        f"{_first_seed_note(spreads)}Chosen by 5-fold cross-validation on the training beats "
+        f"under a "
         f"{pla['selection']['max_int8_bytes']:,}-byte int8 budget: k = {chosen['k']}, "
         f"λ = {chosen['alpha']:g} (cluster sizes {chosen['cluster_sizes']}); grid search "
         f"{pla['selection']['seconds']:.1f} s. PLA float agrees with the baseline on "
@@ -107,7 +134,7 @@ def _pla_section(pla: dict) -> list[str]:
         f"kernels within {agreement['int8_tflite_vs_reference_max_lsb']} LSB. Test feature fit "
         f"R² = {pla['feature_fit_test']['r2']:.4f}.",
         "",
-        "Targets: " + "; ".join(f"{name.replace('_', ' ')}: "
+        "Targets (first seed): " + "; ".join(f"{name.replace('_', ' ')}: "
                                 f"{'met' if value.get('met') else 'NOT met'}"
                                 for name, value in targets.items()) + ".",
         "",
@@ -116,6 +143,93 @@ def _pla_section(pla: dict) -> list[str]:
         *_selection_table(pla["selection"]),
         "",
     ]
+
+
+def _first_seed_note(spreads: dict | None) -> str:
+    return "First seed's run: " if spreads else ""
+
+
+def _references_section(pla: dict, spreads: dict | None = None) -> list[str]:
+    rows = reference_rows(pla, spreads)
+    if not rows:
+        return []
+    lines = ["## Reference: a linear model on the raw beats", "",
+             *_main_table(rows), ""]
+    for name, reference in pla["references"].items():
+        chosen = ", ".join(f"C = {row['C']:g}: {row['mean']:.4f} ± {row['std']:.4f}"
+                           for row in reference["cv_accuracy"])
+        lines += [f"{reference['model']}: {reference['parameters']:,} parameters, "
+                  f"{reference['macs']:,} MACs per beat; C chosen by {reference['cv_folds']}-fold "
+                  f"cross-validation on the training beats (accuracy {chosen}). Fitted by "
+                  "`pla-tvm compress` beside PLA, on the same beats.", ""]
+    return lines
+
+
+def _mean(spreads: dict, key: str, score: str = "accuracy") -> float | None:
+    return spreads.get(key, {}).get(score, {}).get("mean")
+
+
+def _tflm_source(run: dict) -> str:
+    seconds = run.get("tflm_seconds")
+    cost = "" if seconds is None else f", {seconds:,.0f} s"
+    if run["tflm_by_reference_kernels"]:
+        return f"reference kernels (TFLite Micro check{cost})"
+    return f"all beats{cost}"
+
+
+def _seeds_section(seeds: dict) -> list[str]:
+    runs, aggregate = seeds["runs"], seeds["aggregate"]
+    base, pla, refs = aggregate["baseline"], aggregate["pla"], aggregate["references"]
+    columns = [("baseline", "keras", "baseline float Keras"),
+               ("baseline", "int8_tflm", "baseline pruned + int8 TFLite Micro"),
+               ("pla", "pla_float", "PLA float"), ("pla", "pla_int8_tflm", "PLA int8 TFLite Micro"),
+               ("references", LINEAR, "linear reference")]
+    columns = [c for c in columns if all(c[1] in run[c[0]] for run in runs)]
+    lines = [
+        f"## Seeds: {len(runs)} trainings of the baseline, each compressed with PLA",
+        "",
+        f"Seeds {', '.join(str(s) for s in aggregate['seeds'])}: every accuracy, F1 and recall "
+        "in the tables above is the mean ± sample standard deviation over them (one seed: the "
+        "value alone); sizes, parameters and FLOPs are the first seed's. Firmware, QEMU and "
+        f"tuning use the models of seed {seeds['firmware_seed']} only. The extra seeds' TFLite "
+        f"Micro figures come from the TFLite interpreter's reference kernels over all the test "
+        f"beats, after TFLite Micro gave bit-identical int8 outputs on "
+        f"{seeds['tflm_check_beats']:,} evenly spaced beats (otherwise TFLite Micro runs on "
+        "every beat); the TFLite Micro column gives what it cost each seed.",
+        "",
+        "| seed | " + " | ".join(f"{label} accuracy / macro F1" for _, _, label in columns)
+        + " | PLA k, λ, int8 bytes | TFLite Micro | training s | baseline stage s |",
+        "|---|" + "---|" * (len(columns) + 4),
+    ]
+    for run in runs:
+        chosen = run["pla_chosen"]
+        lines.append(
+            f"| {run['seed']} | " + " | ".join(
+                f"{run[group][key]['accuracy']:.4f} / {run[group][key]['macro_f1']:.4f}"
+                for group, key, _ in columns)
+            + f" | {chosen['k']}, {chosen['alpha']:g}, {chosen['int8_tflite_bytes']:,} | "
+            f"{_tflm_source(run)} | {_number(run['training']['seconds'])} | "
+            f"{_number(run.get('baseline_seconds'))} |")
+    lines.append("| mean ± std | " + " | ".join(
+        f"{format_spread(aggregate[group][key]['accuracy'])} / "
+        f"{format_spread(aggregate[group][key]['macro_f1'])}"
+        for group, key, _ in columns) + " | | | | |")
+    comparisons = []
+    for label, (a_group, a_key), (b_group, b_key) in (
+            ("PLA float against the baseline float (Keras)", (pla, "pla_float"), (base, "keras")),
+            ("PLA int8 against the baseline pruned + int8 (both TFLite Micro)",
+             (pla, "pla_int8_tflm"), (base, "int8_tflm")),
+            ("the linear reference against the baseline pruned + int8 (TFLite Micro)",
+             (refs, LINEAR), (base, "int8_tflm")),
+            ("PLA int8 against the linear reference (TFLite Micro; scikit-learn)",
+             (pla, "pla_int8_tflm"), (refs, LINEAR))):
+        a, b = _mean(a_group, a_key), _mean(b_group, b_key)
+        if a is not None and b is not None:
+            comparisons.append(f"{label}: {100 * (a - b):+.2f} points of accuracy "
+                               f"({a:.4f} against {b:.4f})")
+    if comparisons:
+        lines += ["", "Means over the seeds: " + "; ".join(comparisons) + "."]
+    return lines + [""]
 
 
 def _swap_section(swap: dict) -> list[str]:
@@ -193,7 +307,8 @@ def _firmware_section(firmware: dict, baseline_int8_accuracy: float, pla_macs: i
             f"({base['build']}, below) and needs "
             f"{base['model_flash_bytes'] / pla['model_flash_bytes']:,.1f}× less model flash, "
             f"at {100 * (pla['accuracy'] - baseline_int8_accuracy):+.2f} points of accuracy "
-            f"(PLA firmware on {pla['n']:,} beats against the int8 baseline's TFLite accuracy on "
+            f"(first seed's models; PLA firmware on {pla['n']:,} beats against the int8 "
+            f"baseline's TFLite accuracy on "
             f"the whole split: its firmware, run on {base['beats']:,} evenly spaced beats, "
             f"equals TFLite Micro there, see below).",
         ]
@@ -410,9 +525,11 @@ def _main_table(rows: list[dict[str, Any]]) -> list[str]:
              "parameters | FLOPs/beat | file bytes | gzip bytes | TFLM arena bytes |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
+        spread = row.get("spread")
         lines.append("| " + " | ".join([
             row["model"], row["runtime"], _number(row["n"]),
-            *(_number(row[column]) for column in METRIC_COLUMNS),
+            *(format_spread(spread[column]) if spread else _number(row[column])
+              for column in METRIC_COLUMNS),
             _number(row["parameters"]), _number(row["flops"]), _number(row["file_bytes"]),
             _number(row["gzip_bytes"]), _number(row["tflm_arena_bytes"])]) + " |")
         paper = row["paper"]
@@ -430,15 +547,18 @@ def _recall_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| model | runtime | " + " | ".join(names) + " |",
              "|---|---|" + "---|" * len(names)]
     for row in rows:
+        spread = (row.get("spread") or {}).get("per_class_recall")
         lines.append(f"| {row['model']} | {row['runtime']} | " + " | ".join(
-            _number(row["per_class_recall"][name], 3) for name in names) + " |")
+            format_spread(spread[name], 3) if spread else _number(row["per_class_recall"][name], 3)
+            for name in names) + " |")
     return lines
 
 
 def render_markdown(results: dict[str, Any]) -> str:
     """The results page."""
     baseline = results["baseline"]
-    rows = baseline_rows(baseline)
+    rows = baseline_rows(baseline, _spreads(results, "baseline"))
+    pla_spreads = _spreads(results, "pla")
     training = baseline["training"]
     tflm = baseline["evaluations"]["int8_tflm"]
     lines = [
@@ -451,11 +571,15 @@ def render_markdown(results: dict[str, Any]) -> str:
         "Test split: ECG5000, 4,499 beats (the shared copy lacks one class-1 beat). "
         "Sensitivity, precision and F1 are weighted by class support; macro F1 is unweighted.",
         "",
+        *([f"Scores are mean ± standard deviation over {len(results['seeds']['runs'])} training "
+           "seeds (see Seeds below); firmware, QEMU and tuning use the first seed's models.", ""]
+          if "seeds" in results else []),
         "## Baseline: 1-D ResNet, pruned + int8 TFLite",
         "",
         *_main_table(rows),
         "",
-        f"Training: {training['epochs_run']} epochs (best {training['best_epoch']}), "
+        f"{_first_seed_note(rows[0]['spread'])}Training: {training['epochs_run']} epochs "
+        f"(best {training['best_epoch']}), "
         f"{training['seconds']:.0f} s; class weights "
         f"{_class_weights(training['class_weights'])}; "
         f"pruning to {baseline['sparsity']['target']:.2f} reached "
@@ -466,7 +590,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{_percent(tflm, 'class_agreement_with_int8_tflite_reference_kernels')} "
         "(reference kernels).",
         "",
-        *(_pla_section(results["pla"]) if "pla" in results else []),
+        *(_pla_section(results["pla"], pla_spreads) if "pla" in results else []),
+        *(_references_section(results["pla"], _spreads(results, "references"))
+          if "pla" in results else []),
+        *(_seeds_section(results["seeds"]) if "seeds" in results else []),
         *(_swap_section(results["swap"]) if "swap" in results else []),
         *(_firmware_section(results["firmware"],
                             baseline["evaluations"]["int8_tflite"]["accuracy"],
@@ -481,7 +608,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         *(_plots_section(results["plots"]) if "plots" in results else []),
         "## Recall per class",
         "",
-        *_recall_table(rows + (pla_rows(results["pla"]) if "pla" in results else [])),
+        *_recall_table(rows + (pla_rows(results["pla"], pla_spreads)
+                               + reference_rows(results["pla"], _spreads(results, "references"))
+                               if "pla" in results else [])),
         "",
         f"Benchmark wall time: {results['bench_seconds']:.0f} s (stages: "
         + ", ".join(f"{name} {seconds:.0f} s"

@@ -14,12 +14,17 @@ from pla_tvm.files import output_folder
 
 
 def _summary(metrics: dict[str, Any]) -> str:
-    """A few lines: the choice, test accuracy of each variant, sizes, FLOPs, the targets."""
+    """A few lines: the choice, test accuracy of each variant and of the reference models, sizes,
+    FLOPs, the targets."""
+    from pla_tvm.references import summary_line
+
     chosen = metrics["chosen"]
     lines = [f"PLA k={chosen['k']} (used {chosen['k_used']}), lambda={chosen['alpha']:g}, "
              f"cluster sizes {chosen['cluster_sizes']}"]
     lines += [f"  {name:<18} test accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}"
               for name, m in metrics["test"].items()]
+    lines += [summary_line(name, reference)
+              for name, reference in metrics.get("references", {}).items()]
     sizes = metrics["tflite_bytes"]
     lines.append(f"  parameters {metrics['parameters']['total']:,}, "
                  f"FLOPs/beat {metrics['flops_per_beat']['total']:,}, TFLite float "

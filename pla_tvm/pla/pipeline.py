@@ -7,7 +7,8 @@ This is what ``pla-tvm compress`` runs. Outputs in the output directory:
   (:mod:`pla_tvm.pla.tflite_export`);
 * ``metrics.json`` -- the selection grid, test metrics of the baseline and of every PLA variant
   (float estimator, int8 numpy reference, both TFLite models in TFLite and TFLite Micro), their
-  agreement, parameters, FLOPs and sizes, and the targets of issue 5.
+  agreement, parameters, FLOPs and sizes, the targets of issue 5, and ``references``: models
+  fitted on the same beats to read PLA's accuracy against (:mod:`pla_tvm.references`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pla_tvm.pla.selection import (
 )
 from pla_tvm.pla.teacher import Teacher
 from pla_tvm.pla.tflite_export import float_tflite, int8_tflite
+from pla_tvm.references import references
 
 LOG = logging.getLogger(__name__)
 
@@ -201,6 +203,7 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
         "selection": None if selection is None else selection.to_dict(),
         "files": {name: (out_dir / name).stat().st_size for name in
                   (NPZ_FILE, FLOAT_TFLITE_FILE, INT8_TFLITE_FILE)},
+        "references": references(train, test, random_state=random_state),
     })
     metrics["size_budget"] = {**budget, "met": budget["bytes"] is None
                               or len(int8_bytes) <= budget["bytes"]}

@@ -142,3 +142,37 @@ def test_missing_and_unknown_model_files(tmp_path, capsys):
         load_runner(tmp_path / "model.onnx")
     assert main(["evaluate", str(tmp_path / "nope.keras")]) == 2
     assert "nope.keras: model file not found" in capsys.readouterr().err
+
+
+def test_tflm_by_reference_kernels_only_when_bit_identical(tiny_run, ecg5000, monkeypatch):
+    """Extra bench seeds: the reference kernels' metrics stand for TFLite Micro's after a check."""
+    from pla_tvm.baseline import pipeline
+    from pla_tvm.baseline.pipeline import evaluate_model, tflm_by_reference_kernels
+
+    out, _ = tiny_run
+    reference = evaluate_model(out / INT8_TFLITE_FILE, ecg5000, interpreter="litert-ref",
+                               limit=40)
+    metrics, classes = tflm_by_reference_kernels(out / INT8_TFLITE_FILE, ecg5000, 12, reference)
+    assert metrics["tflm_check"]["bit_identical"] and metrics["tflm_check"]["beats"] == 12
+    assert metrics["tflm_arena_bytes"] > 0
+    assert "standing in" in metrics["runner"]
+    assert {k: v for k, v in metrics.items() if k not in ("runner", "tflm_check",
+                                                          "tflm_arena_bytes")} == \
+        {k: v for k, v in reference[0].items() if k != "runner"}
+    assert np.array_equal(classes, reference[1])
+
+    real_load_runner = pipeline.load_runner
+
+    class OffByOne:  # TFLite Micro giving another int8 output on one beat
+        def __init__(self, runner):
+            self.runner, self.arena_bytes = runner, None
+
+        def outputs(self, x):
+            outputs = self.runner.outputs(x).copy()
+            outputs[0, 0] += 1
+            return outputs
+
+    monkeypatch.setattr(pipeline, "load_runner", lambda path, interpreter: OffByOne(
+        real_load_runner(path, interpreter)) if interpreter == "tflm"
+        else real_load_runner(path, interpreter))
+    assert tflm_by_reference_kernels(out / INT8_TFLITE_FILE, ecg5000, 12, reference) is None

@@ -50,6 +50,7 @@ def test_compress_writes_outputs(tmp_path, tiny_teacher, ecg5000):
     assert metrics["agreement"]["int8_tflite_vs_reference_max_lsb"] <= 1
     assert metrics["tflite_bytes"]["int8"] == (out / "pla_int8.tflite").stat().st_size
     assert metrics["baseline"]["int8_quantization_from_baseline"]
+    assert metrics["references"]["logistic_regression"]["test"]["n"] == len(ecg5000.test)
     predictions = int8_predict(load_pla(out / "pla.npz").quantized, ecg5000.test.x)
     assert np.mean(predictions == ecg5000.test.y) == pytest.approx(test["pla_int8"])
 
