@@ -124,9 +124,14 @@ def test_own_models_compress_compile_run_and_export_into_one_own_firmware(
 def test_mistakes_with_own_models_are_one_line_each(user_models, capsys, tmp_path):
     keras_path, int8_path = user_models["cnn"]
     mlp_keras, mlp_int8 = user_models["mlp"]
+    import tf_keras as keras
+
+    # Keras numbers its default names per process (conv1d, conv1d_1, ...): read them back.
+    layers = keras.models.load_model(keras_path, compile=False).layers
+    conv, head = layers[0].name, layers[-1].name
     out = str(tmp_path / "out")
-    assert "features layer 'conv1d' does not feed the head 'dense_1' directly; candidates" in \
-        cli_error(capsys, "compress", "--model", str(keras_path), "--features", "conv1d",
+    assert f"features layer '{conv}' does not feed the head '{head}' directly; candidates" in \
+        cli_error(capsys, "compress", "--model", str(keras_path), "--features", conv,
                   "--out", out)
     assert "features layer 'nope' is not in the model" in cli_error(
         capsys, "compress", "--model", str(keras_path), "--features", "nope", "--out", out)
