@@ -116,8 +116,10 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         Rank ``r`` of every map: reduced-rank ridge (the regression's fit projected on the top
         ``r`` right singular vectors of its ``[sqrt(w) X_c W; sqrt(alpha) W]``, which is the exact
         reduced-rank ridge solution for a ``Ridge`` regressor), ``W_c = U_c V_c`` with
-        ``U_c [D, r]``, ``V_c [r, d]``; the intercept is refitted for the reduced map. A rank of
-        at least ``min(D, targets)`` gives the full map. None: full rank.
+        ``U_c [D, r]``, ``V_c [r, d]``; the intercept is refitted for the reduced map. The rank
+        is taken in the regression's target space (``d`` features, or ``C`` logits with
+        ``target="logits"``, where ``r = min(rank, C)``); a rank of at least ``min(D, targets)``
+        gives the full map. None: full rank.
 
     Attributes
     ----------
