@@ -35,7 +35,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.metrics import f1_score, mean_squared_error, r2_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
 from pla_tvm.pla.costs import (
     PLAShape,
@@ -186,7 +186,8 @@ def select_pla(X: np.ndarray, y: np.ndarray, *, teacher_features: np.ndarray | N
                n_init: int = 10, n_jobs: int = 2, random_state: int = 0,
                progress: bool = True, criterion: str = "macro_f1",
                accuracy_tolerance: float = ACCURACY_TOLERANCE,
-               estimator_params: dict[str, Any] | None = None) -> SelectionResult:
+               estimator_params: dict[str, Any] | None = None,
+               n_repeats: int = 1) -> SelectionResult:
     """Cross-validate every (k, lambda) pair and choose the best one within the size budget.
 
     Parameters
@@ -220,6 +221,11 @@ def select_pla(X: np.ndarray, y: np.ndarray, *, teacher_features: np.ndarray | N
     estimator_params : dict, optional
         Further :class:`PLAClassifier` parameters of every fit (``class_weight``, ``partition``,
         ``target``, ``rank``, ...); not ``n_clusters`` or ``alpha``, which the grid sets.
+    n_repeats : int, default=1
+        Repetitions of the ``cv``-fold split with different shuffles
+        (:class:`~sklearn.model_selection.RepeatedStratifiedKFold`); the per-fold lists then hold
+        ``cv * n_repeats`` entries. With a few beats of a rare class per fold, macro F1 varies a
+        lot between splits; repeating narrows the mean's spread.
 
     Returns
     -------
@@ -233,6 +239,8 @@ def select_pla(X: np.ndarray, y: np.ndarray, *, teacher_features: np.ndarray | N
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion={criterion!r} should be one of {CRITERIA}.")
+    if not isinstance(n_repeats, (int, np.integer)) or n_repeats < 1:
+        raise ValueError(f"n_repeats={n_repeats!r} should be an integer >= 1.")
     if not accuracy_tolerance >= 0:
         raise ValueError(f"accuracy_tolerance={accuracy_tolerance!r} should be >= 0.")
     estimator_params = dict(estimator_params or {})
@@ -245,8 +253,12 @@ def select_pla(X: np.ndarray, y: np.ndarray, *, teacher_features: np.ndarray | N
     teacher = None if teacher_features is None else np.asarray(teacher_features, np.float64)
     base = PLAClassifier(head_weights=head_weights, head_bias=head_bias, n_init=n_init,
                          random_state=random_state).set_params(**estimator_params)
-    folds = list(StratifiedKFold(cv, shuffle=True, random_state=random_state).split(X, y))
-    tasks = [(k, alpha, fold) for k in k_values for alpha in alphas for fold in range(cv)]
+    splitter = (StratifiedKFold(cv, shuffle=True, random_state=random_state) if n_repeats == 1
+                else RepeatedStratifiedKFold(n_splits=cv, n_repeats=n_repeats,
+                                             random_state=random_state))
+    folds = list(splitter.split(X, y))
+    tasks = [(k, alpha, fold) for k in k_values for alpha in alphas
+             for fold in range(len(folds))]
     start = time.perf_counter()
     jobs = (delayed(_score_fold)(clone(base).set_params(n_clusters=k, alpha=alpha), X, y,
                                  teacher, *folds[fold]) for k, alpha, fold in tasks)

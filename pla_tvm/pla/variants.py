@@ -31,7 +31,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "class_partition": {"partition": "class"},
     "class_weight+partition": {"class_weight": "balanced", "partition": "class"},
     "logits": {"target": "logits"},
-    "logits+class_weight": {"target": "logits", "class_weight": "balanced"},
+    "logits+rank5": {"target": "logits", "rank": 5},
     "rank8": {"rank": 8},
     "rank16": {"rank": 16},
     "rank32": {"rank": 32},
@@ -173,3 +173,55 @@ def variants_table(rows: list[dict[str, Any]], recall_of: Sequence[str] = ()) ->
                  else f"{row['low_rank_int8_parameter_bytes']:,}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    """``python -m pla_tvm.pla.variants --baseline DIR [--data-dir DIR] [--select]``.
+
+    Loads the teacher (:func:`~pla_tvm.pla.teacher.load_teacher`) and ECG5000, runs
+    :func:`compare_variants` and prints (and returns) :func:`variants_table` with the recall of
+    every class after the first two.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Command-line arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    import argparse
+
+    from pla_tvm.data import load_ecg5000
+    from pla_tvm.pla.teacher import load_teacher
+
+    parser = argparse.ArgumentParser(prog="python -m pla_tvm.pla.variants",
+                                     description="Compare PLA variants (issue 15).")
+    parser.add_argument("--baseline", required=True, help="pla-tvm train's output folder")
+    parser.add_argument("--data-dir", default=None, help="ECG5000 folder")
+    parser.add_argument("--select", action="store_true",
+                        help="choose k and lambda per variant by CV on the training split")
+    parser.add_argument("--repeats", type=int, default=1, help="CV repetitions (--select)")
+    parser.add_argument("--max-int8-bytes", type=int, default=64 * 1024)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    dataset = load_ecg5000(args.data_dir)
+    train, test = dataset["train"], dataset["test"]
+    teacher = load_teacher(args.baseline)
+    rows = compare_variants(
+        train.x, train.y, test.x, test.y, teacher_features=teacher.features(train.x),
+        head_weights=teacher.head_weights, head_bias=teacher.head_bias,
+        class_names=test.class_names, baseline=teacher.int8, select=args.select,
+        select_params={"n_jobs": args.jobs, "n_repeats": args.repeats,
+                       "max_int8_bytes": args.max_int8_bytes or None},
+        random_state=args.seed)
+    table = variants_table(rows, recall_of=list(test.class_names)[2:])
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    main()
