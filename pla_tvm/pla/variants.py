@@ -69,7 +69,7 @@ def compare_variants(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
         The int8 baseline whose head and scales the int8 PLA uses (as ``compress`` does).
     variants : mapping, optional
         Name -> :class:`PLAClassifier` parameters (default :data:`VARIANTS`). A variant may set
-        ``n_clusters`` / ``alpha`` itself.
+        ``n_clusters`` / ``alpha`` itself (then fixed, also with ``select``).
     n_clusters, alpha : int, float
         k and lambda of the variants that do not set them (unless ``select``).
     select : bool, default=False
@@ -87,7 +87,8 @@ def compare_variants(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
     -------
     list of dict
         ``name``, ``params``, ``k``, ``alpha``, ``k_used``, ``cv`` (the selection's best row's
-        accuracy and macro F1, or None), ``float`` and ``int8`` (``accuracy``, ``macro_f1``,
+        accuracy, macro F1 and its standard deviation over the folds, the number of folds, or
+        None), ``float`` and ``int8`` (``accuracy``, ``macro_f1``,
         ``recall`` per class name; ``int8`` None for the reference), ``int8_tflite_bytes``,
         ``low_rank_int8_parameter_bytes`` (None without ``rank``).
     """
@@ -96,16 +97,20 @@ def compare_variants(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
     rows = []
     for name, params in (VARIANTS if variants is None else variants).items():
         params = dict(params)
+        fixed = {"k_values": (params["n_clusters"],)} if "n_clusters" in params else {}
+        if "alpha" in params:
+            fixed["alphas"] = (params["alpha"],)
         k, lam = params.pop("n_clusters", n_clusters), params.pop("alpha", alpha)
         cv = None
         if select:
             result = select_pla(train_x, train_y, teacher_features=teacher_features,
                                 head_weights=head_weights, head_bias=head_bias,
                                 estimator_params=params, random_state=random_state,
-                                progress=False, **dict(select_params or {}))
+                                progress=False, **{**dict(select_params or {}), **fixed})
             best = result.best or result.best_unconstrained
             k, lam = best["k"], best["alpha"]
             cv = {"accuracy": best["accuracy_mean"], "macro_f1": best["macro_f1_mean"],
+                  "macro_f1_std": best["macro_f1_std"], "folds": len(best["macro_f1_folds"]),
                   "within_budget": best["within_budget"]}
         model = PLAClassifier(n_clusters=k, alpha=lam, head_weights=head_weights,
                               head_bias=head_bias, random_state=random_state, **params)
@@ -158,12 +163,13 @@ def variants_table(rows: list[dict[str, Any]], recall_of: Sequence[str] = ()) ->
             values.append(f"{scores[key] if cls is None else scores['recall'][cls]:.4f}")
         return " / ".join(values)
 
-    head = ["variant", "k (used)", "λ", "CV acc / F1", "accuracy", "macro F1",
+    head = ["variant", "k (used)", "λ", "CV acc / F1 ± fold std", "accuracy", "macro F1",
             *[f"recall {c}" for c in recall_of], "int8 B", "low-rank int8 param B"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cv = "-" if row["cv"] is None else f"{row['cv']['accuracy']:.4f} / " \
-                                           f"{row['cv']['macro_f1']:.4f}"
+        cv = "-" if row["cv"] is None else (f"{row['cv']['accuracy']:.4f} / "
+                                            f"{row['cv']['macro_f1']:.4f} ± "
+                                            f"{row['cv']['macro_f1_std']:.3f}")
         k = "-" if row["k"] is None else f"{row['k']} ({row['k_used']})"
         cells = [row["name"], k, "-" if row["alpha"] is None else f"{row['alpha']:g}", cv,
                  pair(row, "accuracy"), pair(row, "macro_f1"),

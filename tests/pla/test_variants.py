@@ -191,3 +191,23 @@ def test_macro_f1_criterion_ranks_as_stated():
     assert [r["rank"] for r in rows] == [1, 2, 4, 3]
     with pytest.raises(ValueError, match="criterion='f1'"):
         _rank(rows, "rank", "f1")
+
+
+def test_compare_variants_rows_and_table():
+    from pla_tvm.pla.variants import compare_variants, variants_table
+
+    X, y, features, head, bias = _data(9, n=300)
+    names = ["a", "b", "c", "d"]
+    rows = compare_variants(X[:200], y[:200], X[200:], y[200:], teacher_features=features[:200],
+                            head_weights=head, head_bias=bias, class_names=names,
+                            variants={"default": {}, "rank2": {"rank": 2, "n_clusters": 1}},
+                            n_clusters=2, select=True,
+                            select_params={"k_values": (1, 2), "alphas": (1.0,), "cv": 2,
+                                           "n_jobs": 1, "max_int8_bytes": None})
+    assert [row["name"] for row in rows] == ["default", "rank2", "logistic(C=1)"]
+    assert rows[1]["k"] == 1  # fixed by the variant, not selected
+    assert rows[0]["cv"]["folds"] == 2 and rows[0]["int8"]["accuracy"] > 0.5
+    assert rows[1]["low_rank_int8_parameter_bytes"] < rows[1]["int8_tflite_bytes"]
+    assert rows[2]["int8"] is None and set(rows[2]["float"]["recall"]) == set(names)
+    table = variants_table(rows, recall_of=["c"])
+    assert table.count("\n") == 4 and "recall c" in table
