@@ -182,7 +182,7 @@ def variants_table(rows: list[dict[str, Any]], recall_of: Sequence[str] = ()) ->
 
 
 def main(argv: Sequence[str] | None = None) -> str:
-    """``python -m pla_tvm.pla.variants --baseline DIR [--data-dir DIR] [--select]``.
+    """``python -m pla_tvm.pla.variants --baseline DIR [--data-dir DIR] [--select] ...``.
 
     Loads the teacher (:func:`~pla_tvm.pla.teacher.load_teacher`) and ECG5000, runs
     :func:`compare_variants` and prints (and returns) :func:`variants_table` with the recall of
@@ -199,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         The table.
     """
     import argparse
+    from pathlib import Path
 
     from pla_tvm.data import load_ecg5000
     from pla_tvm.pla.teacher import load_teacher
@@ -206,6 +207,11 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m pla_tvm.pla.variants",
                                      description="Compare PLA variants (issue 15).")
     parser.add_argument("--baseline", required=True, help="pla-tvm train's output folder")
+    parser.add_argument("--keras", default=None,
+                        help="teacher .keras file instead of the folder's baseline.keras (e.g. "
+                             "its baseline_pruned.keras; the int8 model stays the folder's)")
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated names of VARIANTS (default: all)")
     parser.add_argument("--data-dir", default=None, help="ECG5000 folder")
     parser.add_argument("--select", action="store_true",
                         help="choose k and lambda per variant by CV on the training split")
@@ -216,11 +222,19 @@ def main(argv: Sequence[str] | None = None) -> str:
     args = parser.parse_args(argv)
     dataset = load_ecg5000(args.data_dir)
     train, test = dataset["train"], dataset["test"]
-    teacher = load_teacher(args.baseline)
+    if args.keras is None:
+        teacher = load_teacher(args.baseline)
+    else:
+        from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE
+        from pla_tvm.pla.teacher import load_model_teacher
+
+        teacher = load_model_teacher(args.keras, Path(args.baseline) / INT8_TFLITE_FILE)
+    chosen = VARIANTS if args.variants is None else {
+        name: VARIANTS[name] for name in args.variants.split(",")}
     rows = compare_variants(
         train.x, train.y, test.x, test.y, teacher_features=teacher.features(train.x),
         head_weights=teacher.head_weights, head_bias=teacher.head_bias,
-        class_names=test.class_names, baseline=teacher.int8, select=args.select,
+        class_names=test.class_names, baseline=teacher.int8, variants=chosen, select=args.select,
         select_params={"n_jobs": args.jobs, "n_repeats": args.repeats,
                        "max_int8_bytes": args.max_int8_bytes or None},
         random_state=args.seed)
