@@ -211,3 +211,22 @@ def test_compare_variants_rows_and_table():
     assert rows[2]["int8"] is None and set(rows[2]["float"]["recall"]) == set(names)
     table = variants_table(rows, recall_of=["c"])
     assert table.count("\n") == 4 and "recall c" in table
+
+
+@pytest.mark.parametrize("params", [{"rank": 4}, {"target": "logits", "rank": 5}])
+def test_variant_exports_run_in_tflite_micro(synthetic_pla, params):
+    """The deployed form is the product U V: float TFLite matches the estimator's factored
+    transform, and TFLite Micro is bit-exact with the int8 reference, as for the default PLA."""
+    from pla_tvm.inference import TFLiteRunner
+    from pla_tvm.pla.tflite_export import float_tflite, int8_tflite
+
+    base, x, y, features = synthetic_pla
+    model = clone(base).set_params(**params).fit(x, y, teacher_features=features)
+    beats = x[:40]
+    float_logits = TFLiteRunner(float_tflite(model), "pla.tflite", "tflm").raw_outputs(beats)
+    np.testing.assert_allclose(float_logits, model.logits(beats), atol=1e-4)
+    quantized = quantize_pla(model, x, teacher_features=features)
+    beats_q = quantized.input.quantize(beats)
+    np.testing.assert_array_equal(
+        TFLiteRunner(int8_tflite(quantized), "pla.tflite", "tflm").raw_outputs(beats_q),
+        int8_logits(quantized, beats_q))
