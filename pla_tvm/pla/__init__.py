@@ -8,6 +8,8 @@
 * :func:`float_tflite` / :func:`int8_tflite` -- TFLite models for TFLite and TFLite Micro;
 * :mod:`pla_tvm.pla.costs` -- parameters, FLOPs, sizes; :mod:`pla_tvm.pla.pipeline` -- the
   ``compress`` command's work.
+* :mod:`pla_tvm.pla.variants` -- :func:`~pla_tvm.pla.variants.compare_variants`, the estimator's
+  variants (class weights, class partition, logits target, low rank) scored float and int8.
 """
 
 from pla_tvm.pla.estimator import PLAClassifier, SmallClusterWarning, nearest_centroid

@@ -127,3 +127,61 @@ def int8_tflite_bytes(shape: PLAShape) -> int:
         head_bias_q=np.zeros(n_classes, np.int32), logits=QuantParams(1.0, 0),
         classes=np.arange(n_classes))
     return len(int8_tflite(placeholder))
+
+
+def low_rank_parameter_counts(shape: PLAShape, rank: int) -> dict[str, int]:
+    """Parameters of the factored form ``W_c = U_c V_c`` (``U_c [D, r]``, ``V_c [r, d]``).
+
+    This is what a low-rank *deployment* would store. The int8 ``.tflite`` and the TVM operator
+    store the full product today, so :func:`int8_tflite_bytes` (the size selection budgets) is
+    unchanged by the rank; these counts are reported beside it. The effective rank is
+    ``min(rank, D, d)``.
+
+    Parameters
+    ----------
+    shape : PLAShape
+    rank : int
+
+    Returns
+    -------
+    dict
+        ``centroids``, ``cluster_left`` (``k D r``), ``cluster_right`` (``k r d``),
+        ``cluster_biases``, ``head``, ``total``.
+    """
+    if rank < 1:
+        raise ValueError(f"rank={rank!r} should be >= 1.")
+    r = min(rank, shape.D, shape.d)
+    counts = {"centroids": shape.k * shape.D, "cluster_left": shape.k * shape.D * r,
+              "cluster_right": shape.k * r * shape.d, "cluster_biases": shape.k * shape.d,
+              "head": shape.d * shape.C + shape.C}
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def low_rank_parameter_bytes(shape: PLAShape, rank: int) -> dict[str, int]:
+    """Bytes of the factored parameters, float32 and int8 (no file format overhead).
+
+    int8 as :func:`parameter_bytes` with two int8 layers per cluster: ``U_c`` with a float32
+    scale per of its ``r`` outputs (and an int8 intermediate of ``r`` values, whose
+    requantization needs no stored parameter beyond that scale), ``V_c`` with per-channel scales
+    and the int32 biases as today. An estimate of a future deployment's parameter bytes, not a
+    file size.
+
+    Parameters
+    ----------
+    shape : PLAShape
+    rank : int
+
+    Returns
+    -------
+    dict
+        ``float32`` and ``int8``; also ``full_int8`` (:func:`parameter_bytes`' ``int8``) for
+        comparison.
+    """
+    counts = low_rank_parameter_counts(shape, rank)
+    k, d, n_classes = shape.k, shape.d, shape.C
+    r = min(rank, shape.D, shape.d)
+    int8 = (counts["centroids"] + counts["cluster_left"] + 4 * k * r + counts["cluster_right"]
+            + 4 * k * d + 4 * k * d + d * n_classes + 4 * n_classes + 4 * n_classes)
+    return {"float32": 4 * counts["total"], "int8": int8,
+            "full_int8": parameter_bytes(shape)["int8"]}

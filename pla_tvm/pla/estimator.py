@@ -9,6 +9,13 @@ Being an ordinary estimator (parameters in ``__init__``, fitted attributes endin
 be cloned, pickled and tuned by :class:`~sklearn.model_selection.GridSearchCV` over
 ``n_clusters`` (k) and ``alpha`` (lambda); the features to imitate come in as the per-sample fit
 parameter ``teacher_features``, which the search slices per fold.
+
+Variants (all off by default, i.e. the paper's PLA): the clustering and the per-cluster regression
+are sub-estimators (``clusterer``, ``regressor``; cloned in ``fit``, tunable as
+``clusterer__n_clusters``, ``regressor__alpha``); ``class_weight`` weights the beats of each class
+in the regressions; ``partition="class"`` gives rare classes a centroid (piece) of their own;
+``target="logits"`` fits the maps to the teacher's logits instead of its features; ``rank`` makes
+every map low rank, ``W_c = U_c V_c``.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.cluster import KMeans
 from sklearn.linear_model import Ridge
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -76,7 +84,42 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     n_init : int, default=10
         k-means restarts (:class:`~sklearn.cluster.KMeans`'s ``n_init``).
     random_state : int, RandomState instance or None, default=None
-        Seeds k-means.
+        Seeds k-means (and a ``clusterer`` whose own ``random_state`` is None).
+    clusterer : estimator, default=None
+        Partition of the beats: an unfitted estimator with ``fit(X)`` and a fitted
+        ``cluster_centers_`` ``[k, D]`` (beats then go to their nearest centre, as deployed), and
+        an ``n_clusters`` parameter (lowered on small clusters). Cloned in ``fit``. None means
+        ``KMeans(n_clusters, n_init)``; when given, ``n_clusters`` and ``n_init`` are not used.
+    regressor : estimator, default=None
+        Per-cluster linear regression: an unfitted estimator with ``fit(X, T, sample_weight)``
+        and fitted ``coef_`` / ``intercept_`` (e.g. :class:`~sklearn.linear_model.Ridge`). Cloned
+        per cluster. None means ``Ridge(alpha)``; when given, ``alpha`` is not used (except as the
+        ridge penalty of the rank reduction when the regressor has no ``alpha`` of its own).
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the beats in the regressions by their class (as
+        :func:`~sklearn.utils.class_weight.compute_sample_weight`, over the whole training set):
+        ``"balanced"`` weights each class by ``n / (C n_c)``, so rare classes count as much as
+        common ones in the least squares. None: unweighted.
+    partition : {"kmeans", "class"}, default="kmeans"
+        ``"kmeans"``: the clusterer's centres only. ``"class"``: also the mean beat of every rare
+        class (fewer training beats than ``n / C``, at least ``min_cluster_size``) as an extra
+        centre, so that class's beats get a map of their own; an extra centre that attracts fewer
+        than ``min_cluster_size`` beats is dropped. Beats are still assigned by nearest centre
+        (labels are not needed at inference); ``n_clusters_`` counts the extra centres.
+    target : {"features", "logits"}, default="features"
+        What the maps imitate. ``"logits"``: ridge regressions from the beat to the teacher's
+        logits minus the head bias (``Z @ head_weights``), pulled back to features through the
+        head's pseudo-inverse (plus the cluster's mean feature in the head's null space), so the
+        head reproduces the fitted logits exactly and ``coef_`` stays ``[k, D, d]``; the maps
+        then have rank ``<= C``. Equal to ``"features"`` without a teacher (identity head).
+    rank : int or None, default=None
+        Rank ``r`` of every map: reduced-rank ridge (the regression's fit projected on the top
+        ``r`` right singular vectors of its ``[sqrt(w) X_c W; sqrt(alpha) W]``, which is the exact
+        reduced-rank ridge solution for a ``Ridge`` regressor), ``W_c = U_c V_c`` with
+        ``U_c [D, r]``, ``V_c [r, d]``; the intercept is refitted for the reduced map. The rank
+        is taken in the regression's target space (``d`` features, or ``C`` logits with
+        ``target="logits"``, where ``r = min(rank, C)``); a rank of at least ``min(D, targets)``
+        gives the full map. None: full rank.
 
     Attributes
     ----------
@@ -92,6 +135,13 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         Per-cluster linear maps (``features = x @ coef_[c] + intercept_[c]``).
     intercept_ : np.ndarray of shape (n_clusters_, d)
         Per-cluster offsets.
+    coef_left_ : np.ndarray of shape (n_clusters_, n_features_in_, r) or None
+        ``U_c`` of the low-rank maps (``coef_ = coef_left_ @ coef_right_``); None when ``rank``
+        is None.
+    coef_right_ : np.ndarray of shape (n_clusters_, r, d) or None
+        ``V_c`` of the low-rank maps; None when ``rank`` is None.
+    n_extra_clusters_ : int
+        Centres added by ``partition="class"`` (the last ones of ``centroids_``).
     head_weights_ : np.ndarray of shape (d, n_classes)
         Head kernel used by ``predict``.
     head_bias_ : np.ndarray of shape (n_classes,)
@@ -111,7 +161,8 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def __init__(self, n_clusters: int = 3, alpha: float = 1.0, *, head_weights=None,
                  head_bias=None, min_cluster_size: int = 10, n_init: int = 10,
-                 random_state=None):
+                 random_state=None, clusterer=None, regressor=None, class_weight=None,
+                 partition: str = "kmeans", target: str = "features", rank: int | None = None):
         self.n_clusters = n_clusters
         self.alpha = alpha
         self.head_weights = head_weights
@@ -119,6 +170,12 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.min_cluster_size = min_cluster_size
         self.n_init = n_init
         self.random_state = random_state
+        self.clusterer = clusterer
+        self.regressor = regressor
+        self.class_weight = class_weight
+        self.partition = partition
+        self.target = target
+        self.rank = rank
 
     def fit(self, X, y, teacher_features=None) -> PLAClassifier:
         """Cluster the beats and fit one ridge map per cluster.
@@ -147,20 +204,64 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self._check_params(X.shape[0])
-        targets = self._targets(X, y, teacher_features)
-        self.centroids_, labels = self._cluster(X, check_random_state(self.random_state))
+        features = self._targets(X, y, teacher_features)
+        weights = (None if self.class_weight is None
+                   else compute_sample_weight(self.class_weight, y))
+        self.centroids_, labels, self.n_extra_clusters_ = self._cluster(
+            X, y, check_random_state(self.random_state))
         self.n_clusters_ = self.centroids_.shape[0]
         self.cluster_sizes_ = np.bincount(labels, minlength=self.n_clusters_)
-        coef, intercept = [], []
-        for cluster in range(self.n_clusters_):
-            members = labels == cluster
-            ridge = Ridge(alpha=self.alpha).fit(X[members], targets[members])
-            # Ridge drops the target axis when there is a single target; keep it.
-            coef.append(ridge.coef_.reshape(targets.shape[1], -1).T)
-            intercept.append(np.reshape(ridge.intercept_, -1))
-        self.coef_ = np.stack(coef)
-        self.intercept_ = np.stack(intercept)
+        if self.target == "logits":
+            targets = features @ self.head_weights_
+            pullback = np.linalg.pinv(self.head_weights_)  # [C, d]; pullback @ head = I_C
+        else:
+            targets, pullback = features, None
+        maps = [self._fit_map(X[labels == c], targets[labels == c], features[labels == c],
+                              None if weights is None else weights[labels == c], pullback)
+                for c in range(self.n_clusters_)]
+        self.coef_ = np.stack([m[0] for m in maps])
+        self.intercept_ = np.stack([m[1] for m in maps])
+        if self.rank is None:
+            self.coef_left_ = self.coef_right_ = None
+        else:
+            self.coef_left_ = np.stack([m[2] for m in maps])
+            self.coef_right_ = np.stack([m[3] for m in maps])
         return self
+
+    def _regressor(self):
+        return Ridge(alpha=self.alpha) if self.regressor is None else clone(self.regressor)
+
+    def _fit_map(self, X: np.ndarray, targets: np.ndarray, features: np.ndarray,
+                 weights: np.ndarray | None, pullback: np.ndarray | None) -> tuple:
+        """One cluster's map: ``(coef [D, d], intercept [d], U [D, r] | None, V [r, d] | None)``."""
+        regressor = self._regressor()
+        fit_params = {} if weights is None else {"sample_weight": weights}
+        regressor.fit(X, targets, **fit_params)
+        # Ridge drops the target axis when there is a single target; keep it.
+        coef = np.asarray(regressor.coef_, dtype=np.float64).reshape(targets.shape[1], -1).T
+        intercept = np.reshape(np.asarray(regressor.intercept_, dtype=np.float64), -1)
+        intercept = np.broadcast_to(intercept, (targets.shape[1],)).copy()
+        left = right = None
+        if self.rank is not None:
+            w = np.ones(len(X)) if weights is None else weights
+            x_mean = np.average(X, axis=0, weights=w)
+            t_mean = np.average(targets, axis=0, weights=w)
+            penalty = float(np.mean(getattr(regressor, "alpha", self.alpha)))
+            stacked = np.vstack([np.sqrt(w)[:, None] * (X - x_mean) @ coef,
+                                 np.sqrt(penalty) * coef])
+            vt = np.linalg.svd(stacked, full_matrices=False)[2][:self.rank]  # [r, targets]
+            left, right = coef @ vt.T, vt
+            coef = left @ right
+            if getattr(regressor, "fit_intercept", True):
+                intercept = t_mean - x_mean @ coef
+        if pullback is not None:  # logits -> features: min-norm pre-image + null-space mean
+            w = np.ones(len(X)) if weights is None else weights
+            null = np.eye(pullback.shape[1]) - self.head_weights_ @ pullback
+            intercept = intercept @ pullback + np.average(features, axis=0, weights=w) @ null
+            coef = coef @ pullback
+            if right is not None:
+                right = right @ pullback
+        return coef, intercept, left, right
 
     def _check_params(self, n_samples: int) -> None:
         for name in ("n_clusters", "min_cluster_size", "n_init"):
@@ -169,8 +270,30 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 raise ValueError(f"{name}={value!r} should be an integer >= 1.")
         if not np.isscalar(self.alpha) or not self.alpha >= 0:
             raise ValueError(f"alpha={self.alpha!r} should be a number >= 0.")
-        if n_samples < self.n_clusters:
-            raise ValueError(f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}.")
+        if self.partition not in ("kmeans", "class"):
+            raise ValueError(f"partition={self.partition!r} should be 'kmeans' or 'class'.")
+        if self.target not in ("features", "logits"):
+            raise ValueError(f"target={self.target!r} should be 'features' or 'logits'.")
+        if self.rank is not None and (not isinstance(self.rank, (int, np.integer))
+                                      or self.rank < 1):
+            raise ValueError(f"rank={self.rank!r} should be None or an integer >= 1.")
+        if self.clusterer is not None and not hasattr(self.clusterer, "fit"):
+            raise ValueError(f"clusterer={self.clusterer!r} should be an estimator with fit(X).")
+        if self.regressor is not None and not hasattr(self.regressor, "fit"):
+            raise ValueError(f"regressor={self.regressor!r} should be an estimator with "
+                             f"fit(X, y).")
+        k = self._initial_k()
+        if n_samples < k:
+            raise ValueError(f"n_samples={n_samples} should be >= n_clusters={k}.")
+
+    def _initial_k(self) -> int:
+        if self.clusterer is None:
+            return self.n_clusters
+        k = self.clusterer.get_params().get("n_clusters")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"clusterer={self.clusterer!r} should have an integer parameter "
+                             f"n_clusters >= 1, got {k!r}.")
+        return int(k)
 
     def _targets(self, X: np.ndarray, y: np.ndarray, teacher_features) -> np.ndarray:
         """Set classes_ and the head; return the regression targets."""
@@ -205,21 +328,49 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.head_weights_, self.head_bias_ = head, bias
         return features
 
-    def _cluster(self, X: np.ndarray, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
-        """k-means, lowering k until every cluster holds ``min_cluster_size`` beats (or k = 1)."""
-        n_clusters = self.n_clusters
+    def _clusterer(self, n_clusters: int, rng: np.random.RandomState):
+        seed = rng.randint(np.iinfo(np.int32).max)
+        if self.clusterer is None:
+            return KMeans(n_clusters=n_clusters, n_init=self.n_init, random_state=seed)
+        clusterer = clone(self.clusterer).set_params(n_clusters=n_clusters)
+        if "random_state" in clusterer.get_params() and clusterer.random_state is None:
+            clusterer.set_params(random_state=seed)
+        return clusterer
+
+    def _class_centroids(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Mean beat of each rare class (fewer than n / C beats, at least min_cluster_size)."""
+        classes, counts = np.unique(y, return_counts=True)
+        rare = classes[(counts < len(y) / classes.size) & (counts >= self.min_cluster_size)]
+        return np.array([X[y == c].mean(axis=0) for c in rare]).reshape(-1, X.shape[1])
+
+    def _cluster(self, X: np.ndarray, y: np.ndarray,
+                 rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray, int]:
+        """Centres, labels and the number of extra (class) centres, lowering k until every
+        clusterer cluster holds ``min_cluster_size`` beats (or k = 1)."""
+        n_clusters = self._initial_k()
+        extra_all = (self._class_centroids(X, y) if self.partition == "class"
+                     else np.empty((0, X.shape[1])))
         while True:
-            kmeans = KMeans(n_clusters=n_clusters, n_init=self.n_init,
-                            random_state=rng.randint(np.iinfo(np.int32).max))
+            clusterer = self._clusterer(n_clusters, rng)
             with warnings.catch_warnings():
                 # Duplicate beats can leave fewer distinct clusters than asked; the size check
                 # below handles that case.
                 warnings.filterwarnings("ignore", message="Number of distinct clusters")
-                centroids = kmeans.fit(X).cluster_centers_
-            labels = nearest_centroid(X, centroids)
-            sizes = np.bincount(labels, minlength=n_clusters)
-            if sizes.min() >= self.min_cluster_size or n_clusters == 1:
-                return centroids, labels
+                clusterer.fit(X)
+            if not hasattr(clusterer, "cluster_centers_"):
+                raise ValueError(f"clusterer={self.clusterer!r} has no cluster_centers_ after "
+                                 f"fit: PLA assigns beats to the nearest centre.")
+            centroids = np.asarray(clusterer.cluster_centers_, dtype=np.float64)
+            extra = extra_all
+            while True:  # drop extra centres that attract too few beats, smallest first
+                labels = nearest_centroid(X, np.vstack([centroids, extra]))
+                sizes = np.bincount(labels, minlength=len(centroids) + len(extra))
+                extra_sizes = sizes[len(centroids):]
+                if extra_sizes.size == 0 or extra_sizes.min() >= self.min_cluster_size:
+                    break
+                extra = np.delete(extra, np.argmin(extra_sizes), axis=0)
+            if sizes[:len(centroids)].min() >= self.min_cluster_size or n_clusters == 1:
+                return np.vstack([centroids, extra]), labels, len(extra)
             warnings.warn(f"k={n_clusters} gives cluster sizes {sizes.tolist()}, below "
                           f"min_cluster_size={self.min_cluster_size}; refitting with "
                           f"k={n_clusters - 1}.", SmallClusterWarning, stacklevel=3)
@@ -254,6 +405,10 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         cluster = nearest_centroid(X, self.centroids_)
+        if getattr(self, "coef_left_", None) is not None:  # (x @ U_c) @ V_c + b_c
+            hidden = np.einsum("ni,nir->nr", X, self.coef_left_[cluster])
+            return np.einsum("nr,nro->no", hidden, self.coef_right_[cluster]) + self.intercept_[
+                cluster]
         return np.einsum("ni,nio->no", X, self.coef_[cluster]) + self.intercept_[cluster]
 
     def logits(self, X) -> np.ndarray:
@@ -316,5 +471,7 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         model.head_weights_, model.head_bias_ = head_weights, head_bias
         model.classes_ = (np.arange(head_bias.size) if classes is None else np.asarray(classes))
         model.n_clusters_ = model.centroids_.shape[0]
+        model.coef_left_ = model.coef_right_ = None
+        model.n_extra_clusters_ = 0
         model.n_features_in_ = model.centroids_.shape[1]
         return model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.cluster import KMeans
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -12,7 +13,13 @@ from pla_tvm.pla import PLAClassifier, SmallClusterWarning
 
 
 @parametrize_with_checks([PLAClassifier(n_clusters=2, alpha=0.1, min_cluster_size=2,
-                                        n_init=2, random_state=0)])
+                                        n_init=2, random_state=0),
+                          PLAClassifier(n_clusters=2, alpha=0.1, min_cluster_size=2, n_init=2,
+                                        random_state=0, class_weight="balanced",
+                                        partition="class", target="logits", rank=2),
+                          PLAClassifier(clusterer=KMeans(n_clusters=2, n_init=2),
+                                        regressor=Ridge(alpha=0.1), min_cluster_size=2,
+                                        random_state=0)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

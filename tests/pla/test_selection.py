@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from pla_tvm.pla.costs import PLAShape, int8_tflite_bytes
 from pla_tvm.pla.selection import select_pla
@@ -47,3 +48,31 @@ def test_without_teacher_scores_accuracy_only():
                         progress=False)
     assert all(row["feature_r2_mean"] is None for row in result.grid)
     assert result.best["k"] == 2
+
+
+def test_variants_repeats_and_criterion_are_recorded():
+    x, y, features, head = _data(np.random.default_rng(2), n=120)
+    result = select_pla(x, y, teacher_features=features, head_weights=head, k_values=(1, 2),
+                        alphas=(0.01,), cv=2, n_repeats=2, n_init=1, n_jobs=1, progress=False,
+                        max_int8_bytes=None, estimator_params={"rank": 2,
+                                                               "class_weight": "balanced"},
+                        criterion="accuracy")
+    assert all(len(row["macro_f1_folds"]) == 4 for row in result.grid)
+    assert all(row["low_rank_int8_parameter_bytes"] < row["int8_tflite_bytes"]
+               for row in result.grid)
+    summary = result.to_dict()
+    assert summary["criterion"] == "accuracy" and summary["estimator_params"]["rank"] == 2
+    json.dumps(summary)
+    best = max(result.grid, key=lambda r: (r["accuracy_mean"], -r["k"]))
+    assert result.best is best
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"criterion": "f1"}, "criterion='f1'"),
+    ({"estimator_params": {"alpha": 1.0}}, r"should not set \['alpha'\]"),
+    ({"n_repeats": 0}, "n_repeats=0"),
+])
+def test_bad_selection_arguments_are_named(kwargs, match):
+    x, y, *_ = _data(np.random.default_rng(3), n=60)
+    with pytest.raises(ValueError, match=match):
+        select_pla(x, y, k_values=(1,), alphas=(1.0,), cv=2, progress=False, **kwargs)
