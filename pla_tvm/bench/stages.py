@@ -32,7 +32,8 @@ from pla_tvm.files import output_folder, sha256_of, write_json_atomically
 from pla_tvm.pla.npz_io import load_pla
 from pla_tvm.pla.pipeline import METRICS_FILE as PLA_METRICS_FILE
 from pla_tvm.pla.pipeline import NPZ_FILE, compress
-from pla_tvm.pla.teacher import load_teacher
+from pla_tvm.pla.selection import DEFAULT_CRITERION
+from pla_tvm.pla.teacher import load_teacher, teacher_file
 from pla_tvm.references import references
 
 LOG = logging.getLogger(__name__)
@@ -100,18 +101,20 @@ def _readable(npz: Path) -> bool:
 
 
 def pla_stage(cache: Path, dataset, baseline_run: Path, seed: int, fresh: bool) -> dict:
-    """Compress the baseline with PLA, or reuse a run made from the same baseline file by this
-    version of the PLA format.
+    """Compress the baseline with PLA, or reuse a run made from the same teacher file
+    (:func:`~pla_tvm.pla.teacher.teacher_file`) with the same selection criterion by this version
+    of the PLA format.
 
     A cached run from before the reference models (:mod:`pla_tvm.references`, which depend on
     the data alone) gets them fitted and added to its ``metrics.json``.
     """
     run_dir = pla_dir(cache, seed)
     metrics_path = run_dir / PLA_METRICS_FILE
-    baseline_sha256 = sha256_of(baseline_run / KERAS_FILE)
+    baseline_sha256 = sha256_of(teacher_file(baseline_run))
     if not fresh and metrics_path.is_file():
         cached = json.loads(metrics_path.read_text())
         if (cached.get("baseline", {}).get("sha256") == baseline_sha256
+                and (cached.get("selection") or {}).get("criterion") == DEFAULT_CRITERION
                 and all((run_dir / name).is_file() for name in cached.get("files", {}))
                 and _readable(run_dir / NPZ_FILE)):
             LOG.info("PLA: reusing %s (same baseline and format)", run_dir)

@@ -52,6 +52,8 @@ ALPHAS: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 DEFAULT_MAX_INT8_BYTES = 64 * 1024
 #: Ranking criteria of :func:`select_pla`.
 CRITERIA: tuple[str, ...] = ("macro_f1", "accuracy")
+#: What ``select_pla`` (and so ``compress``) ranks by unless told otherwise.
+DEFAULT_CRITERION = "macro_f1"
 #: Default accuracy tolerance of the macro-F1 criterion (0.5 point).
 ACCURACY_TOLERANCE = 0.005
 
@@ -95,7 +97,7 @@ class SelectionResult:
     max_int8_bytes: int | None
     cv: int
     seconds: float
-    criterion: str = "macro_f1"
+    criterion: str = DEFAULT_CRITERION
     accuracy_tolerance: float = ACCURACY_TOLERANCE
     estimator_params: dict[str, Any] | None = None
 
@@ -184,7 +186,7 @@ def select_pla(X: np.ndarray, y: np.ndarray, *, teacher_features: np.ndarray | N
                k_values: Sequence[int] = K_VALUES, alphas: Sequence[float] = ALPHAS,
                cv: int = 5, max_int8_bytes: int | None = DEFAULT_MAX_INT8_BYTES,
                n_init: int = 10, n_jobs: int = 2, random_state: int = 0,
-               progress: bool = True, criterion: str = "macro_f1",
+               progress: bool = True, criterion: str = DEFAULT_CRITERION,
                accuracy_tolerance: float = ACCURACY_TOLERANCE,
                estimator_params: dict[str, Any] | None = None,
                n_repeats: int = 1) -> SelectionResult:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pla_tvm.baseline.model import FEATURES_LAYER, HEAD_LAYER, keras
-from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE, KERAS_FILE
+from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE, KERAS_FILE, PRUNED_KERAS_FILE
 from pla_tvm.errors import ModelError
 from pla_tvm.files import sha256_of
 from pla_tvm.inference import KerasRunner
@@ -333,13 +333,28 @@ def load_model_teacher(model_path: str | Path, int8_path: str | Path | None = No
                    int8_bytes=int8_path.stat().st_size if int8_path is not None else None)
 
 
+def teacher_file(directory: str | Path) -> Path:
+    """The Keras model of a ``pla-tvm train`` folder that PLA imitates.
+
+    ``baseline_pruned.keras`` where it exists: ``baseline_int8.tflite`` is its conversion, so its
+    features are the ones the int8 head PLA keeps was trained on (imitating the unpruned
+    ``baseline.keras`` feeds that head features of another network; measured on the paper
+    baseline, seed 0, with ``python -m pla_tvm.pla.variants --keras``: int8 macro F1 0.540 ->
+    0.559, see docs/pla.md). ``baseline.keras`` for folders without a pruned model.
+    """
+    directory = Path(directory)
+    pruned = directory / PRUNED_KERAS_FILE
+    return pruned if pruned.is_file() else directory / KERAS_FILE
+
+
 def load_teacher(directory: str | Path) -> Teacher:
     """Load the output folder of ``pla-tvm train`` (a shorthand for :func:`load_model_teacher`).
 
     Parameters
     ----------
     directory : str or Path
-        Holds ``baseline.keras`` (layers ``features`` and ``head``) and, optionally,
+        Holds ``baseline.keras`` (layers ``features`` and ``head``), optionally
+        ``baseline_pruned.keras`` (then the teacher, :func:`teacher_file`) and
         ``baseline_int8.tflite``.
 
     Returns
@@ -355,7 +370,7 @@ def load_teacher(directory: str | Path) -> Teacher:
         would otherwise be ignored).
     """
     directory = Path(directory)
-    keras_path = directory / KERAS_FILE
+    keras_path = teacher_file(directory)
     if not keras_path.is_file():
         raise ModelError(f"{keras_path}: baseline model not found (expected the output "
                          f"directory of 'pla-tvm train'; for a model of your own use "
