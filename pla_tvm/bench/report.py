@@ -476,8 +476,9 @@ def _small_cnns_section(small: dict) -> list[str]:
         "outputs are the int8 values those layers produce, each needing a bias add, TFLite's "
         "fixed-point requantization, a clamp and a store, whatever the kernel. The last column "
         f"is what {target:g} instructions per MAC leaves for each requantized output, "
-        "multiply-accumulates included: below the cost of a bit-exact requantization alone "
-        "(see docs/dsp.md), the target cannot be met by any kernel.",
+        "multiply-accumulates included; micro's requantization micro-kernel alone takes 9 "
+        "instructions per output plus its per-channel set-up (docs/dsp.md), so models with few "
+        "MACs per output (depthwise, 1x1) leave little for everything else.",
         "",
         "| model | layers | MACs | requantized outputs | instructions/inference | "
         "instructions/MAC | model flash | model RAM | bit-exact with TFLite Micro | "
