@@ -55,8 +55,8 @@ def _compress(args: argparse.Namespace) -> int:
 
     if args.baseline is not None:
         if args.int8 or args.features:
-            raise ModelError("--int8 and --features go with --model; --baseline DIR reads "
-                             "'pla-tvm train''s baseline.keras and baseline_int8.tflite")
+            raise ModelError("--int8 and --features go with --model; --baseline DIR reads the "
+                             "Keras and int8 models 'pla-tvm train' wrote")
         baseline = Path(args.baseline)
         if baseline.is_dir() and not (baseline / TRAIN_METRICS_FILE).is_file():
             raise ModelError(f"--baseline {baseline} is not a complete 'pla-tvm train' output "
@@ -83,13 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "compress", help="compress a trained baseline with PLA (k-means + ridge maps)",
         description="Fit PLA to a classifier's penultimate features (k and lambda by 5-fold "
         "cross-validation unless given), quantize it to int8 and write pla.npz, "
-        "pla_float.tflite, pla_int8.tflite and metrics.json. The classifier is 'pla-tvm "
-        "train''s output (--baseline DIR) or a Keras model of your own (--model FILE.keras, "
+        "pla_float.tflite, pla_int8.tflite and metrics.json. The classifier is the output of "
+        "'pla-tvm train' (--baseline DIR) or a Keras model of your own (--model FILE.keras, "
         "with --int8 FILE.tflite for its full-int8 model so that 'compile --pla' can swap its "
         "trunk); see docs/byom.md.")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--baseline", metavar="DIR", help="output directory of 'pla-tvm train' "
-                       "(baseline.keras with layers 'features' and 'head', and "
+                       "(PLA imitates its baseline_pruned.keras, whose conversion is "
                        "baseline_int8.tflite)")
     which.add_argument("--model", metavar="FILE.keras", help="your Keras classifier (.keras or "
                        ".h5): input [batch, L, 1] or [batch, L], ending in a Dense layer (linear "
