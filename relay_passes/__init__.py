@@ -9,6 +9,7 @@ from .cluster_gated_linear import (
     emit_cluster_gated_linear,
     make_cluster_gated_linear_int8_kernel,
     make_cluster_gated_linear_kernel,
+    make_factored_cluster_gated_linear_int8_kernel,
 )
 from .errors import (
     BoundaryNotFoundError,
@@ -19,7 +20,12 @@ from .errors import (
 )
 from .fixed_point import multiply_by_quantized_multiplier, quantize_multiplier, requantize
 from .lower_qdq_to_integer import FloatRegion, LowerQDQToInteger, float_regions
-from .params import ClusterGatedLinearParams, QuantizedClusterGatedLinearParams, reference_forward
+from .params import (
+    ClusterGatedLinearParams,
+    QuantizedClusterGatedLinearParams,
+    QuantizedFactoredClusterGatedLinearParams,
+    reference_forward,
+)
 from .swap_trunk_for_pla import SwapTrunkForPLA
 from .tflite_frontend import Conv1DOperatorConverter, import_tflite
 
@@ -33,6 +39,7 @@ __all__ = [
     "ParameterMismatchError",
     "PassError",
     "QuantizedClusterGatedLinearParams",
+    "QuantizedFactoredClusterGatedLinearParams",
     "SwapTrunkForPLA",
     "UnsupportedPatternError",
     "emit_cluster_gated_linear",
@@ -40,6 +47,7 @@ __all__ = [
     "import_tflite",
     "make_cluster_gated_linear_int8_kernel",
     "make_cluster_gated_linear_kernel",
+    "make_factored_cluster_gated_linear_int8_kernel",
     "multiply_by_quantized_multiplier",
     "quantize_multiplier",
     "reference_forward",

@@ -20,6 +20,11 @@ weights: plain ``C = C + int32(a) * int32(b)`` reductions over three loops, the 
 division and the clamp): three element-wise stages that a schedule computes in one loop
 (``micro.schedules`` does by default), leaving the accumulator as the one int32 ``[N, d]``
 intermediate.
+
+The factored (low-rank) int8 kernel ``cluster_gated_linear_factored_int8`` computes the chosen
+cluster's ``W_c = U_c V_c`` as two such layers: ``x U_c`` accumulated, biased and requantized to
+an int8 ``[N, r]`` intermediate, then that through ``V_c`` to the int8 output; both are plain
+gathered int8 reductions, so ``micro.dsp`` tensorizes both.
 """
 
 from __future__ import annotations
@@ -28,10 +33,15 @@ import numpy as np
 from tvm import relax, te, tirx
 
 from .fixed_point import te_requantize
-from .params import ClusterGatedLinearParams, QuantizedClusterGatedLinearParams
+from .params import (
+    ClusterGatedLinearParams,
+    QuantizedClusterGatedLinearParams,
+    QuantizedFactoredClusterGatedLinearParams,
+)
 
 FLOAT_KERNEL_NAME = "cluster_gated_linear"
 INT8_KERNEL_NAME = "cluster_gated_linear_int8"
+FACTORED_INT8_KERNEL_NAME = "cluster_gated_linear_factored_int8"
 
 
 def _argmin_reducer(index_dtype: str, value_dtype: str):
@@ -134,6 +144,17 @@ def make_cluster_gated_linear_int8_kernel(
     mult = te.placeholder((num_clusters, output_size), i32, name="multiplier")
     shift = te.placeholder((num_clusters, output_size), "int8", name="shift")
 
+    cluster = _nearest_int8_cluster(x, centroids, offsets)
+    out = _gated_int8_layer(x, cluster, weights, bias, mult, shift, output_zero_point,
+                            shifts_nonpositive)
+    return _private(te.create_prim_func([x, centroids, offsets, weights, bias, mult, shift, out]))
+
+
+def _nearest_int8_cluster(x: te.Tensor, centroids: te.Tensor, offsets: te.Tensor) -> te.Tensor:
+    """int32 ``[N]`` index of the nearest int8 centroid (exact int32 scores)."""
+    i32 = "int32"
+    batch, input_size = (int(e) for e in x.shape)
+    num_clusters = int(centroids.shape[0])
     i = te.reduce_axis((0, input_size), name="i")
     dot = te.compute(
         (batch, num_clusters),
@@ -142,28 +163,84 @@ def make_cluster_gated_linear_int8_kernel(
     )
     scores = te.compute((batch, num_clusters),
                         lambda n, j: offsets[j] - tirx.const(2, i32) * dot[n, j], name="score")
-    cluster = _nearest_cluster(scores, batch, num_clusters)
-    r = te.reduce_axis((0, input_size), name="r")
+    return _nearest_cluster(scores, batch, num_clusters)
+
+
+def _gated_int8_layer(x: te.Tensor, cluster: te.Tensor, weights: te.Tensor, bias: te.Tensor,
+                      mult: te.Tensor, shift: te.Tensor, output_zero_point: int,
+                      shifts_nonpositive: bool, suffix: str = "") -> te.Tensor:
+    """The chosen cluster's int8 layer: accumulate, add the bias offsets, requantize to int8."""
+    i32 = "int32"
+    batch, length = (int(e) for e in x.shape)
+    outputs = int(weights.shape[2])
+    r = te.reduce_axis((0, length), name=f"r{suffix}")
     acc = te.compute(
-        (batch, output_size),
+        (batch, outputs),
         lambda n, o: te.sum(x[n, r].astype(i32) * weights[cluster[n], r, o].astype(i32), axis=r),
-        name="accumulate",
+        name=f"accumulate{suffix}",
     )
     # A stage of its own, stored as int32: inside the requantization's expression TVM's
     # simplifier would widen the addition to 64 bits along with the product.
-    biased = te.compute((batch, output_size), lambda n, o: acc[n, o] + bias[cluster[n], o],
-                        name="add_bias")
-    out = te_requantize(
+    biased = te.compute((batch, outputs), lambda n, o: acc[n, o] + bias[cluster[n], o],
+                        name=f"add_bias{suffix}")
+    return te_requantize(
         biased, lambda n, o: mult[cluster[n], o], lambda n, o: shift[cluster[n], o],
-        output_zero_point, shifts_nonpositive=shifts_nonpositive,
+        output_zero_point, name=f"requantize{suffix}", shifts_nonpositive=shifts_nonpositive,
     )
-    return _private(te.create_prim_func([x, centroids, offsets, weights, bias, mult, shift, out]))
+
+
+def make_factored_cluster_gated_linear_int8_kernel(
+    batch: int, input_size: int, num_clusters: int, rank: int, output_size: int,
+    hidden_zero_point: int, output_zero_point: int, shifts_nonpositive: bool = False,
+) -> tirx.PrimFunc:
+    """Build the factored (low-rank) int8 kernel for static shapes.
+
+    Parameters
+    ----------
+    batch, input_size, num_clusters, rank, output_size : int
+        ``N``, ``D``, ``k``, ``r`` and ``d``.
+    hidden_zero_point, output_zero_point : int
+        ``z_h`` and ``z_out``, baked in as immediates.
+    shifts_nonpositive : bool
+        Every requantization shift of both layers is ``<= 0`` (no left shift is generated).
+
+    Returns
+    -------
+    tvm.tirx.PrimFunc
+        ``(xq int8 [N, D], centroids_q int8 [k, D], score_offsets int32 [k],
+        left_q int8 [k, D, r], left_bias_offsets int32 [k, r], left_multiplier int32 [k, r],
+        left_shift int8 [k, r], right_q int8 [k, r, d], bias_offsets int32 [k, d],
+        multiplier int32 [k, d], shift int8 [k, d], out int8 [N, d])``; see
+        :class:`~relay_passes.params.QuantizedFactoredClusterGatedLinearParams`.
+    """
+    i32 = "int32"
+    k = num_clusters
+    x = te.placeholder((batch, input_size), "int8", name="xq")
+    centroids = te.placeholder((k, input_size), "int8", name="centroids_q")
+    offsets = te.placeholder((k,), i32, name="score_offsets")
+    left = te.placeholder((k, input_size, rank), "int8", name="left_q")
+    left_bias = te.placeholder((k, rank), i32, name="left_bias_offsets")
+    left_mult = te.placeholder((k, rank), i32, name="left_multiplier")
+    left_shift = te.placeholder((k, rank), "int8", name="left_shift")
+    right = te.placeholder((k, rank, output_size), "int8", name="right_q")
+    bias = te.placeholder((k, output_size), i32, name="bias_offsets")
+    mult = te.placeholder((k, output_size), i32, name="multiplier")
+    shift = te.placeholder((k, output_size), "int8", name="shift")
+
+    cluster = _nearest_int8_cluster(x, centroids, offsets)
+    hidden = _gated_int8_layer(x, cluster, left, left_bias, left_mult, left_shift,
+                               hidden_zero_point, shifts_nonpositive, suffix="_hidden")
+    out = _gated_int8_layer(hidden, cluster, right, bias, mult, shift, output_zero_point,
+                            shifts_nonpositive)
+    return _private(te.create_prim_func([x, centroids, offsets, left, left_bias, left_mult,
+                                         left_shift, right, bias, mult, shift, out]))
 
 
 def emit_cluster_gated_linear(
     builder: relax.BlockBuilder,
     x: relax.Expr,
-    params: ClusterGatedLinearParams | QuantizedClusterGatedLinearParams,
+    params: ClusterGatedLinearParams | QuantizedClusterGatedLinearParams
+    | QuantizedFactoredClusterGatedLinearParams,
 ) -> relax.Var:
     """Add the kernel to the module under construction and emit the call on ``x``.
 
@@ -173,8 +250,9 @@ def emit_cluster_gated_linear(
         Builder inside a function (and usually a dataflow block).
     x : tvm.relax.Expr
         ``[N, D]`` input, float32 for float parameters, int8 for quantized ones.
-    params : ClusterGatedLinearParams or QuantizedClusterGatedLinearParams
-        Operator parameters.
+    params : ClusterGatedLinearParams, QuantizedClusterGatedLinearParams or \
+             QuantizedFactoredClusterGatedLinearParams
+        Operator parameters (float, int8, or factored int8).
 
     Returns
     -------
@@ -183,7 +261,17 @@ def emit_cluster_gated_linear(
     """
     batch = int(x.ty.shape[0])
     k, dim, d = params.num_clusters, params.input_size, params.output_size
-    if isinstance(params, QuantizedClusterGatedLinearParams):
+    if isinstance(params, QuantizedFactoredClusterGatedLinearParams):
+        left_mult, left_shift = params.left_multiplier_shift
+        mult, shift = params.multiplier_shift
+        kernel = make_factored_cluster_gated_linear_int8_kernel(
+            batch, dim, k, params.rank, d, params.hidden_zero_point, params.output_zero_point,
+            bool(np.all(left_shift <= 0) and np.all(shift <= 0)))
+        arrays = [params.centroids_q, params.score_offsets, params.left_q,
+                  params.left_bias_offsets, left_mult, left_shift.astype(np.int8),
+                  params.right_q, params.bias_offsets, mult, shift.astype(np.int8)]
+        name, dtype = FACTORED_INT8_KERNEL_NAME, "int8"
+    elif isinstance(params, QuantizedClusterGatedLinearParams):
         mult, shift = params.multiplier_shift
         kernel = make_cluster_gated_linear_int8_kernel(batch, dim, k, d, params.output_zero_point,
                                                        bool(np.all(shift <= 0)))

@@ -6,6 +6,8 @@ affine map ``h = x W_c + b_c``. The parameters are plain numpy arrays in small f
 that relay_passes stays independent of the PLA estimator that produces them (pla_tvm): any code
 that can fill the arrays can use the operator. :func:`reference_forward` is the specification the
 TVM operator is tested against (float: 1e-5 relative; int8: bit-exact).
+:class:`QuantizedFactoredClusterGatedLinearParams` is the low-rank form ``W_c = U_c V_c``, two int8
+layers per cluster with an int8 intermediate.
 """
 
 from __future__ import annotations
@@ -211,8 +213,7 @@ class QuantizedClusterGatedLinearParams:
 
         With it the score is ``score_offsets[j] - 2 sum_i xq_i muq[j, i]`` (exact in int32).
         """
-        mu = self.centroids_q.astype(np.int64)
-        return ((mu * mu).sum(1) + 2 * self.input_zero_point * mu.sum(1)).astype(np.int32)
+        return _score_offsets(self.centroids_q, self.input_zero_point)
 
     @cached_property
     def bias_offsets(self) -> np.ndarray:
@@ -220,13 +221,182 @@ class QuantizedClusterGatedLinearParams:
 
         With it the accumulator is ``bias_offsets[c] + sum_i xq_i weights_q[c, i]``.
         """
-        colsum = self.weights_q.astype(np.int64).sum(1)
-        return (self.bias_q.astype(np.int64) - self.input_zero_point * colsum).astype(np.int32)
+        return _fold_zero_point(self.bias_q, self.weights_q, self.input_zero_point)
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedFactoredClusterGatedLinearParams:
+    """int8 parameters of the factored (low-rank) cluster-gated linear operator.
+
+    Every cluster's map is ``W_c = U_c V_c`` (``U_c [D, r]``, ``V_c [r, d]``) deployed as two int8
+    fully connected layers with an int8 intermediate ``h [r]``, each computed like TFLite's int8
+    FULLY_CONNECTED with per-output-channel weight scales.
+
+    Parameters
+    ----------
+    input_scale : float
+        Scale ``s_x`` of the int8 input.
+    input_zero_point : int
+        Zero point ``z_x`` of the int8 input.
+    centroids_q : np.ndarray
+        int8 ``[k, D]``, quantized at the input scale with zero point 0.
+    left_q : np.ndarray
+        int8 ``[k, D, r]`` ``U_c``, symmetric per cluster and output channel.
+    left_scales : np.ndarray
+        float32 ``[k, r]`` scales of ``left_q``.
+    left_bias_q : np.ndarray
+        int32 ``[k, r]`` bias of the first layer at ``s_x * left_scales``.
+    hidden_scale : float
+        Scale ``s_h`` of the int8 intermediate (one for all clusters, as a TFLite tensor).
+    hidden_zero_point : int
+        Zero point ``z_h`` of the int8 intermediate.
+    right_q : np.ndarray
+        int8 ``[k, r, d]`` ``V_c``, symmetric per cluster and output channel.
+    right_scales : np.ndarray
+        float32 ``[k, d]`` scales of ``right_q``.
+    bias_q : np.ndarray
+        int32 ``[k, d]`` bias of the second layer at ``s_h * right_scales``.
+    output_scale : float
+        Scale ``s_out`` of the int8 output.
+    output_zero_point : int
+        Zero point ``z_out`` of the int8 output.
+
+    Raises
+    ------
+    ParameterError
+        If a field has the wrong dtype, rank or shape, a scale is not positive or a zero point is
+        outside int8; the message names the field.
+
+    Notes
+    -----
+    The cluster is chosen as in :class:`QuantizedClusterGatedLinearParams`. Then
+    ``acc_h = left_bias_q[c] + sum_i (xq_i - z_x) left_q[c, i]``,
+    ``h = clip(MultiplyByQuantizedMultiplier(acc_h, m_h, s_h') + z_h, -128, 127)`` with
+    ``(m_h, s_h') = quantize_multiplier(float64(s_x) * left_scales / s_h)``;
+    ``acc = bias_q[c] + sum_j (h_j - z_h) right_q[c, j]`` and the output
+    ``clip(MultiplyByQuantizedMultiplier(acc, m, s) + z_out, -128, 127)`` with
+    ``(m, s) = quantize_multiplier(float64(s_h) * right_scales / s_out)``.
+    """
+
+    input_scale: float
+    input_zero_point: int
+    centroids_q: np.ndarray
+    left_q: np.ndarray
+    left_scales: np.ndarray
+    left_bias_q: np.ndarray
+    hidden_scale: float
+    hidden_zero_point: int
+    right_q: np.ndarray
+    right_scales: np.ndarray
+    bias_q: np.ndarray
+    output_scale: float
+    output_zero_point: int
+
+    def __post_init__(self) -> None:
+        centroids = _as_array("centroids_q", self.centroids_q, "int8", 2)
+        left = _as_array("left_q", self.left_q, "int8", 3)
+        left_scales = _as_array("left_scales", self.left_scales, "float32", 2)
+        left_bias = _as_array("left_bias_q", self.left_bias_q, "int32", 2)
+        right = _as_array("right_q", self.right_q, "int8", 3)
+        right_scales = _as_array("right_scales", self.right_scales, "float32", 2)
+        bias = _as_array("bias_q", self.bias_q, "int32", 2)
+        k, dim = centroids.shape
+        r, d = left.shape[2], right.shape[2]
+        _check_shape("left_q", left, (k, dim, r), "[k, D, r]")
+        _check_shape("left_scales", left_scales, (k, r), "[k, r]")
+        _check_shape("left_bias_q", left_bias, (k, r), "[k, r]")
+        _check_shape("right_q", right, (k, r, d), "[k, r, d]")
+        _check_shape("right_scales", right_scales, (k, d), "[k, d]")
+        _check_shape("bias_q", bias, (k, d), "[k, d]")
+        if min(k, dim, r, d) == 0:
+            raise ParameterError(f"k, D, r and d must be positive, got centroids_q "
+                                 f"{centroids.shape}, left_q {left.shape} and right_q "
+                                 f"{right.shape}")
+        for name, scales in (("left_scales", left_scales), ("right_scales", right_scales)):
+            if not np.all(scales > 0):
+                raise ParameterError(f"{name} must be positive, got min {scales.min()}")
+        for name in ("input", "hidden", "output"):
+            _check_scale(f"{name}_scale", getattr(self, f"{name}_scale"))
+            _check_int8_range(f"{name}_zero_point", getattr(self, f"{name}_zero_point"))
+            object.__setattr__(self, f"{name}_scale",
+                               float(np.float32(getattr(self, f"{name}_scale"))))
+            object.__setattr__(self, f"{name}_zero_point",
+                               int(getattr(self, f"{name}_zero_point")))
+        for name, array in (("centroids_q", centroids), ("left_q", left),
+                            ("left_scales", left_scales), ("left_bias_q", left_bias),
+                            ("right_q", right), ("right_scales", right_scales), ("bias_q", bias)):
+            object.__setattr__(self, name, array)
+
+    @property
+    def num_clusters(self) -> int:
+        """Number of clusters ``k``."""
+        return self.centroids_q.shape[0]
+
+    @property
+    def input_size(self) -> int:
+        """Input length ``D``."""
+        return self.centroids_q.shape[1]
+
+    @property
+    def rank(self) -> int:
+        """Rank ``r`` (length of the int8 intermediate)."""
+        return self.left_q.shape[2]
+
+    @property
+    def output_size(self) -> int:
+        """Feature size ``d``."""
+        return self.right_q.shape[2]
+
+    @cached_property
+    def left_multiplier_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """int32 ``[k, r]`` requantization multipliers and shifts of the first layer."""
+        return quantize_multiplier(np.float64(self.input_scale)
+                                   * self.left_scales.astype(np.float64)
+                                   / np.float64(self.hidden_scale))
+
+    @cached_property
+    def multiplier_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """int32 ``[k, d]`` requantization multipliers and shifts of the second layer."""
+        return quantize_multiplier(np.float64(self.hidden_scale)
+                                   * self.right_scales.astype(np.float64)
+                                   / np.float64(self.output_scale))
+
+    @cached_property
+    def score_offsets(self) -> np.ndarray:
+        """int32 ``[k]`` input-independent score terms (as
+        :attr:`QuantizedClusterGatedLinearParams.score_offsets`)."""
+        return _score_offsets(self.centroids_q, self.input_zero_point)
+
+    @cached_property
+    def left_bias_offsets(self) -> np.ndarray:
+        """int32 ``[k, r]``: ``left_bias_q - z_x sum_i left_q[:, i]`` (zero point folded in)."""
+        return _fold_zero_point(self.left_bias_q, self.left_q, self.input_zero_point)
+
+    @cached_property
+    def bias_offsets(self) -> np.ndarray:
+        """int32 ``[k, d]``: ``bias_q - z_h sum_j right_q[:, j]`` (zero point folded in)."""
+        return _fold_zero_point(self.bias_q, self.right_q, self.hidden_zero_point)
+
+
+def _score_offsets(centroids_q: np.ndarray, zero_point: int) -> np.ndarray:
+    mu = centroids_q.astype(np.int64)
+    return ((mu * mu).sum(1) + 2 * zero_point * mu.sum(1)).astype(np.int32)
+
+
+def _fold_zero_point(bias_q: np.ndarray, weights_q: np.ndarray, zero_point: int) -> np.ndarray:
+    colsum = weights_q.astype(np.int64).sum(1)
+    return (bias_q.astype(np.int64) - zero_point * colsum).astype(np.int32)
 
 
 def _nearest(scores: np.ndarray) -> np.ndarray:
     # np.argmin returns the first minimum, which is the lowest-j tie rule.
     return np.argmin(scores, axis=1)
+
+
+def _nearest_int8(params, x: np.ndarray) -> np.ndarray:
+    """Nearest int8 centroid of int64 beats ``x`` (exact int64 scores)."""
+    mu = params.centroids_q.astype(np.int64)
+    return _nearest((mu * mu).sum(1)[None, :] - 2 * (x - params.input_zero_point) @ mu.T)
 
 
 def _check_input(x: np.ndarray, dim: int, dtype: str) -> np.ndarray:
@@ -239,14 +409,17 @@ def _check_input(x: np.ndarray, dim: int, dtype: str) -> np.ndarray:
 
 
 def reference_forward(
-    params: ClusterGatedLinearParams | QuantizedClusterGatedLinearParams, x: np.ndarray
+    params: ClusterGatedLinearParams | QuantizedClusterGatedLinearParams
+    | QuantizedFactoredClusterGatedLinearParams,
+    x: np.ndarray,
 ) -> np.ndarray:
     """Numpy reference of the cluster-gated linear operator.
 
     Parameters
     ----------
-    params : ClusterGatedLinearParams or QuantizedClusterGatedLinearParams
-        Operator parameters; the type selects the float or the int8 variant.
+    params : ClusterGatedLinearParams, QuantizedClusterGatedLinearParams or \
+             QuantizedFactoredClusterGatedLinearParams
+        Operator parameters; the type selects the float, the int8 or the factored int8 variant.
     x : np.ndarray
         ``[N, D]`` input: float32 for float parameters, int8 for quantized ones.
 
@@ -260,12 +433,24 @@ def reference_forward(
     ParameterError
         If ``x`` has the wrong shape or dtype.
     """
+    if isinstance(params, QuantizedFactoredClusterGatedLinearParams):
+        x = _check_input(x, params.input_size, "int8").astype(np.int64)
+        cluster = _nearest_int8(params, x)
+        acc = params.left_bias_q.astype(np.int64)[cluster] + np.einsum(
+            "ni,nir->nr", x - params.input_zero_point, params.left_q.astype(np.int64)[cluster])
+        mult, shift = params.left_multiplier_shift
+        hidden = requantize(acc.astype(np.int32), mult[cluster], shift[cluster],
+                            params.hidden_zero_point).astype(np.int64)
+        acc = params.bias_q.astype(np.int64)[cluster] + np.einsum(
+            "nr,nro->no", hidden - params.hidden_zero_point,
+            params.right_q.astype(np.int64)[cluster])
+        mult, shift = params.multiplier_shift
+        return requantize(acc.astype(np.int32), mult[cluster], shift[cluster],
+                          params.output_zero_point)
     if isinstance(params, QuantizedClusterGatedLinearParams):
         x = _check_input(x, params.input_size, "int8").astype(np.int64)
         xs = x - params.input_zero_point
-        mu = params.centroids_q.astype(np.int64)
-        scores = (mu * mu).sum(1)[None, :] - 2 * xs @ mu.T
-        cluster = _nearest(scores)
+        cluster = _nearest_int8(params, x)
         w = params.weights_q.astype(np.int64)[cluster]
         acc = params.bias_q.astype(np.int64)[cluster] + np.einsum("ni,nio->no", xs, w)
         mult, shift = params.multiplier_shift
@@ -279,5 +464,5 @@ def reference_forward(
         w = params.weights.astype(np.float64)[cluster]
         out = params.biases.astype(np.float64)[cluster] + np.einsum("ni,nio->no", x, w)
         return out.astype(np.float32)
-    raise TypeError(f"params must be ClusterGatedLinearParams or "
-                    f"QuantizedClusterGatedLinearParams, got {type(params).__name__}")
+    raise TypeError(f"params must be ClusterGatedLinearParams, QuantizedClusterGatedLinearParams "
+                    f"or QuantizedFactoredClusterGatedLinearParams, got {type(params).__name__}")

@@ -41,7 +41,14 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from ._relax_utils import as_dequantize, op_name, var_bindings
 from .cluster_gated_linear import emit_cluster_gated_linear
 from .errors import BoundaryNotFoundError, ParameterMismatchError
-from .params import ClusterGatedLinearParams, QuantizedClusterGatedLinearParams
+from .params import (
+    ClusterGatedLinearParams,
+    QuantizedClusterGatedLinearParams,
+    QuantizedFactoredClusterGatedLinearParams,
+)
+
+_PARAM_TYPES = (ClusterGatedLinearParams, QuantizedClusterGatedLinearParams,
+                QuantizedFactoredClusterGatedLinearParams)
 
 _DENSE_OPS = ("relax.matmul", "relax.linear")
 _LAYOUT_OPS = ("relax.reshape", "relax.expand_dims", "relax.squeeze", "relax.permute_dims")
@@ -54,8 +61,10 @@ class SwapTrunkForPLA:
 
     Parameters
     ----------
-    params : ClusterGatedLinearParams or QuantizedClusterGatedLinearParams
-        Operator parameters; their type selects the float or the int8 operator.
+    params : ClusterGatedLinearParams, QuantizedClusterGatedLinearParams or \
+             QuantizedFactoredClusterGatedLinearParams
+        Operator parameters; their type selects the float, the int8 or the factored (low-rank)
+        int8 operator.
     boundary : str, optional
         Relax variable name (``Var.name``) of the penultimate tensor in ``main``; by default the
         first operand of the last dense/matmul that depends on the input (see the module
@@ -88,12 +97,15 @@ class SwapTrunkForPLA:
 
     def __init__(
         self,
-        params: ClusterGatedLinearParams | QuantizedClusterGatedLinearParams,
+        params: ClusterGatedLinearParams | QuantizedClusterGatedLinearParams
+        | QuantizedFactoredClusterGatedLinearParams,
         boundary: str | None = None,
     ) -> None:
-        if not isinstance(params, (ClusterGatedLinearParams, QuantizedClusterGatedLinearParams)):
-            raise TypeError(f"params must be ClusterGatedLinearParams or "
-                            f"QuantizedClusterGatedLinearParams, got {type(params).__name__}")
+        if not isinstance(params, _PARAM_TYPES):
+            raise TypeError(f"params must be ClusterGatedLinearParams, "
+                            f"QuantizedClusterGatedLinearParams or "
+                            f"QuantizedFactoredClusterGatedLinearParams, got "
+                            f"{type(params).__name__}")
         self.params = params
         self.boundary = boundary
 
@@ -213,7 +225,8 @@ def _check_quantization(what: str, found: tuple[float, int], scale: float, zero_
 
 
 def _check_fit(func, model_input, boundary: _Boundary, params) -> None:
-    quantized = isinstance(params, QuantizedClusterGatedLinearParams)
+    quantized = isinstance(params, (QuantizedClusterGatedLinearParams,
+                                    QuantizedFactoredClusterGatedLinearParams))
     dtype = "int8" if quantized else "float32"
     input_shape = _static_shape(model_input, "input")
     boundary_shape = _static_shape(boundary.var, "boundary")

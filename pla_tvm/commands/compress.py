@@ -72,9 +72,26 @@ def _compress(args: argparse.Namespace) -> int:
                            max_int8_bytes=(DEFAULT_MAX_INT8_BYTES if args.max_int8_bytes is None
                                            else args.max_int8_bytes or None),
                            smaller_than_model=not args.allow_larger, cv=args.cv,
-                           n_jobs=args.jobs, random_state=args.seed, progress=not args.json)
+                           n_jobs=args.jobs, random_state=args.seed, progress=not args.json,
+                           estimator_params=_estimator_params(args))
     emit(args, json.dumps(metrics, indent=2, sort_keys=True) if args.json else _summary(metrics))
     return 0
+
+
+def _estimator_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The PLA variant options that differ from the estimator's defaults."""
+    params: dict[str, Any] = {}
+    if args.rank is not None:
+        if args.rank < 1:
+            raise ModelError(f"--rank {args.rank}: the rank must be at least 1")
+        params["rank"] = args.rank
+    if args.target != "features":
+        params["target"] = args.target
+    if args.class_weight != "none":
+        params["class_weight"] = args.class_weight
+    if args.partition != "kmeans":
+        params["partition"] = args.partition
+    return params
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -108,6 +125,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--allow-larger", action="store_true", help="do not require the int8 "
                         "PLA to be smaller than the int8 model it replaces (required by "
                         "default; without an int8 model, than its parameter count in bytes)")
+    parser.add_argument("--rank", type=int, help="low-rank maps W_c = U_c V_c of this rank, "
+                        "deployed factored (two int8 layers per cluster; budgeted at that size)")
+    parser.add_argument("--target", choices=("features", "logits"), default="features",
+                        help="what the maps imitate: the teacher's features or its logits "
+                        "(default: features)")
+    parser.add_argument("--class-weight", choices=("none", "balanced"), default="none",
+                        help="weight beats by class in the regressions (default: none)")
+    parser.add_argument("--partition", choices=("kmeans", "class"), default="kmeans",
+                        help="'class' adds a centre per rare class (default: kmeans)")
     parser.add_argument("--cv", type=int, default=5, help="cross-validation folds (default: 5)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel fits (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of folds and k-means")

@@ -16,18 +16,40 @@ import numpy as np
 
 @dataclass(frozen=True)
 class PLAShape:
-    """What every cost depends on: clusters ``k``, input ``D``, features ``d``, classes ``C``."""
+    """What every cost depends on: clusters ``k``, input ``D``, features ``d``, classes ``C``,
+    and the rank ``r`` of the factored deployment (None: the full maps are deployed).
+
+    The parameter and FLOP counts below describe the full maps; :func:`int8_tflite_bytes` is the
+    size of the deployed file, factored when ``r`` is set (see :func:`low_rank_parameter_bytes`
+    for the factored parameters alone).
+    """
 
     k: int
     D: int
     d: int
     C: int
+    r: int | None = None
 
     @classmethod
-    def of(cls, model) -> PLAShape:
-        """The shape of a fitted :class:`~pla_tvm.pla.PLAClassifier`."""
+    def of(cls, model, factored: bool | None = None) -> PLAShape:
+        """The shape of a fitted :class:`~pla_tvm.pla.PLAClassifier` as deployed.
+
+        Parameters
+        ----------
+        model : PLAClassifier
+            Fitted model.
+        factored : bool, optional
+            Whether the model is deployed factored (``r`` set to its rank); None: when it has
+            low-rank factors, as :func:`~pla_tvm.pla.quantize.quantize_pla` decides.
+        """
         k, dim, d = model.coef_.shape
-        return cls(int(k), int(dim), int(d), int(model.head_weights_.shape[1]))
+        left = getattr(model, "coef_left_", None)
+        if factored is None:
+            factored = left is not None
+        if factored and left is None:
+            raise ValueError("factored=True needs a low-rank model (coef_left_ fitted)")
+        return cls(int(k), int(dim), int(d), int(model.head_weights_.shape[1]),
+                   int(left.shape[2]) if factored else None)
 
 
 def parameter_counts(shape: PLAShape) -> dict[str, int]:
@@ -101,7 +123,8 @@ def int8_tflite_bytes(shape: PLAShape) -> int:
     """Exact size of the int8 ``.tflite`` file for a shape (built once with placeholder values).
 
     The size depends only on the shape, so model selection can apply a flash budget to every
-    (k, lambda) pair without exporting each fitted model.
+    (k, lambda) pair without exporting each fitted model. With ``shape.r`` set it is the factored
+    model's file (two FULLY_CONNECTED stages per map, see :mod:`pla_tvm.pla.tflite_export`).
 
     Parameters
     ----------
@@ -114,13 +137,25 @@ def int8_tflite_bytes(shape: PLAShape) -> int:
     """
     from pla_tvm.pla.quantize import QuantizedPLA, QuantParams
     from pla_tvm.pla.tflite_export import int8_tflite
-    from relay_passes.params import QuantizedClusterGatedLinearParams
+    from relay_passes.params import (
+        QuantizedClusterGatedLinearParams,
+        QuantizedFactoredClusterGatedLinearParams,
+    )
 
     k, dim, d, n_classes = shape.k, shape.D, shape.d, shape.C
-    operator = QuantizedClusterGatedLinearParams(
-        input_scale=1.0, input_zero_point=0, centroids_q=np.zeros((k, dim), np.int8),
-        weights_q=np.zeros((k, dim, d), np.int8), weight_scales=np.ones((k, d), np.float32),
-        bias_q=np.zeros((k, d), np.int32), output_scale=1.0, output_zero_point=0)
+    if shape.r is None:
+        operator = QuantizedClusterGatedLinearParams(
+            input_scale=1.0, input_zero_point=0, centroids_q=np.zeros((k, dim), np.int8),
+            weights_q=np.zeros((k, dim, d), np.int8), weight_scales=np.ones((k, d), np.float32),
+            bias_q=np.zeros((k, d), np.int32), output_scale=1.0, output_zero_point=0)
+    else:
+        r = shape.r
+        operator = QuantizedFactoredClusterGatedLinearParams(
+            input_scale=1.0, input_zero_point=0, centroids_q=np.zeros((k, dim), np.int8),
+            left_q=np.zeros((k, dim, r), np.int8), left_scales=np.ones((k, r), np.float32),
+            left_bias_q=np.zeros((k, r), np.int32), hidden_scale=1.0, hidden_zero_point=0,
+            right_q=np.zeros((k, r, d), np.int8), right_scales=np.ones((k, d), np.float32),
+            bias_q=np.zeros((k, d), np.int32), output_scale=1.0, output_zero_point=0)
     placeholder = QuantizedPLA(
         operator=operator, head_weights_q=np.zeros((d, n_classes), np.int8),
         head_weight_scales=np.ones(n_classes, np.float32),
@@ -132,10 +167,9 @@ def int8_tflite_bytes(shape: PLAShape) -> int:
 def low_rank_parameter_counts(shape: PLAShape, rank: int) -> dict[str, int]:
     """Parameters of the factored form ``W_c = U_c V_c`` (``U_c [D, r]``, ``V_c [r, d]``).
 
-    This is what a low-rank *deployment* would store. The int8 ``.tflite`` and the TVM operator
-    store the full product today, so :func:`int8_tflite_bytes` (the size selection budgets) is
-    unchanged by the rank; these counts are reported beside it. The effective rank is
-    ``min(rank, D, d)``.
+    What the factored deployment stores (``quantize_pla`` quantizes a low-rank model factored by
+    default; :func:`int8_tflite_bytes` of a shape with ``r`` is its file size). The effective
+    rank is ``min(rank, D, d)``.
 
     Parameters
     ----------
@@ -164,8 +198,9 @@ def low_rank_parameter_bytes(shape: PLAShape, rank: int) -> dict[str, int]:
     int8 as :func:`parameter_bytes` with two int8 layers per cluster: ``U_c`` with a float32
     scale per of its ``r`` outputs (and an int8 intermediate of ``r`` values, whose
     requantization needs no stored parameter beyond that scale), ``V_c`` with per-channel scales
-    and the int32 biases as today. An estimate of a future deployment's parameter bytes, not a
-    file size.
+    and the int32 biases as today. Parameter bytes only, not a file size (see
+    :func:`int8_tflite_bytes` with ``shape.r``); the factored operator also stores the first
+    layer's int32 biases (``4 k r``), not counted here.
 
     Parameters
     ----------

@@ -441,7 +441,8 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     @classmethod
     def from_arrays(cls, centroids, coef, intercept, head_weights, head_bias, *,
-                    alpha: float = 1.0, classes=None) -> PLAClassifier:
+                    alpha: float = 1.0, classes=None, coef_left=None,
+                    coef_right=None) -> PLAClassifier:
         """A fitted estimator from saved arrays (used when loading a ``.npz``).
 
         Parameters
@@ -455,6 +456,9 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             The lambda the maps were fitted with (kept as the parameter).
         classes : array-like of shape (C,), default=None
             Class labels; ``0..C-1`` when None.
+        coef_left, coef_right : array-like of shape (k, D, r) and (k, r, d), default=None
+            The low-rank factors of a model fitted with ``rank`` (both or neither); ``rank`` is
+            then ``r``.
 
         Returns
         -------
@@ -472,6 +476,12 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         model.classes_ = (np.arange(head_bias.size) if classes is None else np.asarray(classes))
         model.n_clusters_ = model.centroids_.shape[0]
         model.coef_left_ = model.coef_right_ = None
+        if (coef_left is None) != (coef_right is None):
+            raise ValueError("coef_left and coef_right should be given together.")
+        if coef_left is not None:
+            model.coef_left_ = np.asarray(coef_left, dtype=np.float64)
+            model.coef_right_ = np.asarray(coef_right, dtype=np.float64)
+            model.rank = int(model.coef_left_.shape[2])
         model.n_extra_clusters_ = 0
         model.n_features_in_ = model.centroids_.shape[1]
         return model

@@ -30,6 +30,24 @@ q_head_bias                  int32 [C]
 q_logit_scale/zero_point     float64/int64 ()   int8 logit quantization
 ===========================  =================  ==========================================
 
+``q_weights`` and ``q_weight_scales`` are the full int8 maps. A low-rank model (``rank`` set,
+``W_c = U_c V_c``; ``r`` the rank) also stores its float factors, and when quantized factored
+(:class:`~relay_passes.params.QuantizedFactoredClusterGatedLinearParams`) its int8 maps replace
+``q_weights`` / ``q_weight_scales`` (``q_biases`` is then the second layer's bias):
+
+===========================  =================  ==========================================
+weights_left                 float32 [k, D, r]  ``U_c`` (``weights = weights_left @ weights_right``)
+weights_right                float32 [k, r, d]  ``V_c``
+q_left_weights               int8 [k, D, r]     ``U_c`` per cluster and output channel
+q_left_weight_scales         float32 [k, r]
+q_left_biases                int32 [k, r]       first layer's bias at ``s_x * s_U``
+q_hidden_scale/zero_point    float64/int64 ()   int8 intermediate ``h`` quantization
+q_right_weights              int8 [k, r, d]     ``V_c`` per cluster and output channel
+q_right_weight_scales        float32 [k, d]
+===========================  =================  ==========================================
+
+Version 2 files (full int8 maps only, no factor keys) are read as they are.
+
 When the model imitates a baseline with an int8 TFLite model, every ``q_input_*``, ``q_feature_*``,
 ``q_head_*`` and ``q_logit_*`` value is that model's own (its last FULLY_CONNECTED op; a
 per-tensor weight scale repeated per class), so the int8 PLA model computes exactly what the
@@ -50,10 +68,17 @@ from pla_tvm.errors import ModelError
 from pla_tvm.pla.estimator import PLAClassifier
 from pla_tvm.pla.quantize import QuantizedPLA, QuantParams
 from relay_passes.errors import ParameterError
-from relay_passes.params import QuantizedClusterGatedLinearParams
+from relay_passes.params import (
+    QuantizedClusterGatedLinearParams,
+    QuantizedFactoredClusterGatedLinearParams,
+)
 
-#: Version of the key layout; bump when keys or their meaning change.
-FORMAT_VERSION = 2
+#: Version of the key layout; bump when keys or their meaning change. Version 3 added the
+#: low-rank factors and the factored int8 maps (optional key groups).
+FORMAT_VERSION = 3
+
+#: Versions :func:`load_pla` reads (version 2 is version 3 without the factored keys).
+READABLE_VERSIONS = (2, 3)
 
 #: How ECG beats are prepared before PLA sees them (see pla_tvm.data.beats).
 INPUT_NORMALIZATION = "per-beat z-score of D samples (pla_tvm.data.znormalize)"
@@ -75,8 +100,6 @@ _SCHEMA: dict[str, tuple[str, tuple[str, ...]]] = {
     "q_input_scale": ("float64", ()),
     "q_input_zero_point": ("int64", ()),
     "q_centroids": ("int8", ("k", "D")),
-    "q_weights": ("int8", ("k", "D", "d")),
-    "q_weight_scales": ("float32", ("k", "d")),
     "q_biases": ("int32", ("k", "d")),
     "q_feature_scale": ("float64", ()),
     "q_feature_zero_point": ("int64", ()),
@@ -85,6 +108,29 @@ _SCHEMA: dict[str, tuple[str, tuple[str, ...]]] = {
     "q_head_bias": ("int32", ("C",)),
     "q_logit_scale": ("float64", ()),
     "q_logit_zero_point": ("int64", ()),
+}
+
+#: The full int8 maps (every version 2 file; version 3 unless factored).
+_FULL_INT8: dict[str, tuple[str, tuple[str, ...]]] = {
+    "q_weights": ("int8", ("k", "D", "d")),
+    "q_weight_scales": ("float32", ("k", "d")),
+}
+
+#: The float factors of a low-rank model (version 3, optional).
+_FACTORS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "weights_left": ("float32", ("k", "D", "r")),
+    "weights_right": ("float32", ("k", "r", "d")),
+}
+
+#: The factored int8 maps (version 3, instead of :data:`_FULL_INT8`).
+_FACTORED_INT8: dict[str, tuple[str, tuple[str, ...]]] = {
+    "q_left_weights": ("int8", ("k", "D", "r")),
+    "q_left_weight_scales": ("float32", ("k", "r")),
+    "q_left_biases": ("int32", ("k", "r")),
+    "q_hidden_scale": ("float64", ()),
+    "q_hidden_zero_point": ("int64", ()),
+    "q_right_weights": ("int8", ("k", "r", "d")),
+    "q_right_weight_scales": ("float32", ("k", "d")),
 }
 
 
@@ -139,8 +185,6 @@ def save_pla(path: str | Path, bundle: PLABundle) -> Path:
         "q_input_scale": np.float64(op.input_scale),
         "q_input_zero_point": np.int64(op.input_zero_point),
         "q_centroids": op.centroids_q,
-        "q_weights": op.weights_q,
-        "q_weight_scales": op.weight_scales,
         "q_biases": op.bias_q,
         "q_feature_scale": np.float64(op.output_scale),
         "q_feature_zero_point": np.int64(op.output_zero_point),
@@ -150,6 +194,17 @@ def save_pla(path: str | Path, bundle: PLABundle) -> Path:
         "q_logit_scale": np.float64(quantized.logits.scale),
         "q_logit_zero_point": np.int64(quantized.logits.zero_point),
     }
+    if getattr(model, "coef_left_", None) is not None:
+        arrays["weights_left"] = model.coef_left_.astype(np.float32)
+        arrays["weights_right"] = model.coef_right_.astype(np.float32)
+    if isinstance(op, QuantizedFactoredClusterGatedLinearParams):
+        arrays.update({
+            "q_left_weights": op.left_q, "q_left_weight_scales": op.left_scales,
+            "q_left_biases": op.left_bias_q, "q_hidden_scale": np.float64(op.hidden_scale),
+            "q_hidden_zero_point": np.int64(op.hidden_zero_point),
+            "q_right_weights": op.right_q, "q_right_weight_scales": op.right_scales})
+    else:
+        arrays.update({"q_weights": op.weights_q, "q_weight_scales": op.weight_scales})
     path = Path(path)
     with path.open("wb") as handle:  # a file handle stops numpy from appending '.npz'
         np.savez(handle, **arrays)
@@ -166,22 +221,42 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise ModelError(f"{path}: not a readable .npz file ({error})") from None
 
 
+def _schema(arrays: dict[str, np.ndarray]) -> dict[str, tuple[str, tuple]]:
+    """The keys this file must hold: the common ones, the full or the factored int8 maps, and
+    the float factors when present (version 3)."""
+    schema = dict(_SCHEMA)
+    factored = any(key in arrays for key in _FACTORED_INT8)
+    if int(arrays["format_version"]) == 2 or not factored:
+        schema.update(_FULL_INT8)
+    else:
+        schema.update(_FACTORED_INT8)
+    if int(arrays["format_version"]) >= 3 and (factored or any(key in arrays
+                                                                for key in _FACTORS)):
+        schema.update(_FACTORS)
+    return schema
+
+
 def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Version first (a newer layout explains every other mismatch), then keys, kinds, shapes."""
     if "format_version" not in arrays:
         raise ModelError(f"{path}: missing key 'format_version'; not a PLA model file")
     version = arrays["format_version"]
-    if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
+    if (version.shape != () or version.dtype.kind not in "iu"
+            or int(version) not in READABLE_VERSIONS):
         raise ModelError(f"{path}: format_version {version.tolist()!r} is not supported; this "
-                         f"pla-tvm reads version {FORMAT_VERSION}")
-    missing = [key for key in _SCHEMA if key not in arrays]
+                         f"pla-tvm reads versions "
+                         f"{', '.join(str(v) for v in READABLE_VERSIONS)}")
+    schema = _schema(arrays)
+    missing = [key for key in schema if key not in arrays]
     if missing:
         raise ModelError(f"{path}: missing key(s) {', '.join(missing)}")
     k, dim = arrays["centroids"].shape if arrays["centroids"].ndim == 2 else (None, None)
     head = arrays["head_weights"].shape
+    left = arrays.get("weights_left", arrays.get("q_left_weights"))
     sizes = {"k": k, "D": dim, "d": head[0] if len(head) == 2 else None,
-             "C": head[1] if len(head) == 2 else None}
-    for key, (dtype, dims) in _SCHEMA.items():
+             "C": head[1] if len(head) == 2 else None,
+             "r": left.shape[2] if left is not None and left.ndim == 3 else None}
+    for key, (dtype, dims) in schema.items():
         array = arrays[key]
         expected = tuple(sizes[dim] for dim in dims)
         if (array.dtype.kind != "U") if dtype == "str" else (array.dtype != np.dtype(dtype)):
@@ -215,8 +290,8 @@ def load_pla(path: str | Path) -> PLABundle:
     Raises
     ------
     ModelError
-        If the file is missing or unreadable, its ``format_version`` is not
-        :data:`FORMAT_VERSION`, a key is missing, an array has the wrong dtype or shape, or a
+        If the file is missing or unreadable, its ``format_version`` is not one of
+        :data:`READABLE_VERSIONS`, a key is missing, an array has the wrong dtype or shape, or a
         float array holds NaN or infinity; the message names the file and the key.
     """
     path = Path(path)
@@ -224,15 +299,25 @@ def load_pla(path: str | Path) -> PLABundle:
     _check_arrays(path, arrays)
     model = PLAClassifier.from_arrays(
         arrays["centroids"], arrays["weights"], arrays["biases"], arrays["head_weights"],
-        arrays["head_bias"], alpha=float(arrays["alpha"]), classes=arrays["classes"])
+        arrays["head_bias"], alpha=float(arrays["alpha"]), classes=arrays["classes"],
+        coef_left=arrays.get("weights_left"), coef_right=arrays.get("weights_right"))
+    common = {"input_scale": float(arrays["q_input_scale"]),
+              "input_zero_point": int(arrays["q_input_zero_point"]),
+              "centroids_q": arrays["q_centroids"], "bias_q": arrays["q_biases"],
+              "output_scale": float(arrays["q_feature_scale"]),
+              "output_zero_point": int(arrays["q_feature_zero_point"])}
     try:
-        operator = QuantizedClusterGatedLinearParams(
-            input_scale=float(arrays["q_input_scale"]),
-            input_zero_point=int(arrays["q_input_zero_point"]),
-            centroids_q=arrays["q_centroids"], weights_q=arrays["q_weights"],
-            weight_scales=arrays["q_weight_scales"], bias_q=arrays["q_biases"],
-            output_scale=float(arrays["q_feature_scale"]),
-            output_zero_point=int(arrays["q_feature_zero_point"]))
+        if "q_left_weights" in arrays:
+            operator = QuantizedFactoredClusterGatedLinearParams(
+                left_q=arrays["q_left_weights"], left_scales=arrays["q_left_weight_scales"],
+                left_bias_q=arrays["q_left_biases"],
+                hidden_scale=float(arrays["q_hidden_scale"]),
+                hidden_zero_point=int(arrays["q_hidden_zero_point"]),
+                right_q=arrays["q_right_weights"],
+                right_scales=arrays["q_right_weight_scales"], **common)
+        else:
+            operator = QuantizedClusterGatedLinearParams(
+                weights_q=arrays["q_weights"], weight_scales=arrays["q_weight_scales"], **common)
     except ParameterError as error:
         raise ModelError(f"{path}: invalid int8 parameters: {error}") from None
     quantized = QuantizedPLA(

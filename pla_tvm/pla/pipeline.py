@@ -57,7 +57,8 @@ def _splits(dataset: Dataset):
 
 
 def _choose(train_x, train_y, teacher_features, teacher: Teacher, *, k, alpha, max_int8_bytes,
-            cv, n_jobs, random_state, progress) -> SelectionResult | None:
+            cv, n_jobs, random_state, progress,
+            estimator_params: dict[str, Any] | None = None) -> SelectionResult | None:
     """Cross-validate the grid unless both k and lambda are given."""
     if k is not None and alpha is not None:
         return None
@@ -66,7 +67,7 @@ def _choose(train_x, train_y, teacher_features, teacher: Teacher, *, k, alpha, m
                       k_values=K_VALUES if k is None else (k,),
                       alphas=ALPHAS if alpha is None else (alpha,), cv=cv,
                       max_int8_bytes=max_int8_bytes, n_jobs=n_jobs, random_state=random_state,
-                      progress=progress)
+                      progress=progress, estimator_params=estimator_params)
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -110,14 +111,23 @@ def _budget_text(budget: dict[str, Any]) -> str:
     return " and ".join(parts) or "none"
 
 
+def _effective_rank(estimator_params: dict[str, Any], d: int, n_classes: int) -> int | None:
+    """The rank the fitted factors will have (the deployed int8 model is factored with it)."""
+    rank = estimator_params.get("rank")
+    if rank is None:
+        return None
+    return int(min(rank, n_classes if estimator_params.get("target") == "logits" else d))
+
+
 def _check_budget_reachable(budget: dict[str, Any], k_values, length: int, teacher: Teacher,
-                            given: bool) -> None:
+                            given: bool, estimator_params: dict[str, Any]) -> None:
     """Fail before any fitting when no k of the grid gives an int8 model within the budget (the
     size follows from the shape alone), unless k and lambda were both given."""
     if given or budget["bytes"] is None:
         return
     d, n_classes = teacher.head_weights.shape
-    sizes = {k: costs.int8_tflite_bytes(costs.PLAShape(k, length, d, n_classes))
+    rank = _effective_rank(estimator_params, d, n_classes)
+    sizes = {k: costs.int8_tflite_bytes(costs.PLAShape(k, length, d, n_classes, rank))
              for k in k_values}
     smallest = min(sizes, key=sizes.get)
     if sizes[smallest] > budget["bytes"]:
@@ -130,7 +140,8 @@ def _check_budget_reachable(budget: dict[str, Any], k_values, length: int, teach
 def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int | None = None,
              alpha: float | None = None, max_int8_bytes: int | None = DEFAULT_MAX_INT8_BYTES,
              smaller_than_model: bool = True, cv: int = 5, n_jobs: int = 2,
-             random_state: int = 0, progress: bool = True) -> dict[str, Any]:
+             random_state: int = 0, progress: bool = True,
+             estimator_params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the whole PLA stage and write its four outputs.
 
     Parameters
@@ -150,6 +161,10 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
         (:func:`size_budget`).
     cv, n_jobs, random_state, progress
         As for :func:`pla_tvm.pla.selection.select_pla`.
+    estimator_params : dict, optional
+        Further :class:`PLAClassifier` parameters, the variant (``rank``, ``target``,
+        ``class_weight``, ``partition``); recorded in ``metrics.json`` (``chosen``). With
+        ``rank`` the int8 model is deployed factored and budgeted at its factored size.
 
     Returns
     -------
@@ -164,15 +179,18 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
         If no (k, lambda) pair fits the budget.
     """
     train, test = _splits(dataset)
+    estimator_params = dict(estimator_params or {})
     budget = size_budget(teacher, max_int8_bytes, smaller_than_model)
     _check_budget_reachable(budget, K_VALUES if k is None else (k,), train.x.shape[1],
-                            teacher, given=k is not None and alpha is not None)
+                            teacher, given=k is not None and alpha is not None,
+                            estimator_params=estimator_params)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_features = teacher.features(train.x)
     selection = _choose(train.x, train.y, train_features, teacher, k=k, alpha=alpha,
                         max_int8_bytes=budget["bytes"], cv=cv, n_jobs=n_jobs,
-                        random_state=random_state, progress=progress)
+                        random_state=random_state, progress=progress,
+                        estimator_params=estimator_params)
     if selection is not None:
         if selection.best is None:
             smallest = min(selection.grid, key=lambda r: r["int8_tflite_bytes"])
@@ -183,7 +201,8 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
         k, alpha = selection.best["k"], selection.best["alpha"]
         LOG.info("PLA selection (%d folds, %.1f s):\n%s", cv, selection.seconds, selection.table())
     model = PLAClassifier(n_clusters=k, alpha=alpha, head_weights=teacher.head_weights,
-                          head_bias=teacher.head_bias, random_state=random_state)
+                          head_bias=teacher.head_bias, random_state=random_state,
+                          **estimator_params)
     model.fit(train.x, train.y, teacher_features=train_features)
     quantized = quantize_pla(model, train.x, baseline=teacher.int8,
                              teacher_features=train_features)
@@ -199,7 +218,10 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
         "baseline": {"path": baseline_ref.path, "sha256": baseline_ref.sha256,
                      "int8_quantization_from_baseline": teacher.int8 is not None},
         "chosen": {"k": int(k), "alpha": float(alpha), "k_used": int(model.n_clusters_),
-                   "cluster_sizes": model.cluster_sizes_.tolist()},
+                   "cluster_sizes": model.cluster_sizes_.tolist(),
+                   "estimator_params": dict(estimator_params),
+                   "deployed_rank": (None if model.coef_left_ is None
+                                     else int(model.coef_left_.shape[2]))},
         "selection": None if selection is None else selection.to_dict(),
         "files": {name: (out_dir / name).stat().st_size for name in
                   (NPZ_FILE, FLOAT_TFLITE_FILE, INT8_TFLITE_FILE)},
@@ -235,6 +257,10 @@ def _evaluate(model: PLAClassifier, quantized, teacher: Teacher, test, float_byt
     predictions["pla_int8_tflite"] = np.argmax(tflite_int8, axis=1)
     predictions["pla_int8_tflm"] = np.argmax(tflm_int8, axis=1)
     shape = costs.PLAShape.of(model)
+    full_shape = costs.PLAShape(shape.k, shape.D, shape.d, shape.C)
+    low_rank = ({} if shape.r is None else {
+        "low_rank_parameters": costs.low_rank_parameter_counts(full_shape, shape.r),
+        "low_rank_parameter_bytes": costs.low_rank_parameter_bytes(full_shape, shape.r)})
     return {
         "test": {name: classification_metrics(test.y, pred, names)
                  for name, pred in predictions.items()},
@@ -254,9 +280,10 @@ def _evaluate(model: PLAClassifier, quantized, teacher: Teacher, test, float_byt
                                  multioutput="variance_weighted")),
             "mse": float(mean_squared_error(teacher_features, model.transform(test.x))),
         },
-        "parameters": costs.parameter_counts(shape),
-        "flops_per_beat": costs.flops_per_beat(shape),
-        "parameter_bytes": costs.parameter_bytes(shape),
+        "parameters": costs.parameter_counts(full_shape),
+        "flops_per_beat": costs.flops_per_beat(full_shape),
+        "parameter_bytes": costs.parameter_bytes(full_shape),
+        **low_rank,
         "tflite_bytes": {"float32": len(float_bytes), "int8": len(int8_bytes)},
     }
 

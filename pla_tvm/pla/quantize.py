@@ -9,6 +9,10 @@ construction:
 * cluster weights int8, symmetric per cluster and output channel (scales ``s_w [k, d]``), biases
   int32 at ``s_x * s_w``, int32 accumulators, TFLite's per-channel requantization to int8 features
   (``s_out`` / ``z_out``);
+* a low-rank model (``rank`` set, ``W_c = U_c V_c``) is quantized in its factored form
+  (:class:`~relay_passes.params.QuantizedFactoredClusterGatedLinearParams`, ``factored=True``, the
+  default then): two such layers per cluster, ``x U_c`` requantized to an int8 intermediate ``h``
+  of ``r`` values, then ``h V_c + b_c`` to the features (see :func:`quantize_factored_maps`);
 * the head like TFLite's int8 FULLY_CONNECTED: int8 weights with per-class scales, int32 bias,
   requantized to int8 logits; the class is the argmax of the int8 logits.
 
@@ -28,7 +32,10 @@ import numpy as np
 
 from pla_tvm.inference import quantize
 from pla_tvm.pla.estimator import PLAClassifier
-from relay_passes.params import QuantizedClusterGatedLinearParams
+from relay_passes.params import (
+    QuantizedClusterGatedLinearParams,
+    QuantizedFactoredClusterGatedLinearParams,
+)
 
 QMIN, QMAX = -128, 127
 INT32_MAX = 2**31 - 1
@@ -183,8 +190,9 @@ class QuantizedPLA:
 
     Parameters
     ----------
-    operator : QuantizedClusterGatedLinearParams
-        Nearest centroid and cluster maps (input ``s_x, z_x`` -> features ``s_out, z_out``).
+    operator : QuantizedClusterGatedLinearParams or QuantizedFactoredClusterGatedLinearParams
+        Nearest centroid and cluster maps (input ``s_x, z_x`` -> features ``s_out, z_out``), full
+        or factored (low rank).
     head_weights_q, head_weight_scales, head_bias_q, logits
         The int8 head, as the fields of :class:`Int8Head`: the baseline int8 model's head when
         PLA imitates one, else the float head quantized by :func:`quantize_pla`.
@@ -192,7 +200,7 @@ class QuantizedPLA:
         ``[C]`` class labels (what the argmax index maps to).
     """
 
-    operator: QuantizedClusterGatedLinearParams
+    operator: QuantizedClusterGatedLinearParams | QuantizedFactoredClusterGatedLinearParams
     head_weights_q: np.ndarray
     head_weight_scales: np.ndarray
     head_bias_q: np.ndarray
@@ -210,9 +218,68 @@ class QuantizedPLA:
         return QuantParams(self.operator.output_scale, self.operator.output_zero_point)
 
 
+def quantize_factored_maps(model: PLAClassifier, X_calibration: np.ndarray,
+                           input_quant: QuantParams, feature_quant: QuantParams,
+                           centroids_q: np.ndarray) -> QuantizedFactoredClusterGatedLinearParams:
+    """The factored int8 operator of a low-rank model (``coef_left_``, ``coef_right_`` set).
+
+    Calibrated on the training beats of each cluster (assigned by the float centroids): the
+    intermediate ``h = x U_c`` is centred (its cluster mean ``m_c`` moves into the biases:
+    ``-m_c`` in the first layer, ``b_c + m_c V_c`` in the second, the same map) and every one of
+    its ``r`` channels is scaled to ``max |h - m| = 1`` on the cluster's beats (the scale moves
+    from ``U_c``'s column to ``V_c``'s row, the same product). One symmetric intermediate
+    quantization, ``s_h = 1/127`` and zero point 0, then serves every cluster and channel at full
+    resolution, as a TFLite tensor (one scale) requires. Both layers' weights are symmetric per
+    output channel (:func:`quantize_weights`).
+
+    Parameters
+    ----------
+    model : PLAClassifier
+        Fitted low-rank model.
+    X_calibration : np.ndarray
+        ``[n, D]`` calibration beats (the training beats).
+    input_quant, feature_quant : QuantParams
+        Input and feature quantization.
+    centroids_q : np.ndarray
+        int8 ``[k, D]`` centroids.
+
+    Returns
+    -------
+    QuantizedFactoredClusterGatedLinearParams
+    """
+    left = np.asarray(model.coef_left_, dtype=np.float64)
+    right = np.asarray(model.coef_right_, dtype=np.float64)
+    X_calibration = np.asarray(X_calibration, dtype=np.float64)
+    labels = model.cluster_index(X_calibration)
+    left_n, right_n = left.copy(), right.copy()
+    means = np.zeros(left.shape[::2])  # [k, r]
+    for c in range(left.shape[0]):
+        hidden = X_calibration[labels == c] @ left[c]
+        if hidden.size == 0:
+            continue
+        means[c] = hidden.mean(axis=0)
+        spread = np.abs(hidden - means[c]).max(axis=0)
+        spread = np.where(spread > 0, spread, 1.0)
+        left_n[c] /= spread
+        right_n[c] *= spread[:, None]
+        means[c] /= spread
+    hidden_quant = QuantParams(float(np.float32(1.0 / QMAX)), 0)
+    left_q, left_scales, left_bias_q = quantize_weights(left_n, -means, input_quant.scale)
+    biases = model.intercept_ + np.einsum("kr,krd->kd", means, right_n)
+    right_q, right_scales, bias_q = quantize_weights(right_n, biases, hidden_quant.scale)
+    return QuantizedFactoredClusterGatedLinearParams(
+        input_scale=input_quant.scale, input_zero_point=input_quant.zero_point,
+        centroids_q=centroids_q, left_q=left_q, left_scales=left_scales,
+        left_bias_q=left_bias_q, hidden_scale=hidden_quant.scale,
+        hidden_zero_point=hidden_quant.zero_point, right_q=right_q, right_scales=right_scales,
+        bias_q=bias_q, output_scale=feature_quant.scale,
+        output_zero_point=feature_quant.zero_point)
+
+
 def quantize_pla(model: PLAClassifier, X_calibration: np.ndarray, *,
                  baseline: Int8Baseline | None = None,
-                 teacher_features: np.ndarray | None = None) -> QuantizedPLA:
+                 teacher_features: np.ndarray | None = None,
+                 factored: bool | None = None) -> QuantizedPLA:
     """Quantize a fitted :class:`PLAClassifier` to int8.
 
     Parameters
@@ -230,6 +297,9 @@ def quantize_pla(model: PLAClassifier, X_calibration: np.ndarray, *,
         calibrated on the float logits of ``X_calibration``.
     teacher_features : np.ndarray, optional
         ``[n, d]`` teacher features on ``X_calibration``.
+    factored : bool, optional
+        Quantize a low-rank model in its factored form (:func:`quantize_factored_maps`) or as
+        the full product ``coef_``. None (default): factored exactly when the model has a rank.
 
     Returns
     -------
@@ -239,8 +309,14 @@ def quantize_pla(model: PLAClassifier, X_calibration: np.ndarray, *,
     Raises
     ------
     ValueError
-        If the baseline's head is not ``[d, C]`` like the model's.
+        If the baseline's head is not ``[d, C]`` like the model's, or ``factored`` is True for a
+        model without low-rank factors.
     """
+    has_factors = getattr(model, "coef_left_", None) is not None
+    if factored is None:
+        factored = has_factors
+    if factored and not has_factors:
+        raise ValueError("factored=True needs a low-rank model (rank set, coef_left_ fitted)")
     X_calibration = np.asarray(X_calibration, dtype=np.float64)
     if baseline is not None and baseline.head.weights_q.shape != model.head_weights_.shape:
         raise ValueError(f"the int8 baseline's head is {list(baseline.head.weights_q.shape)} "
@@ -254,13 +330,18 @@ def quantize_pla(model: PLAClassifier, X_calibration: np.ndarray, *,
     else:
         input_quant, feature_quant, head = baseline.input, baseline.features, baseline.head
     centroids_q = np.clip(np.round(model.centroids_ / input_quant.scale), QMIN, QMAX)
-    weights_q, weight_scales, bias_q = quantize_weights(model.coef_, model.intercept_,
-                                                        input_quant.scale)
-    operator = QuantizedClusterGatedLinearParams(
-        input_scale=input_quant.scale, input_zero_point=input_quant.zero_point,
-        centroids_q=centroids_q.astype(np.int8), weights_q=weights_q,
-        weight_scales=weight_scales, bias_q=bias_q,
-        output_scale=feature_quant.scale, output_zero_point=feature_quant.zero_point)
+    centroids_q = centroids_q.astype(np.int8)
+    if factored:
+        operator = quantize_factored_maps(model, X_calibration, input_quant, feature_quant,
+                                          centroids_q)
+    else:
+        weights_q, weight_scales, bias_q = quantize_weights(model.coef_, model.intercept_,
+                                                            input_quant.scale)
+        operator = QuantizedClusterGatedLinearParams(
+            input_scale=input_quant.scale, input_zero_point=input_quant.zero_point,
+            centroids_q=centroids_q, weights_q=weights_q,
+            weight_scales=weight_scales, bias_q=bias_q,
+            output_scale=feature_quant.scale, output_zero_point=feature_quant.zero_point)
     return QuantizedPLA(operator=operator, head_weights_q=head.weights_q,
                         head_weight_scales=head.weight_scales, head_bias_q=head.bias_q,
                         logits=head.logits, classes=np.asarray(model.classes_))

@@ -18,9 +18,10 @@ the pairs whose accuracy is within ``accuracy_tolerance`` (0.5 point) of the bes
 ranked set, then the others by accuracy; ``"accuracy"`` ranks by accuracy alone (the paper's
 rule). ECG5000 is 58 % normal beats: accuracy alone prefers models that give up the rare classes.
 Ties go to fewer clusters, then better feature fit. Variants of the estimator (``class_weight``,
-``rank``, ...) are passed as ``estimator_params``; the budget applies to the int8 model as deployed
-today, which stores the full ``k x D x d`` maps even for a low-rank fit (its factored size is
-reported as ``low_rank_int8_parameter_bytes`` but not used until deployment supports it).
+``rank``, ...) are passed as ``estimator_params``; the budget applies to the int8 model as deployed:
+with ``rank`` that is the factored model (two int8 layers per cluster, ``k (D + d) r`` weights
+instead of ``k D d``; :func:`~pla_tvm.pla.costs.int8_tflite_bytes` of the shape with its
+effective rank ``min(rank, d)``, or ``min(rank, C)`` with ``target="logits"``).
 """
 
 from __future__ import annotations
@@ -275,8 +276,10 @@ def select_pla(X: np.ndarray, y: np.ndarray, *, teacher_features: np.ndarray | N
     seconds = time.perf_counter() - start
     d = head_weights.shape[0] if head_weights is not None else np.unique(y).size
     n_classes = head_weights.shape[1] if head_weights is not None else np.unique(y).size
-    rows = [_grid_row(k, alpha, scores, X.shape[1], d, n_classes, max_int8_bytes,
-                      base.get_params()["rank"]) for (k, alpha), scores in by_pair.items()]
+    rank = base.get_params()["rank"]
+    rows = [_grid_row(k, alpha, scores, X.shape[1], d, n_classes, max_int8_bytes, rank,
+                      _effective_rank(rank, base.get_params()["target"], d, n_classes))
+            for (k, alpha), scores in by_pair.items()]
     _rank(rows, "rank_unconstrained", criterion, accuracy_tolerance)
     fitting = [row for row in rows if row["within_budget"]]
     _rank(fitting, "rank", criterion, accuracy_tolerance)
@@ -286,14 +289,23 @@ def select_pla(X: np.ndarray, y: np.ndarray, *, teacher_features: np.ndarray | N
                            criterion, accuracy_tolerance, estimator_params)
 
 
+def _effective_rank(rank: int | None, target: str, d: int, n_classes: int) -> int | None:
+    """The rank of the fitted factors: the regression's target space bounds it."""
+    if rank is None:
+        return None
+    return int(min(rank, n_classes if target == "logits" else d))
+
+
 def _grid_row(k: int, alpha: float, scores: list[dict], length: int, d: int, n_classes: int,
-              max_int8_bytes: int | None, rank: int | None) -> dict[str, Any]:
+              max_int8_bytes: int | None, rank: int | None,
+              effective_rank: int | None = None) -> dict[str, Any]:
     accuracy = np.array([s["accuracy"] for s in scores])
     macro_f1 = np.array([s["macro_f1"] for s in scores])
     k_used = [int(s["k_used"]) for s in scores]
     # partition="class" can add centres: size the largest model a fold produced.
     shape = PLAShape(max(k, *k_used), length, d, n_classes)
-    size = int8_tflite_bytes(shape)
+    # The deployed (factored when low rank) int8 file.
+    size = int8_tflite_bytes(PLAShape(shape.k, length, d, n_classes, effective_rank))
     has_teacher = "r2" in scores[0]
     return {
         "k": k, "alpha": alpha,

@@ -9,7 +9,7 @@ only builtin ops that TFLite Micro implements, in one topology::
     scores  = FULLY_CONNECTED(x, -2 mu, ||mu||^2)         [1, k]   float32
     cluster = ARG_MIN(scores)                             [1]      int32
     all     = FULLY_CONNECTED(x, W [k*d, D], b [k*d])     [1, k*d] every cluster's map
-    h       = GATHER(RESHAPE(all, [k, d]), cluster)       [1, d]
+    feat    = GATHER(RESHAPE(all, [k, d]), cluster)       [1, d]
     logits  = FULLY_CONNECTED(h, head [C, d], bias [C])   [1, C]
 
 In the int8 model ``x`` is int8; the score branch first CASTs it to float32 (the integer values,
@@ -18,6 +18,15 @@ float32 computes it exactly -- the same argmin as the int32 reference. The map b
 FULLY_CONNECTED with per-output-channel scales over all ``k*d`` channels, which is TFLite's own
 per-channel requantization of each cluster's channels: bit-exact with the reference at ``k`` times
 the multiply-accumulates of the gated operator (the TVM operator computes only the chosen cluster).
+A low-rank model is exported factored: the map branch becomes two such stages, ::
+
+    all_h   = FULLY_CONNECTED(x, U [k*r, D], b_h [k*r])   [1, k*r] every cluster's x U_c
+    h       = GATHER(RESHAPE(all_h, [k, r]), cluster)     [1, r]   (int8 intermediate)
+    all     = FULLY_CONNECTED(h, V [k*d, r], b [k*d])     [1, k*d] h V_j for every j
+    feat    = GATHER(RESHAPE(all, [k, d]), cluster)       [1, d]
+
+(the second one applies the chosen cluster's ``h`` to every cluster's ``V_j`` and keeps
+``j = c``), each with TFLite's per-channel requantization, bit-exact with the factored reference.
 The outputs are the logits (no softmax), int8 in the int8 model. The int8 head is
 :class:`~pla_tvm.pla.quantize.QuantizedPLA`'s -- the baseline int8 model's own FULLY_CONNECTED
 when PLA imitates one (weights, bias and logit quantization copied; per-class scales, equal ones
@@ -30,6 +39,7 @@ import numpy as np
 
 from pla_tvm.pla.estimator import PLAClassifier
 from pla_tvm.pla.quantize import QuantizedPLA
+from relay_passes.params import QuantizedFactoredClusterGatedLinearParams
 
 
 def _schema():
@@ -146,14 +156,20 @@ def _select_cluster(graph: _Graph, x_scores: int, centroids: np.ndarray,
 
 
 def _gather_cluster(graph: _Graph, all_maps: int, cluster: int, k: int, d: int, dtype,
-                    **quantization) -> int:
+                    name: str = "features", prefix: str = "cluster_map", **quantization) -> int:
     """RESHAPE [1, k*d] -> [k, d] and GATHER row ``cluster``; returns the [1, d] tensor."""
-    shape = graph.constant("cluster_map_shape", np.array([k, d], dtype=np.int32))
-    rows = graph.tensor("cluster_maps", [k, d], dtype, **quantization)
+    shape = graph.constant(f"{prefix}_shape", np.array([k, d], dtype=np.int32))
+    rows = graph.tensor(f"{prefix}s", [k, d], dtype, **quantization)
     graph.operator("RESHAPE", [all_maps, shape], [rows], "ReshapeOptions", newShape=[k, d])
-    features = graph.tensor("features", [1, d], dtype, **quantization)
+    features = graph.tensor(name, [1, d], dtype, **quantization)
     graph.operator("GATHER", [rows, cluster], [features], "GatherOptions", axis=0, batchDims=0)
     return features
+
+
+def _rows(weights: np.ndarray) -> np.ndarray:
+    """``[k, n, m]`` maps as FULLY_CONNECTED rows ``[k*m, n]`` (cluster-major)."""
+    k, n, m = weights.shape
+    return np.ascontiguousarray(weights.transpose(0, 2, 1).reshape(k * m, n))
 
 
 def float_tflite(model: PLAClassifier) -> bytes:
@@ -175,11 +191,22 @@ def float_tflite(model: PLAClassifier) -> bytes:
     graph = _Graph()
     x = graph.tensor("beat", [1, dim], np.float32)
     cluster = _select_cluster(graph, x, centroids, np.einsum("jd,jd->j", centroids, centroids))
-    maps = graph.constant("cluster_weights", np.ascontiguousarray(
-        model.coef_.transpose(0, 2, 1).reshape(k * d, dim), dtype=np.float32))
+    left = getattr(model, "coef_left_", None)
+    if left is None:
+        maps_in, map_weights = x, model.coef_
+    else:  # factored: h = GATHER(x U), then h V for every cluster
+        r = left.shape[2]
+        left_rows = graph.constant("cluster_left_weights", _rows(left).astype(np.float32))
+        zeros = graph.constant("cluster_left_biases", np.zeros(k * r, np.float32))
+        all_hidden = graph.tensor("all_cluster_hidden", [1, k * r], np.float32)
+        graph.fully_connected(x, left_rows, zeros, all_hidden)
+        maps_in = _gather_cluster(graph, all_hidden, cluster, k, r, np.float32, name="hidden",
+                                  prefix="cluster_hidden")
+        map_weights = model.coef_right_
+    maps = graph.constant("cluster_weights", _rows(map_weights).astype(np.float32))
     biases = graph.constant("cluster_biases", model.intercept_.reshape(-1).astype(np.float32))
     all_maps = graph.tensor("all_cluster_maps", [1, k * d], np.float32)
-    graph.fully_connected(x, maps, biases, all_maps)
+    graph.fully_connected(maps_in, maps, biases, all_maps)
     features = _gather_cluster(graph, all_maps, cluster, k, d, np.float32)
     head = graph.constant("head_weights", model.head_weights_.T.astype(np.float32))
     head_bias = graph.constant("head_bias", model.head_bias_.astype(np.float32))
@@ -202,7 +229,7 @@ def int8_tflite(model: QuantizedPLA) -> bytes:
         The ``.tflite`` flatbuffer.
     """
     op = model.operator
-    k, dim, d = op.weights_q.shape
+    k, dim, d = op.num_clusters, op.input_size, op.output_size
     n_classes = model.head_bias_q.size
     graph = _Graph()
     x = graph.tensor("beat", [1, dim], np.int8, scale=op.input_scale,
@@ -211,9 +238,21 @@ def int8_tflite(model: QuantizedPLA) -> bytes:
     graph.operator("CAST", [x], [x_float])
     cluster = _select_cluster(graph, x_float, op.centroids_q.astype(np.float32),
                               op.score_offsets.astype(np.float32))
-    channel_scales = op.weight_scales.reshape(-1)
-    rows = op.weights_q.transpose(0, 2, 1).reshape(k * d, dim)  # [out, in], cluster-major
-    maps = graph.constant("cluster_weights", np.ascontiguousarray(rows), scale=channel_scales,
+    if isinstance(op, QuantizedFactoredClusterGatedLinearParams):
+        r = op.rank
+        hidden_quant = {"scale": op.hidden_scale, "zero_point": op.hidden_zero_point}
+        left = graph.constant("cluster_left_weights", _rows(op.left_q),
+                              scale=op.left_scales.reshape(-1),
+                              zero_point=np.zeros(k * r, dtype=np.int64))
+        left_bias = graph.constant("cluster_left_biases", op.left_bias_q.reshape(-1))
+        all_hidden = graph.tensor("all_cluster_hidden", [1, k * r], np.int8, **hidden_quant)
+        graph.fully_connected(x, left, left_bias, all_hidden)
+        maps_in = _gather_cluster(graph, all_hidden, cluster, k, r, np.int8, name="hidden",
+                                  prefix="cluster_hidden", **hidden_quant)
+        map_weights, channel_scales = op.right_q, op.right_scales.reshape(-1)
+    else:
+        maps_in, map_weights, channel_scales = x, op.weights_q, op.weight_scales.reshape(-1)
+    maps = graph.constant("cluster_weights", _rows(map_weights), scale=channel_scales,
                           zero_point=np.zeros(k * d, dtype=np.int64))
     # No quantization parameters on the int32 bias: the FULLY_CONNECTED kernels of TFLite and
     # TFLite Micro add it as is and never read them, and k*d scales + int64 zero points would
@@ -221,7 +260,7 @@ def int8_tflite(model: QuantizedPLA) -> bytes:
     biases = graph.constant("cluster_biases", op.bias_q.reshape(-1))
     feature_quant = {"scale": op.output_scale, "zero_point": op.output_zero_point}
     all_maps = graph.tensor("all_cluster_maps", [1, k * d], np.int8, **feature_quant)
-    graph.fully_connected(x, maps, biases, all_maps)
+    graph.fully_connected(maps_in, maps, biases, all_maps)
     features = _gather_cluster(graph, all_maps, cluster, k, d, np.int8, **feature_quant)
     head = graph.constant("head_weights", np.ascontiguousarray(model.head_weights_q.T),
                           scale=model.head_weight_scales, zero_point=np.zeros(n_classes, np.int64))

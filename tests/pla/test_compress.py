@@ -10,6 +10,7 @@ import pytest
 
 from pla_tvm.commands import compress as compress_command
 from pla_tvm.errors import ModelError
+from pla_tvm.pla.costs import PLAShape, int8_tflite_bytes
 from pla_tvm.pla.npz_io import load_pla
 from pla_tvm.pla.pipeline import compress
 from pla_tvm.pla.reference import int8_predict
@@ -72,6 +73,30 @@ def test_compress_cli_on_a_train_output(tmp_path, tiny_baseline, data_root, caps
     assert bundle.quantized.input == teacher.int8.input
     assert bundle.quantized.features == teacher.int8.features
     np.testing.assert_array_equal(bundle.quantized.head_weights_q, teacher.int8.head.weights_q)
+
+
+def test_compress_cli_low_rank_variant_is_deployed_factored(tmp_path, tiny_baseline, data_root,
+                                                             capsys):
+    """--rank/--target/--class-weight reach the estimator, metrics.json records them, and the
+    int8 model is the factored one: TFLM bit-exact, budgeted and stored factored."""
+    from relay_passes import QuantizedFactoredClusterGatedLinearParams
+
+    out = tmp_path / "pla"
+    status = _run_cli(["compress", "--baseline", str(tiny_baseline), "--out", str(out),
+                       "--k", "2", "--lam", "10", "--rank", "3", "--target", "logits",
+                       "--class-weight", "balanced", "--data-dir", str(data_root / "ecg5000"),
+                       "--json"])
+    assert status == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["chosen"]["estimator_params"] == {"rank": 3, "target": "logits",
+                                                     "class_weight": "balanced"}
+    assert metrics["chosen"]["deployed_rank"] == 3
+    assert metrics["agreement"]["int8_tflm_vs_reference_bit_exact"]
+    bundle = load_pla(out / "pla.npz")
+    assert isinstance(bundle.quantized.operator, QuantizedFactoredClusterGatedLinearParams)
+    assert bundle.model.rank == 3
+    assert metrics["tflite_bytes"]["int8"] == int8_tflite_bytes(PLAShape.of(bundle.model))
+    assert metrics["low_rank_parameters"]["cluster_left"] == 2 * 140 * 3
 
 
 def test_missing_baseline_and_wrong_layers(tmp_path):

@@ -69,3 +69,61 @@ def test_missing_and_corrupt_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="not a readable .npz"):
         load_pla(tmp_path / "junk.npz")
+
+
+def test_version_2_file_is_still_read(saved, synthetic_pla, synthetic_quantized):
+    _rewrite(saved, format_version=np.int64(2))
+    bundle = load_pla(saved)
+    np.testing.assert_array_equal(int8_predict(bundle.quantized, synthetic_pla[1]),
+                                  int8_predict(synthetic_quantized, synthetic_pla[1]))
+
+
+@pytest.fixture()
+def factored_saved(tmp_path, synthetic_pla):
+    from sklearn.base import clone
+
+    from pla_tvm.pla.quantize import quantize_pla
+
+    base, x, y, features = synthetic_pla
+    model = clone(base).set_params(rank=3).fit(x, y, teacher_features=features)
+    quantized = quantize_pla(model, x, teacher_features=features)
+    path = tmp_path / "pla-rank3.npz"
+    save_pla(path, PLABundle(model, quantized))
+    return path, model, quantized
+
+
+def test_factored_round_trip(factored_saved, synthetic_pla):
+    from pla_tvm.pla.reference import int8_logits
+    from relay_passes import QuantizedFactoredClusterGatedLinearParams
+
+    path, model, quantized = factored_saved
+    x = synthetic_pla[1]
+    bundle = load_pla(path)
+    op, saved_op = bundle.quantized.operator, quantized.operator
+    assert isinstance(op, QuantizedFactoredClusterGatedLinearParams)
+    for name in ("centroids_q", "left_q", "left_scales", "left_bias_q", "right_q",
+                 "right_scales", "bias_q"):
+        np.testing.assert_array_equal(getattr(op, name), getattr(saved_op, name))
+    assert (op.hidden_scale, op.hidden_zero_point) == (saved_op.hidden_scale,
+                                                       saved_op.hidden_zero_point)
+    xq = quantized.input.quantize(x)
+    np.testing.assert_array_equal(int8_logits(bundle.quantized, xq), int8_logits(quantized, xq))
+    assert bundle.model.rank == 3 and bundle.model.coef_left_.shape == (3, 140, 3)
+    np.testing.assert_allclose(bundle.model.transform(x), model.transform(x), rtol=1e-5,
+                               atol=1e-5)
+    with np.load(path, allow_pickle=False) as data:
+        assert "q_weights" not in data.files and "q_right_weights" in data.files
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"q_hidden_scale": None}, "missing key.*q_hidden_scale"),
+    ({"q_right_weights": np.zeros((3, 4, 16), np.int8)},
+     r"q_right_weights has shape \[3, 4, 16\], expected \[k=3, r=3, d=16\]"),
+    ({"q_hidden_zero_point": np.int64(300)}, "invalid int8 parameters.*hidden_zero_point"),
+    ({"format_version": np.int64(2)}, "missing key.*q_weights"),
+])
+def test_bad_factored_file_names_the_key(factored_saved, changes, match):
+    path = factored_saved[0]
+    _rewrite(path, **changes)
+    with pytest.raises(ModelError, match=match):
+        load_pla(path)

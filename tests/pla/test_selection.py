@@ -76,3 +76,27 @@ def test_bad_selection_arguments_are_named(kwargs, match):
     x, y, *_ = _data(np.random.default_rng(3), n=60)
     with pytest.raises(ValueError, match=match):
         select_pla(x, y, k_values=(1,), alphas=(1.0,), cv=2, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("target", ["features", "logits"])
+def test_low_rank_budget_is_the_factored_int8_file(target):
+    from pla_tvm.pla import PLAClassifier
+    from pla_tvm.pla.quantize import quantize_pla
+    from pla_tvm.pla.tflite_export import int8_tflite
+
+    x, y, features, head = _data(np.random.default_rng(3), n=160)
+    full = select_pla(x, y, teacher_features=features, head_weights=head, k_values=(2,),
+                      alphas=(1.0,), cv=2, n_init=1, n_jobs=1, progress=False,
+                      max_int8_bytes=None, estimator_params={"target": target})
+    low = select_pla(x, y, teacher_features=features, head_weights=head, k_values=(2,),
+                     alphas=(1.0,), cv=2, n_init=1, n_jobs=1, progress=False,
+                     max_int8_bytes=None, estimator_params={"target": target, "rank": 3})
+    row = low.grid[0]
+    assert full.grid[0]["int8_tflite_bytes"] == int8_tflite_bytes(PLAShape(2, 8, 3, 4))
+    assert row["int8_tflite_bytes"] == int8_tflite_bytes(PLAShape(2, 8, 3, 4, 3))
+    assert row["int8_tflite_bytes"] != full.grid[0]["int8_tflite_bytes"]
+    model = PLAClassifier(n_clusters=2, head_weights=head, random_state=0, target=target,
+                          rank=3).fit(x, y, teacher_features=features)
+    assert model.n_clusters_ == 2
+    exported = int8_tflite(quantize_pla(model, x, teacher_features=features))
+    assert row["int8_tflite_bytes"] == len(exported)

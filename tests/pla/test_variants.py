@@ -213,20 +213,48 @@ def test_compare_variants_rows_and_table():
     assert table.count("\n") == 4 and "recall c" in table
 
 
-@pytest.mark.parametrize("params", [{"rank": 4}, {"target": "logits", "rank": 5}])
-def test_variant_exports_run_in_tflite_micro(synthetic_pla, params):
-    """The deployed form is the product U V: float TFLite matches the estimator's factored
-    transform, and TFLite Micro is bit-exact with the int8 reference, as for the default PLA."""
+@pytest.mark.parametrize("factored", [True, False])
+@pytest.mark.parametrize("params", [{"rank": 4}, {"target": "logits", "rank": 5},
+                                    {"rank": 3, "n_clusters": 2}])
+def test_variant_exports_run_in_tflite_micro(synthetic_pla, params, factored):
+    """Float TFLite (factored when the model has a rank) matches the estimator's factored
+    transform; TFLite Micro is bit-exact with the int8 reference, factored or as the full
+    product, and the factored int8 file is the exact size costs.int8_tflite_bytes predicts."""
     from pla_tvm.inference import TFLiteRunner
+    from pla_tvm.pla.costs import PLAShape, int8_tflite_bytes
     from pla_tvm.pla.tflite_export import float_tflite, int8_tflite
+    from relay_passes import QuantizedFactoredClusterGatedLinearParams
 
     base, x, y, features = synthetic_pla
     model = clone(base).set_params(**params).fit(x, y, teacher_features=features)
     beats = x[:40]
     float_logits = TFLiteRunner(float_tflite(model), "pla.tflite", "tflm").raw_outputs(beats)
     np.testing.assert_allclose(float_logits, model.logits(beats), atol=1e-4)
-    quantized = quantize_pla(model, x, teacher_features=features)
+    quantized = quantize_pla(model, x, teacher_features=features, factored=factored)
+    assert isinstance(quantized.operator, QuantizedFactoredClusterGatedLinearParams) == factored
     beats_q = quantized.input.quantize(beats)
+    flatbuffer = int8_tflite(quantized)
     np.testing.assert_array_equal(
-        TFLiteRunner(int8_tflite(quantized), "pla.tflite", "tflm").raw_outputs(beats_q),
+        TFLiteRunner(flatbuffer, "pla.tflite", "tflm").raw_outputs(beats_q),
         int8_logits(quantized, beats_q))
+    shape = PLAShape.of(model, factored=factored)
+    assert (shape.r is not None) == factored
+    assert len(flatbuffer) == int8_tflite_bytes(shape)
+    assert np.mean(np.argmax(int8_logits(quantized, quantized.input.quantize(x)), 1)
+                   == model.predict(x)) > 0.9
+
+
+def test_full_rank_factored_model_equals_full_map_in_float(synthetic_pla):
+    """rank >= d: the factored float TFLite model computes the full-rank PLA's logits."""
+    from pla_tvm.inference import TFLiteRunner
+    from pla_tvm.pla.tflite_export import float_tflite
+
+    base, x, y, features = synthetic_pla
+    full = clone(base).fit(x, y, teacher_features=features)
+    factored = clone(base).set_params(rank=features.shape[1]).fit(x, y, teacher_features=features)
+    assert factored.coef_left_.shape[2] == features.shape[1]
+    beats = x[:40]
+    np.testing.assert_allclose(factored.transform(beats), full.transform(beats), atol=1e-8)
+    np.testing.assert_allclose(
+        TFLiteRunner(float_tflite(factored), "pla.tflite", "tflm").raw_outputs(beats),
+        full.logits(beats), atol=1e-4)

@@ -15,10 +15,12 @@ from relay_passes import (
     ParameterMismatchError,
     PassError,
     QuantizedClusterGatedLinearParams,
+    QuantizedFactoredClusterGatedLinearParams,
     SwapTrunkForPLA,
     import_tflite,
     make_cluster_gated_linear_int8_kernel,
     make_cluster_gated_linear_kernel,
+    make_factored_cluster_gated_linear_int8_kernel,
     reference_forward,
     requantize,
 )
@@ -114,6 +116,36 @@ class Int8Expected:
         return gv
 
 
+@I.ir_module(check_well_formed=False)
+class FactoredExpected:
+    @T.prim_func(private=True)
+    def cluster_gated_linear_factored_int8(x: T.Buffer((1, 8), "int8")):
+        T.evaluate(0)  # replaced by the real kernel in _expected()
+
+    @R.function
+    def main(x: R.Tensor((1, 8, 1), "int8"), w: R.Tensor((4, 3), "float32"),
+             centroids_q: R.Tensor((2, 8), "int8"), score_offsets: R.Tensor((2,), "int32"),
+             left_q: R.Tensor((2, 8, 3), "int8"), left_bias_offsets: R.Tensor((2, 3), "int32"),
+             left_multiplier: R.Tensor((2, 3), "int32"), left_shift: R.Tensor((2, 3), "int8"),
+             right_q: R.Tensor((2, 3, 4), "int8"), bias_offsets: R.Tensor((2, 4), "int32"),
+             multiplier: R.Tensor((2, 4), "int32"),
+             shift: R.Tensor((2, 4), "int8")) -> R.Tensor((1, 3), "float32"):
+        R.func_attr({"num_input": 1})
+        cls = FactoredExpected
+        with R.dataflow():
+            lv = R.reshape(x, R.shape([1, 8]))
+            lv3 = R.call_tir(cls.cluster_gated_linear_factored_int8,
+                             (lv, centroids_q, score_offsets, left_q, left_bias_offsets,
+                              left_multiplier, left_shift, right_q, bias_offsets, multiplier,
+                              shift),
+                             out_ty=R.Tensor((1, 4), "int8"))
+            lv4 = R.dequantize(lv3, R.const(0.25, "float32"), R.const(-3, "int32"))
+            lv5 = R.matmul(lv4, w)
+            gv = R.nn.softmax(lv5, axis=-1)
+            R.output(gv)
+        return gv
+
+
 @I.ir_module
 class NoDenseHead:
     @R.function
@@ -169,6 +201,44 @@ def test_int8_swap_matches_expected():
                           "weights_q": params.weights_q, "bias_offsets": params.bias_offsets,
                           "multiplier": mult, "shift": shift.astype(np.int8)})
     tvm.ir.assert_structural_equal(SwapTrunkForPLA(params)(Int8Model), expected)
+
+
+def _factored_params(k=2, dim=8, r=3, d=4, seed=0, **overrides):
+    rng = np.random.default_rng(seed)
+    fields = dict(input_scale=0.5, input_zero_point=2,
+                  centroids_q=rng.integers(-128, 128, (k, dim), dtype=np.int8),
+                  left_q=rng.integers(-127, 128, (k, dim, r), dtype=np.int8),
+                  left_scales=rng.uniform(0.01, 0.02, (k, r)).astype(np.float32),
+                  left_bias_q=rng.integers(-100, 100, (k, r)).astype(np.int32),
+                  hidden_scale=2.0, hidden_zero_point=1,
+                  right_q=rng.integers(-127, 128, (k, r, d), dtype=np.int8),
+                  right_scales=rng.uniform(0.01, 0.02, (k, d)).astype(np.float32),
+                  bias_q=rng.integers(-100, 100, (k, d)).astype(np.int32),
+                  output_scale=0.25, output_zero_point=-3)
+    fields.update(overrides)
+    return QuantizedFactoredClusterGatedLinearParams(**fields)
+
+
+def test_factored_int8_swap_matches_expected():
+    params = _factored_params()
+    left_mult, left_shift = params.left_multiplier_shift
+    mult, shift = params.multiplier_shift
+    kernel = make_factored_cluster_gated_linear_int8_kernel(
+        1, 8, 2, 3, 4, 1, -3, bool(np.all(left_shift <= 0) and np.all(shift <= 0)))
+    expected = _expected(FactoredExpected, "cluster_gated_linear_factored_int8", kernel, {
+        "centroids_q": params.centroids_q, "score_offsets": params.score_offsets,
+        "left_q": params.left_q, "left_bias_offsets": params.left_bias_offsets,
+        "left_multiplier": left_mult, "left_shift": left_shift.astype(np.int8),
+        "right_q": params.right_q, "bias_offsets": params.bias_offsets, "multiplier": mult,
+        "shift": shift.astype(np.int8)})
+    tvm.ir.assert_structural_equal(SwapTrunkForPLA(params)(Int8Model), expected)
+
+
+def test_factored_swap_checks_the_quantization():
+    with pytest.raises(ParameterMismatchError, match="output .*quantization differs"):
+        SwapTrunkForPLA(_factored_params(output_scale=0.3))(Int8Model)
+    with pytest.raises(ParameterMismatchError, match="needs a int8 input"):
+        SwapTrunkForPLA(_factored_params())(FloatModel)
 
 
 @pytest.mark.parametrize("model, name, params", [
