@@ -31,6 +31,8 @@ from pla_tvm.bench.stages import (
     baseline_stage,
     pla_dir,
     pla_stage,
+    small_pla_dir,
+    small_pla_stage,
 )
 from pla_tvm.bench.tuning import tuning_stage
 from pla_tvm.data import load_ecg5000
@@ -94,11 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _model_stages(results, args.cache, dataset, list(range(args.seed, args.seed + n_seeds)),
                   args.fresh)
     baseline = baseline_dir(args.cache, args.seed)
+    results["small_pla"] = _timed(results, "small_pla", small_pla_stage, args.cache, dataset,
+                                  baseline, args.seed, args.fresh)
     pla_npz = pla_dir(args.cache, args.seed) / NPZ_FILE
     bundle = load_pla(pla_npz)
+    small_bundle = load_pla(small_pla_dir(args.cache, args.seed) / NPZ_FILE)
     results["swap"] = _timed(results, "swap", swap_stage, baseline, bundle, dataset)
     results["firmware"] = _timed(results, "firmware", firmware_stage, baseline, bundle, dataset,
-                                 args.cache / "firmware")
+                                 args.cache / "firmware", small_bundle=small_bundle)
     results["baseline_firmware"] = _timed(results, "baseline_firmware", baseline_firmware_stage,
                                           baseline, dataset, args.cache, args.fresh)
     results["tuning"] = _timed(results, "tuning", tuning_stage, baseline, pla_npz, bundle,

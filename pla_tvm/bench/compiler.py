@@ -43,6 +43,8 @@ LOG = logging.getLogger(__name__)
 PLA_BOARDS = ("mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547", "microbit")
 #: The board of the head-to-head comparison with the baseline (the paper's class of core).
 COMPARISON_BOARD = "mps2-an386"
+#: The model column of the 16 KiB PLA's firmware rows.
+SMALL_PLA_MODEL = "PLA int8, 16 KiB (factored)"
 #: Test beats compared between the lowered int8 baseline and the TFLite reference kernels.
 LOWERING_CHECK_BEATS = 200
 
@@ -164,9 +166,10 @@ def _firmware_row(mod, board: str, out_dir: Path, inputs: np.ndarray, host: np.n
 
 
 def firmware_stage(baseline_dir: Path, bundle: PLABundle, dataset: Dataset,
-                   work_dir: Path) -> dict[str, Any]:
+                   work_dir: Path, small_bundle: PLABundle | None = None) -> dict[str, Any]:
     """PLA int8 (every board) and float (M4) firmware on all test beats, every output compared
-    with the host VM's (the int8 baseline's firmware is :mod:`pla_tvm.bench.baseline_firmware`)."""
+    with the host VM's (the int8 baseline's firmware is :mod:`pla_tvm.bench.baseline_firmware`);
+    with ``small_bundle``, the 16 KiB PLA's int8 firmware on every board too."""
     test = dataset.test
     names = test.class_names
     x_q = bundle.quantized.input.quantize(test.x)
@@ -183,6 +186,14 @@ def firmware_stage(baseline_dir: Path, bundle: PLABundle, dataset: Dataset,
         rows.append({"model": "PLA int8, plain TVM lowering", **_firmware_row(
             pla_int8, board, work_dir / f"pla-int8-plain-{board}", x_q, host_int8, test.y, names,
             timeout=600, dsp=False)})
+    if small_bundle is not None:
+        small = prepare_module(baseline_dir / INT8_TFLITE_FILE, small_bundle)
+        host_small = HostRunner(small).run(x_q)
+        for board in PLA_BOARDS:
+            LOG.info("firmware: 16 KiB PLA int8 on %s", board)
+            rows.append({"model": SMALL_PLA_MODEL, **_firmware_row(
+                small, board, work_dir / f"pla-16k-int8-{board}", x_q, host_small, test.y,
+                names, timeout=600)})
     pla_float = prepare_module(baseline_dir / FLOAT_TFLITE_FILE, bundle)
     host_float = HostRunner(pla_float).run(test.x)
     LOG.info("firmware: PLA float on %s", COMPARISON_BOARD)

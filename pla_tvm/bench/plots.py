@@ -29,7 +29,7 @@ def _pyplot():
 #: Colour of each model family in the accuracy-versus-size plot.
 FAMILY_COLOURS = {"baseline float": "tab:red", "baseline pruned + int8": "tab:orange",
                   "PLA float": "tab:blue", "PLA int8": "tab:purple",
-                  "linear reference": "tab:green"}
+                  "PLA int8, 16 KiB": "tab:brown", "linear reference": "tab:green"}
 #: Marker of each kind of point: (marker, filled, size, drawing order).
 KIND_MARKERS = {"TFLite": ("o", True, 60, 4), "firmware": ("s", False, 130, 5),
                 "paper": ("*", False, 260, 6), "reference": ("^", True, 80, 4)}
@@ -94,6 +94,12 @@ def accuracy_points(results: dict[str, Any]) -> list[AccuracyPoint]:
         accuracy, std, text = _accuracy(results, group, key, measured)
         points.append(AccuracyPoint(family, "TFLite", f"{family}: .tflite file, {runtime}{text}",
                                     size, accuracy, std))
+    if "small_pla" in results:  # one seed
+        small = results["small_pla"]
+        points.append(AccuracyPoint(
+            "PLA int8, 16 KiB", "TFLite", "PLA int8, 16 KiB (factored): .tflite file, TFLite "
+            "Micro (first seed)", small["files"]["pla_int8.tflite"],
+            small["test"]["pla_int8_tflm"]["accuracy"]))
     for row in results.get("firmware", {}).get("rows", []):
         # the model's flash is nearly the same on every core; plain lowering and float on the
         # host only

@@ -73,9 +73,10 @@ def baseline_rows(baseline: dict, spreads: dict | None = None) -> list[dict[str,
             for model, runtime, key, file_name, paper_key in specs if key in evaluations]
 
 
-def pla_rows(pla: dict, spreads: dict | None = None) -> list[dict[str, Any]]:
-    """One row per PLA variant and runtime, with the paper's figures (``spreads`` as for
-    :func:`baseline_rows`)."""
+def pla_rows(pla: dict, spreads: dict | None = None, name: str = "PLA",
+             paper: bool = True) -> list[dict[str, Any]]:
+    """One row per PLA variant and runtime, with the paper's figures unless ``paper`` is False
+    (``spreads`` as for :func:`baseline_rows`; ``name`` starts the model column)."""
     files = pla["files"]
     common = {"parameters": pla["parameters"]["total"], "flops": pla["flops_per_beat"]["total"]}
     specs = [
@@ -86,10 +87,47 @@ def pla_rows(pla: dict, spreads: dict | None = None) -> list[dict[str, Any]]:
          PLA_INT8_TFLITE_FILE, "PLA int8 TFLite"),
         ("PLA int8", "TFLite Micro interpreter", "pla_int8_tflm", PLA_INT8_TFLITE_FILE, None),
     ]
-    return [_row(model, runtime, pla["test"][key], **common,
-                 file_bytes=files.get(file_name) if file_name else None, paper_key=paper_key,
-                 spread=(spreads or {}).get(key))
+    return [_row(model.replace("PLA", name, 1), runtime, pla["test"][key], **common,
+                 file_bytes=files.get(file_name) if file_name else None,
+                 paper_key=paper_key if paper else None, spread=(spreads or {}).get(key))
             for model, runtime, key, file_name, paper_key in specs if key in pla["test"]]
+
+
+def small_pla_target_rows(small: dict, baseline_int8_accuracy: float
+                          ) -> list[tuple[str, str, bool]]:
+    """Issue 15's targets of the 16 KiB PLA (first seed): its int8 .tflite size, and its int8
+    accuracy (TFLite Micro) against the int8 baseline's (TFLite) on the same split."""
+    size = small["tflite_bytes"]["int8"]
+    budget = small["selection"]["max_int8_bytes"]
+    points = 100 * (baseline_int8_accuracy - small["test"]["pla_int8_tflm"]["accuracy"])
+    return [
+        (f"int8 .tflite <= {budget:,} B", f"{size:,}", size <= budget),
+        ("int8 accuracy within 1 point of the int8 baseline's", f"{points:+.2f} points below",
+         points <= 1.0),
+    ]
+
+
+def _small_pla_section(small: dict, baseline_int8_accuracy: float) -> list[str]:
+    chosen = small["chosen"]
+    params = chosen.get("estimator_params") or {}
+    return [
+        f"## PLA within {small['selection']['max_int8_bytes'] // 1024} KiB (first seed)",
+        "",
+        *_main_table(pla_rows(small, name="PLA 16 KiB", paper=False)),
+        "",
+        f"`compress --max-int8-bytes {small['selection']['max_int8_bytes']}` with "
+        + ", ".join(f"`--{key.replace('_', '-')} {value}`" for key, value in params.items())
+        + f" (fitted to the teacher's logits, each cluster's map stored factored at rank "
+        f"{chosen.get('deployed_rank', params.get('rank'))}): k = {chosen['k']}, "
+        f"λ = {chosen['alpha']:g} by cross-validation on the training beats; the firmware "
+        "rows are in the firmware table below.",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+        *(f"| {name} | {value} | {'yes' if met else 'NO'} |"
+          for name, value, met in small_pla_target_rows(small, baseline_int8_accuracy)),
+        "",
+    ]
 
 
 def reference_rows(pla: dict, spreads: dict | None = None) -> list[dict[str, Any]]:
@@ -594,6 +632,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         *(_pla_section(results["pla"], pla_spreads) if "pla" in results else []),
         *(_references_section(results["pla"], _spreads(results, "references"))
           if "pla" in results else []),
+        *(_small_pla_section(results["small_pla"],
+                             baseline["evaluations"]["int8_tflite"]["accuracy"])
+          if "small_pla" in results else []),
         *(_seeds_section(results["seeds"]) if "seeds" in results else []),
         *(_swap_section(results["swap"]) if "swap" in results else []),
         *(_firmware_section(results["firmware"],

@@ -1,5 +1,7 @@
 """The benchmark report renders every section from a results dictionary of the real shape."""
 
+import json
+
 import numpy as np
 
 from pla_tvm.bench.report import render_markdown, write_report
@@ -155,3 +157,22 @@ def test_report_files_are_written(tmp_path):
     assert (tmp_path / "results.md").read_text().startswith("# Results")
     assert '"bench_seconds": 100.0' in (tmp_path / "results.json").read_text()
     assert not list(tmp_path.glob(".*part"))
+
+
+def test_the_16_kib_pla_section_checks_its_targets():
+    results = _results()
+    small = json.loads(json.dumps(results["pla"]))  # the same shape, another model
+    small["selection"]["max_int8_bytes"] = 16_384
+    small["tflite_bytes"] = {"float32": 40_000, "int8": 15_560}
+    small["files"] = {"pla.npz": 30_000, "pla_float.tflite": 40_000, "pla_int8.tflite": 15_560}
+    small["chosen"]["estimator_params"] = {"target": "logits", "rank": 5}
+    small["chosen"]["deployed_rank"] = 5
+    results["small_pla"] = small
+    baseline_accuracy = results["baseline"]["evaluations"]["int8_tflite"]["accuracy"]
+    points = 100 * (baseline_accuracy - small["test"]["pla_int8_tflm"]["accuracy"])
+    markdown = render_markdown(results)
+    assert "## PLA within 16 KiB (first seed)" in markdown
+    assert "`--target logits`, `--rank 5`" in markdown
+    assert "| int8 .tflite <= 16,384 B | 15,560 | yes |" in markdown
+    assert (f"| int8 accuracy within 1 point of the int8 baseline's | {points:+.2f} points below "
+            f"| {'yes' if points <= 1 else 'NO'} |") in markdown
