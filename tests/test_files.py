@@ -10,7 +10,17 @@ import pytest
 from pla_tvm import files
 
 
-def test_ctrl_c_during_the_swap_is_delivered_after_both_renames(tmp_path, monkeypatch):
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own SIGINT handler (raises KeyboardInterrupt) for the test; the command line's
+    (installed by tests that ran ``main`` before) is put back after."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_the_swap_is_delivered_after_both_renames(tmp_path, monkeypatch,
+                                                                python_ctrl_c):
     out = tmp_path / "out"
     out.mkdir()
     (out / "marker.json").write_text("old\n")
