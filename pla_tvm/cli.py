@@ -152,7 +152,13 @@ def run() -> None:
     processes stop, libraries' exit hooks run), so the status stays 130; then any temporary
     output folder a worker thread re-created meanwhile is deleted again.
     """
-    status = main()
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        # A Ctrl-C that arrives (or that TVM's FFI re-raises) after main() has restored Python's
+        # own handler, while it returns: the command was interrupted and has cleaned up.
+        print("pla-tvm: interrupted (Ctrl-C); nothing half-written was kept", file=sys.stderr)
+        status = 130
     if status == 130:
         from pla_tvm.files import discard_partial_folders
 

@@ -12,10 +12,12 @@ from pla_tvm.baseline.pipeline import (
     KERAS_FILE,
     PRUNED_KERAS_FILE,
 )
+from pla_tvm.bench.compiler import SMALL_PLA_MODEL
 from pla_tvm.bench.seeds import format_spread
 from pla_tvm.data.beats import ECG5000_CLASSES
 from pla_tvm.files import write_atomically, write_json_atomically
 from pla_tvm.paper import PAPER_ROWS
+from pla_tvm.pla.costs import PLAShape, low_rank_flops_per_beat
 from pla_tvm.pla.pipeline import FLOAT_TFLITE_FILE as PLA_FLOAT_TFLITE_FILE
 from pla_tvm.pla.pipeline import INT8_TFLITE_FILE as PLA_INT8_TFLITE_FILE
 from pla_tvm.pla.pipeline import NPZ_FILE as PLA_NPZ_FILE
@@ -78,7 +80,8 @@ def pla_rows(pla: dict, spreads: dict | None = None, name: str = "PLA",
     """One row per PLA variant and runtime, with the paper's figures unless ``paper`` is False
     (``spreads`` as for :func:`baseline_rows`; ``name`` starts the model column)."""
     files = pla["files"]
-    common = {"parameters": pla["parameters"]["total"], "flops": pla["flops_per_beat"]["total"]}
+    costs = deployed_costs(pla)
+    common = {"parameters": costs["parameters"], "flops": costs["flops"]}
     specs = [
         ("PLA float", "numpy (scikit-learn estimator)", "pla_float", PLA_NPZ_FILE, "PLA float"),
         ("PLA float", "TFLite interpreter", "pla_float_tflite", PLA_FLOAT_TFLITE_FILE, None),
@@ -91,6 +94,23 @@ def pla_rows(pla: dict, spreads: dict | None = None, name: str = "PLA",
                  file_bytes=files.get(file_name) if file_name else None,
                  paper_key=paper_key if paper else None, spread=(spreads or {}).get(key))
             for model, runtime, key, file_name, paper_key in specs if key in pla["test"]]
+
+
+def deployed_costs(pla: dict) -> dict[str, int]:
+    """Parameters, FLOPs and MACs per beat of a PLA as deployed: the factored form's when its
+    ``metrics.json`` says it was deployed factored (``chosen.deployed_rank``), else the full
+    maps'."""
+    rank = pla["chosen"].get("deployed_rank")
+    if not rank:
+        return {"parameters": pla["parameters"]["total"],
+                "flops": pla["flops_per_beat"]["total"], "macs": pla["flops_per_beat"]["macs"]}
+    counts = pla["parameters"]
+    k = pla["chosen"]["k_used"]
+    d = counts["cluster_biases"] // k
+    shape = PLAShape(k, counts["centroids"] // k, d, counts["head"] // (d + 1))
+    flops = low_rank_flops_per_beat(shape, rank)
+    return {"parameters": pla["low_rank_parameters"]["total"], "flops": flops["total"],
+            "macs": flops["macs"]}
 
 
 def small_pla_target_rows(small: dict, baseline_int8_accuracy: float
@@ -309,7 +329,8 @@ def _swap_section(swap: dict) -> list[str]:
 
 
 def _firmware_section(firmware: dict, baseline_int8_accuracy: float, pla_macs: int,
-                      baseline_firmware: dict | None = None) -> list[str]:
+                      baseline_firmware: dict | None = None,
+                      small_pla_macs: int | None = None) -> list[str]:
     rows = firmware["rows"]
     lines = [
         "## Firmware in QEMU (bare metal, exact instruction counts)",
@@ -322,7 +343,8 @@ def _firmware_section(firmware: dict, baseline_int8_accuracy: float, pla_macs: i
     def per_mac(row: dict) -> str:
         if not row["model"].startswith("PLA"):
             return "–"
-        return f"{row['instructions_per_inference'] / pla_macs:.2f}"
+        macs = small_pla_macs if row["model"] == SMALL_PLA_MODEL else pla_macs
+        return f"{row['instructions_per_inference'] / macs:.2f}" if macs else "–"
 
     for row in rows:
         equal = ("bit-exact" if row["host_equal"] else "differs") if row["host_equal"] is not None \
@@ -640,7 +662,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         *(_firmware_section(results["firmware"],
                             baseline["evaluations"]["int8_tflite"]["accuracy"],
                             results["pla"]["flops_per_beat"]["macs"],
-                            results.get("baseline_firmware"))
+                            results.get("baseline_firmware"),
+                            deployed_costs(results["small_pla"])["macs"]
+                            if "small_pla" in results else None)
           if "firmware" in results else []),
         *(_baseline_firmware_section(results["baseline_firmware"])
           if "baseline_firmware" in results else []),

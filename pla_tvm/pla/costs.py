@@ -97,6 +97,33 @@ def flops_per_beat(shape: PLAShape) -> dict[str, int]:
     return flops
 
 
+def low_rank_flops_per_beat(shape: PLAShape, rank: int) -> dict[str, int]:
+    """FLOPs of one beat through the factored form (``x @ U_c``, then ``@ V_c``) and the head.
+
+    As :func:`flops_per_beat`, with ``affine`` the two factors (``D x r`` and ``r x d`` plus
+    the bias) at the effective rank ``min(rank, D, d)``.
+
+    Parameters
+    ----------
+    shape : PLAShape
+    rank : int
+
+    Returns
+    -------
+    dict
+        ``distances``, ``affine``, ``head``, ``total`` and ``macs``.
+    """
+    if rank < 1:
+        raise ValueError(f"rank={rank!r} should be >= 1.")
+    k, dim, d, n_classes = shape.k, shape.D, shape.d, shape.C
+    r = min(rank, dim, d)
+    flops = {"distances": k * (2 * dim + 1), "affine": 2 * dim * r + 2 * r * d + d,
+             "head": 2 * d * n_classes + n_classes}
+    flops["total"] = sum(flops.values())
+    flops["macs"] = k * dim + dim * r + r * d + d * n_classes
+    return flops
+
+
 def parameter_bytes(shape: PLAShape) -> dict[str, int]:
     """Bytes of the parameters alone, float32 and int8 (without any file format overhead).
 

@@ -166,7 +166,10 @@ def test_the_16_kib_pla_section_checks_its_targets():
     small["tflite_bytes"] = {"float32": 40_000, "int8": 15_560}
     small["files"] = {"pla.npz": 30_000, "pla_float.tflite": 40_000, "pla_int8.tflite": 15_560}
     small["chosen"]["estimator_params"] = {"target": "logits", "rank": 5}
-    small["chosen"]["deployed_rank"] = 5
+    small["chosen"].update(deployed_rank=5, k_used=3)
+    small["parameters"] = {"centroids": 420, "cluster_biases": 384, "cluster_weights": 53_760,
+                           "head": 645, "total": 55_209}
+    small["low_rank_parameters"] = {"total": 5_469}
     results["small_pla"] = small
     baseline_accuracy = results["baseline"]["evaluations"]["int8_tflite"]["accuracy"]
     points = 100 * (baseline_accuracy - small["test"]["pla_int8_tflm"]["accuracy"])
@@ -174,5 +177,8 @@ def test_the_16_kib_pla_section_checks_its_targets():
     assert "## PLA within 16 KiB (first seed)" in markdown
     assert "`--target logits`, `--rank 5`" in markdown
     assert "| int8 .tflite <= 16,384 B | 15,560 | yes |" in markdown
+    # The factored form's costs: 3 x 140 x 5 + 3 x 5 x 128 weights, not the full maps'.
+    assert "| PLA 16 KiB int8 | TFLite Micro interpreter |" in markdown
+    assert "| 5,469 | 4,936 |" in markdown
     assert (f"| int8 accuracy within 1 point of the int8 baseline's | {points:+.2f} points below "
             f"| {'yes' if points <= 1 else 'NO'} |") in markdown
