@@ -92,7 +92,8 @@ def check_prefix(prefix: str) -> str:
 def _defined_globals(firmware: Firmware, sources: list[Path], include: list[Path],
                      build_dir: Path) -> dict[Path, list[str]]:
     """Compile each source for the board (warnings are errors) and list its defined globals."""
-    flags = [*firmware.board.gcc_flags, *COMPILE_FLAGS, *WARNING_FLAGS,
+    flags = [*firmware.board.gcc_flags, *COMPILE_FLAGS,
+             *(flag for flag in WARNING_FLAGS if flag not in COMPILE_FLAGS),
              *(f"-I{path}" for path in include)]
     symbols = {}
     for source in sources:

@@ -52,10 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--board", "mps2-an386", "--out", str(firmware)])
     _stage("QEMU: run every ECG5000 test beat through the firmware in one run",
            ["run", str(firmware), "--source", "ecg5000"])
+    library = args.out / "lib-ecg-pla"
+    _stage("Take the model home: the compiled model as a C library for your own firmware",
+           ["export", str(firmware), "--out", str(library), "--prefix", "ecg_pla"])
     print(f"\nDemo finished: loaded ECG5000 and a raw PhysioNet record, trained the tiny baseline "
           f"({baseline}), compressed it with PLA ({pla}), compiled the PLA-swapped int8 graph "
-          f"to Cortex-M4 firmware ({firmware}) and ran the test set in QEMU. The paper-size "
-          f"study is `make bench` (results in docs/results.md).")
+          f"to Cortex-M4 firmware ({firmware}), ran the test set in QEMU and exported the model "
+          f"as a C library ({library}: include/ecg_pla.h). The paper-size study is `make bench` "
+          f"(results in docs/results.md); your own model: docs/byom.md.")
     return 0
 
 

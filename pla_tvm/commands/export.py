@@ -46,9 +46,13 @@ def _check_not_another_folder(compiled: Path, out: Path, force: bool) -> None:
 def _summary(metadata: dict[str, Any], out: str) -> str:
     prefix = metadata["prefix"]
     footprint = metadata["footprint"]
+    provenance = metadata["provenance"]
+    source = Path(provenance["model"]["path"]).name
+    if provenance.get("pla"):
+        source += f" with {Path(provenance['pla']['path']).name}"
     return "\n".join([
-        f"exported {metadata['provenance']['model']['path']} for {metadata['board']} "
-        f"({metadata['cpu']}) as the C library {prefix}",
+        f"exported the model compiled in {provenance['compiled']} ({source}) for "
+        f"{metadata['board']} ({metadata['cpu']}) as the C library {prefix}",
         f"  API: include/{prefix}.h, int {prefix}_run(const void* input, void* output); "
         f"input {metadata['input']['bytes']} B, output {metadata['output']['bytes']} B",
         f"  sources: {len(metadata['symbols'])} global symbols, all prefixed "
