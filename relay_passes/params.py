@@ -111,8 +111,31 @@ class ClusterGatedLinearParams:
         return np.einsum("ji,ji->j", self.centroids, self.centroids, dtype=np.float32)
 
 
+class _Int8Gate:
+    """What both int8 forms share: int8 centroids ``centroids_q [k, D]`` at the input scale with
+    zero point 0, read with the input zero point ``input_zero_point``, and the gate's constants."""
+
+    @property
+    def num_clusters(self) -> int:
+        """Number of clusters ``k``."""
+        return self.centroids_q.shape[0]
+
+    @property
+    def input_size(self) -> int:
+        """Input length ``D``."""
+        return self.centroids_q.shape[1]
+
+    @cached_property
+    def score_offsets(self) -> np.ndarray:
+        """int32 ``[k]``: ``sum_i muq^2 + 2 z_x sum_i muq``, the input-independent score terms.
+
+        With it the score is ``score_offsets[j] - 2 sum_i xq_i muq[j, i]`` (exact in int32).
+        """
+        return _score_offsets(self.centroids_q, self.input_zero_point)
+
+
 @dataclass(frozen=True, eq=False)
-class QuantizedClusterGatedLinearParams:
+class QuantizedClusterGatedLinearParams(_Int8Gate):
     """int8 parameters of the cluster-gated linear operator (the lead's fixed int8 scheme).
 
     Parameters
@@ -186,16 +209,6 @@ class QuantizedClusterGatedLinearParams:
         object.__setattr__(self, "bias_q", bias)
 
     @property
-    def num_clusters(self) -> int:
-        """Number of clusters ``k``."""
-        return self.centroids_q.shape[0]
-
-    @property
-    def input_size(self) -> int:
-        """Input length ``D``."""
-        return self.centroids_q.shape[1]
-
-    @property
     def output_size(self) -> int:
         """Feature size ``d``."""
         return self.weights_q.shape[2]
@@ -208,14 +221,6 @@ class QuantizedClusterGatedLinearParams:
         return quantize_multiplier(real)
 
     @cached_property
-    def score_offsets(self) -> np.ndarray:
-        """int32 ``[k]``: ``sum_i muq^2 + 2 z_x sum_i muq``, the input-independent score terms.
-
-        With it the score is ``score_offsets[j] - 2 sum_i xq_i muq[j, i]`` (exact in int32).
-        """
-        return _score_offsets(self.centroids_q, self.input_zero_point)
-
-    @cached_property
     def bias_offsets(self) -> np.ndarray:
         """int32 ``[k, d]``: ``bias_q - z_x sum_i weights_q[:, i]``, folding in the zero point.
 
@@ -225,7 +230,7 @@ class QuantizedClusterGatedLinearParams:
 
 
 @dataclass(frozen=True, eq=False)
-class QuantizedFactoredClusterGatedLinearParams:
+class QuantizedFactoredClusterGatedLinearParams(_Int8Gate):
     """int8 parameters of the factored (low-rank) cluster-gated linear operator.
 
     Every cluster's map is ``W_c = U_c V_c`` (``U_c [D, r]``, ``V_c [r, d]``) deployed as two int8
@@ -328,16 +333,6 @@ class QuantizedFactoredClusterGatedLinearParams:
             object.__setattr__(self, name, array)
 
     @property
-    def num_clusters(self) -> int:
-        """Number of clusters ``k``."""
-        return self.centroids_q.shape[0]
-
-    @property
-    def input_size(self) -> int:
-        """Input length ``D``."""
-        return self.centroids_q.shape[1]
-
-    @property
     def rank(self) -> int:
         """Rank ``r`` (length of the int8 intermediate)."""
         return self.left_q.shape[2]
@@ -360,12 +355,6 @@ class QuantizedFactoredClusterGatedLinearParams:
         return quantize_multiplier(np.float64(self.hidden_scale)
                                    * self.right_scales.astype(np.float64)
                                    / np.float64(self.output_scale))
-
-    @cached_property
-    def score_offsets(self) -> np.ndarray:
-        """int32 ``[k]`` input-independent score terms (as
-        :attr:`QuantizedClusterGatedLinearParams.score_offsets`)."""
-        return _score_offsets(self.centroids_q, self.input_zero_point)
 
     @cached_property
     def left_bias_offsets(self) -> np.ndarray:
