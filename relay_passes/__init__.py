@@ -24,7 +24,9 @@ from .params import (
     ClusterGatedLinearParams,
     QuantizedClusterGatedLinearParams,
     QuantizedFactoredClusterGatedLinearParams,
+    pack_int4,
     reference_forward,
+    unpack_int4,
 )
 from .swap_trunk_for_pla import SwapTrunkForPLA
 from .tflite_frontend import Conv1DOperatorConverter, import_tflite
@@ -49,7 +51,9 @@ __all__ = [
     "make_cluster_gated_linear_kernel",
     "make_factored_cluster_gated_linear_int8_kernel",
     "multiply_by_quantized_multiplier",
+    "pack_int4",
     "quantize_multiplier",
     "reference_forward",
     "requantize",
+    "unpack_int4",
 ]

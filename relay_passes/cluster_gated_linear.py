@@ -25,6 +25,12 @@ The factored (low-rank) int8 kernel ``cluster_gated_linear_factored_int8`` compu
 cluster's ``W_c = U_c V_c`` as two such layers: ``x U_c`` accumulated, biased and requantized to
 an int8 ``[N, r]`` intermediate, then that through ``V_c`` to the int8 output; both are plain
 gathered int8 reductions, so ``micro.dsp`` tensorizes both.
+
+With 4-bit weights (``weight_bits=4`` in the parameters) the same kernels read each map packed,
+``[k, d, ceil(D/2)]`` int8 with the reduction innermost and two signed values per byte (low nibble
+first, :func:`~relay_passes.params.pack_int4`); the accumulation extends each nibble in the
+reduction itself, ``int32(x) * ((int32(byte) << (28 - 4 (r % 2))) >> 28)`` (:func:`_nibble`), so no
+unpacked copy of the weights exists at run time. Everything after the accumulation is unchanged.
 """
 
 from __future__ import annotations
@@ -111,7 +117,7 @@ def make_cluster_gated_linear_kernel(
 
 def make_cluster_gated_linear_int8_kernel(
     batch: int, input_size: int, num_clusters: int, output_size: int, output_zero_point: int,
-    shifts_nonpositive: bool = False,
+    shifts_nonpositive: bool = False, weight_bits: int = 8,
 ) -> tirx.PrimFunc:
     """Build the int8 kernel for static shapes.
 
@@ -125,6 +131,9 @@ def make_cluster_gated_linear_int8_kernel(
         Every requantization shift is ``<= 0`` (all real multipliers below 1, the usual case):
         the kernel then has no left shift (see :func:`~relay_passes.fixed_point.te_requantize`).
         :func:`emit_cluster_gated_linear` decides it from the parameters.
+    weight_bits : int
+        8, or 4 for packed 4-bit weights (``weights_q4 int8 [k, d, ceil(D/2)]`` in place of
+        ``weights_q``; see the module docstring).
 
     Returns
     -------
@@ -139,14 +148,15 @@ def make_cluster_gated_linear_int8_kernel(
     x = te.placeholder((batch, input_size), "int8", name="xq")
     centroids = te.placeholder((num_clusters, input_size), "int8", name="centroids_q")
     offsets = te.placeholder((num_clusters,), i32, name="score_offsets")
-    weights = te.placeholder((num_clusters, input_size, output_size), "int8", name="weights_q")
+    weights = _weights_placeholder("weights_q", num_clusters, input_size, output_size,
+                                   weight_bits)
     bias = te.placeholder((num_clusters, output_size), i32, name="bias_offsets")
     mult = te.placeholder((num_clusters, output_size), i32, name="multiplier")
     shift = te.placeholder((num_clusters, output_size), "int8", name="shift")
 
     cluster = _nearest_int8_cluster(x, centroids, offsets)
     out = _gated_int8_layer(x, cluster, weights, bias, mult, shift, output_zero_point,
-                            shifts_nonpositive)
+                            shifts_nonpositive, weight_bits=weight_bits)
     return _private(te.create_prim_func([x, centroids, offsets, weights, bias, mult, shift, out]))
 
 
@@ -166,19 +176,43 @@ def _nearest_int8_cluster(x: te.Tensor, centroids: te.Tensor, offsets: te.Tensor
     return _nearest_cluster(scores, batch, num_clusters)
 
 
+def _nibble(byte: tirx.PrimExpr, r: tirx.PrimExpr) -> tirx.PrimExpr:
+    """int32 value of the signed 4-bit weight ``r`` in its packed ``byte`` (low nibble for even
+    ``r``): shifted to the top of the word, then arithmetically back."""
+    i32 = "int32"
+    return tirx.shift_right(
+        tirx.shift_left(byte.astype(i32), tirx.const(28, i32) - (r % 2) * 4), tirx.const(28, i32))
+
+
+def _weights_placeholder(name: str, k: int, length: int, outputs: int,
+                         weight_bits: int) -> te.Tensor:
+    """int8 ``[k, length, outputs]`` weights, or for 4 bits packed ``[k, outputs, ceil(length/2)]``.
+    """
+    if weight_bits == 4:
+        return te.placeholder((k, outputs, (length + 1) // 2), "int8", name=f"{name}4")
+    return te.placeholder((k, length, outputs), "int8", name=name)
+
+
 def _gated_int8_layer(x: te.Tensor, cluster: te.Tensor, weights: te.Tensor, bias: te.Tensor,
                       mult: te.Tensor, shift: te.Tensor, output_zero_point: int,
-                      shifts_nonpositive: bool, suffix: str = "") -> te.Tensor:
-    """The chosen cluster's int8 layer: accumulate, add the bias offsets, requantize to int8."""
+                      shifts_nonpositive: bool, suffix: str = "",
+                      weight_bits: int = 8) -> te.Tensor:
+    """The chosen cluster's int8 layer: accumulate, add the bias offsets, requantize to int8.
+
+    ``weights`` is ``[k, L, d]`` int8, or for ``weight_bits == 4`` packed ``[k, d, ceil(L/2)]``.
+    """
     i32 = "int32"
     batch, length = (int(e) for e in x.shape)
-    outputs = int(weights.shape[2])
+    outputs = int(bias.shape[1])
     r = te.reduce_axis((0, length), name=f"r{suffix}")
-    acc = te.compute(
-        (batch, outputs),
-        lambda n, o: te.sum(x[n, r].astype(i32) * weights[cluster[n], r, o].astype(i32), axis=r),
-        name=f"accumulate{suffix}",
-    )
+    if weight_bits == 4:
+        def product(n, o):
+            return x[n, r].astype(i32) * _nibble(weights[cluster[n], o, r // 2], r)
+    else:
+        def product(n, o):
+            return x[n, r].astype(i32) * weights[cluster[n], r, o].astype(i32)
+    acc = te.compute((batch, outputs), lambda n, o: te.sum(product(n, o), axis=r),
+                     name=f"accumulate{suffix}")
     # A stage of its own, stored as int32: inside the requantization's expression TVM's
     # simplifier would widen the addition to 64 bits along with the product.
     biased = te.compute((batch, outputs), lambda n, o: acc[n, o] + bias[cluster[n], o],
@@ -192,6 +226,7 @@ def _gated_int8_layer(x: te.Tensor, cluster: te.Tensor, weights: te.Tensor, bias
 def make_factored_cluster_gated_linear_int8_kernel(
     batch: int, input_size: int, num_clusters: int, rank: int, output_size: int,
     hidden_zero_point: int, output_zero_point: int, shifts_nonpositive: bool = False,
+    weight_bits: int = 8,
 ) -> tirx.PrimFunc:
     """Build the factored (low-rank) int8 kernel for static shapes.
 
@@ -203,6 +238,9 @@ def make_factored_cluster_gated_linear_int8_kernel(
         ``z_h`` and ``z_out``, baked in as immediates.
     shifts_nonpositive : bool
         Every requantization shift of both layers is ``<= 0`` (no left shift is generated).
+    weight_bits : int
+        8, or 4 for packed 4-bit factors (``left_q4 int8 [k, r, ceil(D/2)]`` and
+        ``right_q4 int8 [k, d, ceil(r/2)]`` in place of ``left_q`` and ``right_q``).
 
     Returns
     -------
@@ -218,20 +256,21 @@ def make_factored_cluster_gated_linear_int8_kernel(
     x = te.placeholder((batch, input_size), "int8", name="xq")
     centroids = te.placeholder((k, input_size), "int8", name="centroids_q")
     offsets = te.placeholder((k,), i32, name="score_offsets")
-    left = te.placeholder((k, input_size, rank), "int8", name="left_q")
+    left = _weights_placeholder("left_q", k, input_size, rank, weight_bits)
     left_bias = te.placeholder((k, rank), i32, name="left_bias_offsets")
     left_mult = te.placeholder((k, rank), i32, name="left_multiplier")
     left_shift = te.placeholder((k, rank), "int8", name="left_shift")
-    right = te.placeholder((k, rank, output_size), "int8", name="right_q")
+    right = _weights_placeholder("right_q", k, rank, output_size, weight_bits)
     bias = te.placeholder((k, output_size), i32, name="bias_offsets")
     mult = te.placeholder((k, output_size), i32, name="multiplier")
     shift = te.placeholder((k, output_size), "int8", name="shift")
 
     cluster = _nearest_int8_cluster(x, centroids, offsets)
     hidden = _gated_int8_layer(x, cluster, left, left_bias, left_mult, left_shift,
-                               hidden_zero_point, shifts_nonpositive, suffix="_hidden")
+                               hidden_zero_point, shifts_nonpositive, suffix="_hidden",
+                               weight_bits=weight_bits)
     out = _gated_int8_layer(hidden, cluster, right, bias, mult, shift, output_zero_point,
-                            shifts_nonpositive)
+                            shifts_nonpositive, weight_bits=weight_bits)
     return _private(te.create_prim_func([x, centroids, offsets, left, left_bias, left_mult,
                                          left_shift, right, bias, mult, shift, out]))
 
@@ -264,18 +303,23 @@ def emit_cluster_gated_linear(
     if isinstance(params, QuantizedFactoredClusterGatedLinearParams):
         left_mult, left_shift = params.left_multiplier_shift
         mult, shift = params.multiplier_shift
+        packed = params.weight_bits == 4
         kernel = make_factored_cluster_gated_linear_int8_kernel(
             batch, dim, k, params.rank, d, params.hidden_zero_point, params.output_zero_point,
-            bool(np.all(left_shift <= 0) and np.all(shift <= 0)))
-        arrays = [params.centroids_q, params.score_offsets, params.left_q,
+            bool(np.all(left_shift <= 0) and np.all(shift <= 0)), params.weight_bits)
+        arrays = [params.centroids_q, params.score_offsets,
+                  params.left_packed if packed else params.left_q,
                   params.left_bias_offsets, left_mult, left_shift.astype(np.int8),
-                  params.right_q, params.bias_offsets, mult, shift.astype(np.int8)]
+                  params.right_packed if packed else params.right_q, params.bias_offsets, mult,
+                  shift.astype(np.int8)]
         name, dtype = FACTORED_INT8_KERNEL_NAME, "int8"
     elif isinstance(params, QuantizedClusterGatedLinearParams):
         mult, shift = params.multiplier_shift
         kernel = make_cluster_gated_linear_int8_kernel(batch, dim, k, d, params.output_zero_point,
-                                                       bool(np.all(shift <= 0)))
-        arrays = [params.centroids_q, params.score_offsets, params.weights_q,
+                                                       bool(np.all(shift <= 0)),
+                                                       params.weight_bits)
+        weights = params.weights_packed if params.weight_bits == 4 else params.weights_q
+        arrays = [params.centroids_q, params.score_offsets, weights,
                   params.bias_offsets, mult, shift.astype(np.int8)]
         name, dtype = INT8_KERNEL_NAME, "int8"
     else:

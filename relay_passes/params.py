@@ -52,6 +52,67 @@ def _check_scale(name: str, value: float) -> None:
         raise ParameterError(f"{name} must be a finite positive float, got {value}")
 
 
+#: Weight widths the int8 operators take: int8, or signed 4-bit values packed two per byte.
+WEIGHT_BITS = (8, 4)
+
+
+def _check_weight_bits(bits: int, arrays: dict[str, np.ndarray]) -> int:
+    """``bits`` as an int; for 4 every array's values must lie in ``[-8, 7]``."""
+    if bits not in WEIGHT_BITS:
+        raise ParameterError(f"weight_bits must be 8 or 4, got {bits!r}")
+    if bits == 4:
+        for name, array in arrays.items():
+            if array.size and (array.min() < -8 or array.max() > 7):
+                raise ParameterError(f"{name} has values in [{array.min()}, {array.max()}]; "
+                                     f"4-bit weights must lie in [-8, 7]")
+    return int(bits)
+
+
+def pack_int4(values: np.ndarray) -> np.ndarray:
+    """Signed 4-bit values packed two per byte along the last axis.
+
+    Byte ``j`` holds value ``2 j`` in its low nibble and value ``2 j + 1`` in its high nibble
+    (two's complement); an odd length leaves the last high nibble 0.
+
+    Parameters
+    ----------
+    values : np.ndarray
+        Integers in ``[-8, 7]``, any shape ``[..., L]``.
+
+    Returns
+    -------
+    np.ndarray
+        int8 ``[..., ceil(L / 2)]``.
+
+    Raises
+    ------
+    ParameterError
+        If a value lies outside ``[-8, 7]``.
+    """
+    values = np.asarray(values)
+    if values.size and (values.min() < -8 or values.max() > 7):
+        raise ParameterError(f"4-bit values must lie in [-8, 7], got [{values.min()}, "
+                             f"{values.max()}]")
+    length = values.shape[-1]
+    padded = np.zeros((*values.shape[:-1], length + length % 2), dtype=np.uint8)
+    padded[..., :length] = values.astype(np.int64) & 0xF
+    return (padded[..., 0::2] | (padded[..., 1::2] << 4)).astype(np.uint8).view(np.int8)
+
+
+def unpack_int4(packed: np.ndarray, length: int) -> np.ndarray:
+    """The ``length`` signed 4-bit values of :func:`pack_int4`'s bytes, as int8 ``[..., length]``.
+    """
+    packed = np.asarray(packed).astype(np.int8).view(np.uint8)
+    nibbles = np.stack([packed & 0xF, packed >> 4], axis=-1).reshape(*packed.shape[:-1], -1)
+    return (((nibbles.astype(np.int16) ^ 8) - 8)[..., :length]).astype(np.int8)
+
+
+def packed_int4_rows(weights_q: np.ndarray) -> np.ndarray:
+    """Packed 4-bit maps as the 4-bit kernels read them: ``[k, D, d]`` -> ``[k, d, ceil(D/2)]``
+    (each output's weights along the reduction, two per byte; :func:`pack_int4`)."""
+    return np.ascontiguousarray(pack_int4(np.swapaxes(weights_q, 1, 2)))
+
+
 @dataclass(frozen=True, eq=False)
 class ClusterGatedLinearParams:
     """Float parameters of the cluster-gated linear operator.
@@ -156,12 +217,15 @@ class QuantizedClusterGatedLinearParams(_Int8Gate):
         Scale ``s_out`` of the int8 output.
     output_zero_point : int
         Zero point ``z_out`` of the int8 output.
+    weight_bits : int
+        8 (default), or 4: ``weights_q`` holds signed 4-bit values (``[-8, 7]``, stored one per
+        int8 here) that the operator's kernel reads packed (:attr:`weights_packed`).
 
     Raises
     ------
     ParameterError
-        If a field has the wrong dtype, rank or shape, a scale is not positive or a zero point is
-        outside int8.
+        If a field has the wrong dtype, rank or shape, a scale is not positive, a zero point is
+        outside int8, or 4-bit weights lie outside ``[-8, 7]``.
 
     Notes
     -----
@@ -179,10 +243,13 @@ class QuantizedClusterGatedLinearParams(_Int8Gate):
     bias_q: np.ndarray
     output_scale: float
     output_zero_point: int
+    weight_bits: int = 8
 
     def __post_init__(self) -> None:
         centroids = _as_array("centroids_q", self.centroids_q, "int8", 2)
         weights = _as_array("weights_q", self.weights_q, "int8", 3)
+        object.__setattr__(self, "weight_bits",
+                           _check_weight_bits(self.weight_bits, {"weights_q": weights}))
         scales = _as_array("weight_scales", self.weight_scales, "float32", 2)
         bias = _as_array("bias_q", self.bias_q, "int32", 2)
         k, dim = centroids.shape
@@ -212,6 +279,14 @@ class QuantizedClusterGatedLinearParams(_Int8Gate):
     def output_size(self) -> int:
         """Feature size ``d``."""
         return self.weights_q.shape[2]
+
+    @cached_property
+    def weights_packed(self) -> np.ndarray:
+        """int8 ``[k, d, ceil(D/2)]``: the 4-bit weights as the kernel reads them
+        (:func:`packed_int4_rows`); only for ``weight_bits == 4``."""
+        if self.weight_bits != 4:
+            raise ParameterError("weights_packed needs weight_bits 4")
+        return packed_int4_rows(self.weights_q)
 
     @cached_property
     def multiplier_shift(self) -> tuple[np.ndarray, np.ndarray]:
@@ -265,12 +340,15 @@ class QuantizedFactoredClusterGatedLinearParams(_Int8Gate):
         Scale ``s_out`` of the int8 output.
     output_zero_point : int
         Zero point ``z_out`` of the int8 output.
+    weight_bits : int
+        8 (default), or 4: ``left_q`` and ``right_q`` hold signed 4-bit values (``[-8, 7]``)
+        that the kernel reads packed (:attr:`left_packed`, :attr:`right_packed`).
 
     Raises
     ------
     ParameterError
-        If a field has the wrong dtype, rank or shape, a scale is not positive or a zero point is
-        outside int8; the message names the field.
+        If a field has the wrong dtype, rank or shape, a scale is not positive, a zero point is
+        outside int8 or 4-bit weights lie outside ``[-8, 7]``; the message names the field.
 
     Notes
     -----
@@ -296,6 +374,7 @@ class QuantizedFactoredClusterGatedLinearParams(_Int8Gate):
     bias_q: np.ndarray
     output_scale: float
     output_zero_point: int
+    weight_bits: int = 8
 
     def __post_init__(self) -> None:
         centroids = _as_array("centroids_q", self.centroids_q, "int8", 2)
@@ -305,6 +384,8 @@ class QuantizedFactoredClusterGatedLinearParams(_Int8Gate):
         right = _as_array("right_q", self.right_q, "int8", 3)
         right_scales = _as_array("right_scales", self.right_scales, "float32", 2)
         bias = _as_array("bias_q", self.bias_q, "int32", 2)
+        object.__setattr__(self, "weight_bits", _check_weight_bits(
+            self.weight_bits, {"left_q": left, "right_q": right}))
         k, dim = centroids.shape
         r, d = left.shape[2], right.shape[2]
         _check_shape("left_q", left, (k, dim, r), "[k, D, r]")
@@ -341,6 +422,20 @@ class QuantizedFactoredClusterGatedLinearParams(_Int8Gate):
     def output_size(self) -> int:
         """Feature size ``d``."""
         return self.right_q.shape[2]
+
+    @cached_property
+    def left_packed(self) -> np.ndarray:
+        """int8 ``[k, r, ceil(D/2)]``: 4-bit ``left_q`` as the kernel reads it."""
+        if self.weight_bits != 4:
+            raise ParameterError("left_packed needs weight_bits 4")
+        return packed_int4_rows(self.left_q)
+
+    @cached_property
+    def right_packed(self) -> np.ndarray:
+        """int8 ``[k, d, ceil(r/2)]``: 4-bit ``right_q`` as the kernel reads it."""
+        if self.weight_bits != 4:
+            raise ParameterError("right_packed needs weight_bits 4")
+        return packed_int4_rows(self.right_q)
 
     @cached_property
     def left_multiplier_shift(self) -> tuple[np.ndarray, np.ndarray]:
