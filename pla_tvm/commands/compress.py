@@ -26,15 +26,17 @@ def _summary(metrics: dict[str, Any]) -> str:
     lines += [summary_line(name, reference)
               for name, reference in metrics.get("references", {}).items()]
     sizes = metrics["tflite_bytes"]
+    deployed = sizes.get("deployed", sizes["int8"])
+    int4 = (f", with INT4 maps {sizes['int4']:,} B (4-bit weights)" if "int4" in sizes else "")
     lines.append(f"  parameters {metrics['parameters']['total']:,}, "
                  f"FLOPs/beat {metrics['flops_per_beat']['total']:,}, TFLite float "
-                 f"{sizes['float32']:,} B, int8 {sizes['int8']:,} B")
+                 f"{sizes['float32']:,} B, int8 {sizes['int8']:,} B{int4}")
     budget = metrics["size_budget"]
-    lines.append(f"  int8 PLA {sizes['int8']:,} B vs the model it replaces "
+    lines.append(f"  int8 PLA {deployed:,} B vs the model it replaces "
                  f"{budget['replaced_model_bytes']:,} B ({budget['replaced_model_from']}): "
-                 f"{budget['replaced_model_bytes'] / sizes['int8']:.1f}x smaller"
-                 if sizes["int8"] < budget["replaced_model_bytes"] else
-                 f"  int8 PLA {sizes['int8']:,} B is NOT smaller than the model it replaces "
+                 f"{budget['replaced_model_bytes'] / deployed:.1f}x smaller"
+                 if deployed < budget["replaced_model_bytes"] else
+                 f"  int8 PLA {deployed:,} B is NOT smaller than the model it replaces "
                  f"({budget['replaced_model_bytes']:,} B, {budget['replaced_model_from']})")
     if not metrics["baseline"]["int8_quantization_from_baseline"]:
         lines.append("  quantization: the PLA's own (no int8 model given); 'compile --pla' "
@@ -91,6 +93,8 @@ def _estimator_params(args: argparse.Namespace) -> dict[str, Any]:
         params["class_weight"] = args.class_weight
     if args.partition != "kmeans":
         params["partition"] = args.partition
+    if args.weight_bits != 8:
+        params["weight_bits"] = args.weight_bits
     return params
 
 
@@ -134,6 +138,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="weight beats by class in the regressions (default: none)")
     parser.add_argument("--partition", choices=("kmeans", "class"), default="kmeans",
                         help="'class' adds a centre per rare class (default: kmeans)")
+    parser.add_argument("--weight-bits", type=int, choices=(8, 4), default=8,
+                        help="width of the cluster maps' weights: 4 packs them two a byte "
+                        "(also writes pla_int4.tflite; budgeted at that size; default: 8)")
     parser.add_argument("--cv", type=int, default=5, help="cross-validation folds (default: 5)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel fits (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of folds and k-means")

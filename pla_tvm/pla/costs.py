@@ -17,7 +17,8 @@ import numpy as np
 @dataclass(frozen=True)
 class PLAShape:
     """What every cost depends on: clusters ``k``, input ``D``, features ``d``, classes ``C``,
-    and the rank ``r`` of the factored deployment (None: the full maps are deployed).
+    the rank ``r`` of the factored deployment (None: the full maps are deployed) and the width of
+    the maps' weights (8, or 4: packed two a byte).
 
     The parameter and FLOP counts below describe the full maps; :func:`int8_tflite_bytes` is the
     size of the deployed file, factored when ``r`` is set (see :func:`low_rank_parameter_bytes`
@@ -29,6 +30,7 @@ class PLAShape:
     d: int
     C: int
     r: int | None = None
+    weight_bits: int = 8
 
     @classmethod
     def of(cls, model, factored: bool | None = None) -> PLAShape:
@@ -49,7 +51,8 @@ class PLAShape:
         if factored and left is None:
             raise ValueError("factored=True needs a low-rank model (coef_left_ fitted)")
         return cls(int(k), int(dim), int(d), int(model.head_weights_.shape[1]),
-                   int(left.shape[2]) if factored else None)
+                   int(left.shape[2]) if factored else None,
+                   int(getattr(model, "weight_bits", 8)))
 
 
 def parameter_counts(shape: PLAShape) -> dict[str, int]:
@@ -151,7 +154,9 @@ def int8_tflite_bytes(shape: PLAShape) -> int:
 
     The size depends only on the shape, so model selection can apply a flash budget to every
     (k, lambda) pair without exporting each fitted model. With ``shape.r`` set it is the factored
-    model's file (two FULLY_CONNECTED stages per map, see :mod:`pla_tvm.pla.tflite_export`).
+    model's file (two FULLY_CONNECTED stages per map, see :mod:`pla_tvm.pla.tflite_export`). With
+    ``shape.weight_bits`` 4 it is the file with INT4 maps (``int8_tflite(..., int4=True)``), the
+    size the 4-bit model deploys at.
 
     Parameters
     ----------
@@ -174,7 +179,8 @@ def int8_tflite_bytes(shape: PLAShape) -> int:
         operator = QuantizedClusterGatedLinearParams(
             input_scale=1.0, input_zero_point=0, centroids_q=np.zeros((k, dim), np.int8),
             weights_q=np.zeros((k, dim, d), np.int8), weight_scales=np.ones((k, d), np.float32),
-            bias_q=np.zeros((k, d), np.int32), output_scale=1.0, output_zero_point=0)
+            bias_q=np.zeros((k, d), np.int32), output_scale=1.0, output_zero_point=0,
+            weight_bits=shape.weight_bits)
     else:
         r = shape.r
         operator = QuantizedFactoredClusterGatedLinearParams(
@@ -182,13 +188,14 @@ def int8_tflite_bytes(shape: PLAShape) -> int:
             left_q=np.zeros((k, dim, r), np.int8), left_scales=np.ones((k, r), np.float32),
             left_bias_q=np.zeros((k, r), np.int32), hidden_scale=1.0, hidden_zero_point=0,
             right_q=np.zeros((k, r, d), np.int8), right_scales=np.ones((k, d), np.float32),
-            bias_q=np.zeros((k, d), np.int32), output_scale=1.0, output_zero_point=0)
+            bias_q=np.zeros((k, d), np.int32), output_scale=1.0, output_zero_point=0,
+            weight_bits=shape.weight_bits)
     placeholder = QuantizedPLA(
         operator=operator, head_weights_q=np.zeros((d, n_classes), np.int8),
         head_weight_scales=np.ones(n_classes, np.float32),
         head_bias_q=np.zeros(n_classes, np.int32), logits=QuantParams(1.0, 0),
         classes=np.arange(n_classes))
-    return len(int8_tflite(placeholder))
+    return len(int8_tflite(placeholder, int4=True))
 
 
 def low_rank_parameter_counts(shape: PLAShape, rank: int) -> dict[str, int]:

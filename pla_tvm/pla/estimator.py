@@ -120,6 +120,11 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         is taken in the regression's target space (``d`` features, or ``C`` logits with
         ``target="logits"``, where ``r = min(rank, C)``); a rank of at least ``min(D, targets)``
         gives the full map. None: full rank.
+    weight_bits : {8, 4}, default=8
+        Width of the deployed cluster-map weights (both factors of a low-rank map): 8, or 4
+        (signed 4-bit, symmetric per output channel, packed two per byte by the operator). The
+        float fit does not depend on it; :func:`~pla_tvm.pla.quantize.quantize_pla` and the size
+        of the deployed model (:class:`~pla_tvm.pla.costs.PLAShape`) do.
 
     Attributes
     ----------
@@ -162,7 +167,8 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     def __init__(self, n_clusters: int = 3, alpha: float = 1.0, *, head_weights=None,
                  head_bias=None, min_cluster_size: int = 10, n_init: int = 10,
                  random_state=None, clusterer=None, regressor=None, class_weight=None,
-                 partition: str = "kmeans", target: str = "features", rank: int | None = None):
+                 partition: str = "kmeans", target: str = "features", rank: int | None = None,
+                 weight_bits: int = 8):
         self.n_clusters = n_clusters
         self.alpha = alpha
         self.head_weights = head_weights
@@ -176,6 +182,7 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.partition = partition
         self.target = target
         self.rank = rank
+        self.weight_bits = weight_bits
 
     def fit(self, X, y, teacher_features=None) -> PLAClassifier:
         """Cluster the beats and fit one ridge map per cluster.
@@ -277,6 +284,8 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         if self.rank is not None and (not isinstance(self.rank, (int, np.integer))
                                       or self.rank < 1):
             raise ValueError(f"rank={self.rank!r} should be None or an integer >= 1.")
+        if self.weight_bits not in (8, 4):
+            raise ValueError(f"weight_bits={self.weight_bits!r} should be 8 or 4.")
         if self.clusterer is not None and not hasattr(self.clusterer, "fit"):
             raise ValueError(f"clusterer={self.clusterer!r} should be an estimator with fit(X).")
         if self.regressor is not None and not hasattr(self.regressor, "fit"):
@@ -442,7 +451,7 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     @classmethod
     def from_arrays(cls, centroids, coef, intercept, head_weights, head_bias, *,
                     alpha: float = 1.0, classes=None, coef_left=None,
-                    coef_right=None) -> PLAClassifier:
+                    coef_right=None, weight_bits: int = 8) -> PLAClassifier:
         """A fitted estimator from saved arrays (used when loading a ``.npz``).
 
         Parameters
@@ -459,6 +468,8 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         coef_left, coef_right : array-like of shape (k, D, r) and (k, r, d), default=None
             The low-rank factors of a model fitted with ``rank`` (both or neither); ``rank`` is
             then ``r``.
+        weight_bits : {8, 4}, default=8
+            The deployed maps' width (kept as the parameter).
 
         Returns
         -------
@@ -468,7 +479,7 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         head_weights = np.asarray(head_weights, dtype=np.float64)
         head_bias = np.asarray(head_bias, dtype=np.float64)
         model = cls(n_clusters=len(centroids), alpha=alpha, head_weights=head_weights,
-                    head_bias=head_bias)
+                    head_bias=head_bias, weight_bits=weight_bits)
         model.centroids_ = np.asarray(centroids, dtype=np.float64)
         model.coef_ = np.asarray(coef, dtype=np.float64)
         model.intercept_ = np.asarray(intercept, dtype=np.float64)

@@ -46,7 +46,13 @@ q_right_weights              int8 [k, r, d]     ``V_c`` per cluster and output c
 q_right_weight_scales        float32 [k, d]
 ===========================  =================  ==========================================
 
-Version 2 files (full int8 maps only, no factor keys) are read as they are.
+A model with 4-bit maps (version 4) stores ``q_weight_bits`` (int64 (), 4): its map weights
+(``q_weights``, or ``q_left_weights`` and ``q_right_weights``) then hold values in ``[-7, 7]``, one
+per int8 (the operator packs them; the file stays readable without knowing the packing). Without
+the key the maps are 8-bit.
+
+Version 2 files (full int8 maps only, no factor keys) and version 3 files (no ``q_weight_bits``)
+are read as they are.
 
 When the model imitates a baseline with an int8 TFLite model, every ``q_input_*``, ``q_feature_*``,
 ``q_head_*`` and ``q_logit_*`` value is that model's own (its last FULLY_CONNECTED op; a
@@ -74,11 +80,13 @@ from relay_passes.params import (
 )
 
 #: Version of the key layout; bump when keys or their meaning change. Version 3 added the
-#: low-rank factors and the factored int8 maps (optional key groups).
-FORMAT_VERSION = 3
+#: low-rank factors and the factored int8 maps (optional key groups), version 4 the optional
+#: ``q_weight_bits``.
+FORMAT_VERSION = 4
 
-#: Versions :func:`load_pla` reads (version 2 is version 3 without the factored keys).
-READABLE_VERSIONS = (2, 3)
+#: Versions :func:`load_pla` reads (version 2 is version 3 without the factored keys, version 3
+#: is version 4 with 8-bit maps).
+READABLE_VERSIONS = (2, 3, 4)
 
 #: How ECG beats are prepared before PLA sees them (see pla_tvm.data.beats).
 INPUT_NORMALIZATION = "per-beat z-score of D samples (pla_tvm.data.znormalize)"
@@ -205,6 +213,8 @@ def save_pla(path: str | Path, bundle: PLABundle) -> Path:
             "q_right_weights": op.right_q, "q_right_weight_scales": op.right_scales})
     else:
         arrays.update({"q_weights": op.weights_q, "q_weight_scales": op.weight_scales})
+    if op.weight_bits != 8:
+        arrays["q_weight_bits"] = np.int64(op.weight_bits)
     path = Path(path)
     with path.open("wb") as handle:  # a file handle stops numpy from appending '.npz'
         np.savez(handle, **arrays)
@@ -268,6 +278,10 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise ModelError(f"{path}: {key} holds {int(np.sum(~np.isfinite(array)))} NaN or "
                              "infinite value(s); expected finite numbers (a corrupt file?)")
+    bits = arrays.get("q_weight_bits")
+    if bits is not None and (bits.shape != () or bits.dtype.kind not in "iu"
+                             or int(bits) not in (4, 8)):
+        raise ModelError(f"{path}: q_weight_bits is {bits.tolist()!r}, expected 4 or 8")
     if int(arrays["n_clusters"]) != k:
         raise ModelError(f"{path}: n_clusters={int(arrays['n_clusters'])} but centroids hold "
                          f"k={k} clusters")
@@ -300,12 +314,14 @@ def load_pla(path: str | Path) -> PLABundle:
     model = PLAClassifier.from_arrays(
         arrays["centroids"], arrays["weights"], arrays["biases"], arrays["head_weights"],
         arrays["head_bias"], alpha=float(arrays["alpha"]), classes=arrays["classes"],
-        coef_left=arrays.get("weights_left"), coef_right=arrays.get("weights_right"))
+        coef_left=arrays.get("weights_left"), coef_right=arrays.get("weights_right"),
+        weight_bits=int(arrays.get("q_weight_bits", 8)))
     common = {"input_scale": float(arrays["q_input_scale"]),
               "input_zero_point": int(arrays["q_input_zero_point"]),
               "centroids_q": arrays["q_centroids"], "bias_q": arrays["q_biases"],
               "output_scale": float(arrays["q_feature_scale"]),
-              "output_zero_point": int(arrays["q_feature_zero_point"])}
+              "output_zero_point": int(arrays["q_feature_zero_point"]),
+              "weight_bits": int(arrays.get("q_weight_bits", 8))}
     try:
         if "q_left_weights" in arrays:
             operator = QuantizedFactoredClusterGatedLinearParams(

@@ -46,6 +46,8 @@ LOG = logging.getLogger(__name__)
 NPZ_FILE = "pla.npz"
 FLOAT_TFLITE_FILE = "pla_float.tflite"
 INT8_TFLITE_FILE = "pla_int8.tflite"
+#: A 4-bit model's file with INT4 maps (its deployed size; LiteRT runs it, TFLite Micro does not).
+INT4_TFLITE_FILE = "pla_int4.tflite"
 METRICS_FILE = "metrics.json"
 
 
@@ -127,7 +129,8 @@ def _check_budget_reachable(budget: dict[str, Any], k_values, length: int, teach
         return
     d, n_classes = teacher.head_weights.shape
     rank = _effective_rank(estimator_params, d, n_classes)
-    sizes = {k: costs.int8_tflite_bytes(costs.PLAShape(k, length, d, n_classes, rank))
+    bits = estimator_params.get("weight_bits", 8)
+    sizes = {k: costs.int8_tflite_bytes(costs.PLAShape(k, length, d, n_classes, rank, bits))
              for k in k_values}
     smallest = min(sizes, key=sizes.get)
     if sizes[smallest] > budget["bytes"]:
@@ -210,9 +213,14 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
                                teacher.int8_sha256)
     save_pla(out_dir / NPZ_FILE, PLABundle(model, quantized, baseline_ref))
     float_bytes, int8_bytes = float_tflite(model), int8_tflite(quantized)
+    int4_bytes = (int8_tflite(quantized, int4=True) if quantized.operator.weight_bits == 4
+                  else None)
     write_atomically(out_dir / FLOAT_TFLITE_FILE, float_bytes)
     write_atomically(out_dir / INT8_TFLITE_FILE, int8_bytes)
-    metrics = _evaluate(model, quantized, teacher, test, float_bytes, int8_bytes)
+    if int4_bytes is not None:
+        write_atomically(out_dir / INT4_TFLITE_FILE, int4_bytes)
+    deployed_bytes = len(int8_bytes if int4_bytes is None else int4_bytes)
+    metrics = _evaluate(model, quantized, teacher, test, float_bytes, int8_bytes, int4_bytes)
     metrics.update({
         "dataset": {"name": dataset.name, "train": int(train.y.size), "test": int(test.y.size)},
         "baseline": {"path": baseline_ref.path, "sha256": baseline_ref.sha256,
@@ -224,22 +232,24 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
                                      else int(model.coef_left_.shape[2]))},
         "selection": None if selection is None else selection.to_dict(),
         "files": {name: (out_dir / name).stat().st_size for name in
-                  (NPZ_FILE, FLOAT_TFLITE_FILE, INT8_TFLITE_FILE)},
+                  (NPZ_FILE, FLOAT_TFLITE_FILE, INT8_TFLITE_FILE, INT4_TFLITE_FILE)
+                  if (out_dir / name).exists()},
         "references": references(train, test, random_state=random_state),
     })
     metrics["size_budget"] = {**budget, "met": budget["bytes"] is None
-                              or len(int8_bytes) <= budget["bytes"]}
+                              or deployed_bytes <= budget["bytes"]}
     if not metrics["size_budget"]["met"]:
         LOG.warning("the int8 PLA (%s B) is over the size budget (%s): k and lambda were given",
-                    f"{len(int8_bytes):,}", _budget_text(budget))
+                    f"{deployed_bytes:,}", _budget_text(budget))
     metrics["targets"] = _targets(metrics)
     write_json_atomically(out_dir / METRICS_FILE, metrics)
     return metrics
 
 
 def _evaluate(model: PLAClassifier, quantized, teacher: Teacher, test, float_bytes: bytes,
-              int8_bytes: bytes) -> dict[str, Any]:
-    """Test-set metrics of the baseline and every PLA variant, their agreement and costs."""
+              int8_bytes: bytes, int4_bytes: bytes | None = None) -> dict[str, Any]:
+    """Test-set metrics of the baseline and every PLA variant, their agreement and costs
+    (``int4_bytes``: a 4-bit model's INT4 file, checked with LiteRT's default kernels)."""
     names = test.class_names
     x_q = quantized.input.quantize(test.x)
     teacher_features, teacher_classes = teacher.outputs(test.x)
@@ -256,6 +266,11 @@ def _evaluate(model: PLAClassifier, quantized, teacher: Teacher, test, float_byt
     predictions["pla_float_tflite"] = np.argmax(tflite_float, axis=1)
     predictions["pla_int8_tflite"] = np.argmax(tflite_int8, axis=1)
     predictions["pla_int8_tflm"] = np.argmax(tflm_int8, axis=1)
+    int4 = {}
+    if int4_bytes is not None:
+        tflite_int4 = TFLiteRunner(int4_bytes, INT4_TFLITE_FILE, "litert").raw_outputs(x_q)
+        int4["int4_tflite_vs_reference_max_lsb"] = int(
+            np.abs(tflite_int4.astype(np.int32) - reference).max())
     shape = costs.PLAShape.of(model)
     full_shape = costs.PLAShape(shape.k, shape.D, shape.d, shape.C)
     low_rank = ({} if shape.r is None else {
@@ -274,6 +289,7 @@ def _evaluate(model: PLAClassifier, quantized, teacher: Teacher, test, float_byt
                 np.abs(tflite_int8.astype(np.int32) - reference).max()),
             "int8_tflite_vs_reference_class_agreement": _agreement(
                 predictions["pla_int8_tflite"], predictions["pla_int8"]),
+            **int4,
         },
         "feature_fit_test": {
             "r2": float(r2_score(teacher_features, model.transform(test.x),
@@ -284,7 +300,10 @@ def _evaluate(model: PLAClassifier, quantized, teacher: Teacher, test, float_byt
         "flops_per_beat": costs.flops_per_beat(full_shape),
         "parameter_bytes": costs.parameter_bytes(full_shape),
         **low_rank,
-        "tflite_bytes": {"float32": len(float_bytes), "int8": len(int8_bytes)},
+        "tflite_bytes": {"float32": len(float_bytes), "int8": len(int8_bytes),
+                         **({} if int4_bytes is None else {"int4": len(int4_bytes)}),
+                         "deployed": len(int8_bytes if int4_bytes is None else int4_bytes)},
+        "weight_bits": quantized.operator.weight_bits,
     }
 
 
@@ -298,8 +317,8 @@ def _targets(metrics: dict[str, Any]) -> dict[str, Any]:
         "pla_float_within_1_point_of_baseline": {"points_below": float_drop,
                                                  "met": float_drop <= 1.0},
         "pla_int8_within_0.3_points_of_float": {"points": int8_drop, "met": int8_drop <= 0.3},
-        "int8_tflite_at_most_64KB": {"bytes": metrics["tflite_bytes"]["int8"],
-                                     "met": metrics["tflite_bytes"]["int8"] <= 64 * 1024},
+        "int8_tflite_at_most_64KB": {"bytes": metrics["tflite_bytes"]["deployed"],
+                                     "met": metrics["tflite_bytes"]["deployed"] <= 64 * 1024},
         "flops_at_most_40000": {"flops": metrics["flops_per_beat"]["total"],
                                 "met": metrics["flops_per_beat"]["total"] <= 40_000},
         "grid_search_at_most_300_s": None if selection is None else {

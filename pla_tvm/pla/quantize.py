@@ -6,7 +6,8 @@ construction:
 
 * input ``xq`` int8 with scale ``s_x`` / zero point ``z_x``; centroids at the input scale, zero
   point 0 (the int32 nearest-centroid score is then exact);
-* cluster weights int8, symmetric per cluster and output channel (scales ``s_w [k, d]``), biases
+* cluster weights int8, symmetric per cluster and output channel (scales ``s_w [k, d]``), or
+  4-bit (``weight_bits=4`` on the estimator: ``[-7, 7]``, as TFLite's symmetric int4), biases
   int32 at ``s_x * s_w``, int32 accumulators, TFLite's per-channel requantization to int8 features
   (``s_out`` / ``z_out``);
 * a low-rank model (``rank`` set, ``W_c = U_c V_c``) is quantized in its factored form
@@ -38,6 +39,8 @@ from relay_passes.params import (
 )
 
 QMIN, QMAX = -128, 127
+#: Largest magnitude of a 4-bit weight (symmetric, as TFLite's int4 per-channel weights).
+INT4_QMAX = 7
 INT32_MAX = 2**31 - 1
 
 
@@ -94,11 +97,12 @@ class QuantParams:
             np.float32)
 
 
-def quantize_weights(weights: np.ndarray, biases: np.ndarray,
-                     input_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Symmetric per-output-channel int8 weights and int32 biases of a batch of affine maps.
+def quantize_weights(weights: np.ndarray, biases: np.ndarray, input_scale: float,
+                     bits: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Symmetric per-output-channel int8 (or 4-bit) weights and int32 biases of affine maps.
 
-    Each output channel gets ``s_w = max|w| / 127``, raised where needed so that the int32 bias
+    Each output channel gets ``s_w = max|w| / q`` (``q`` = 127, or 7 for ``bits=4``: the
+    weights then lie in ``[-7, 7]``), raised where needed so that the int32 bias
     ``round(b / (s_x * s_w))`` cannot overflow (a channel with tiny weights but a large offset),
     and set to 1 for an all-zero channel (a zero scale is invalid in TFLite).
 
@@ -110,11 +114,13 @@ def quantize_weights(weights: np.ndarray, biases: np.ndarray,
         ``[m, d]`` offsets.
     input_scale : float
         Scale ``s_x`` of the int8 input the maps are applied to.
+    bits : {8, 4}
+        Weight width.
 
     Returns
     -------
     weights_q : np.ndarray
-        int8 ``[m, D, d]``.
+        int8 ``[m, D, d]`` (values in ``[-7, 7]`` for 4 bits).
     scales : np.ndarray
         float32 ``[m, d]`` weight scales.
     biases_q : np.ndarray
@@ -122,10 +128,11 @@ def quantize_weights(weights: np.ndarray, biases: np.ndarray,
     """
     weights = np.asarray(weights, dtype=np.float64)
     biases = np.asarray(biases, dtype=np.float64)
+    qmax = {8: QMAX, 4: INT4_QMAX}[bits]
     max_abs = np.abs(weights).max(axis=1)
-    scales = np.maximum(max_abs / QMAX, np.abs(biases) / (input_scale * 2**30))
+    scales = np.maximum(max_abs / qmax, np.abs(biases) / (input_scale * 2**30))
     scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
-    weights_q = np.clip(np.round(weights / scales[:, None, :]), -QMAX, QMAX).astype(np.int8)
+    weights_q = np.clip(np.round(weights / scales[:, None, :]), -qmax, qmax).astype(np.int8)
     bias_scale = np.float64(np.float32(input_scale)) * scales.astype(np.float64)
     biases_q = np.clip(np.round(biases / bias_scale), -INT32_MAX, INT32_MAX).astype(np.int32)
     return weights_q, scales, biases_q
@@ -220,7 +227,8 @@ class QuantizedPLA:
 
 def quantize_factored_maps(model: PLAClassifier, X_calibration: np.ndarray,
                            input_quant: QuantParams, feature_quant: QuantParams,
-                           centroids_q: np.ndarray) -> QuantizedFactoredClusterGatedLinearParams:
+                           centroids_q: np.ndarray,
+                           bits: int = 8) -> QuantizedFactoredClusterGatedLinearParams:
     """The factored int8 operator of a low-rank model (``coef_left_``, ``coef_right_`` set).
 
     Calibrated on the training beats of each cluster (assigned by the float centroids): the
@@ -242,6 +250,8 @@ def quantize_factored_maps(model: PLAClassifier, X_calibration: np.ndarray,
         Input and feature quantization.
     centroids_q : np.ndarray
         int8 ``[k, D]`` centroids.
+    bits : {8, 4}
+        Width of both layers' weights.
 
     Returns
     -------
@@ -264,23 +274,23 @@ def quantize_factored_maps(model: PLAClassifier, X_calibration: np.ndarray,
         right_n[c] *= spread[:, None]
         means[c] /= spread
     hidden_quant = QuantParams(float(np.float32(1.0 / QMAX)), 0)
-    left_q, left_scales, left_bias_q = quantize_weights(left_n, -means, input_quant.scale)
+    left_q, left_scales, left_bias_q = quantize_weights(left_n, -means, input_quant.scale, bits)
     biases = model.intercept_ + np.einsum("kr,krd->kd", means, right_n)
-    right_q, right_scales, bias_q = quantize_weights(right_n, biases, hidden_quant.scale)
+    right_q, right_scales, bias_q = quantize_weights(right_n, biases, hidden_quant.scale, bits)
     return QuantizedFactoredClusterGatedLinearParams(
         input_scale=input_quant.scale, input_zero_point=input_quant.zero_point,
         centroids_q=centroids_q, left_q=left_q, left_scales=left_scales,
         left_bias_q=left_bias_q, hidden_scale=hidden_quant.scale,
         hidden_zero_point=hidden_quant.zero_point, right_q=right_q, right_scales=right_scales,
         bias_q=bias_q, output_scale=feature_quant.scale,
-        output_zero_point=feature_quant.zero_point)
+        output_zero_point=feature_quant.zero_point, weight_bits=bits)
 
 
 def quantize_pla(model: PLAClassifier, X_calibration: np.ndarray, *,
                  baseline: Int8Baseline | None = None,
                  teacher_features: np.ndarray | None = None,
                  factored: bool | None = None) -> QuantizedPLA:
-    """Quantize a fitted :class:`PLAClassifier` to int8.
+    """Quantize a fitted :class:`PLAClassifier` to int8 (its maps to ``model.weight_bits``).
 
     Parameters
     ----------
@@ -331,17 +341,19 @@ def quantize_pla(model: PLAClassifier, X_calibration: np.ndarray, *,
         input_quant, feature_quant, head = baseline.input, baseline.features, baseline.head
     centroids_q = np.clip(np.round(model.centroids_ / input_quant.scale), QMIN, QMAX)
     centroids_q = centroids_q.astype(np.int8)
+    bits = getattr(model, "weight_bits", 8)
     if factored:
         operator = quantize_factored_maps(model, X_calibration, input_quant, feature_quant,
-                                          centroids_q)
+                                          centroids_q, bits)
     else:
         weights_q, weight_scales, bias_q = quantize_weights(model.coef_, model.intercept_,
-                                                            input_quant.scale)
+                                                            input_quant.scale, bits)
         operator = QuantizedClusterGatedLinearParams(
             input_scale=input_quant.scale, input_zero_point=input_quant.zero_point,
             centroids_q=centroids_q, weights_q=weights_q,
             weight_scales=weight_scales, bias_q=bias_q,
-            output_scale=feature_quant.scale, output_zero_point=feature_quant.zero_point)
+            output_scale=feature_quant.scale, output_zero_point=feature_quant.zero_point,
+            weight_bits=bits)
     return QuantizedPLA(operator=operator, head_weights_q=head.weights_q,
                         head_weight_scales=head.weight_scales, head_bias_q=head.bias_q,
                         logits=head.logits, classes=np.asarray(model.classes_))

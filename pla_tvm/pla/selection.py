@@ -278,7 +278,8 @@ def select_pla(X: np.ndarray, y: np.ndarray, *, teacher_features: np.ndarray | N
     n_classes = head_weights.shape[1] if head_weights is not None else np.unique(y).size
     rank = base.get_params()["rank"]
     rows = [_grid_row(k, alpha, scores, X.shape[1], d, n_classes, max_int8_bytes, rank,
-                      _effective_rank(rank, base.get_params()["target"], d, n_classes))
+                      _effective_rank(rank, base.get_params()["target"], d, n_classes),
+                      base.get_params()["weight_bits"])
             for (k, alpha), scores in by_pair.items()]
     _rank(rows, "rank_unconstrained", criterion, accuracy_tolerance)
     fitting = [row for row in rows if row["within_budget"]]
@@ -298,14 +299,14 @@ def _effective_rank(rank: int | None, target: str, d: int, n_classes: int) -> in
 
 def _grid_row(k: int, alpha: float, scores: list[dict], length: int, d: int, n_classes: int,
               max_int8_bytes: int | None, rank: int | None,
-              effective_rank: int | None = None) -> dict[str, Any]:
+              effective_rank: int | None = None, weight_bits: int = 8) -> dict[str, Any]:
     accuracy = np.array([s["accuracy"] for s in scores])
     macro_f1 = np.array([s["macro_f1"] for s in scores])
     k_used = [int(s["k_used"]) for s in scores]
     # partition="class" can add centres: size the largest model a fold produced.
     shape = PLAShape(max(k, *k_used), length, d, n_classes)
     # The deployed (factored when low rank) int8 file.
-    size = int8_tflite_bytes(PLAShape(shape.k, length, d, n_classes, effective_rank))
+    size = int8_tflite_bytes(PLAShape(shape.k, length, d, n_classes, effective_rank, weight_bits))
     has_teacher = "r2" in scores[0]
     return {
         "k": k, "alpha": alpha,

@@ -31,6 +31,14 @@ The outputs are the logits (no softmax), int8 in the int8 model. The int8 head i
 :class:`~pla_tvm.pla.quantize.QuantizedPLA`'s -- the baseline int8 model's own FULLY_CONNECTED
 when PLA imitates one (weights, bias and logit quantization copied; per-class scales, equal ones
 for a per-tensor baseline head, which TFLite requantizes identically).
+
+A model with 4-bit maps (``weight_bits=4``) has two files. :func:`int8_tflite` stores the 4-bit
+values in int8 tensors: the same integers, so TFLite and TFLite Micro run it bit-exact with the
+reference, at the int8 size. ``int8_tflite(model, int4=True)`` stores the maps as TFLite INT4
+tensors (two values a byte, low nibble first, over the flattened ``[k*d, D]`` rows): the size the
+4-bit model deploys at. LiteRT's default kernels run it bit-exact; its reference kernels
+(``litert-ref``) requantize 4-bit FULLY_CONNECTED differently (up to 2 LSB measured) and the
+installed TFLite Micro refuses 4-bit FULLY_CONNECTED weights with int8 inputs (docs/pla.md).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import numpy as np
 
 from pla_tvm.pla.estimator import PLAClassifier
 from pla_tvm.pla.quantize import QuantizedPLA
-from relay_passes.params import QuantizedFactoredClusterGatedLinearParams
+from relay_passes.params import QuantizedFactoredClusterGatedLinearParams, pack_int4
 
 
 def _schema():
@@ -71,18 +79,21 @@ class _Graph:
         return params
 
     def tensor(self, name: str, shape, dtype, *, data: np.ndarray | None = None,
-               scale=None, zero_point=None) -> int:
-        """Add a tensor (a constant when ``data`` is given); returns its index."""
+               scale=None, zero_point=None, int4: bool = False) -> int:
+        """Add a tensor (a constant when ``data`` is given); returns its index. ``int4``: an
+        INT4 constant, ``data`` packed two values a byte (:func:`~relay_passes.pack_int4` of the
+        flattened values)."""
         tensor = self.fb.TensorT()
         tensor.name = name
         tensor.shape = np.asarray(shape, dtype=np.int32)
-        tensor.type = getattr(self.fb.TensorType, _TYPES[np.dtype(dtype)])
+        tensor.type = getattr(self.fb.TensorType, "INT4" if int4 else _TYPES[np.dtype(dtype)])
         if scale is not None:
             tensor.quantization = self._quantization(scale, zero_point)
         if data is not None:
             buffer = self.fb.BufferT()
-            buffer.data = np.frombuffer(np.ascontiguousarray(data, dtype=dtype).tobytes(),
-                                        dtype=np.uint8)
+            raw = (pack_int4(np.ravel(data)) if int4
+                   else np.ascontiguousarray(data, dtype=dtype))
+            buffer.data = np.frombuffer(raw.tobytes(), dtype=np.uint8)
             self.buffers.append(buffer)
             tensor.buffer = len(self.buffers) - 1
         self.tensors.append(tensor)
@@ -215,13 +226,16 @@ def float_tflite(model: PLAClassifier) -> bytes:
     return graph.serialize([x], [logits], f"PLA float32, k={k}, d={d}")
 
 
-def int8_tflite(model: QuantizedPLA) -> bytes:
+def int8_tflite(model: QuantizedPLA, int4: bool = False) -> bytes:
     """The int8 PLA model (input int8 ``[1, D]``, output int8 logits ``[1, C]``).
 
     Parameters
     ----------
     model : QuantizedPLA
         The int8 model; the flatbuffer carries exactly its integers and scales.
+    int4 : bool
+        For 4-bit maps (``weight_bits=4``): store them as INT4 tensors (see the module
+        docstring). Ignored for 8-bit maps.
 
     Returns
     -------
@@ -231,6 +245,7 @@ def int8_tflite(model: QuantizedPLA) -> bytes:
     op = model.operator
     k, dim, d = op.num_clusters, op.input_size, op.output_size
     n_classes = model.head_bias_q.size
+    int4 = int4 and op.weight_bits == 4
     graph = _Graph()
     x = graph.tensor("beat", [1, dim], np.int8, scale=op.input_scale,
                      zero_point=op.input_zero_point)
@@ -243,7 +258,7 @@ def int8_tflite(model: QuantizedPLA) -> bytes:
         hidden_quant = {"scale": op.hidden_scale, "zero_point": op.hidden_zero_point}
         left = graph.constant("cluster_left_weights", _rows(op.left_q),
                               scale=op.left_scales.reshape(-1),
-                              zero_point=np.zeros(k * r, dtype=np.int64))
+                              zero_point=np.zeros(k * r, dtype=np.int64), int4=int4)
         left_bias = graph.constant("cluster_left_biases", op.left_bias_q.reshape(-1))
         all_hidden = graph.tensor("all_cluster_hidden", [1, k * r], np.int8, **hidden_quant)
         graph.fully_connected(x, left, left_bias, all_hidden)
@@ -253,7 +268,7 @@ def int8_tflite(model: QuantizedPLA) -> bytes:
     else:
         maps_in, map_weights, channel_scales = x, op.weights_q, op.weight_scales.reshape(-1)
     maps = graph.constant("cluster_weights", _rows(map_weights), scale=channel_scales,
-                          zero_point=np.zeros(k * d, dtype=np.int64))
+                          zero_point=np.zeros(k * d, dtype=np.int64), int4=int4)
     # No quantization parameters on the int32 bias: the FULLY_CONNECTED kernels of TFLite and
     # TFLite Micro add it as is and never read them, and k*d scales + int64 zero points would
     # cost 12 bytes a channel (4.6 KB at k=3, d=128, the difference between 64 KB and 69 KB).
@@ -271,4 +286,5 @@ def int8_tflite(model: QuantizedPLA) -> bytes:
     logits = graph.tensor("logits", [1, n_classes], np.int8, scale=model.logits.scale,
                           zero_point=model.logits.zero_point)
     graph.fully_connected(features, head, head_bias, logits)
-    return graph.serialize([x], [logits], f"PLA int8, k={k}, d={d}")
+    width = "int8, 4-bit maps" if op.weight_bits == 4 else "int8"
+    return graph.serialize([x], [logits], f"PLA {width}, k={k}, d={d}")

@@ -77,25 +77,30 @@ def test_compress_cli_on_a_train_output(tmp_path, tiny_baseline, data_root, caps
 
 def test_compress_cli_low_rank_variant_is_deployed_factored(tmp_path, tiny_baseline, data_root,
                                                              capsys):
-    """--rank/--target/--class-weight reach the estimator, metrics.json records them, and the
-    int8 model is the factored one: TFLM bit-exact, budgeted and stored factored."""
+    """--rank/--target/--class-weight/--weight-bits reach the estimator, metrics.json records
+    them, and the int8 model is the factored 4-bit one: TFLM bit-exact, budgeted at its INT4
+    file's size and stored factored."""
     from relay_passes import QuantizedFactoredClusterGatedLinearParams
 
     out = tmp_path / "pla"
     status = _run_cli(["compress", "--baseline", str(tiny_baseline), "--out", str(out),
                        "--k", "2", "--lam", "10", "--rank", "3", "--target", "logits",
-                       "--class-weight", "balanced", "--data-dir", str(data_root / "ecg5000"),
-                       "--json"])
+                       "--class-weight", "balanced", "--weight-bits", "4",
+                       "--data-dir", str(data_root / "ecg5000"), "--json"])
     assert status == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["chosen"]["estimator_params"] == {"rank": 3, "target": "logits",
-                                                     "class_weight": "balanced"}
+                                                     "class_weight": "balanced",
+                                                     "weight_bits": 4}
     assert metrics["chosen"]["deployed_rank"] == 3
     assert metrics["agreement"]["int8_tflm_vs_reference_bit_exact"]
     bundle = load_pla(out / "pla.npz")
     assert isinstance(bundle.quantized.operator, QuantizedFactoredClusterGatedLinearParams)
-    assert bundle.model.rank == 3
-    assert metrics["tflite_bytes"]["int8"] == int8_tflite_bytes(PLAShape.of(bundle.model))
+    assert bundle.model.rank == 3 and bundle.quantized.operator.weight_bits == 4
+    assert (metrics["tflite_bytes"]["int4"] == metrics["tflite_bytes"]["deployed"]
+            == int8_tflite_bytes(PLAShape.of(bundle.model))
+            == (out / "pla_int4.tflite").stat().st_size)
+    assert metrics["agreement"]["int4_tflite_vs_reference_max_lsb"] <= 2
     assert metrics["low_rank_parameters"]["cluster_left"] == 2 * 140 * 3
 
 
