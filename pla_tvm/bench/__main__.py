@@ -29,6 +29,8 @@ from pla_tvm.bench.stages import (
     TFLM_CHECK_BEATS,
     baseline_dir,
     baseline_stage,
+    pla4_dir,
+    pla4_stage,
     pla_dir,
     pla_stage,
     small_pla_dir,
@@ -61,9 +63,14 @@ def _model_stages(results: dict, cache: Path, dataset, seeds: list[int], fresh: 
                           fresh, tflm_check=None if index == 0 else TFLM_CHECK_BEATS)
         pla = _timed(results, f"pla{suffix}", pla_stage, cache, dataset,
                      baseline_dir(cache, seed), seed, fresh)
+        small = _timed(results, f"small_pla{suffix}", small_pla_stage, cache, dataset,
+                       baseline_dir(cache, seed), seed, fresh)
+        pla4 = _timed(results, f"pla_4bit{suffix}", pla4_stage, cache, dataset,
+                      baseline_dir(cache, seed), seed, fresh)
         if index == 0:
             results["baseline"], results["pla"] = baseline, pla
-        runs.append(seed_run(seed, baseline, pla))
+            results["small_pla"], results["pla_4bit"] = small, pla4
+        runs.append(seed_run(seed, baseline, pla, {"pla_16k": small, "pla_4bit": pla4}))
     results["seeds"] = {"runs": runs, "aggregate": aggregate(runs), "firmware_seed": seeds[0],
                         "tflm_check_beats": TFLM_CHECK_BEATS}
 
@@ -96,14 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _model_stages(results, args.cache, dataset, list(range(args.seed, args.seed + n_seeds)),
                   args.fresh)
     baseline = baseline_dir(args.cache, args.seed)
-    results["small_pla"] = _timed(results, "small_pla", small_pla_stage, args.cache, dataset,
-                                  baseline, args.seed, args.fresh)
     pla_npz = pla_dir(args.cache, args.seed) / NPZ_FILE
     bundle = load_pla(pla_npz)
     small_bundle = load_pla(small_pla_dir(args.cache, args.seed) / NPZ_FILE)
+    pla4_bundle = load_pla(pla4_dir(args.cache, args.seed) / NPZ_FILE)
     results["swap"] = _timed(results, "swap", swap_stage, baseline, bundle, dataset)
     results["firmware"] = _timed(results, "firmware", firmware_stage, baseline, bundle, dataset,
-                                 args.cache / "firmware", small_bundle=small_bundle)
+                                 args.cache / "firmware", small_bundle=small_bundle,
+                                 pla4_bundle=pla4_bundle)
     results["baseline_firmware"] = _timed(results, "baseline_firmware", baseline_firmware_stage,
                                           baseline, dataset, args.cache, args.fresh)
     results["tuning"] = _timed(results, "tuning", tuning_stage, baseline, pla_npz, bundle,

@@ -34,6 +34,7 @@ from pla_tvm.graph import (
 )
 from pla_tvm.inference import TFLiteRunner, predict_classes, quantize
 from pla_tvm.metrics import classification_metrics
+from pla_tvm.pla import costs
 from pla_tvm.pla.npz_io import PLABundle
 from relay_passes import reference_forward
 
@@ -45,6 +46,8 @@ PLA_BOARDS = ("mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505", "mps3-an54
 COMPARISON_BOARD = "mps2-an386"
 #: The model column of the 16 KiB PLA's firmware rows.
 SMALL_PLA_MODEL = "PLA int8, 16 KiB (factored)"
+#: The firmware table's name of the PLA with 4-bit maps.
+PLA4_MODEL = "PLA int8, 4-bit maps"
 #: Test beats compared between the lowered int8 baseline and the TFLite reference kernels.
 LOWERING_CHECK_BEATS = 200
 
@@ -165,11 +168,23 @@ def _firmware_row(mod, board: str, out_dir: Path, inputs: np.ndarray, host: np.n
     }
 
 
+def deployed_macs(bundle: PLABundle) -> int:
+    """Multiply-accumulates per beat of a PLA as the operator computes it (gated; factored when
+    its int8 maps are)."""
+    shape = costs.PLAShape.of(bundle.model, factored=hasattr(bundle.quantized.operator, "rank"))
+    full = costs.PLAShape(shape.k, shape.D, shape.d, shape.C)
+    if shape.r is None:
+        return costs.flops_per_beat(full)["macs"]
+    return costs.low_rank_flops_per_beat(full, shape.r)["macs"]
+
+
 def firmware_stage(baseline_dir: Path, bundle: PLABundle, dataset: Dataset,
-                   work_dir: Path, small_bundle: PLABundle | None = None) -> dict[str, Any]:
+                   work_dir: Path, small_bundle: PLABundle | None = None,
+                   pla4_bundle: PLABundle | None = None) -> dict[str, Any]:
     """PLA int8 (every board) and float (M4) firmware on all test beats, every output compared
     with the host VM's (the int8 baseline's firmware is :mod:`pla_tvm.bench.baseline_firmware`);
-    with ``small_bundle``, the 16 KiB PLA's int8 firmware on every board too."""
+    with ``small_bundle`` and ``pla4_bundle``, the 16 KiB and the 4-bit PLA's int8 firmware on
+    every board too. Each PLA row holds its operator's MACs per beat (``macs``)."""
     test = dataset.test
     names = test.class_names
     x_q = bundle.quantized.input.quantize(test.x)
@@ -178,22 +193,26 @@ def firmware_stage(baseline_dir: Path, bundle: PLABundle, dataset: Dataset,
     host_int8 = HostRunner(pla_int8).run(x_q)
     for board in PLA_BOARDS:
         LOG.info("firmware: PLA int8 on %s, %d beats", board, len(test))
-        rows.append({"model": "PLA int8", **_firmware_row(
+        rows.append({"model": "PLA int8", "macs": deployed_macs(bundle), **_firmware_row(
             pla_int8, board, work_dir / f"pla-int8-{board}", x_q, host_int8, test.y, names,
             timeout=600)})
     for board in (b for b in PLA_BOARDS if board_uses_dsp(micro.get_board(b))):
         LOG.info("firmware: PLA int8 with TVM's plain lowering on %s", board)
-        rows.append({"model": "PLA int8, plain TVM lowering", **_firmware_row(
+        rows.append({"model": "PLA int8, plain TVM lowering", "macs": deployed_macs(bundle),
+                     **_firmware_row(
             pla_int8, board, work_dir / f"pla-int8-plain-{board}", x_q, host_int8, test.y, names,
             timeout=600, dsp=False)})
-    if small_bundle is not None:
-        small = prepare_module(baseline_dir / INT8_TFLITE_FILE, small_bundle)
-        host_small = HostRunner(small).run(x_q)
+    for model, folder, variant in ((SMALL_PLA_MODEL, "pla-16k-int8", small_bundle),
+                                   (PLA4_MODEL, "pla-4bit-int8", pla4_bundle)):
+        if variant is None:
+            continue
+        module = prepare_module(baseline_dir / INT8_TFLITE_FILE, variant)
+        host = HostRunner(module).run(x_q)
         for board in PLA_BOARDS:
-            LOG.info("firmware: 16 KiB PLA int8 on %s", board)
-            rows.append({"model": SMALL_PLA_MODEL, **_firmware_row(
-                small, board, work_dir / f"pla-16k-int8-{board}", x_q, host_small, test.y,
-                names, timeout=600)})
+            LOG.info("firmware: %s on %s", model, board)
+            rows.append({"model": model, "macs": deployed_macs(variant), **_firmware_row(
+                module, board, work_dir / f"{folder}-{board}", x_q, host, test.y, names,
+                timeout=600)})
     pla_float = prepare_module(baseline_dir / FLOAT_TFLITE_FILE, bundle)
     host_float = HostRunner(pla_float).run(test.x)
     LOG.info("firmware: PLA float on %s", COMPARISON_BOARD)

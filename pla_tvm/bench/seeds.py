@@ -41,7 +41,21 @@ def _scores(metrics: dict[str, Any]) -> dict[str, Any]:
             "per_class_recall": dict(metrics["per_class_recall"])}
 
 
-def seed_run(seed: int, baseline: dict[str, Any], pla: dict[str, Any]) -> dict[str, Any]:
+#: PLA variants compressed for every seed besides the default (``metrics.json`` of each).
+VARIANT_GROUPS = ("pla_16k", "pla_4bit")
+
+
+def _chosen(pla: dict[str, Any]) -> dict[str, Any]:
+    """PLA's choice and sizes (the deployed file: the INT4 one for 4-bit maps)."""
+    int8_bytes = pla["files"]["pla_int8.tflite"]
+    return {"k": pla["chosen"]["k"], "alpha": pla["chosen"]["alpha"],
+            "int8_tflite_bytes": int8_bytes,
+            "deployed_bytes": pla.get("tflite_bytes", {}).get("deployed", int8_bytes),
+            "parameters": pla["parameters"]["total"]}
+
+
+def seed_run(seed: int, baseline: dict[str, Any], pla: dict[str, Any],
+             variants: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """What the report keeps of one seed: its scores, PLA's choice and sizes, the references.
 
     Parameters
@@ -52,6 +66,10 @@ def seed_run(seed: int, baseline: dict[str, Any], pla: dict[str, Any]) -> dict[s
         The baseline's ``metrics.json`` (:func:`pla_tvm.baseline.pipeline.run_training`).
     pla : dict
         The PLA ``metrics.json`` (:func:`pla_tvm.pla.pipeline.compress`).
+    variants : dict, optional
+        ``metrics.json`` of PLA variants of the same baseline, by group name
+        (:data:`VARIANT_GROUPS`): their scores under that name, their choice under
+        ``<name>_chosen``.
     """
     evaluations = baseline["evaluations"]
     tflm = evaluations.get("int8_tflm", {})
@@ -65,11 +83,12 @@ def seed_run(seed: int, baseline: dict[str, Any], pla: dict[str, Any]) -> dict[s
                      for key in ("epochs_run", "best_epoch", "seconds")},
         "baseline_seconds": baseline.get("total_seconds"),
         "pla": {key: _scores(value) for key, value in pla["test"].items()},
-        "pla_chosen": {"k": pla["chosen"]["k"], "alpha": pla["chosen"]["alpha"],
-                       "int8_tflite_bytes": pla["files"]["pla_int8.tflite"],
-                       "parameters": pla["parameters"]["total"]},
+        "pla_chosen": _chosen(pla),
         "references": {name: _scores(value["test"]) | {"C": value["C"]}
                        for name, value in pla.get("references", {}).items()},
+        **{name: {key: _scores(value) for key, value in metrics["test"].items()}
+           for name, metrics in (variants or {}).items()},
+        **{f"{name}_chosen": _chosen(metrics) for name, metrics in (variants or {}).items()},
     }
 
 
@@ -106,14 +125,16 @@ def aggregate(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``seeds`` and, for ``baseline``, ``pla`` and ``references``, per evaluation key: per
-        score (:data:`SCORES`) and per class recall, :func:`spread`.
+        ``seeds`` and, for ``baseline``, ``pla``, ``references`` and each variant group of
+        :data:`VARIANT_GROUPS` every run has, per evaluation key: per score (:data:`SCORES`)
+        and per class recall, :func:`spread`.
     """
     if not runs:
         raise ValueError("no seeds to aggregate")
+    groups = ("baseline", "pla", "references",
+              *(name for name in VARIANT_GROUPS if all(name in run for run in runs)))
     return {"seeds": [run["seed"] for run in runs],
-            **{group: _aggregate_group(runs, group)
-               for group in ("baseline", "pla", "references")}}
+            **{group: _aggregate_group(runs, group) for group in groups}}
 
 
 def format_spread(value: dict[str, Any] | None, digits: int = 4) -> str:

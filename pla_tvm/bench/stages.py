@@ -32,7 +32,7 @@ from pla_tvm.files import output_folder, sha256_of, write_json_atomically
 from pla_tvm.pla.npz_io import load_pla
 from pla_tvm.pla.pipeline import METRICS_FILE as PLA_METRICS_FILE
 from pla_tvm.pla.pipeline import NPZ_FILE, compress
-from pla_tvm.pla.selection import DEFAULT_CRITERION
+from pla_tvm.pla.selection import DEFAULT_CRITERION, DEFAULT_MAX_INT8_BYTES
 from pla_tvm.pla.teacher import load_teacher, teacher_file
 from pla_tvm.references import references
 
@@ -72,29 +72,54 @@ def small_pla_params(n_classes: int) -> dict:
     return {"target": "logits", "rank": int(n_classes)}
 
 
-def small_pla_stage(cache: Path, dataset, baseline_run: Path, seed: int, fresh: bool) -> dict:
-    """Compress the baseline into at most :data:`SMALL_PLA_BYTES` of int8 TFLite (k and lambda
-    by cross-validation, the variant of :func:`small_pla_params`), or reuse the same run."""
-    run_dir = small_pla_dir(cache, seed)
+def pla4_dir(cache: Path, seed: int) -> Path:
+    """The cached run directory of the PLA with 4-bit maps of the baseline of ``seed``."""
+    return Path(cache) / f"pla-4bit-seed{seed}"
+
+
+#: The variant of the 4-bit PLA: every default but the maps' width (64 KiB budget as the default).
+PLA4_PARAMS = {"weight_bits": 4}
+
+
+def _variant_stage(run_dir: Path, label: str, baseline_run: Path, dataset, seed: int,
+                   fresh: bool, max_int8_bytes: int, estimator_params: dict) -> dict:
+    """Compress the baseline with a PLA variant under a budget (k and lambda by
+    cross-validation), or reuse a run of the same teacher, criterion, budget and variant."""
     metrics_path = run_dir / PLA_METRICS_FILE
     teacher_sha256 = sha256_of(teacher_file(baseline_run))
     if not fresh and metrics_path.is_file():
         cached = json.loads(metrics_path.read_text())
+        selection = cached.get("selection") or {}
         if (cached.get("baseline", {}).get("sha256") == teacher_sha256
-                and (cached.get("selection") or {}).get("criterion") == DEFAULT_CRITERION
-                and (cached.get("selection") or {}).get("max_int8_bytes") == SMALL_PLA_BYTES
+                and selection.get("criterion") == DEFAULT_CRITERION
+                and selection.get("max_int8_bytes") == max_int8_bytes
+                and cached.get("chosen", {}).get("estimator_params") == estimator_params
                 and all((run_dir / name).is_file() for name in cached.get("files", {}))
                 and _readable(run_dir / NPZ_FILE)):
-            LOG.info("PLA 16 KiB: reusing %s", run_dir)
+            LOG.info("%s: reusing %s", label, run_dir)
             return cached
-    LOG.info("PLA 16 KiB: selecting k and lambda and compressing into %s (a few minutes)",
+    LOG.info("%s: selecting k and lambda and compressing into %s (a few minutes)", label,
              run_dir)
     teacher = load_teacher(baseline_run)
     with output_folder(run_dir, option="bench cache", marker=PLA_METRICS_FILE,
                        force=True) as work:
-        return compress(teacher, dataset, work, max_int8_bytes=SMALL_PLA_BYTES,
-                        random_state=seed,
-                        estimator_params=small_pla_params(teacher.head_weights.shape[1]))
+        return compress(teacher, dataset, work, max_int8_bytes=max_int8_bytes,
+                        random_state=seed, estimator_params=estimator_params)
+
+
+def small_pla_stage(cache: Path, dataset, baseline_run: Path, seed: int, fresh: bool) -> dict:
+    """Compress the baseline into at most :data:`SMALL_PLA_BYTES` of int8 TFLite (k and lambda
+    by cross-validation, the variant of :func:`small_pla_params`), or reuse the same run."""
+    n_classes = len(dataset["train"].class_names)
+    return _variant_stage(small_pla_dir(cache, seed), "PLA 16 KiB", baseline_run, dataset, seed,
+                          fresh, SMALL_PLA_BYTES, small_pla_params(n_classes))
+
+
+def pla4_stage(cache: Path, dataset, baseline_run: Path, seed: int, fresh: bool) -> dict:
+    """Compress the baseline with 4-bit maps (:data:`PLA4_PARAMS`, the default budget), or
+    reuse the same run."""
+    return _variant_stage(pla4_dir(cache, seed), "PLA 4-bit", baseline_run, dataset, seed,
+                          fresh, DEFAULT_MAX_INT8_BYTES, dict(PLA4_PARAMS))
 
 
 def baseline_stage(cache: Path, dataset, seed: int, fresh: bool, *,

@@ -36,6 +36,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rank16": {"rank": 16},
     "rank32": {"rank": 32},
     "rank16+class_weight": {"rank": 16, "class_weight": "balanced"},
+    "4bit": {"weight_bits": 4},
+    "4bit+class_partition": {"weight_bits": 4, "partition": "class"},
+    "4bit+rank32": {"weight_bits": 4, "rank": 32},
+    "4bit+logits+rank5": {"weight_bits": 4, "target": "logits", "rank": 5},
 }
 
 
