@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tvm
 from tvm import relax, s_tir, te, tirx
 
 import micro
@@ -138,6 +139,7 @@ def test_output_tile_splits_the_4bit_calls():
 
 def test_tuning_preparation_tensorizes_4bit_blocks():
     """prepare_for_tuning annotates the block; the rule's default schedule tensorizes it."""
+    dsp.register()
     model, _ = q4_module([(17, 5, True, None)])
     prepared = dsp.prepare_for_tuning(model, micro.get_board("mps2-an386"))
     kernel = prepared["q4_17x5_gathered"]
@@ -145,6 +147,11 @@ def test_tuning_preparation_tensorizes_4bit_blocks():
     sch = s_tir.Schedule(kernel)
     dsp.tensorize_annotated(sch)
     assert _extern_calls(sch.mod["main"], dsp.MICRO_KERNEL_Q4) == 1
+    # The custom rule MetaSchedule's ApplyCustomRule calls on the annotated block.
+    sch = s_tir.Schedule(kernel)
+    rule = tvm.get_global_func(dsp._META_SCHEDULE_RULE)
+    (scheduled,) = rule(sch, sch.get_sblock("accumulate"))
+    assert _extern_calls(scheduled.mod["main"], dsp.MICRO_KERNEL_Q4) == 1
 
 
 @requires_toolchain
