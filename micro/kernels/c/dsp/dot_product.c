@@ -1,5 +1,5 @@
 /* int8 dot products on the DSP extension (see dot_product.h and docs/dsp.md): a two-output and a
- * four-output SMLAD micro-kernel.
+ * four-output SMLAD micro-kernel, and a two-output one for packed 4-bit weights (below).
  *
  * Four consecutive int8 values v0..v3 in one word become two int16 pairs with SXTB16:
  * (v0, v2) and, rotated by 8 bits, (v1, v3). Extending the activations and the weights the same
