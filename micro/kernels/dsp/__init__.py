@@ -11,8 +11,8 @@ the order of additions changes, and int32 addition is associative):
   from Relax to a widened per-pass window (:func:`.convolution.lower_conv2d_windows`), with the
   whole epilogue computed per pass; 17 instructions per 16 MACs in the inner loop;
 * :mod:`.depthwise`: int8 depthwise convolutions (``depthwise.c``), the same way;
-* :mod:`.dot_product`: int8 dot products of dense layers and the cluster-gated operator
-  (``dot_product.c``);
+* :mod:`.dot_product`: int8 dot products of dense layers and the cluster-gated operator, and
+  int8 activations times packed signed 4-bit weights (``dot_product.c``);
 * :mod:`.requantize`: TFLite's requantization, of the operator's chosen cluster and of an int8
   convolution pass's epilogue (``requantize.c``);
 * :mod:`.pooling`: int8 pooling (``pooling.c``): global average pooling's row sums on
@@ -45,6 +45,7 @@ from ...schedules import child_block_names
 from . import convolution, depthwise, pooling
 from .dot_product import (
     MICRO_KERNEL,
+    MICRO_KERNEL_Q4,
     MICRO_KERNEL_X4,
     SCHEDULE_RULE,
     Relayout,
@@ -64,6 +65,7 @@ def register() -> None:
     it, so that nothing depends on which modules were imported before.
     """
     for symbol, name in ((MICRO_KERNEL, "dot_product"), (MICRO_KERNEL_X4, "dot_product"),
+                         (MICRO_KERNEL_Q4, "dot_product"),
                          (REQUANTIZE_KERNEL, "requantize"),
                          (REQUANTIZE_CHANNELS_KERNEL, "requantize")):
         register_extern_source(symbol, _SOURCES.joinpath(f"{name}.c"),

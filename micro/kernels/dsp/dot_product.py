@@ -8,9 +8,14 @@
   reduction lengths that are multiples of 4, over weights interleaved as ``[?, n/4, L/4, 4, 4]``
   so that one ``LDM`` loads a quad of inputs' weights for four outputs (``micro_dsp_dot_q7x4``).
   Inner loops: 18 instructions per 16 MACs (four outputs) or 22 (two outputs).
+* :func:`dot_q7q4_intrin` is the same reduction with packed signed 4-bit weights
+  (``B[.., o, r // 2]``, weight ``r`` in the low nibble for even ``r``, the high one for odd
+  ``r``, each extended by ``(int32(b) << 28 - r % 2 * 4) >> 28``), reduction axis innermost,
+  plain or gathered; it calls ``micro_dsp_dot_q7q4``: 22 instructions per 16 MACs (two outputs).
 * :func:`schedule_int8_dots` is the schedule: for every reduction block that tensorize accepts it
   changes the layout of the weight (a constant parameter): reduction axis innermost, so that four
-  weights of one output are one word, or interleaved for the four-output kernel; it splits the
+  weights of one output are one word, or interleaved for the four-output kernel (packed 4-bit
+  weights already have the reduction innermost and keep their layout); it splits the
   outputs into tiles of the intrinsic, tensorizes, and fuses the element-wise epilogue
   (requantization) into one loop.
 """
@@ -22,11 +27,12 @@ from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
 from ...schedules import child_block_names, fuse_elementwise
-from .passes import register_intrinsic
+from .passes import iter_var, register_intrinsic
 from .requantize import _requantizations_that_tensorize, tensorize_requantizations
 
 MICRO_KERNEL = "micro_dsp_dot_q7"
 MICRO_KERNEL_X4 = "micro_dsp_dot_q7x4"
+MICRO_KERNEL_Q4 = "micro_dsp_dot_q7q4"
 SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaSchedule
 
 
@@ -199,6 +205,114 @@ def _x4_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]
     return desc, impl
 
 
+def dot_q7q4_intrin(length: int, outputs: int, gathered: bool) -> str:
+    """Register (once) the intrinsic for int8 activations × packed 4-bit weights; return its name.
+
+    The description is the block a TE expression ``te.sum(int32(A[n, r]) * nib(B[.., o, r // 2],
+    r))`` gives, with ``nib(b, r) = (int32(b) << 28 - r % 2 * 4) >> 28``: byte ``j`` of a row
+    holds weight ``2j`` in its low nibble and ``2j + 1`` in its high nibble, both signed (two's
+    complement); for an odd ``L`` the last high nibble is never read. The implementation calls
+    ``micro_dsp_dot_q7q4`` with the matched rows' byte stride.
+
+    Parameters
+    ----------
+    length : int
+        Reduction length ``L`` (any; the rows hold ``ceil(L / 2)`` bytes).
+    outputs : int
+        Outputs per call ``n`` (the output tile).
+    gathered : bool
+        ``B`` is a ``[?, n, ceil(L / 2)]`` slice selected by a one-element int32 index buffer, as
+        in :func:`dot_q7_intrin`, instead of a ``[n, ceil(L / 2)]`` matrix.
+
+    Returns
+    -------
+    str
+        Name for ``Schedule.tensorize``.
+    """
+    name = f"{MICRO_KERNEL_Q4}_{length}x{outputs}{'_gathered' if gathered else ''}"
+    make = _q4_gathered_intrin if gathered else _q4_plain_intrin
+    return register_intrinsic(name, lambda: make(length, outputs))
+
+
+def _call_q4_micro_kernel(
+    a: tirx.Buffer, b: tirx.Buffer, c: tirx.Buffer, length: int, outputs: int, b_stride: tirx.Var
+) -> tirx.PrimExpr:
+    """The call of both 4-bit implementations (the stride cast as in :func:`_call_micro_kernel`)."""
+    return T.call_extern(
+        "int32", MICRO_KERNEL_Q4, a.access_ptr("r"), b.access_ptr("r"), c.access_ptr("rw"),
+        length, outputs, T.Cast("int32", b_stride),
+    )  # fmt: skip
+
+
+def _q4_plain_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    """``C[0, o] += A[0, r] * nib(B[o, r // 2], r)``: description and implementation."""
+    n, L, H = outputs, length, (length + 1) // 2  # noqa: N806 (the names of the math)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (n, H), "int8", offset_factor=1)
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0:n, 0:H])
+            T.writes(C[0, 0:n])
+            for o, r in T.grid(n, L):
+                with T.sblock("update"):
+                    vo = T.meta_var(iter_var(T.axis.spatial, n, o))
+                    vr = T.meta_var(iter_var(T.axis.reduce, L, r))
+                    C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * (
+                        T.Cast("int32", B[vo, vr // 2]) << 28 - vr % 2 * 4 >> 28)
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        stride = T.int32()
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (n, H), "int8", offset_factor=1, strides=[stride, 1])
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0:n, 0:H])
+            T.writes(C[0, 0:n])
+            T.evaluate(_call_q4_micro_kernel(A, B, C, L, n, stride))
+
+    return desc, impl
+
+
+def _q4_gathered_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    """``C[0, o] += A[0, r] * nib(B[I[0], o, r // 2], r)``, the slice chosen by index ``I``."""
+    n, L, H = outputs, length, (length + 1) // 2  # noqa: N806
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle, i: T.handle) -> None:
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (1, n, H), "int8", offset_factor=1)
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n, 0:H], I[0])
+            T.writes(C[0, 0:n])
+            for o, r in T.grid(n, L):
+                with T.sblock("update"):
+                    vo = T.meta_var(iter_var(T.axis.spatial, n, o))
+                    vr = T.meta_var(iter_var(T.axis.reduce, L, r))
+                    T.reads(C[0, vo], A[0, vr], B[0, vo, vr // 2], I[0])
+                    T.writes(C[0, vo])
+                    C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * (
+                        T.Cast("int32", B[0, vo, vr // 2]) << 28 - vr % 2 * 4 >> 28)
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle, i: T.handle) -> None:
+        stride = T.int32()
+        I = T.match_buffer(i, (1,), "int32", offset_factor=1)  # noqa: E741
+        A = T.match_buffer(a, (1, L), "int8", offset_factor=1)
+        B = T.match_buffer(b, (1, n, H), "int8", offset_factor=1, strides=[T.int32(), stride, 1])
+        C = T.match_buffer(c, (1, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n, 0:H], I[0])
+            T.writes(C[0, 0:n])
+            T.evaluate(_call_q4_micro_kernel(A, B, C, L, n, stride))
+
+    return desc, impl
+
 #: A parameter whose layout a schedule changed: its index and the map to its new layout.
 Relayout = tuple[int, tirx.IndexMap]
 
@@ -209,20 +323,61 @@ class _NotApplicable(Exception):
 
 def _int8_products(block: tirx.SBlock) -> tuple[tvm.ir.TensorLoad, tvm.ir.TensorLoad] | None:
     """The two int8 loads of ``C = C + int32(a) * int32(b)``, or None for any other block."""
+    operands = _products(block)
+    if operands is None:
+        return None
+    loads = _int8_load(operands[0]), _int8_load(operands[1])
+    return None if None in loads else loads
+
+
+def _q7q4_products(block: tirx.SBlock) -> tuple[tvm.ir.TensorLoad, tvm.ir.TensorLoad] | None:
+    """The int8 activation and the packed 4-bit weight load of ``C = C + int32(a) * nib(b, r)``.
+
+    ``nib(b, r) = (int32(b) << s) >> 28`` with ``s`` the nibble's shift (``28 - r % 2 * 4``;
+    tensorize checks it against the description); None for any other block.
+    """
+    operands = _products(block)
+    if operands is None:
+        return None
+    activation, weight = _int8_load(operands[0]), _packed_q4_load(operands[1])
+    if activation is None or weight is None:
+        return None
+    return activation, weight
+
+
+def _products(block: tirx.SBlock) -> tuple[tirx.PrimExpr, tirx.PrimExpr] | None:
+    """The two factors of ``C = C + a * b``, or None when the block stores something else."""
     body = block.body
     if not (isinstance(body, tirx.BufferStore) and isinstance(body.value, tirx.Add)):
         return None
     product = body.value.b
     if not isinstance(product, tirx.Mul):
         return None
-    loads = []
-    for operand in (product.a, product.b):
-        if not (isinstance(operand, tirx.Cast) and isinstance(operand.value, tvm.ir.TensorLoad)):
-            return None
-        if str(operand.value.source.dtype) != "int8" or str(operand.ty) != "int32":
-            return None
-        loads.append(operand.value)
-    return loads[0], loads[1]
+    return product.a, product.b
+
+
+def _int8_load(operand: tirx.PrimExpr) -> tvm.ir.TensorLoad | None:
+    """The load of ``int32(a)`` with ``a`` int8, or None."""
+    if not (isinstance(operand, tirx.Cast) and isinstance(operand.value, tvm.ir.TensorLoad)):
+        return None
+    if str(operand.value.source.dtype) != "int8" or str(operand.ty) != "int32":
+        return None
+    return operand.value
+
+
+def _packed_q4_load(operand: tirx.PrimExpr) -> tvm.ir.TensorLoad | None:
+    """The int8 load of ``(int32(b) << s) >> 28`` (a signed nibble of ``b``), or None."""
+    if not (isinstance(operand, tirx.RShift) and isinstance(operand.a, tirx.LShift)):
+        return None
+    if not (isinstance(operand.b, tirx.IntImm) and int(operand.b) == 28):
+        return None
+    return _int8_load(operand.a.a)
+
+
+def _weight_load(block: tirx.SBlock) -> tvm.ir.TensorLoad | None:
+    """The weight load of an int8 or a packed 4-bit dot-product block, or None."""
+    products = _int8_products(block) or _q7q4_products(block)
+    return None if products is None else products[1]
 
 
 def _weight_needs_transpose(weight: tvm.ir.TensorLoad, block: tirx.SBlock) -> bool:
@@ -272,7 +427,8 @@ def schedule_int8_dots(
         # Fresh schedules per block: a failed step leaves nothing half-applied behind.
         relaid = s_tir.Schedule(sch.mod)
         block_rv = relaid.get_sblock(name)
-        if _int8_products(relaid.get(block_rv)) is None or len(relaid.get_loops(block_rv)) != 3:
+        block = relaid.get(block_rv)
+        if _weight_load(block) is None or len(relaid.get_loops(block_rv)) != 3:
             continue
         try:
             moved = _relayout(relaid, block_rv)
@@ -307,6 +463,8 @@ def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> Relayout | None:
     layout already fits (e.g. centroids ``[k, D]``).
     """
     block = sch.get(block_rv)
+    if _q7q4_products(block) is not None:
+        return None  # packed along the reduction: already innermost, and nibbles cannot move
     weight = _int8_products(block)[1]
     if not _weight_needs_transpose(weight, block):
         return None
@@ -334,12 +492,17 @@ def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> Relayout | None:
 
 def _tensorize(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, output_tile: int | None) -> None:
     """Split the outputs into tiles, zero the accumulators apart, call the micro-kernel per tile."""
-    rank = len(_int8_products(sch.get(block_rv))[1].indices)
+    block = sch.get(block_rv)
+    q4 = _q7q4_products(block) is not None
+    rank = len(_weight_load(block).indices)
     _, out_loop, reduce_loop = sch.get_loops(block_rv)
     extent = int(sch.get(out_loop).extent)
     length = int(sch.get(reduce_loop).extent)
     divides = bool(output_tile) and extent % output_tile == 0
-    if rank == 5:  # interleaved weights: tiles of whole groups of four outputs
+    if q4:
+        tile = output_tile if divides else extent
+        intrin = dot_q7q4_intrin(length, tile, rank == 3)
+    elif rank == 5:  # interleaved weights: tiles of whole groups of four outputs
         tile = output_tile if divides and output_tile % 4 == 0 else extent
         intrin = dot_q7x4_intrin(length, tile)
     else:

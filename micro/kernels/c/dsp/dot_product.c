@@ -1,5 +1,5 @@
 /* int8 dot products on the DSP extension (see dot_product.h and docs/dsp.md): a two-output and a
- * four-output SMLAD micro-kernel.
+ * four-output SMLAD micro-kernel, and a two-output one for packed 4-bit weights (below).
  *
  * Four consecutive int8 values v0..v3 in one word become two int16 pairs with SXTB16:
  * (v0, v2) and, rotated by 8 bits, (v1, v3). Extending the activations and the weights the same
@@ -291,5 +291,166 @@ int32_t micro_dsp_dot_q7x4(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len,
     extend_activations(x + 4 * done, quads);
     dot4_groups(micro_dsp_pairs, w + 16 * done, acc, quads, n / 4, 16 * (total_quads - quads));
   }
+  return 0;
+}
+
+/* int8 activations times packed 4-bit weights (micro_dsp_dot_q7q4).
+ *
+ * A weight word holds eight nibbles w0..w7 (w0 in bits 0-3, w7 in bits 28-31). With
+ * m = 0xF000F000, (word << 12) & m puts w0 and w4 in the top nibbles of the two halfwords, i.e.
+ * the int16 pair (4096 w0, 4096 w4), exactly (the top nibble is the sign); (word << 8) & m gives
+ * (4096 w1, 4096 w5), (word << 4) & m (4096 w2, 4096 w6) and word & m (4096 w3, 4096 w7): one AND
+ * with a shifted register per pair, no SXTB16. The activations are sign-extended once per chunk
+ * into the matching pairs (x0, x4), (x1, x5), (x2, x6), (x3, x7) (SXTB16, then PKHBT / PKHTB), so
+ * one SMLAD adds two products, each 4096 times too large.
+ *
+ * Range: a product is at most 128 * 8 = 1024 in magnitude, so the sum of one chunk of at most
+ * 256 activations, times 4096, is at most 2^12 * 2^10 * 2^8 = 2^30 in magnitude: it fits an
+ * int32 accumulator started at 0, every partial sum too, and every term is a multiple of 4096,
+ * so the arithmetic shift `sum >> 12` is the chunk's exact dot product. It is added to acc[o]
+ * (wrapping, as the scalar loop would): bit-exact. */
+
+/* Groups of eight activations extended per chunk: 4 words each, the same 512-byte buffer. */
+#define MICRO_DSP_CHUNK_OCTETS (MICRO_DSP_CHUNK_QUADS / 2)
+
+/* Extend `octets` (>= 1) groups of eight activations (any alignment) into their four pairs. Per
+ * eight activations two LDR, four SXTB16, four PKH, two STRD and the counter: 14 instructions. */
+static void extend_activations_q4(const int8_t* x, int32_t octets) {
+  int32_t* pairs = micro_dsp_pairs;
+  int32_t low, high, even_lo, even_hi, p0, p1;
+  __asm__ volatile(
+      "1:\n\t"
+      "ldr %[low], [%[x]], #4\n\t"            /* x0 x1 x2 x3 */
+      "ldr %[high], [%[x]], #4\n\t"           /* x4 x5 x6 x7 */
+      "sxtb16 %[even_lo], %[low]\n\t"         /* (x0, x2) */
+      "sxtb16 %[even_hi], %[high]\n\t"        /* (x4, x6) */
+      "sxtb16 %[low], %[low], ror #8\n\t"     /* (x1, x3) */
+      "sxtb16 %[high], %[high], ror #8\n\t"   /* (x5, x7) */
+      "pkhbt %[p0], %[even_lo], %[even_hi], lsl #16\n\t" /* (x0, x4) */
+      "pkhbt %[p1], %[low], %[high], lsl #16\n\t"        /* (x1, x5) */
+      "strd %[p0], %[p1], [%[pairs]], #8\n\t"
+      "pkhtb %[p0], %[even_hi], %[even_lo], asr #16\n\t" /* (x2, x6) */
+      "pkhtb %[p1], %[high], %[low], asr #16\n\t"        /* (x3, x7) */
+      "strd %[p0], %[p1], [%[pairs]], #8\n\t"
+      "subs %[octets], %[octets], #1\n\t"
+      "bne 1b"
+      : [x] "+r"(x), [pairs] "+r"(pairs), [octets] "+r"(octets), [low] "=&r"(low),
+        [high] "=&r"(high), [even_lo] "=&r"(even_lo), [even_hi] "=&r"(even_hi), [p0] "=&r"(p0),
+        [p1] "=&r"(p1)
+      :
+      : "cc", "memory");
+}
+
+/* One output's eight weights (one unaligned LDR of eight nibbles from `w`, moved on) against the
+ * four activation pairs in xa..xd: four AND with a shifted register and four SMLAD into `a`. */
+#define MICRO_DSP_DOT8_Q4(a, w)                         \
+  "ldr %[word], [%[" w "]], #4\n\t"                    \
+  "and %[t], %[m], %[word], lsl #12\n\t"               \
+  "smlad %[" a "], %[xa], %[t], %[" a "]\n\t"          \
+  "and %[t], %[m], %[word], lsl #8\n\t"                \
+  "smlad %[" a "], %[xb], %[t], %[" a "]\n\t"          \
+  "and %[t], %[m], %[word], lsl #4\n\t"                \
+  "smlad %[" a "], %[xc], %[t], %[" a "]\n\t"          \
+  "and %[t], %[m], %[word]\n\t"                        \
+  "smlad %[" a "], %[xd], %[t], %[" a "]\n\t"
+
+/* Two outputs, `octets` (>= 1) times eight activations: their sums times 4096, from 0.
+ * Per 16 MACs two LDRD of activation pairs, two LDR of weights, eight AND, eight SMLAD, SUBS
+ * and BNE: 22 instructions, in 13 registers (assembly, as dot2_aligned, so that none spills). */
+static void dot2_q4(const int32_t* pairs, int32_t octets, const int8_t* w0, const int8_t* w1,
+                    int32_t* sums) {
+  int32_t a0 = 0, a1 = 0;
+  int32_t xa, xb, xc, xd, word, t;
+  const int32_t m = (int32_t)0xF000F000;
+  __asm__(
+      "1:\n\t"
+      "ldrd %[xa], %[xb], [%[p]], #8\n\t"
+      "ldrd %[xc], %[xd], [%[p]], #8\n\t"
+      MICRO_DSP_DOT8_Q4("a0", "w0")
+      MICRO_DSP_DOT8_Q4("a1", "w1")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b"
+      : [a0] "+r"(a0), [a1] "+r"(a1), [p] "+r"(pairs), [w0] "+r"(w0), [w1] "+r"(w1),
+        [n] "+r"(octets), [xa] "=&r"(xa), [xb] "=&r"(xb), [xc] "=&r"(xc), [xd] "=&r"(xd),
+        [word] "=&r"(word), [t] "=&r"(t)
+      : [m] "r"(m)
+      : "cc", "memory");
+  sums[0] = a0, sums[1] = a1;
+}
+
+/* One output (the odd one left by the pairs): 13 instructions per eight MACs. */
+static int32_t dot1_q4(const int32_t* pairs, int32_t octets, const int8_t* w0) {
+  int32_t a0 = 0;
+  int32_t xa, xb, xc, xd, word, t;
+  const int32_t m = (int32_t)0xF000F000;
+  __asm__(
+      "1:\n\t"
+      "ldrd %[xa], %[xb], [%[p]], #8\n\t"
+      "ldrd %[xc], %[xd], [%[p]], #8\n\t"
+      MICRO_DSP_DOT8_Q4("a0", "w0")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b"
+      : [a0] "+r"(a0), [p] "+r"(pairs), [w0] "+r"(w0), [n] "+r"(octets), [xa] "=&r"(xa),
+        [xb] "=&r"(xb), [xc] "=&r"(xc), [xd] "=&r"(xd), [word] "=&r"(word), [t] "=&r"(t)
+      : [m] "r"(m)
+      : "cc", "memory");
+  return a0;
+}
+
+/* a + b modulo 2^32, as TIR's int32 sums (no signed overflow in C). */
+static inline int32_t wrapping_add(int32_t a, int32_t b) {
+  return (int32_t)((uint32_t)a + (uint32_t)b);
+}
+
+/* A tail of 1 to 7 activations as one octet padded with zero activations: the weight word is
+ * built from the row's ceil(tail / 2) remaining bytes (no read past the row), and the nibbles
+ * beyond the tail meet zeros. About 20 instructions per output. */
+static void q4_tail(const int8_t* x, const int8_t* w, int32_t* acc, int32_t tail, int32_t n,
+                    int32_t w_stride) {
+  int8_t padded[8] __attribute__((aligned(4))) = {0};
+  memcpy(padded, x, (size_t)tail);
+  extend_activations_q4(padded, 1);
+  const int32_t xa = micro_dsp_pairs[0], xb = micro_dsp_pairs[1];
+  const int32_t xc = micro_dsp_pairs[2], xd = micro_dsp_pairs[3];
+  const uint32_t m = 0xF000F000u;
+  const int32_t bytes = (tail + 1) / 2;
+  for (int32_t o = 0; o < n; ++o) {
+    const uint8_t* row = (const uint8_t*)(w + o * w_stride);
+    uint32_t word = row[0];
+    if (bytes > 1) word |= (uint32_t)row[1] << 8;
+    if (bytes > 2) word |= (uint32_t)row[2] << 16;
+    if (bytes > 3) word |= (uint32_t)row[3] << 24;
+    int32_t sum = __smlad(xa, (int32_t)((word << 12) & m), 0);
+    sum = __smlad(xb, (int32_t)((word << 8) & m), sum);
+    sum = __smlad(xc, (int32_t)((word << 4) & m), sum);
+    sum = __smlad(xd, (int32_t)(word & m), sum);
+    acc[o] = wrapping_add(acc[o], sum >> 12);
+  }
+}
+
+int32_t micro_dsp_dot_q7q4(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, int32_t n,
+                           int32_t w_stride) {
+  const int8_t* x = x_ptr;
+  const int8_t* w = w_ptr;
+  int32_t* acc = acc_ptr;
+  int32_t done = 0; /* activations done: a multiple of 8, so rows advance done / 2 bytes */
+  while (len - done >= 8) {
+    int32_t octets = (len - done) / 8;
+    if (octets > MICRO_DSP_CHUNK_OCTETS) octets = MICRO_DSP_CHUNK_OCTETS;
+    extend_activations_q4(x + done, octets);
+    const int8_t* wd = w + done / 2;
+    int32_t o = 0;
+    for (; o + 2 <= n; o += 2) {
+      int32_t sums[2];
+      dot2_q4(micro_dsp_pairs, octets, wd + o * w_stride, wd + (o + 1) * w_stride, sums);
+      acc[o] = wrapping_add(acc[o], sums[0] >> 12);
+      acc[o + 1] = wrapping_add(acc[o + 1], sums[1] >> 12);
+    }
+    if (o < n) {
+      acc[o] = wrapping_add(acc[o], dot1_q4(micro_dsp_pairs, octets, wd + o * w_stride) >> 12);
+    }
+    done += 8 * octets;
+  }
+  if (done < len) q4_tail(x + done, w + done / 2, acc, len - done, n, w_stride);
   return 0;
 }

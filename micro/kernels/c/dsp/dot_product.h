@@ -19,4 +19,12 @@ int32_t micro_dsp_dot_q7(void* x, void* w, void* acc, int32_t len, int32_t n, in
  * generated model aligns to 16 bytes, at offsets that are multiples of 16. */
 int32_t micro_dsp_dot_q7x4(void* x, void* w, void* acc, int32_t len, int32_t n);
 
+/* int8 activations times packed signed 4-bit weights: acc[o] += sum_{r < len} x[r] * w4(o, r) for
+ * o < n (int32, wrapping), where row o starts w_stride bytes after row o - 1 and byte j of a row
+ * holds w4(o, 2j) in its low nibble and w4(o, 2j + 1) in its high nibble, both two's complement
+ * in [-8, 7] (for an odd len the last high nibble is not read). Any len, n, alignment of x, w and
+ * w_stride. 22 instructions per 16 MACs in the inner loop (two outputs). Returns 0. */
+int32_t micro_dsp_dot_q7q4(void* x, void* w, void* acc, int32_t len, int32_t n,
+                           int32_t w_stride);
+
 #endif
