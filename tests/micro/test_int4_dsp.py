@@ -14,8 +14,11 @@ from tvm import relax, s_tir, te, tirx
 
 import micro
 from micro.kernels import dsp
+from relay_passes import emit_cluster_gated_linear, pack_int4, reference_forward
+from tests.relay_passes.test_cluster_gated_linear import _quantized_params
+from tests.relay_passes.test_factored_cluster_gated_linear import factored_params
 
-from .graphs import host_reference, requires_toolchain
+from .graphs import host_reference, random_inputs, requires_toolchain
 
 NUM_CLUSTERS = 3
 LENGTHS = (1, 7, 8, 9, 17, 144, 263)
@@ -54,15 +57,6 @@ def q4_kernel(length: int, outputs: int, gathered: bool = True) -> tirx.PrimFunc
     return func.with_attr("op_pattern", 8)  # opaque: not fused with the slice before it
 
 
-def pack_q4(weights: np.ndarray) -> np.ndarray:
-    """Nibbles in [-8, 7] along the last axis → bytes, weight 2j low and 2j + 1 high."""
-    if weights.shape[-1] % 2:
-        weights = np.concatenate([weights, np.zeros_like(weights[..., :1])], axis=-1)
-    low = weights[..., 0::2].astype(np.uint8) & 0xF
-    high = weights[..., 1::2].astype(np.uint8) & 0xF
-    return (low | (high << 4)).view(np.int8)
-
-
 def q4_module(shapes, seed: int = 0):
     """One Relax module calling a 4-bit kernel per ``(length, outputs, gathered, fill)``, the
     results concatenated; returns the module and, per shape, the unpacked weights."""
@@ -84,7 +78,8 @@ def q4_module(shapes, seed: int = 0):
                                    f"q4_{length}x{outputs}{'_gathered' if gathered else ''}")
                 xs = bb.emit(relax.op.strided_slice(x, axes=[1], begin=[0], end=[length]))
                 results.append(bb.emit(relax.call_tir(
-                    gvar, [xs, relax.const(pack_q4(w))], relax.TensorType((1, outputs), "int32"))))
+                    gvar, [xs, relax.const(pack_int4(w))],
+                    relax.TensorType((1, outputs), "int32"))))
             out = bb.emit_output(relax.op.concat(results, axis=1))
         bb.emit_func_output(out)
     return bb.get(), unpacked
@@ -106,10 +101,9 @@ def _extern_calls(func: tirx.PrimFunc, symbol: str) -> int:
     return func.script().count(f'call_extern("int32", "{symbol}"')
 
 
-def test_pack_q4_matches_the_te_expression():
+def test_pack_int4_matches_the_te_expression():
     w = np.array([[[-8, 7, -1, 0, 3]]], dtype=np.int8)
-    packed = pack_q4(w)
-    assert packed.tolist() == [[[0x78, 0x0F, 0x03]]]
+    packed = pack_int4(w)
     shifts = (28 - (np.arange(5) % 2) * 4).astype(np.int32)
     nib = (packed[0, 0, np.arange(5) // 2].astype(np.int32) << shifts) >> 28
     assert nib.tolist() == w[0, 0].tolist()
@@ -176,3 +170,37 @@ def test_4bit_firmware_is_bit_exact(tmp_path):
     expected = numpy_reference(shapes, unpacked, inputs)
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(got, host_reference(model, inputs))
+
+
+def _operator_module(params):
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, params.input_size), "int8"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(emit_cluster_gated_linear(bb, x, params))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+@requires_toolchain
+def test_the_4bit_pla_operator_runs_its_maps_on_the_4bit_kernel(tmp_path):
+    """relay_passes' operator with 4-bit maps, full and factored: every map on
+    micro_dsp_dot_q7q4 (the centroids stay int8), firmware bit-exact with reference_forward."""
+    rng = np.random.default_rng(4)
+    full = _quantized_params(rng, k=3, dim=140, d=16, weight_bits=4,
+                             weights_q=rng.integers(-8, 8, (3, 140, 16), dtype=np.int8),
+                             weight_scales=rng.uniform(2e-2, 8e-2, (3, 16)).astype(np.float32))
+    factored = factored_params(rng, k=3, dim=140, r=5, d=16, weight_bits=4,
+                               left_q=rng.integers(-8, 8, (3, 140, 5), dtype=np.int8),
+                               right_q=rng.integers(-8, 8, (3, 5, 16), dtype=np.int8))
+    board = micro.get_board("mps2-an386")
+    for name, params, maps in (("full", full, 1), ("factored", factored, 2)):
+        model = _operator_module(params)
+        lowered = dsp.apply_dsp(model, board)
+        kernel = next(f for gv, f in lowered.functions.items()
+                      if gv.name_hint.startswith("cluster_gated_linear"))
+        assert _extern_calls(kernel, dsp.MICRO_KERNEL_Q4) == maps
+        inputs = random_inputs(model, 6)
+        got = micro.run(micro.build(lowered, board, tmp_path / name), inputs).outputs
+        np.testing.assert_array_equal(
+            got, np.stack([reference_forward(params, x) for x in inputs]))
