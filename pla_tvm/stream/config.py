@@ -14,7 +14,8 @@ one rate and one model. The rules (docs/stream.md):
   16 bits (then saturated there), squared and shifted by :attr:`StreamConfig.energy_shift` bits
   so that the moving-window integral of :attr:`StreamConfig.window` samples (150 ms) fits int32;
 * decision rules in samples: refractory period 200 ms, T-wave check below 360 ms, learning
-  phase 2 s, search-back after 166 % of the mean RR interval (at most 1.66 * 2 s);
+  phase 2 s, search-back after 166 % of the mean RR interval (at most 1.66 * 2 s), learning
+  again after that plus 0.5 s (at least 2 s) without a QRS;
 * beats from one R peak to the next, kept when the RR interval lies in [0.2 s, 2.0 s] (the
   host's ``rr`` beat window), resampled to the model's length and quantized with its scale.
 """

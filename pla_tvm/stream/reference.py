@@ -13,7 +13,11 @@ squaring, moving-window integration; peaks of the integral are confirmed when it
 ``THR1 = NPKI + (SPKI - NPKI) / 4`` and ``THR2 = THR1 / 2``; a 200 ms refractory period; a T-wave
 check (below 360 ms, less than half the previous QRS's slope); search-back for the largest peak
 above ``THR2`` after 166 % of the mean of the last 8 RR intervals; a 2 s learning phase whose
-peaks are replayed once the first thresholds are set. The R peak is the largest absolute
+peaks are replayed once the first thresholds are set; and, beyond Pan and Tompkins, learning
+again from the integral's maximum and mean (``SPKI = max / 3``, ``NPKI = mean / 2``, as the first
+learning) over the samples since one window after the last QRS, once they span the search-back
+wait plus 0.5 s (at least 2 s), so that detection resumes after an amplitude drop or a noise
+burst raised the levels. The R peak is the largest absolute
 band-passed value in the integration window before the peak, moved back by the band-pass delay.
 """
 
@@ -142,6 +146,8 @@ class FrontEnd:
         self.rr = [c.fs] * RR_HISTORY
         self.rr_next = 0
         self.candidates: list[tuple[int, int, int]] = []
+        self.quiet_since = c.learning
+        self.quiet_max = self.quiet_sum = 0
         self.r_peaks: list[int] = []
         self.beat_peaks: list[int] = []
         self.beats: list[np.ndarray] = []
@@ -177,9 +183,28 @@ class FrontEnd:
             self.learn_sum += self.integral
             if n == c.learning - 1:
                 self._end_learning()
-        elif self.have_qrs and self.candidates:
-            self._search_back(n)
+        else:
+            if self.have_qrs and self.candidates:
+                self._search_back(n)
+            self._watch_quiet(n, self.integral)
         self.n = n + 1
+
+    def _search_back_limit(self) -> int:
+        return min(sum(self.rr) * 166 // (100 * RR_HISTORY), self.config.search_back_cap)
+
+    def _watch_quiet(self, n: int, value: int) -> None:
+        """Learn the levels again when no QRS came for the search-back wait plus 0.5 s (at
+        least 2 s), counted from one window after the last one (its integral has decayed)."""
+        if n < self.quiet_since:
+            return
+        self.quiet_max = max(self.quiet_max, value)
+        self.quiet_sum += value
+        count = n - self.quiet_since + 1
+        if count >= max(self.config.learning, self._search_back_limit() + self.config.fs // 2):
+            self.spki = self.quiet_max // 3
+            self.npki = (self.quiet_sum // count) // 2
+            self._thresholds()
+            self.quiet_since, self.quiet_max, self.quiet_sum = n + 1, 0, 0
 
     def _find_peak(self, value: int, n: int) -> None:
         """A peak of the integral is confirmed when it falls to half, or a window later."""
@@ -252,8 +277,7 @@ class FrontEnd:
 
     def _search_back(self, n: int) -> None:
         c = self.config
-        limit = min(sum(self.rr) * 166 // (100 * RR_HISTORY), c.search_back_cap)
-        if n - self.last_qrs <= limit:
+        if n - self.last_qrs <= self._search_back_limit():
             return
         best = None
         for candidate in self.candidates:
@@ -279,6 +303,8 @@ class FrontEnd:
         r = where - c.bandpass_delay
         self.have_qrs, self.last_qrs, self.last_slope = True, t, slope
         self.candidates = [cand for cand in self.candidates if cand[0] > t]
+        self.quiet_since = max(self.n, c.learning) + c.window
+        self.quiet_max = self.quiet_sum = 0
         if r <= self.last_r:
             self.skipped[SKIP_ORDER] += 1
             return
