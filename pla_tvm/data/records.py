@@ -102,17 +102,28 @@ def _read_record(path: Path):
             from None
 
 
-def _select_lead(record, lead: int | str, path: Path) -> tuple[np.ndarray, str]:
-    names = list(record.sig_name or [])
+def lead_index(names: list[str], lead: int | str, path: Path) -> int:
+    """The index of a lead given by name or index among a record's ``names``.
+
+    Raises
+    ------
+    DataError
+        If no lead has that name or the index is out of range (the message lists the leads).
+    """
     if isinstance(lead, str) and not lead.isdigit():
         if lead not in names:
             raise DataError(f"{path}: no lead named {lead!r}; the record has {names}")
-        index = names.index(lead)
-    else:
-        index = int(lead)
-        if not 0 <= index < len(names):
-            raise DataError(f"{path}: lead index {index} out of range; the record has "
-                            f"{len(names)} leads {names}")
+        return names.index(lead)
+    index = int(lead)
+    if not 0 <= index < len(names):
+        raise DataError(f"{path}: lead index {index} out of range; the record has "
+                        f"{len(names)} leads {names}")
+    return index
+
+
+def _select_lead(record, lead: int | str, path: Path) -> tuple[np.ndarray, str]:
+    names = list(record.sig_name or [])
+    index = lead_index(names, lead, path)
     return np.asarray(record.p_signal[:, index], dtype=np.float64), names[index]
 
 
