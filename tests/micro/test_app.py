@@ -81,6 +81,20 @@ def test_app_output_is_byte_exact_and_every_step_is_counted(model, tmp_path, boa
 
 
 @requires_toolchain
+def test_a_30_minute_recording_is_650k_counted_steps(model, tmp_path):
+    """360 Hz for 30 minutes: one QEMU run, a count per step, in seconds (blocked I/O)."""
+    app = micro.App(sources=[APP_SOURCE.with_name("sum_app.c")], step="sum_step",
+                    input_bytes=2, output_max_bytes=4, defines={"EMIT_EVERY": 360})
+    firmware = micro.build(model, "mps2-an386", tmp_path, app=app)
+    x = samples(650_000)
+    result = micro.run(firmware, x, timeout=60.0)
+    sums = np.cumsum(x.astype(np.int64)).astype("<i4")[359::360]
+    assert result.outputs.tobytes() == sums.tobytes()
+    assert result.instruction_counts.shape == (650_000,)
+    assert result.instructions_min > 0
+
+
+@requires_toolchain
 def test_loaded_app_firmware_runs_the_same(model, tmp_path):
     app = window_app()
     firmware = micro.build(model, "mps2-an386", tmp_path, app=app)
