@@ -129,7 +129,7 @@ class Firmware:
         ------
         MetadataError
             If ``metadata.json`` is missing, unreadable, of another format version, or names a
-            board or image that is not there.
+            board, image or app source (the copy in ``src/``) that is not there.
         ToolchainNotFoundError
             If a program is missing.
         """

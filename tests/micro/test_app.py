@@ -116,6 +116,9 @@ def test_loaded_app_firmware_runs_the_same(model, tmp_path):
     # Records given as bytes: the same run.
     as_bytes = micro.run(loaded, x.view(np.uint8).reshape(-1, 2))
     np.testing.assert_array_equal(as_bytes.outputs, first.outputs)
+    (tmp_path / "src" / "window_app.c").unlink()
+    with pytest.raises(micro.MetadataError, match=r"metadata\.json: App\.sources: .* not exist"):
+        micro.Firmware.load(tmp_path)
 
 
 @requires_toolchain
