@@ -15,9 +15,13 @@ Examples
 >>> result.outputs, result.instructions_per_inference                  # doctest: +SKIP
 >>> micro.run(micro.Firmware.load("build/an386"), inputs)             # doctest: +SKIP
 >>> micro.export("build/an386", "lib/ecg", prefix="ecg")              # doctest: +SKIP
+>>> app = micro.App(sources=["qrs.c"], step="qrs_step", input_bytes=2,
+...                 output_max_bytes=8)                                 # doctest: +SKIP
+>>> micro.build(mod, "mps2-an386", "build/qrs", app=app)               # doctest: +SKIP
 """
 
 from .api import Firmware, RunResult, build, run
+from .app import App
 from .boards import Board, MemoryRegion, get_board, list_boards
 from .errors import (
     BuildError,
@@ -25,6 +29,7 @@ from .errors import (
     FirmwareError,
     FirmwareFaultError,
     FirmwareTimeoutError,
+    InvalidAppError,
     InvalidInputError,
     MetadataError,
     MicroError,
@@ -39,6 +44,7 @@ from .graph import TensorInfo
 from .library import Library, export
 
 __all__ = [
+    "App",
     "Board",
     "BuildError",
     "ExportError",
@@ -47,6 +53,7 @@ __all__ = [
     "FirmwareFaultError",
     "FirmwareTimeoutError",
     "Footprint",
+    "InvalidAppError",
     "InvalidInputError",
     "Library",
     "MemoryRegion",

@@ -26,6 +26,8 @@ import tvm
 
 from . import contract
 from .aot import FORMAT_VERSION, write_entry_point
+from .app import App
+from .app import config_defines as app_config_defines
 from .boards import Board, get_board
 from .codegen import generate_kernels
 from .counter import (
@@ -35,7 +37,13 @@ from .counter import (
     plugin_path,
     read_counts,
 )
-from .errors import FirmwareError, InvalidInputError, MetadataError, UnknownBoardError
+from .errors import (
+    FirmwareError,
+    InvalidAppError,
+    InvalidInputError,
+    MetadataError,
+    UnknownBoardError,
+)
 from .firmware import compile_and_link, write_project
 from .footprint import Footprint, check_model_fits, measure
 from .graph import INPUT, OUTPUT, Graph, TensorInfo, extract_graph
@@ -81,6 +89,10 @@ class Firmware:
     memory : dict or None
         The RAM plan (:func:`memory_plan_summary`): the arena, the kernels' workspace, the
         input and output buffers, and the tensors alive at the arena's peak.
+    app : App or None
+        The user code the harness runs per input record (:class:`micro.App`), or None: the
+        model once per record. A loaded firmware's app names the copies of its sources in
+        ``src/``.
     """
 
     elf: Path
@@ -95,6 +107,7 @@ class Firmware:
     counter_plugin: Path | None = None
     markers: tuple[int, int] = (0, 0)
     memory: dict | None = None
+    app: App | None = None
 
     @classmethod
     def load(cls, out_dir: str | Path, *, toolchain_path: str | Path | None = None) -> Firmware:
@@ -116,7 +129,7 @@ class Firmware:
         ------
         MetadataError
             If ``metadata.json`` is missing, unreadable, of another format version, or names a
-            board or image that is not there.
+            board, image or app source (the copy in ``src/``) that is not there.
         ToolchainNotFoundError
             If a program is missing.
         """
@@ -145,19 +158,22 @@ class RunResult:
     Attributes
     ----------
     outputs : numpy.ndarray
-        Model outputs, shape ``(N, *output_shape)``.
+        Model outputs, shape ``(N, *output_shape)``. With an app: every byte its steps wrote,
+        in order, as a 1-D ``uint8`` array.
     instructions_per_inference : float
-        Mean instructions per inference.
+        Mean instructions per inference (with an app: per step).
     instructions_min, instructions_max : int
-        Fastest and slowest inference.
+        Fastest and slowest inference (with an app: step).
     instruction_counts : numpy.ndarray or None
-        Exact count of each inference (None without the counting plugin).
+        Exact count of each inference (with an app: of each step, one per input record; None
+        without the counting plugin).
     counting : str
         ``"plugin"`` (exact) or ``"systick"`` (ticks × instructions per tick).
     ticks_total : int
-        SysTick ticks inside the model over all inferences.
+        SysTick ticks inside the model (with an app: inside the steps) over all inferences.
     stack_bytes : int
-        Stack used by one inference (entry point and kernels).
+        Stack used by one inference (entry point and kernels); with an app, the most any step
+        used (the model's calls included).
     stack_total_bytes : int
         Stack high-water mark of the whole firmware run.
     footprint : Footprint
@@ -218,6 +234,7 @@ def _write_metadata(firmware: Firmware, entry: str) -> None:
         "footprint": firmware.footprint.as_dict(),
         "memory": firmware.memory,
         "elf": str(firmware.elf.relative_to(firmware.out_dir)),
+        "app": firmware.app.as_metadata() if firmware.app else None,
     }
     text = json.dumps(metadata, indent=2, sort_keys=True)
     (firmware.out_dir / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
@@ -248,7 +265,9 @@ def _read_metadata(path: Path) -> dict:
         return TensorInfo(name, tuple(int(d) for d in raw["shape"]), str(raw["dtype"]))
 
     try:
+        app = metadata.get("app")
         return {
+            "app": None if app is None else App.from_metadata(app, path.parent / "src"),
             "elf": path.parent / str(metadata["elf"]),
             "board": get_board(str(metadata["board"])),
             "input": tensor(INPUT),
@@ -258,7 +277,7 @@ def _read_metadata(path: Path) -> dict:
             "quantization": _normalize_quantization(metadata["quantization"]),
             "memory": metadata.get("memory"),
         }
-    except UnknownBoardError as error:
+    except (UnknownBoardError, InvalidAppError) as error:
         raise MetadataError(f"{path}: {error}") from None
     except (KeyError, TypeError, ValueError) as error:
         raise MetadataError(f"{path}: a field is missing or malformed ({error!r})") from None
@@ -276,6 +295,7 @@ def build(
     heap_bytes: int | None = None,
     toolchain_path: str | Path | None = None,
     dsp: bool | None = None,
+    app: App | None = None,
 ) -> Firmware:
     """Compile a static Relax module into bare-metal firmware for a board.
 
@@ -305,6 +325,10 @@ def build(
     dsp : bool, optional
         None: the board's default (:func:`micro.kernels.dsp.board_uses_dsp`); False: TVM's plain
         lowering; True: the micro-kernel, which the board must have.
+    app : App, optional
+        Your C code around the model: the harness calls its ``step`` once per input record
+        instead of running the model per record (:class:`micro.App`, docs/micro.md
+        "Applications").
 
     Returns
     -------
@@ -315,6 +339,9 @@ def build(
     ------
     ValueError
         If ``backend``, ``entry`` or ``quantization`` is invalid.
+    InvalidAppError
+        If ``app`` is not an :class:`App`, names a missing include folder, or a source clashes
+        with a kernel library source of the project.
     UnknownBoardError
         If the board name is unknown.
     ToolchainNotFoundError
@@ -330,6 +357,7 @@ def build(
     return _build(
         mod, board, out_dir, backend=backend, entry=entry, quantization=quantization,
         stack_bytes=stack_bytes, heap_bytes=heap_bytes, toolchain_path=toolchain_path, dsp=dsp,
+        app=app,
     )  # fmt: skip
 
 
@@ -346,6 +374,7 @@ def _build(
     toolchain_path: str | Path | None = None,
     dsp: bool | None = None,
     test_hook: str | None = None,
+    app: App | None = None,
 ) -> Firmware:
     """:func:`build`, whose firmware can also misbehave on purpose, for micro's own tests.
 
@@ -356,6 +385,10 @@ def _build(
     """
     if not _C_IDENTIFIER.fullmatch(entry):
         raise ValueError(f"entry must be a C identifier, got {entry!r}")
+    if app is not None:
+        if not isinstance(app, App):
+            raise InvalidAppError(f"app must be a micro.App, got {type(app).__name__}")
+        app.check_include_dirs()
     toolchain = find_toolchain(toolchain_path)
     board = get_board(board)
     board.tvm_target(backend)  # rejects an unknown backend before any work
@@ -374,6 +407,7 @@ def _build(
         stack_bytes=board.stack_bytes if stack_bytes is None else stack_bytes,
         heap_bytes=board.heap_bytes if heap_bytes is None else heap_bytes,
         test_hook=test_hook,
+        app=app,
     )
 
 
@@ -435,8 +469,9 @@ def _build_graph(
     heap_bytes: int,
     quantization: Mapping | None = None,
     test_hook: str | None = None,
+    app: App | None = None,
 ) -> Firmware:
-    """:func:`build_graph` with :func:`_build`'s ``test_hook``."""
+    """:func:`build_graph` with :func:`_build`'s ``test_hook`` and :func:`build`'s ``app``."""
     out_dir = Path(out_dir).resolve()  # the compiler runs in the build folder: no relative paths
     src_dir, build_dir = out_dir / "src", out_dir / "build"
     src_dir.mkdir(parents=True, exist_ok=True)
@@ -454,10 +489,21 @@ def _build_graph(
         heap_bytes,
     )
     write_entry_point(graph, plan, kernels, src_dir, entry, quantization)
-    linker_script = write_project(src_dir, board, stack_bytes, heap_bytes, test_hook)
-    elf, objects = compile_and_link(src_dir, build_dir, board, kernels, toolchain, linker_script)
+    app_sources = _app_sources(app, kernels.extern_sources)
+    linker_script = write_project(
+        src_dir, board, stack_bytes, heap_bytes, test_hook,
+        app_defines=app_config_defines(app, board) if app else None,
+        app_sources=app.sources if app else (),
+    )  # fmt: skip
+    elf, objects = compile_and_link(
+        src_dir, build_dir, board, kernels, toolchain, linker_script,
+        app_sources=app_sources, include_dirs=app.include_dirs if app else (),
+    )  # fmt: skip
     model_objects = ["model", "kernels", *(path.stem for path in kernels.extern_sources)]
-    footprint = measure(toolchain, board, elf, [objects[name] for name in model_objects])
+    footprint = measure(
+        toolchain, board, elf, [objects[name] for name in model_objects],
+        [objects[Path(name).stem] for name in app_sources],
+    )  # fmt: skip
     _warn_if_nearly_full(footprint, board)
     firmware = Firmware(
         elf=elf,
@@ -472,6 +518,7 @@ def _build_graph(
         counter_plugin=build_counter_plugin(toolchain, build_dir),
         markers=marker_addresses(toolchain, elf),
         memory=memory_plan_summary(graph, plan, kernels.workspace_bytes, io_bytes),
+        app=app,
     )
     _write_metadata(firmware, entry)
     logger.info(
@@ -480,6 +527,18 @@ def _build_graph(
         footprint.image_flash_bytes, footprint.image_ram_bytes,
     )  # fmt: skip
     return firmware
+
+
+def _app_sources(app: App | None, extern_sources: tuple[Path, ...]) -> list[str]:
+    """The names of the app's sources in ``src/``, none of them a kernel library's source."""
+    if app is None:
+        return []
+    names = [path.name for path in app.sources]
+    clash = sorted(set(names) & {path.name for path in extern_sources})
+    if clash:
+        raise InvalidAppError(f"App.sources: {', '.join(clash)} is also the name of a kernel "
+                              f"library source this model needs; rename it")
+    return names
 
 
 def memory_plan_summary(
@@ -532,6 +591,22 @@ def _as_batch(firmware: Firmware, inputs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(inputs.astype(inputs.dtype.newbyteorder("<"), copy=False))
 
 
+def _as_records(app: App, inputs: np.ndarray) -> np.ndarray:
+    """An app's input records: the first axis counts them, each ``app.input_bytes`` bytes."""
+    inputs = np.asarray(inputs)
+    if inputs.dtype.kind not in "biufc":
+        raise InvalidInputError(f"inputs have dtype {inputs.dtype}; an app's records must be a"
+                                f" numeric array")
+    record = inputs.dtype.itemsize * int(np.prod(inputs.shape[1:], dtype=np.int64))
+    if inputs.ndim == 0 or inputs.shape[0] == 0 or record != app.input_bytes:
+        raise InvalidInputError(
+            f"inputs have shape {inputs.shape} and dtype {inputs.dtype}: records of {record}"
+            f" bytes, the app reads records of input_bytes={app.input_bytes} (first axis:"
+            f" N >= 1 records)"
+        )
+    return np.ascontiguousarray(inputs.astype(inputs.dtype.newbyteorder("<"), copy=False))
+
+
 def _instruction_stats(
     report: Report, counts: np.ndarray | None, board: Board, count: int
 ) -> tuple[float, int, int]:
@@ -550,12 +625,18 @@ def run(
 ) -> RunResult:
     """Run the model on a batch of inputs in one QEMU session.
 
+    With an app (``firmware.app``), the inputs are its records and the outputs the bytes its
+    steps wrote (see :class:`RunResult`).
+
     Parameters
     ----------
     firmware : Firmware
-        Output of :func:`build`.
+        Output of :func:`build` (or :meth:`Firmware.load`).
     inputs : numpy.ndarray
         Shape ``(N, *input_shape)`` (or ``input_shape`` for one input), the model's dtype.
+        With an app: any numeric array whose first axis counts the records and whose other
+        axes hold ``app.input_bytes`` bytes each (e.g. int16 of shape ``(N,)`` for two-byte
+        records, or uint8 of shape ``(N, input_bytes)``).
     timeout : float
         Wall-clock seconds before the run is treated as a hang and killed.
     sandbox : bool
@@ -571,13 +652,14 @@ def run(
     Raises
     ------
     InvalidInputError
-        If the inputs' dtype or shape does not match the model.
+        If the inputs' dtype or shape does not match the model (the app's record size).
     FirmwareTimeoutError, FirmwareFaultError, FirmwareError
         If the firmware hangs, faults or ends abnormally.
     SandboxUnavailableError
         If ``sandbox`` is set and ``bwrap`` is missing or cannot start.
     """
-    batch = _as_batch(firmware, inputs)
+    app = firmware.app
+    batch = _as_batch(firmware, inputs) if app is None else _as_records(app, inputs)
     out_info = firmware.output
     with tempfile.TemporaryDirectory(prefix="run-", dir=firmware.out_dir) as work:
         work_dir = Path(work)
@@ -593,13 +675,22 @@ def run(
         raw = (work_dir / contract.OUTPUT_FILE).read_bytes()
         counts = read_counts(work_dir) if plugin else None
     count = batch.shape[0]
-    if report.inferences != count or len(raw) != count * out_info.nbytes:
+    if app is not None:
+        if report.inferences != count or report.app_output_bytes != len(raw):
+            raise FirmwareError(
+                f"sent {count} records but the firmware reports {report.inferences} steps and"
+                f" {report.app_output_bytes} output bytes, and wrote {len(raw)} bytes"
+            )
+        outputs = np.frombuffer(raw, dtype=np.uint8).copy()
+    elif report.inferences != count or len(raw) != count * out_info.nbytes:
         raise FirmwareError(
             f"sent {count} inputs but the firmware reports {report.inferences} inferences and"
             f" wrote {len(raw)} bytes ({out_info.nbytes} per output)"
         )
-    dtype = np.dtype(out_info.dtype).newbyteorder("<")
-    outputs = np.frombuffer(raw, dtype=dtype).astype(out_info.dtype).reshape(count, *out_info.shape)
+    else:
+        dtype = np.dtype(out_info.dtype).newbyteorder("<")
+        outputs = np.frombuffer(raw, dtype=dtype).astype(out_info.dtype)
+        outputs = outputs.reshape(count, *out_info.shape)
     mean, low, high = _instruction_stats(report, counts, firmware.board, count)
     return RunResult(
         outputs=outputs,

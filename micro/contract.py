@@ -14,7 +14,8 @@ INPUT_FILE = "micro_in.bin"
 """Input records, concatenated raw little-endian bytes, read by the firmware over semihosting."""
 
 OUTPUT_FILE = "micro_out.bin"
-"""Output records written by the firmware, one per input record, same encoding."""
+"""Output records written by the firmware, one per input record, same encoding (with an app: the
+bytes its steps wrote, in order)."""
 
 STACK_PAINT = 0xA5A5A5A5
 """Word written over the unused stack; the first overwritten word gives the high-water mark."""
@@ -24,7 +25,7 @@ STATUS_EXITS = {
     "NO_INPUT": 2,
     "NO_OUTPUT": 3,
     "SHORT_INPUT": 4,
-    "MODEL_ERROR": 5,
+    "MODEL_ERROR": 5,  # also an app's init or step reporting an error
     "WRITE_ERROR": 6,
 }
 """Exit codes of the harness for outcomes that are not faults."""
@@ -86,6 +87,9 @@ RESULT_RE = re.compile(
 STACK_RE = re.compile(
     r"^MICRO:STACK model_bytes=(\d+) total_bytes=(\d+) reserved_bytes=(\d+)$", re.MULTILINE
 )
+APP_RE = re.compile(r"^MICRO:APP output_bytes=(\d+)$", re.MULTILINE)
+"""Printed by a firmware with an app (:class:`micro.App`) after ``MICRO:RESULT``: how many bytes
+its steps wrote to :data:`OUTPUT_FILE` in all."""
 END_RE = re.compile(r"^MICRO:END$", re.MULTILINE)
 ERROR_RE = re.compile(r"^MICRO:ERROR (.*)$", re.MULTILINE)
 FAULT_RE = re.compile(r"^MICRO:FAULT type=(\w+)(.*)$", re.MULTILINE)

@@ -61,6 +61,11 @@ class InvalidInputError(MicroError, ValueError):
     """Inputs given to :func:`micro.run` do not match the model's input shape or dtype."""
 
 
+class InvalidAppError(MicroError, ValueError):
+    """A :class:`micro.App` field is invalid (the message names it), or an app source clashes with
+    a file of the firmware project."""
+
+
 class FirmwareError(MicroError):
     """The firmware ran but did not finish normally (bad exit code or missing report lines)."""
 

@@ -2,8 +2,9 @@
 
 Two views matter when choosing a board: what the model itself costs (kernel code, constants,
 intermediate and workspace arenas: the objects ``model.o`` and ``kernels.o``) and what the whole
-image needs (plus start-up code, harness, newlib, and the heap and stack reservations). Both come
-from ``arm-none-eabi-size``; the stack actually used is measured at run time (see
+image needs (plus start-up code, harness, newlib, and the heap and stack reservations). With an
+app (:class:`micro.App`), its objects are measured apart as a third view, inside the image's.
+All come from ``arm-none-eabi-size``; the stack actually used is measured at run time (see
 :class:`micro.api.RunResult`).
 """
 
@@ -37,6 +38,9 @@ class Footprint:
         The reservations inside ``image_ram_bytes``.
     board_flash_bytes, board_ram_bytes : int
         Capacity of the board.
+    app_flash_bytes, app_ram_bytes : int
+        The same as the model's for the objects of an app's sources (:class:`micro.App`; 0
+        without one). Part of the image, not of the model.
     """
 
     model_flash_bytes: int
@@ -47,6 +51,8 @@ class Footprint:
     heap_reserved_bytes: int
     board_flash_bytes: int
     board_ram_bytes: int
+    app_flash_bytes: int = 0
+    app_ram_bytes: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Return the fields as a plain dictionary (for JSON reports)."""
@@ -86,9 +92,13 @@ def _sections(toolchain: Toolchain, elf: Path) -> dict[str, tuple[int, int]]:
 
 
 def measure(
-    toolchain: Toolchain, board: Board, elf: Path, model_objects: Iterable[Path]
+    toolchain: Toolchain,
+    board: Board,
+    elf: Path,
+    model_objects: Iterable[Path],
+    app_objects: Iterable[Path] = (),
 ) -> Footprint:
-    """Measure the model's objects and the linked image.
+    """Measure the model's objects, an app's objects and the linked image.
 
     Parameters
     ----------
@@ -100,6 +110,8 @@ def measure(
         The linked firmware.
     model_objects : iterable of Path
         ``model.o`` and the kernel object.
+    app_objects : iterable of Path
+        The objects of an app's sources (none without an app).
 
     Returns
     -------
@@ -107,6 +119,8 @@ def measure(
         Model and image sizes.
     """
     model_flash, model_ram = _object_sizes(toolchain, model_objects)
+    app_objects = list(app_objects)
+    app_flash, app_ram = _object_sizes(toolchain, app_objects) if app_objects else (0, 0)
     sections = _sections(toolchain, elf)
 
     def inside(region, address: int) -> bool:
@@ -124,6 +138,8 @@ def measure(
         heap_reserved_bytes=sections.get(".heap", (0, 0))[0],
         board_flash_bytes=board.flash.length,
         board_ram_bytes=board.ram.length,
+        app_flash_bytes=app_flash,
+        app_ram_bytes=app_ram,
     )
 
 

@@ -12,8 +12,9 @@ make it a runnable image. :func:`export` takes the first three out of a built fi
   core, footprint) and a versioned ``metadata.json``.
 
 Nothing of the QEMU project comes along: no ``main``, start-up code, vector table, linker script,
-semihosting or heap; the model's buffers are static. The library is built for the firmware's
-board (its core's instructions and float ABI) and only from C kernels (``backend="c"``).
+semihosting, heap or the sources of an app (:class:`micro.App`) built around the model; the
+model's buffers are static. The library is built for the firmware's board (its core's
+instructions and float ABI) and only from C kernels (``backend="c"``).
 
 The renaming is checked, not assumed: every source is compiled for the board with
 ``-Wall -Wextra -Werror`` before and after, and the defined global symbols of the result must all
@@ -300,8 +301,10 @@ def export(firmware: Firmware | str | os.PathLike, out_dir: str | os.PathLike, p
     if out_dir.is_file() or (out_dir.is_dir() and any(out_dir.iterdir())):
         raise ExportError(f"{out_dir}: exists and is not an empty folder; choose a new one")
     src = firmware.out_dir / "src"
+    app_files = {path.name for path in firmware.app.sources} if firmware.app else set()
     files = sorted(path for path in src.iterdir()
-                   if path.suffix in (".c", ".h") and path.name not in QEMU_PROJECT_FILES)
+                   if path.suffix in (".c", ".h") and path.name not in QEMU_PROJECT_FILES
+                   and path.name not in app_files)
     for path in files:
         included = set(re.findall(r'#include\s+"([^"]+)"', path.read_text(encoding="utf-8")))
         if included & QEMU_PROJECT_FILES:

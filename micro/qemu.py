@@ -45,6 +45,8 @@ class Report:
         Size of the stack region.
     stdout : str
         Everything the firmware printed.
+    app_output_bytes : int or None
+        With an app: the bytes its steps wrote (``MICRO:APP``); None without.
     """
 
     inferences: int
@@ -55,6 +57,7 @@ class Report:
     stack_total_bytes: int
     stack_reserved_bytes: int
     stdout: str
+    app_output_bytes: int | None = None
 
 
 def qemu_command(qemu: Path, board: Board, elf: Path, extra_args: Sequence[str] = ()) -> list[str]:
@@ -148,7 +151,9 @@ def parse_report(stdout: str) -> Report:
         raise FirmwareError(f"the firmware's report is incomplete:\n{stdout[-2000:]}")
     inferences, total, low, high = (int(v) for v in result.groups())
     model, whole, reserved = (int(v) for v in stack.groups())
-    return Report(inferences, total, low, high, model, whole, reserved, stdout)
+    app = contract.APP_RE.search(stdout)
+    app_bytes = int(app.group(1)) if app else None
+    return Report(inferences, total, low, high, model, whole, reserved, stdout, app_bytes)
 
 
 def run_firmware(
