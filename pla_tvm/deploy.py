@@ -122,10 +122,37 @@ def _warn_on_other_baseline(pla: Path, fitted_to, model: Path) -> None:
                 "accuracy compress measured", pla, expected, fitted_to.path, found)
 
 
+def _stream_app(mod, quantization: dict, fs: int, adc_bits: int):
+    """The streaming front end around ``mod`` (:mod:`pla_tvm.stream`): its config and app.
+
+    The model must take one int8 beat ``[1, L, 1]`` or ``[1, L]`` with a known quantization.
+    """
+    from pla_tvm.stream.config import StreamConfig
+    from pla_tvm.stream.firmware import stream_app
+
+    main = mod["main"]
+    params = main.params
+    info, output = params[0].struct_info, main.ret_struct_info
+    shape = [int(d) for d in info.shape]
+    if (str(info.dtype) != "int8" or quantization.get("input") is None or shape[0] != 1
+            or len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 1)):
+        raise ModelError(f"--stream needs a full-int8 model taking one beat [1, L, 1] with its "
+                         f"input quantization; this one takes {info.dtype}{shape}")
+    if str(output.dtype) not in ("int8", "float32"):
+        raise ModelError(f"--stream needs int8 or float32 outputs, the model gives "
+                         f"{output.dtype}")
+    config = StreamConfig(fs=fs, length=shape[1], adc_bits=adc_bits,
+                          input_scale=quantization["input"]["scale"],
+                          input_zero_point=int(quantization["input"]["zero_point"]))
+    out_bytes = int(np.prod([int(d) for d in output.shape])) * np.dtype(str(output.dtype)).itemsize
+    return config, stream_app(config, out_bytes, str(output.dtype) == "float32")
+
+
 def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
                   pla: str | Path | None = None, backend: str = "c",
                   db: str | Path | None = None, boundary: str | None = None,
-                  dsp: bool | None = None) -> dict[str, Any]:
+                  dsp: bool | None = None, stream_fs: int | None = None,
+                  adc_bits: int = 12) -> dict[str, Any]:
     """Build firmware for a board and write the manifest ``run`` reads.
 
     Parameters
@@ -148,6 +175,12 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
         micro's ``dsp=`` option: None, the board's default (int8 dot products on the SMLAD
         micro-kernel where the core has the DSP extension); False, TVM's plain lowering. Give
         ``tune_model`` the same value, so that the database matches.
+    stream_fs : int, optional
+        Build the streaming firmware instead (docs/stream.md): its input is a stream of raw
+        int16 ADC samples at this rate, the ECG front end (:mod:`pla_tvm.stream`) finds and
+        prepares the beats and the model classifies each.
+    adc_bits : int
+        With ``stream_fs``: the ADC's resolution (sizes the front end's slope scaling).
 
     Returns
     -------
@@ -174,9 +207,11 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
         from micro.tuning import apply_database
 
         mod = apply_database(mod, board_info, db, dsp=dsp)
+    stream, app = (None, None) if stream_fs is None else _stream_app(mod, quantization,
+                                                                      stream_fs, adc_bits)
     out_dir = Path(out_dir).resolve()  # micro.build resolves it too: keep paths comparable
     firmware = micro.build(mod, board_info, out_dir, backend=backend, dsp=dsp,
-                           quantization={k: v for k, v in quantization.items() if v})
+                           quantization={k: v for k, v in quantization.items() if v}, app=app)
     manifest = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
@@ -196,6 +231,9 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
                      "metadata": MICRO_METADATA_FILE},
         "footprint": firmware.footprint.as_dict(),
         "memory": firmware.memory,
+        "stream": None if stream is None else {
+            "fs": stream.fs, "adc_bits": stream.adc_bits, "length": stream.length,
+            "front_end_ram_bytes": stream.ram_bytes()},
         "compile_seconds": round(time.perf_counter() - started, 2),
     }
     write_json_atomically(out_dir / MANIFEST_FILE, manifest)
@@ -438,3 +476,98 @@ def best_instructions(db: str | Path) -> dict[str, int | None]:
         return {}
     kernels = json.loads(summary.read_text(encoding="utf-8")).get("kernels", {})
     return {name: kernel.get("best_instructions") for name, kernel in sorted(kernels.items())}
+
+
+def stream_config(manifest: dict[str, Any], out_dir: str | Path):
+    """The :class:`~pla_tvm.stream.config.StreamConfig` a streaming firmware was built with.
+
+    Raises
+    ------
+    DeploymentError
+        If the firmware was not compiled with ``--stream``.
+    """
+    from pla_tvm.stream.config import StreamConfig
+
+    stream = manifest.get("stream")
+    if not stream:
+        raise DeploymentError(f"{out_dir}: not a streaming firmware (it takes beats); compile "
+                              "with --stream --fs HZ to stream raw samples")
+    quant = manifest["input"]["quantization"]
+    return StreamConfig(fs=stream["fs"], length=stream["length"], adc_bits=stream["adc_bits"],
+                        input_scale=quant["scale"], input_zero_point=int(quant["zero_point"]))
+
+
+def stream_record(out_dir: str | Path, record, *, timeout: float | None = None,
+                  sandbox: bool = True) -> tuple[dict[str, Any], Any]:
+    """Stream a whole record through a streaming firmware in one QEMU run and check it.
+
+    The firmware's R peaks, beats and raw outputs are compared with the host reference (the
+    integer front end and the same compiled model built for the host), its R peaks scored
+    against the record's beat annotations and its classes against the host's beat pipeline
+    (:mod:`pla_tvm.stream.pipeline`); its cost comes from the per-sample instruction counts.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        A directory written by :func:`compile_model` with ``stream_fs``.
+    record : pla_tvm.stream.records.RawRecord
+        One lead's ADC samples.
+    timeout : float, optional
+        Seconds before QEMU counts as hung (default: 120 s + 1 s per minute of signal).
+    sandbox : bool
+        Confine QEMU to its run folder.
+
+    Returns
+    -------
+    dict, StreamOutcome
+        The JSON-ready report and the firmware's outcome (R peaks, beats, outputs, classes).
+
+    Raises
+    ------
+    DeploymentError, DataError
+        A firmware that does not stream; a record of another rate or shorter than one beat.
+    """
+    import micro
+    from pla_tvm.graph import HostRunner
+    from pla_tvm.stream.firmware import parse_events, stream_metrics
+    from pla_tvm.stream.pipeline import (
+        StreamOutcome,
+        check_record,
+        host_pipeline,
+        host_reference,
+        outcomes_equal,
+        stream_report,
+        timed,
+    )
+
+    manifest = read_manifest(out_dir)
+    config = stream_config(manifest, out_dir)
+    check_record(record, config, f"the firmware in {out_dir}")
+    firmware = load_firmware(out_dir, manifest)
+    run = micro.run(firmware, record.samples, timeout=timeout or 120 + record.seconds / 60,
+                    sandbox=sandbox)
+    events = parse_events(run.outputs, tuple(manifest["output"]["shape"]),
+                          manifest["output"]["dtype"])
+    outcome = StreamOutcome(events.r_peaks, events.beat_peaks, events.outputs, events.classes)
+    module = prepare(manifest["model"]["path"], manifest["pla"]["path"] if manifest["pla"]
+                     else None, manifest["boundary"])
+    host = HostRunner(module)
+    (reference, skipped), host_seconds = timed(host_reference, config, record.samples, host)
+    peaks, classes = host_pipeline(record.path, record.lead, config.length,
+                                   manifest["input"]["quantization"], host,
+                                   annotated=record.beats is not None)
+    report = {
+        "board": manifest["board"], "record": str(record.path), "lead": record.lead,
+        "fs": record.fs, "seconds_of_signal": record.seconds,
+        **stream_report(record, outcome, peaks, classes),
+        "skipped_beats": skipped,
+        "bit_exact_with_host_reference": outcomes_equal(outcome, reference),
+        "host_reference_seconds": round(host_seconds, 1),
+        "cost": stream_metrics(run.instruction_counts, events, config.fs,
+                               micro.get_board(manifest["board"]).clock_hz, run.footprint,
+                               run.stack_bytes),
+        "counting": run.counting,
+        "qemu_wall_seconds": round(run.wall_seconds, 2),
+        "footprint": run.footprint.as_dict(),
+    }
+    return report, outcome

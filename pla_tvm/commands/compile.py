@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from pla_tvm.commands import add_force_argument, emit
-from pla_tvm.deploy import MANIFEST_FILE, compile_model
+from pla_tvm.deploy import MANIFEST_FILE, DeploymentError, compile_model
 from pla_tvm.files import output_folder
 
 
@@ -64,6 +64,12 @@ def _summary(manifest: dict[str, Any], out: str) -> str:
         f"  wrote {out}/{MANIFEST_FILE}; next: pla-tvm run {out}, or take the model home "
         f"with pla-tvm export {out} --out LIB",
     ]
+    if manifest.get("stream"):
+        stream = manifest["stream"]
+        lines.insert(-1, f"  streaming: raw int16 samples at {stream['fs']} Hz "
+                     f"({stream['adc_bits']}-bit ADC) through the ECG front end, beats of "
+                     f"{stream['length']} samples; front end {stream['front_end_ram_bytes']:,} B "
+                     f"RAM, application {footprint.get('app_flash_bytes', 0):,} B flash")
     if manifest["float_ops"]:
         lines.insert(-1, f"  left in float between dequantize and quantize: "
                      f"{', '.join(manifest['float_ops'])}")
@@ -71,11 +77,15 @@ def _summary(manifest: dict[str, Any], out: str) -> str:
 
 
 def _compile(args: argparse.Namespace) -> int:
+    if args.fs is not None and not args.stream:
+        raise DeploymentError("--fs goes with --stream (the rate of the raw sample stream)")
+    if args.stream and args.fs is None:
+        raise DeploymentError("--stream needs --fs HZ, the sampling rate of the ADC stream")
     with output_folder(args.out, option="--out", marker=MANIFEST_FILE,
                        force=args.force) as work:
         manifest = compile_model(args.model, args.board, work, pla=args.pla,
                                  backend=args.backend, db=args.db, boundary=args.boundary,
-                                 dsp=args.dsp)
+                                 dsp=args.dsp, stream_fs=args.fs, adc_bits=args.adc_bits)
     emit(args, json.dumps(manifest, indent=2, sort_keys=True) if args.json
          else _summary(manifest, args.out))
     return 0
@@ -90,6 +100,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "board with micro. DIR receives micro's project and manifest.json for 'pla-tvm run'.")
     add_model_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--stream", action="store_true", help="streaming firmware: raw int16 "
+                        "ADC samples in, R peaks and classes out (the ECG front end of "
+                        "docs/stream.md in front of the model)")
+    parser.add_argument("--fs", type=int, metavar="HZ", help="with --stream: samples per second "
+                        "of the stream (125 to 1000)")
+    parser.add_argument("--adc-bits", type=int, default=12, metavar="BITS", help="with --stream: "
+                        "the ADC's resolution (default: %(default)s)")
     parser.add_argument("--db", metavar="DIR", help="tuning database of 'pla-tvm tune' (same "
                         "model, --pla, board, backend and --no-dsp)")
     parser.add_argument("--json", action="store_true", help="print the manifest")

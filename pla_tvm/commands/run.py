@@ -64,9 +64,72 @@ def check_outputs_file(path: str | None) -> None:
         raise DataError(f"--outputs {target}: folder {folder} is not writable")
 
 
+def _stream_summary(report: dict[str, Any]) -> str:
+    cost, detection = report["cost"], report["detection"]
+    equal = report["bit_exact_with_host_reference"]
+    lines = [f"{report['board']}: {report['record']} lead {report['lead']}, "
+             f"{report['seconds_of_signal']:,.1f} s at {report['fs']} Hz streamed in one QEMU "
+             f"run ({report['qemu_wall_seconds']:.1f} s)",
+             f"  R peaks {report['beats_found']:,}, beats classified "
+             f"{report['beats_classified']:,}"
+             + (f" (skipped: {report['skipped_beats']})" if report["skipped_beats"] else "")]
+    if detection:
+        lines.append(f"  against the annotations (150 ms): sensitivity "
+                     f"{100 * detection['sensitivity']:.2f} %, positive predictivity "
+                     f"{100 * detection['positive_predictivity']:.2f} % "
+                     f"(TP {detection['true_positives']:,}, FN {detection['false_negatives']:,}, "
+                     f"FP {detection['false_positives']:,})")
+    accuracy = report["accuracy_vs_annotations"]
+    if accuracy["accuracy"] is not None:
+        lines.append(f"  class accuracy on the {accuracy['beats']:,} annotated beats "
+                     f"{accuracy['accuracy']:.4f}")
+    agreement = report["class_agreement_with_host_pipeline"]
+    if agreement and agreement["agreement"] is not None:
+        lines.append(f"  same class as the host pipeline on {100 * agreement['agreement']:.2f} % "
+                     f"of {agreement['beats_compared']:,} beats")
+    lines += [
+        "  bit-exact with the host reference: " + ", ".join(
+            f"{key} {'yes' if value else 'NO'}" for key, value in equal.items()),
+        f"  instructions per second of signal {cost['instructions_per_second_of_signal']:,.0f}; "
+        f"most on one sample {cost['most_instructions_on_one_sample']:,}, on one beat "
+        f"{cost['most_instructions_on_one_beat']:,}",
+        f"  duty cycle {100 * cost['duty_cycle']['at_board_clock']:.2f} % at the board's "
+        f"{cost['duty_cycle']['board_clock_hz'] / 1e6:g} MHz, "
+        f"{100 * cost['duty_cycle']['at_48_mhz']:.2f} % at 48 MHz",
+        f"  stream RAM {cost['stream_ram_bytes']:,} B (front end and application "
+        f"{cost['app_ram_bytes']:,} B + model {cost['model_ram_bytes']:,} B), stack "
+        f"{cost['stack_bytes']:,} B",
+    ]
+    return "\n".join(lines)
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    from pla_tvm.deploy import stream_record
+    from pla_tvm.stream.records import read_raw_record
+
+    kind, _, path = (args.source or "").partition(":")
+    if kind != "wfdb" or not path:
+        raise DataError(f"--source {args.source}: a streaming firmware reads a raw record, "
+                        "--source wfdb:PATH/RECORD")
+    record = read_raw_record(path, args.lead)
+    report, outcome = stream_record(args.dir, record, timeout=args.timeout,
+                                    sandbox=not args.no_sandbox)
+    if args.outputs:
+        buffer = io.BytesIO()
+        np.savez(buffer, r_peaks=outcome.r_peaks, beat_peaks=outcome.beat_peaks,
+                 predictions=outcome.classes, outputs=outcome.outputs)
+        write_atomically(Path(args.outputs), buffer.getvalue())
+        report["outputs_file"] = str(args.outputs)
+    emit(args, json.dumps(report, indent=2, sort_keys=True) if args.json
+         else _stream_summary(report))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.dir)  # a wrong directory fails before the beats are loaded
     check_outputs_file(args.outputs)
+    if manifest.get("stream"):
+        return _run_stream(args)
     # The firmware's input is one beat: [1, L, 1] or [1, L].
     dataset = load_for_model(args, int(np.prod(manifest["input"]["shape"])),
                              f"the firmware in {args.dir}")

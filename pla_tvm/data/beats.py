@@ -48,6 +48,8 @@ class BeatSet:
         The annotation symbol of each beat where the source has one (PhysioNet records).
     skipped : dict of str to int
         Beats the loader could not use, by reason; nothing is dropped without being counted here.
+    peaks : np.ndarray, optional
+        ``int64 [n]`` sample index of each beat's R peak in its record (PhysioNet records).
     """
 
     x: np.ndarray
@@ -56,6 +58,7 @@ class BeatSet:
     source: str
     symbols: tuple[str, ...] | None = None
     skipped: dict[str, int] = field(default_factory=dict)
+    peaks: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.x.ndim != 2 or self.y.shape != (self.x.shape[0],):
@@ -77,7 +80,8 @@ class BeatSet:
         symbols = tuple(self.symbols[i] for i in index) if self.symbols is not None else None
         return BeatSet(x=self.x[index], y=self.y[index], class_names=self.class_names,
                        source=f"{self.source} ({limit} of {len(self)} beats, evenly spaced)",
-                       symbols=symbols, skipped=self.skipped)
+                       symbols=symbols, skipped=self.skipped,
+                       peaks=None if self.peaks is None else self.peaks[index])
 
     @property
     def length(self) -> int:
@@ -96,7 +100,8 @@ class BeatSet:
         x = znormalize(np.array([resample(beat, length) for beat in self.x]))
         return BeatSet(x=x, y=self.y, class_names=self.class_names,
                        source=f"{self.source} (resampled from {self.length} to {length} "
-                       f"samples)", symbols=self.symbols, skipped=self.skipped)
+                       f"samples)", symbols=self.symbols, skipped=self.skipped,
+                       peaks=self.peaks)
 
     def class_counts(self) -> dict[str, int]:
         """Beats per class name (every class listed, ``"unlabelled"`` only when present)."""

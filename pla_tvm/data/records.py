@@ -256,4 +256,4 @@ def load_record(path: str | Path, lead: int | str = 0, beats: str = "auto",
              dict(+skipped))
     return BeatSet(x=znormalize(segments_array[~flat]), y=labels, class_names=ECG5000_CLASSES,
                    source=f"{path} (lead {lead_name})", symbols=kept_symbols,
-                   skipped=dict(+skipped))
+                   skipped=dict(+skipped), peaks=np.asarray(peaks, dtype=np.int64)[kept_indices])
