@@ -4,7 +4,9 @@
   and the model's input;
 * :mod:`pla_tvm.stream.reference` -- :class:`FrontEnd`, the integer QRS detector, beat cutter,
   resampler and quantizer, sample by sample: the host reference the firmware must match bit for
-  bit.
+  bit;
+* :mod:`pla_tvm.stream.csource` -- the firmware's C translation (``stream/c/ecg_stream.c``) and
+  its generated ``ecg_stream_config.h``.
 
 See docs/stream.md.
 """

@@ -22,6 +22,7 @@ one rate and one model. The rules (docs/stream.md):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -43,6 +44,14 @@ CANDIDATES = 8
 LEARNING_PEAKS = 32
 #: RR intervals averaged for the search-back limit.
 RR_HISTORY = 8
+#: Longest model input: ``L sum Y^2`` of a full-scale int16 beat then fits int64 (``L^2 (L-1)^2
+#: 2^30 < 2^63`` holds up to 304; 256 is the round bound).
+MAX_LENGTH = 256
+#: Bound of the quantizer's product ``(L Y_j - S) g`` (int64, with room for the rounding half).
+_PRODUCT_LIMIT = (1 << 63) - (1 << (SCALE_BITS + GAIN_BITS - 1))
+#: Bytes of the C state besides its arrays: 5 int64, 13 int32, 7 uint32, 4 skip counters and 2
+#: bools (138), padded to the 8-byte alignment of the peak lists that follow.
+_STATE_SCALARS = 144
 
 
 def _samples(seconds: float, fs: int) -> int:
@@ -58,9 +67,11 @@ class StreamConfig:
     fs : int
         Samples per second of the ADC stream, 125 to 1000.
     length : int
-        The model's input length ``L`` (samples per beat after resampling).
+        The model's input length ``L`` (samples per beat after resampling), 8 to
+        :data:`MAX_LENGTH`.
     input_scale : float
-        Scale of the model's int8 input.
+        Scale of the model's int8 input; at least what keeps the quantizer's product in int64
+        (about 4e-4 for ``L`` = 140, see :meth:`_check_scale`).
     input_zero_point : int
         Zero point of the model's int8 input.
     adc_bits : int
@@ -83,9 +94,9 @@ class StreamConfig:
         if not (isinstance(self.fs, (int, np.integer)) and MIN_FS <= self.fs <= MAX_FS):
             raise PlaTvmError(f"--fs {self.fs!r}: the streaming front end takes an integer "
                               f"sampling rate from {MIN_FS} to {MAX_FS} Hz")
-        if not 8 <= self.length <= 1024:
+        if not 8 <= self.length <= MAX_LENGTH:
             raise PlaTvmError(f"model input length {self.length}: streaming takes beats of 8 "
-                              "to 1024 samples")
+                              f"to {MAX_LENGTH} samples (the beat's sums of squares are int64)")
         if not 1 <= self.adc_bits <= 16:
             raise PlaTvmError(f"adc_bits {self.adc_bits}: expected 1 to 16 (int16 samples)")
         if not (np.isfinite(self.input_scale) and self.input_scale > 0):
@@ -94,6 +105,23 @@ class StreamConfig:
             raise PlaTvmError(f"input zero point {self.input_zero_point}: expected int8")
         object.__setattr__(self, "fs", int(self.fs))
         object.__setattr__(self, "input_scale", float(np.float32(self.input_scale)))
+        self._check_scale()
+
+    def _check_scale(self) -> None:
+        """The quantizer's int64 product ``(L Y_j - S) g`` must stay below ``2^63 - 2^47``.
+
+        ``sum_j (L Y_j - S)^2 = L D`` and ``sum_j (L Y_j - S) = 0`` give
+        ``|L Y_j - S| <= sqrt((L-1) D)``; ``g <= C 2^32 / m`` with ``m = isqrt(D)``, and
+        ``D <= m^2 + 2m``, ``m >= k = isqrt(L-1)`` (a beat that is not flat has ``D >= L-1``), so
+        the product is at most ``C 2^32 sqrt((L-1) (k+2) / k)``.
+        """
+        steps, k = self.length - 1, math.isqrt(self.length - 1)
+        if steps * (k + 2) * (self.scale_constant << GAIN_BITS) ** 2 > _PRODUCT_LIMIT ** 2 * k:
+            largest = _PRODUCT_LIMIT / 2 ** GAIN_BITS * math.sqrt(k / (steps * (k + 2)))
+            smallest = math.sqrt(steps / self.length) * 2 ** SCALE_BITS / largest
+            raise PlaTvmError(f"input scale {self.input_scale!r}: with length {self.length} the "
+                              f"beat quantizer's int64 product needs a scale >= {smallest:.3g} "
+                              f"(scale_constant {self.scale_constant} > {int(largest)})")
 
     # -- filters -------------------------------------------------------------------------------
     @property
@@ -186,7 +214,14 @@ class StreamConfig:
         return int(round(value * 2 ** SCALE_BITS))
 
     def ram_bytes(self) -> int:
-        """Static RAM of the front end's buffers and state (the C layout's arrays)."""
-        return (2 * self.raw_ring + 4 * self.highpass_width + 4 * self.band_ring
-                + 4 * self.window + self.length + 12 * CANDIDATES + 12 * LEARNING_PEAKS
-                + 4 * RR_HISTORY + 128)
+        """Static RAM of the C front end (``pla_tvm/stream/c/ecg_stream.c``): its one state
+        struct, scalars, peak lists (16 bytes a peak: int64 time, int32 value and slope), int32
+        filter rings, uint16 RR history, int16 raw ring and the int8 beat, padded to 8 bytes.
+
+        Exact for the Arm EABI (and x86-64) layout; the C checks ``sizeof`` against it at compile
+        time (``ECG_STREAM_RAM_BYTES``).
+        """
+        size = (_STATE_SCALARS + 16 * (LEARNING_PEAKS + CANDIDATES)
+                + 4 * (self.highpass_width + self.band_ring + self.window) + 2 * RR_HISTORY
+                + 2 * self.raw_ring + self.length)
+        return -(-size // 8) * 8

@@ -3,8 +3,9 @@
 :class:`FrontEnd` takes raw int16 samples one at a time, as the firmware does, and finds R
 peaks, cuts each beat from its R peak to the next, resamples it to the model's length and
 quantizes its z-score to the model's int8 input. Every operation is on integers with the ranges
-the C code uses (int32, int64 where stated), so the generated C (``pla_tvm/stream/c``) computes
-the same values; docs/stream.md states the algorithm and the ranges.
+the C code uses (int32, int64 where stated), so the C (``pla_tvm/stream/c/ecg_stream.c``, with
+the constants of :mod:`pla_tvm.stream.csource`) computes the same values; its file comment
+states the ranges.
 
 QRS detection follows Pan and Tompkins (IEEE TBME 32(3), 1985), with integer filters scaled to
 the sampling rate (:mod:`pla_tvm.stream.config`): band-pass (two moving sums), derivative,
@@ -43,6 +44,8 @@ SKIP_RR = "RR interval outside [0.2 s, 2.0 s]"
 SKIP_FLAT = "flat beat (cannot be normalised)"
 SKIP_ORDER = "R peak not after the previous one"
 SKIP_BUFFER = "beat start no longer buffered"
+#: The skip reasons in the order of the C front end's counters (``ecg_stream_skipped()``).
+SKIP_REASONS = (SKIP_RR, SKIP_FLAT, SKIP_ORDER, SKIP_BUFFER)
 
 
 def _round_shift(value: int, shift: int) -> int:
