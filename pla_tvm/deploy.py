@@ -132,7 +132,7 @@ def _stream_app(mod, quantization: dict, fs: int, adc_bits: int):
 
     main = mod["main"]
     params = main.params
-    info, output = params[0].struct_info, main.ret_struct_info
+    info, output = params[0].ty, main.ret_ty
     shape = [int(d) for d in info.shape]
     if (str(info.dtype) != "int8" or quantization.get("input") is None or shape[0] != 1
             or len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 1)):

@@ -49,9 +49,9 @@ RR_HISTORY = 8
 MAX_LENGTH = 256
 #: Bound of the quantizer's product ``(L Y_j - S) g`` (int64, with room for the rounding half).
 _PRODUCT_LIMIT = (1 << 63) - (1 << (SCALE_BITS + GAIN_BITS - 1))
-#: Bytes of the C state besides its arrays: 5 int64, 13 int32, 7 uint32, 4 skip counters and 2
-#: bools (138), padded to the 8-byte alignment of the peak lists that follow.
-_STATE_SCALARS = 144
+#: Bytes of the C state besides its arrays: 7 int64, 14 int32, 7 uint32, 4 skip counters and 2
+#: bools (158), padded to the 8-byte alignment of the peak lists that follow.
+_STATE_SCALARS = 160
 
 
 def _samples(seconds: float, fs: int) -> int:

@@ -232,7 +232,7 @@ class FrontEnd:
 
     def _peak(self, t: int, value: int) -> None:
         slope = self._slope_at(t)
-        if t < self.config.learning:
+        if self.n < self.config.learning:  # kept for the replay at the learning's end
             peaks = self.learning_peaks
             if len(peaks) == LEARNING_PEAKS:
                 smallest = min(range(len(peaks)), key=lambda i: (peaks[i][1], i))

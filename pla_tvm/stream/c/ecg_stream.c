@@ -46,6 +46,8 @@ typedef struct {
     int64_t peak_time;   /* 0 .. n */
     int64_t last_qrs;    /* 0 .. n */
     int64_t last_r;      /* -1 (none) or 0 .. n */
+    int64_t quiet_since; /* LEARNING .. n + WINDOW: where the quiet watch counts from */
+    int64_t quiet_sum;   /* 0 .. 2^30 * (SEARCH_BACK_CAP + FS) < 2^43 */
     uint32_t raw_pos;    /* n mod RAW_RING */
     uint32_t lowpass_pos; /* n mod HIGHPASS_WIDTH */
     uint32_t band_pos;   /* n mod BAND_RING */
@@ -56,6 +58,7 @@ typedef struct {
     int32_t previous;    /* 0 .. 2^30 */
     int32_t peak_value;  /* 0 .. 2^30 */
     int32_t learn_max;   /* 0 .. 2^30 */
+    int32_t quiet_max;   /* 0 .. 2^30 */
     int32_t spki, npki, thr1, thr2; /* 0 .. 2^30 */
     int32_t last_slope;  /* 0 .. 2^30 */
     int32_t rr_sum;      /* sum of rr[], <= RR_HISTORY * MAX_RR */
@@ -260,6 +263,9 @@ static void accept(int64_t t, int32_t slope) {
     s.have_qrs = true;
     s.last_qrs = t;
     s.last_slope = slope;
+    s.quiet_since = (s.n > ECG_STREAM_LEARNING ? s.n : ECG_STREAM_LEARNING) + ECG_STREAM_WINDOW;
+    s.quiet_max = 0;
+    s.quiet_sum = 0;
     uint32_t kept = 0;
     for (uint32_t k = 0; k < s.candidate_count; ++k) {
         if (s.candidates[k].t > t) {
@@ -354,16 +360,32 @@ static int32_t slope_at(int64_t t) {
 
 static void on_integral_peak(int64_t t, int32_t value) {
     const int32_t slope = slope_at(t);
-    if (t < ECG_STREAM_LEARNING) {
-        /* Kept for the replay at the learning's end; after it the reference still stores such a
-         * late-confirmed peak but never reads it again, so it is dropped here. */
-        if (s.n < ECG_STREAM_LEARNING) {
-            const peak_t peak = {t, value, slope};
-            keep_largest(s.learning_peaks, &s.learning_count, ECG_STREAM_LEARNING_PEAKS, peak);
-        }
+    if (s.n < ECG_STREAM_LEARNING) { /* kept for the replay at the learning's end */
+        const peak_t peak = {t, value, slope};
+        keep_largest(s.learning_peaks, &s.learning_count, ECG_STREAM_LEARNING_PEAKS, peak);
         return;
     }
     decide(t, value, slope);
+}
+
+/* Learn the levels again when no QRS came for the search-back wait plus 0.5 s (at least 2 s),
+ * counted from one window after the last one (its integral has decayed). */
+static void watch_quiet(void) {
+    if (s.n < s.quiet_since) {
+        return;
+    }
+    s.quiet_max = s.integral > s.quiet_max ? s.integral : s.quiet_max;
+    s.quiet_sum += s.integral;
+    const int64_t count = s.n - s.quiet_since + 1;
+    const int64_t wait = s.search_limit + ECG_STREAM_FS / 2;
+    if (count >= (wait > ECG_STREAM_LEARNING ? wait : ECG_STREAM_LEARNING)) {
+        s.spki = s.quiet_max / 3;
+        s.npki = (int32_t)((uint64_t)s.quiet_sum / (uint64_t)count / 2);
+        thresholds();
+        s.quiet_since = s.n + 1;
+        s.quiet_max = 0;
+        s.quiet_sum = 0;
+    }
 }
 
 /* A peak of the integral is confirmed when it falls to half, or a window later. */
@@ -389,6 +411,7 @@ static void find_peak(int32_t value) {
 void ecg_stream_init(void) {
     memset(&s, 0, sizeof s);
     s.last_r = -1;
+    s.quiet_since = ECG_STREAM_LEARNING;
     for (uint32_t k = 0; k < ECG_STREAM_RR_HISTORY; ++k) {
         s.rr[k] = ECG_STREAM_FS;
     }
@@ -436,8 +459,11 @@ void ecg_stream_push(int16_t sample) {
         if (s.n == ECG_STREAM_LEARNING - 1) {
             end_learning();
         }
-    } else if (s.have_qrs && s.candidate_count != 0) {
-        search_back();
+    } else {
+        if (s.have_qrs && s.candidate_count != 0) {
+            search_back();
+        }
+        watch_quiet();
     }
     s.n += 1;
     s.raw_pos = ring_next(s.raw_pos, ECG_STREAM_RAW_RING);
