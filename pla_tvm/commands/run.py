@@ -50,18 +50,20 @@ def save_outputs(path: str | Path, evaluation: Evaluation, beats) -> None:
     write_atomically(Path(path), buffer.getvalue())
 
 
-def check_outputs_file(path: str | None) -> None:
-    """Refuse an ``--outputs`` file that could not be written, before the long run."""
+def check_outputs_file(path: str | None, option: str = "--outputs",
+                       expected: str = "FILE.npz") -> None:
+    """Refuse an output file (``--outputs``, ``--plot``) that could not be written, before the
+    long run."""
     if path is None:
         return
     target = Path(path)
     if target.is_dir():
-        raise DataError(f"--outputs {target} is a folder, expected a file name (FILE.npz)")
+        raise DataError(f"{option} {target} is a folder, expected a file name ({expected})")
     folder = target.parent
     if not folder.is_dir():
-        raise DataError(f"--outputs {target}: folder {folder} does not exist")
+        raise DataError(f"{option} {target}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
-        raise DataError(f"--outputs {target}: folder {folder} is not writable")
+        raise DataError(f"{option} {target}: folder {folder} is not writable")
 
 
 def _stream_summary(report: dict[str, Any]) -> str:
@@ -114,6 +116,14 @@ def _run_stream(args: argparse.Namespace) -> int:
     record = read_raw_record(path, args.lead)
     report, outcome = stream_record(args.dir, record, timeout=args.timeout,
                                     sandbox=not args.no_sandbox)
+    if args.plot:
+        from pla_tvm.stream.plot import plot_stream
+
+        plot_stream(args.plot, record.samples, record.fs, outcome.r_peaks, outcome.beat_peaks,
+                    outcome.classes, reference=record.beats, start_s=args.plot_start,
+                    title=f"{record.path.name} lead {record.lead} streamed on {report['board']}: "
+                    "R peaks coloured by class")
+        report["plot_file"] = str(args.plot)
     if args.outputs:
         buffer = io.BytesIO()
         np.savez(buffer, r_peaks=outcome.r_peaks, beat_peaks=outcome.beat_peaks,
@@ -128,8 +138,12 @@ def _run_stream(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.dir)  # a wrong directory fails before the beats are loaded
     check_outputs_file(args.outputs)
+    check_outputs_file(args.plot, "--plot", "FILE.png")
     if manifest.get("stream"):
         return _run_stream(args)
+    if args.plot:
+        raise DataError(f"--plot draws a streamed record; {args.dir} is not a streaming "
+                        "firmware (compile with --stream --fs HZ)")
     # The firmware's input is one beat: [1, L, 1] or [1, L].
     dataset = load_for_model(args, int(np.prod(manifest["input"]["shape"])),
                              f"the firmware in {args.dir}")
@@ -163,6 +177,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--outputs", metavar="FILE.npz", help="also save raw outputs, "
                         "predictions and labels")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="streaming firmware: also draw 10 s "
+                        "of the record with the R peaks coloured by class")
+    parser.add_argument("--plot-start", type=float, default=0.0, metavar="SECONDS",
+                        help="where the --plot stretch starts (default: 0)")
     add_sandbox_argument(parser)
     add_source_arguments(parser, resample=True)
     parser.set_defaults(func=_run)
