@@ -10,10 +10,47 @@ from pla_tvm.commands.data import add_source_arguments, load_for_model
 from pla_tvm.inference import INTERPRETERS, load_runner
 
 
+def _evaluate_stream(args: argparse.Namespace, runner) -> int:
+    from pla_tvm.errors import DataError
+    from pla_tvm.stream.pipeline import host_stream
+    from pla_tvm.stream.records import read_raw_record
+
+    kind, _, path = (args.source or "").partition(":")
+    if kind != "wfdb" or not path:
+        raise DataError(f"--source {args.source}: --stream reads a raw record, --source "
+                        "wfdb:PATH/RECORD")
+    report, _ = host_stream(read_raw_record(path, args.lead), runner, args.adc_bits)
+    if args.json:
+        emit(args, json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    lines = [f"{report['runner']}, streamed: {report['record']} lead {report['lead']}, "
+             f"{report['seconds_of_signal']:,.1f} s at {report['fs']} Hz through the integer "
+             f"front end",
+             f"  R peaks {report['beats_found']:,}, beats classified "
+             f"{report['beats_classified']:,}"]
+    detection = report["detection"]
+    if detection:
+        lines.append(f"  against the annotations (150 ms): sensitivity "
+                     f"{100 * detection['sensitivity']:.2f} %, positive predictivity "
+                     f"{100 * detection['positive_predictivity']:.2f} %")
+    accuracy = report["accuracy_vs_annotations"]
+    if accuracy["accuracy"] is not None:
+        lines.append(f"  class accuracy on the {accuracy['beats']:,} annotated beats "
+                     f"{accuracy['accuracy']:.4f}")
+    agreement = report["class_agreement_with_host_pipeline"]
+    if agreement and agreement["agreement"] is not None:
+        lines.append(f"  same class as the host beat pipeline on "
+                     f"{100 * agreement['agreement']:.2f} % of {agreement['beats_compared']:,}")
+    emit(args, "\n".join(lines))
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from pla_tvm.baseline.pipeline import evaluate_model
 
     runner = load_runner(args.model, args.interpreter)
+    if args.stream:
+        return _evaluate_stream(args, runner)
     dataset = load_for_model(args, runner.input_length, args.model)
     split = args.split or ("test" if "test" in dataset.splits else next(iter(dataset.splits)))
     result, _ = evaluate_model(args.model, dataset, split, args.interpreter, args.limit,
@@ -49,5 +86,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=positive_int, help="evaluate N beats evenly spaced over "
                         "the split (UCR files are sorted by class, so not the first N)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--stream", action="store_true", help="stream a raw record (--source "
+                        "wfdb:PATH/RECORD) through the integer ECG front end the streaming "
+                        "firmware runs (docs/stream.md), on the host")
+    parser.add_argument("--adc-bits", type=int, default=12, metavar="BITS", help="with "
+                        "--stream: the ADC's resolution (default: %(default)s)")
     add_source_arguments(parser, resample=True)
     parser.set_defaults(func=_evaluate)

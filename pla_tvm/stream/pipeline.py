@@ -188,3 +188,53 @@ def timed(function, *args, **kwargs):
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return result, time.perf_counter() - started
+
+
+class _Outputs:
+    """A model as :func:`host_reference` runs it: ``run(int8 beats) -> outputs``."""
+
+    def __init__(self, raw_outputs) -> None:
+        self.run = raw_outputs
+
+
+def host_stream(record: RawRecord, runner, adc_bits: int) -> tuple[dict[str, Any], StreamOutcome]:
+    """``pla-tvm evaluate --stream``: the integer front end and a TFLite model on the host.
+
+    Parameters
+    ----------
+    record : RawRecord
+        One lead's ADC samples (any rate the front end takes).
+    runner : pla_tvm.inference.TFLiteRunner
+        A full-int8 model taking one beat.
+    adc_bits : int
+        The ADC's resolution.
+
+    Returns
+    -------
+    dict, StreamOutcome
+        The report (:func:`stream_report` and the skipped beats) and the outcome.
+
+    Raises
+    ------
+    DataError
+        If the model does not take int8 beats, or the record is too short.
+    """
+    detail = runner.input_detail
+    if np.dtype(detail["dtype"]) != np.int8:
+        raise DataError(f"{runner.description}: --stream needs a full-int8 model (its input is "
+                        f"{np.dtype(detail['dtype'])})")
+    quant = detail["quantization_parameters"]
+    quantization = {"scale": float(quant["scales"][0]),
+                    "zero_point": int(quant["zero_points"][0])}
+    config = StreamConfig(fs=record.fs, length=runner.input_length, adc_bits=adc_bits,
+                          input_scale=quantization["scale"],
+                          input_zero_point=quantization["zero_point"])
+    check_record(record, config, "the front end")
+    model = _Outputs(runner.raw_outputs)
+    outcome, skipped = host_reference(config, record.samples, model)
+    peaks, classes = host_pipeline(record.path, record.lead, config.length, quantization, model,
+                                   annotated=record.beats is not None)
+    report = {"runner": runner.description, "record": str(record.path), "lead": record.lead,
+              "fs": record.fs, "seconds_of_signal": record.seconds,
+              **stream_report(record, outcome, peaks, classes), "skipped_beats": skipped}
+    return report, outcome

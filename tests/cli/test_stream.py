@@ -89,3 +89,14 @@ def test_bad_streaming_inputs_get_one_line(stream_firmware, mitdb_stretch, tmp_p
     assert "--fs goes with --stream" in cli_error(
         capsys, "compile", "x.tflite", "--board", "mps2-an385", "--fs", "360", "--out",
         str(tmp_path / "fw"))
+
+
+def test_evaluate_streams_a_record_on_the_host(tiny_baseline, mitdb_stretch, capsys):
+    report = cli_json(capsys, "evaluate", str(tiny_baseline / "baseline_int8.tflite"),
+                      "--stream", "--source", f"wfdb:{mitdb_stretch}", "--lead", "MLII",
+                      "--adc-bits", "11", "--interpreter", "tflm")
+    assert report["fs"] == 360 and report["beats_found"] >= 70
+    assert report["detection"]["sensitivity"] >= 0.98
+    assert report["accuracy_vs_annotations"]["beats"] == report["beats_classified"]
+    assert "--stream reads a raw record" in cli_error(
+        capsys, "evaluate", str(tiny_baseline / "baseline_int8.tflite"), "--stream")
