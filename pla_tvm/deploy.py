@@ -558,7 +558,7 @@ def stream_record(out_dir: str | Path, record, *, timeout: float | None = None,
                                    annotated=record.beats is not None)
     report = {
         "board": manifest["board"], "record": str(record.path), "lead": record.lead,
-        "fs": record.fs, "seconds_of_signal": record.seconds,
+        "fs": record.fs, "seconds_of_signal": record.seconds, "beat_length": config.length,
         **stream_report(record, outcome, peaks, classes),
         "skipped_beats": skipped,
         "bit_exact_with_host_reference": outcomes_equal(outcome, reference),

@@ -36,6 +36,7 @@ from pla_tvm.bench.stages import (
     small_pla_dir,
     small_pla_stage,
 )
+from pla_tvm.bench.streaming import streaming_stage
 from pla_tvm.bench.tuning import tuning_stage
 from pla_tvm.data import load_ecg5000
 from pla_tvm.pla.npz_io import load_pla
@@ -117,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                dataset, args.cache, args.fresh)
     results["small_cnns"] = _timed(results, "small_cnns", small_cnns_stage,
                                    args.cache / "small-cnns", args.seed)
+    results["streaming"] = _timed(results, "streaming", streaming_stage, baseline, pla_npz,
+                                  args.cache / "streaming", args.docs, args.data_dir)
     results["plots"] = write_plots(results, bundle, args.docs)
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
     write_report(results, args.docs)

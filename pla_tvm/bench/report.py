@@ -638,6 +638,58 @@ def _tuning_section(tuning: dict, pla_macs: int) -> list[str]:
     return lines + [""]
 
 
+def _streaming_section(stage: dict) -> list[str]:
+    from pla_tvm.bench.streaming import stream_target_rows
+
+    lines = [
+        "## Streaming: raw ECG samples to classes on the core (MIT-BIH record 100)",
+        "",
+        "The first seed's PLA-swapped int8 baseline compiled with `--stream` (docs/stream.md): "
+        "the whole MLII lead streamed sample by sample through the firmware in one QEMU run, "
+        "every R peak, beat and raw output compared with the host reference (the integer front "
+        "end in numpy and the same compiled model on the host); R peaks scored against the "
+        "record's beat annotations (150 ms window, ANSI/AAMI EC57); classes compared with the "
+        "annotations (ECG5000 classes of the beat symbols) and with the host's beat pipeline "
+        "(annotated beats, float preprocessing, the model on the host). The 250 Hz row streams "
+        "a copy of the record resampled to 250 Hz. Duty cycle: instructions per second over the "
+        "clock, one instruction a cycle assumed.",
+        "",
+        "| board | fs | seconds | R peaks | sensitivity | positive predictivity | beats "
+        "classified | class accuracy vs annotations | same class as host pipeline | bit-exact "
+        "with host | instructions per s of ECG | most on one sample | most on one beat | "
+        "stream RAM (front end + model) | stack | duty cycle at the board's clock | at 48 MHz |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in stage["rows"]:
+        detection, cost = row["detection"] or {}, row["cost"]
+        accuracy = row["accuracy_vs_annotations"]["accuracy"]
+        agreement = (row["class_agreement_with_host_pipeline"] or {}).get("agreement")
+        exact = all(row["bit_exact_with_host_reference"].values())
+        duty = cost["duty_cycle"]
+        lines.append(
+            f"| {row['board']} | {row['fs']} | {row['seconds_of_signal']:,.0f} | "
+            f"{row['beats_found']:,} | {100 * detection.get('sensitivity', 0):.2f} % | "
+            f"{100 * detection.get('positive_predictivity', 0):.2f} % | "
+            f"{row['beats_classified']:,} | {'–' if accuracy is None else f'{accuracy:.4f}'} | "
+            f"{'–' if agreement is None else f'{100 * agreement:.2f} %'} | "
+            f"{'yes' if exact else 'NO'} | {cost['instructions_per_second_of_signal']:,.0f} | "
+            f"{cost['most_instructions_on_one_sample']:,} | "
+            f"{cost['most_instructions_on_one_beat']:,} | {cost['stream_ram_bytes']:,} B "
+            f"({cost['app_ram_bytes']:,} + {cost['model_ram_bytes']:,}) | "
+            f"{cost['stack_bytes']:,} B | {100 * duty['at_board_clock']:.2f} % of "
+            f"{duty['board_clock_hz'] / 1e6:g} MHz | {100 * duty['at_48_mhz']:.2f} % |")
+    second = stage["second_rate"]
+    lines += ["", f"At {second['fs']} Hz the host's QRS detector (`wfdb.processing.xqrs_detect`) "
+              f"finds {second['host_detector_beats']:,} R peaks on the same copy, the stream "
+              f"{second['beats_found']:,}.", "",
+              "| target | measured | met |", "|---|---|---|",
+              *(f"| {label} | {value} | {'yes' if met else 'NO'} |"
+                for label, value, met in stream_target_rows(stage)), ""]
+    if stage.get("plot"):
+        lines += [f"![A stretch of record 100 streamed]({stage['plot']})", ""]
+    return lines
+
+
 def _small_cnns_section(small: dict) -> list[str]:
     target = small["target_instructions_per_mac"]
     lines = [
@@ -791,6 +843,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         *(_tuning_section(results["tuning"], results["pla"]["flops_per_beat"]["macs"])
           if "tuning" in results else []),
         *(_small_cnns_section(results["small_cnns"]) if "small_cnns" in results else []),
+        *(_streaming_section(results["streaming"]) if "streaming" in results else []),
         *(_plots_section(results["plots"]) if "plots" in results else []),
         "## Recall per class",
         "",
