@@ -215,13 +215,14 @@ class StreamConfig:
 
     def ram_bytes(self) -> int:
         """Static RAM of the C front end (``pla_tvm/stream/c/ecg_stream.c``): its one state
-        struct, scalars, peak lists (16 bytes a peak: int64 time, int32 value and slope), int32
+        struct, scalars, peak lists (24 bytes a peak: int64 time and R peak, int32 value and
+        slope), int32
         filter rings, uint16 RR history, int16 raw ring and the int8 beat, padded to 8 bytes.
 
         Exact for the Arm EABI (and x86-64) layout; the C checks ``sizeof`` against it at compile
         time (``ECG_STREAM_RAM_BYTES``).
         """
-        size = (_STATE_SCALARS + 16 * (LEARNING_PEAKS + CANDIDATES)
+        size = (_STATE_SCALARS + 24 * (LEARNING_PEAKS + CANDIDATES)
                 + 4 * (self.highpass_width + self.band_ring + self.window) + 2 * RR_HISTORY
                 + 2 * self.raw_ring + self.length)
         return -(-size // 8) * 8

@@ -55,7 +55,7 @@ def plot_stream(path: str | Path, samples: np.ndarray, fs: int, r_peaks: np.ndar
     lo = max(0, int(start_s * fs))
     hi = min(len(samples), lo + int(seconds * fs))
     t = np.arange(lo, hi) / fs
-    figure, axes = plt.subplots(figsize=(11, 3.2))
+    figure, axes = plt.subplots(figsize=(11, 3.8))
     axes.plot(t, samples[lo:hi], color="0.3", linewidth=0.8)
 
     def inside(peaks):
@@ -80,7 +80,8 @@ def plot_stream(path: str | Path, samples: np.ndarray, fs: int, r_peaks: np.ndar
     axes.set_xlabel("time (s)")
     axes.set_ylabel("ADC value")
     axes.set_title(title, fontsize=10)
-    axes.legend(loc="upper right", fontsize=8, ncol=3)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=7,
+                frameon=False)
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=110)

@@ -19,7 +19,9 @@ again from the integral's maximum and mean (``SPKI = max / 3``, ``NPKI = mean / 
 learning) over the samples since one window after the last QRS, once they span the search-back
 wait plus 0.5 s (at least 2 s), so that detection resumes after an amplitude drop or a noise
 burst raised the levels. The R peak is the largest absolute
-band-passed value in the integration window before the peak, moved back by the band-pass delay.
+band-passed value in the integration window before the peak, moved back by the band-pass delay,
+located when the peak is confirmed (a peak replayed after learning or found by search-back keeps
+it: the band-passed ring no longer holds its window then).
 """
 
 from __future__ import annotations
@@ -141,14 +143,14 @@ class FrontEnd:
         self.rising = False
         self.peak_value = self.peak_time = 0
         self.learn_max = self.learn_sum = 0
-        self.learning_peaks: list[tuple[int, int, int]] = []
+        self.learning_peaks: list[tuple[int, int, int, int]] = []
         self.spki = self.npki = self.thr1 = self.thr2 = 0
         self.have_qrs = False
         self.last_qrs = self.last_slope = 0
         self.last_r = -1
         self.rr = [c.fs] * RR_HISTORY
         self.rr_next = 0
-        self.candidates: list[tuple[int, int, int]] = []
+        self.candidates: list[tuple[int, int, int, int]] = []
         self.quiet_since = c.learning
         self.quiet_max = self.quiet_sum = 0
         self.r_peaks: list[int] = []
@@ -230,8 +232,20 @@ class FrontEnd:
             best = max(best, abs(d))
         return best
 
+    def _r_peak(self, t: int) -> int:
+        """The R peak of an integral peak at ``t``: the largest ``|band|`` over the window before
+        it, moved back by the band-pass delay (read while the band ring still holds it)."""
+        c = self.config
+        start = t - c.window - c.derivative_span
+        best, where = -1, start
+        for j in range(start, t + 1):
+            value = abs(self.band[j % c.band_ring])
+            if value > best:
+                best, where = value, j
+        return where - c.bandpass_delay
+
     def _peak(self, t: int, value: int) -> None:
-        slope = self._slope_at(t)
+        slope, r = self._slope_at(t), self._r_peak(t)
         if self.n < self.config.learning:  # kept for the replay at the learning's end
             peaks = self.learning_peaks
             if len(peaks) == LEARNING_PEAKS:
@@ -239,9 +253,9 @@ class FrontEnd:
                 if value <= peaks[smallest][1]:
                     return
                 del peaks[smallest]
-            peaks.append((t, value, slope))
+            peaks.append((t, value, slope, r))
             return
-        self._decide(t, value, slope)
+        self._decide(t, value, slope, r)
 
     def _thresholds(self) -> None:
         self.thr1 = self.npki + ((self.spki - self.npki) >> 2)
@@ -252,10 +266,10 @@ class FrontEnd:
         self.spki = self.learn_max // 3
         self.npki = (self.learn_sum // c.learning) // 2
         self._thresholds()
-        for t, value, slope in self.learning_peaks:
-            self._decide(t, value, slope)
+        for t, value, slope, r in self.learning_peaks:
+            self._decide(t, value, slope, r)
 
-    def _decide(self, t: int, value: int, slope: int) -> None:
+    def _decide(self, t: int, value: int, slope: int, r: int) -> None:
         c = self.config
         since = t - self.last_qrs
         if self.have_qrs and since < c.refractory:
@@ -265,7 +279,7 @@ class FrontEnd:
                 self.npki += (value - self.npki) >> 3
             else:
                 self.spki += (value - self.spki) >> 3
-                self._accept(t, slope)
+                self._accept(t, slope, r)
         else:
             self.npki += (value - self.npki) >> 3
             if value > self.thr2:
@@ -275,7 +289,7 @@ class FrontEnd:
                         self._thresholds()
                         return
                     del self.candidates[smallest]
-                self.candidates.append((t, value, slope))
+                self.candidates.append((t, value, slope, r))
         self._thresholds()
 
     def _search_back(self, n: int) -> None:
@@ -284,26 +298,19 @@ class FrontEnd:
             return
         best = None
         for candidate in self.candidates:
-            t, value, _ = candidate
+            t, value = candidate[:2]
             if (t - self.last_qrs >= c.refractory and value > self.thr2
                     and (best is None or value > best[1])):
                 best = candidate
         if best is None:
             return
         self.spki += (best[1] - self.spki) >> 2
-        self._accept(best[0], best[2])
+        self._accept(best[0], best[2], best[3])
         self._thresholds()
 
-    def _accept(self, t: int, slope: int) -> None:
-        """A QRS whose integral peaked at ``t``: locate its R peak, close the previous beat."""
+    def _accept(self, t: int, slope: int, r: int) -> None:
+        """A QRS whose integral peaked at ``t`` with its R peak ``r``: close the previous beat."""
         c = self.config
-        start = t - c.window - c.derivative_span
-        best, where = -1, start
-        for j in range(start, t + 1):
-            value = abs(self.band[j % c.band_ring])
-            if value > best:
-                best, where = value, j
-        r = where - c.bandpass_delay
         self.have_qrs, self.last_qrs, self.last_slope = True, t, slope
         self.candidates = [cand for cand in self.candidates if cand[0] > t]
         self.quiet_since = max(self.n, c.learning) + c.window

@@ -36,6 +36,7 @@ _Static_assert(ECG_STREAM_MAX_RR <= 0xFFFF && ECG_STREAM_FS <= 0xFFFF, "RR inter
 /* A peak of the integral: where, how high, and the steepest slope before it. */
 typedef struct {
     int64_t t;     /* sample index, >= 0 */
+    int64_t r;     /* its R peak (located when confirmed), t - WINDOW - K - DELAY .. t */
     int32_t value; /* integral, 0 .. 2^30 */
     int32_t slope; /* unscaled |band slope|, 0 .. 2^30 */
 } peak_t;
@@ -245,8 +246,9 @@ static void set_search_limit(void) {
     s.search_limit = limit < ECG_STREAM_SEARCH_BACK_CAP ? limit : ECG_STREAM_SEARCH_BACK_CAP;
 }
 
-/* A QRS whose integral peaked at t: locate its R peak, close the previous beat. */
-static void accept(int64_t t, int32_t slope) {
+/* The R peak of an integral peak at t: the largest |band| over the window before it, moved
+ * back by the band-pass delay (while the band ring still holds that window). */
+static int64_t r_peak(int64_t t) {
     const int64_t start = t - ECG_STREAM_WINDOW - ECG_STREAM_DERIVATIVE_SPAN;
     uint32_t slot = ring_slot(start, s.band_pos, ECG_STREAM_BAND_RING);
     int32_t best = -1;
@@ -259,7 +261,11 @@ static void accept(int64_t t, int32_t slope) {
         }
         slot = ring_next(slot, ECG_STREAM_BAND_RING);
     }
-    const int64_t r = where - ECG_STREAM_BANDPASS_DELAY;
+    return where - ECG_STREAM_BANDPASS_DELAY;
+}
+
+/* A QRS whose integral peaked at t with its R peak r: close the previous beat. */
+static void accept(int64_t t, int32_t slope, int64_t r) {
     s.have_qrs = true;
     s.last_qrs = t;
     s.last_slope = slope;
@@ -291,7 +297,7 @@ static void accept(int64_t t, int32_t slope) {
     s.last_r = r;
 }
 
-static void decide(int64_t t, int32_t value, int32_t slope) {
+static void decide(int64_t t, int32_t value, int32_t slope, int64_t r) {
     const int64_t since = t - s.last_qrs;
     if (s.have_qrs && since < ECG_STREAM_REFRACTORY) {
         return;
@@ -301,12 +307,12 @@ static void decide(int64_t t, int32_t value, int32_t slope) {
             s.npki += (value - s.npki) >> 3;
         } else {
             s.spki += (value - s.spki) >> 3;
-            accept(t, slope);
+            accept(t, slope, r);
         }
     } else {
         s.npki += (value - s.npki) >> 3;
         if (value > s.thr2) {
-            const peak_t peak = {t, value, slope};
+            const peak_t peak = {t, r, value, slope};
             keep_largest(s.candidates, &s.candidate_count, ECG_STREAM_CANDIDATES, peak);
         }
     }
@@ -318,7 +324,8 @@ static void end_learning(void) {
     s.npki = (int32_t)((uint64_t)s.learn_sum / ECG_STREAM_LEARNING / 2);
     thresholds();
     for (uint32_t k = 0; k < s.learning_count; ++k) {
-        decide(s.learning_peaks[k].t, s.learning_peaks[k].value, s.learning_peaks[k].slope);
+        const peak_t* p = &s.learning_peaks[k];
+        decide(p->t, p->value, p->slope, p->r);
     }
 }
 
@@ -339,7 +346,7 @@ static void search_back(void) {
     }
     const peak_t chosen = s.candidates[best]; /* accept() edits the list */
     s.spki += (chosen.value - s.spki) >> 2;
-    accept(chosen.t, chosen.slope);
+    accept(chosen.t, chosen.slope, chosen.r);
     thresholds();
 }
 
@@ -360,12 +367,13 @@ static int32_t slope_at(int64_t t) {
 
 static void on_integral_peak(int64_t t, int32_t value) {
     const int32_t slope = slope_at(t);
+    const int64_t r = r_peak(t);
     if (s.n < ECG_STREAM_LEARNING) { /* kept for the replay at the learning's end */
-        const peak_t peak = {t, value, slope};
+        const peak_t peak = {t, r, value, slope};
         keep_largest(s.learning_peaks, &s.learning_count, ECG_STREAM_LEARNING_PEAKS, peak);
         return;
     }
-    decide(t, value, slope);
+    decide(t, value, slope, r);
 }
 
 /* Learn the levels again when no QRS came for the search-back wait plus 0.5 s (at least 2 s),
