@@ -29,7 +29,8 @@ def _pyplot():
 #: Colour of each model family in the accuracy-versus-size plot.
 FAMILY_COLOURS = {"baseline float": "tab:red", "baseline pruned + int8": "tab:orange",
                   "PLA float": "tab:blue", "PLA int8": "tab:purple",
-                  "PLA int8, 16 KiB": "tab:brown", "linear reference": "tab:green"}
+                  "PLA int8, 16 KiB": "tab:brown", "PLA int8, 4-bit maps": "tab:pink",
+                  "linear reference": "tab:green"}
 #: Marker of each kind of point: (marker, filled, size, drawing order).
 KIND_MARKERS = {"TFLite": ("o", True, 60, 4), "firmware": ("s", False, 130, 5),
                 "paper": ("*", False, 260, 6), "reference": ("^", True, 80, 4)}
@@ -94,12 +95,19 @@ def accuracy_points(results: dict[str, Any]) -> list[AccuracyPoint]:
         accuracy, std, text = _accuracy(results, group, key, measured)
         points.append(AccuracyPoint(family, "TFLite", f"{family}: .tflite file, {runtime}{text}",
                                     size, accuracy, std))
-    if "small_pla" in results:  # one seed
-        small = results["small_pla"]
-        points.append(AccuracyPoint(
-            "PLA int8, 16 KiB", "TFLite", "PLA int8, 16 KiB (factored): .tflite file, TFLite "
-            "Micro (first seed)", small["files"]["pla_int8.tflite"],
-            small["test"]["pla_int8_tflm"]["accuracy"]))
+    for name, group, family, what in (
+            ("small_pla", "pla_16k", "PLA int8, 16 KiB", "PLA int8, 16 KiB (factored)"),
+            ("pla_4bit", "pla_4bit", "PLA int8, 4-bit maps", "PLA int8, 4-bit maps")):
+        if name not in results:
+            continue
+        variant = results[name]
+        size = variant.get("tflite_bytes", {}).get("deployed", variant["files"]["pla_int8.tflite"])
+        accuracy, std, text = _accuracy(results, group, "pla_int8_tflm",
+                                        variant["test"]["pla_int8_tflm"]["accuracy"])
+        runtime = ("INT4 .tflite size, TFLite Micro on its int8-tensor file"
+                   if name == "pla_4bit" else ".tflite file, TFLite Micro")
+        points.append(AccuracyPoint(family, "TFLite", f"{what}: {runtime}{text}", size,
+                                    accuracy, std))
     for row in results.get("firmware", {}).get("rows", []):
         # the model's flash is nearly the same on every core; plain lowering and float on the
         # host only
