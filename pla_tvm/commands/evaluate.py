@@ -12,7 +12,7 @@ from pla_tvm.inference import INTERPRETERS, load_runner
 
 def _evaluate_stream(args: argparse.Namespace, runner) -> int:
     from pla_tvm.errors import DataError
-    from pla_tvm.stream.pipeline import host_stream
+    from pla_tvm.stream.pipeline import host_stream, report_lines
     from pla_tvm.stream.records import read_raw_record
 
     kind, _, path = (args.source or "").partition(":")
@@ -25,22 +25,7 @@ def _evaluate_stream(args: argparse.Namespace, runner) -> int:
         return 0
     lines = [f"{report['runner']}, streamed: {report['record']} lead {report['lead']}, "
              f"{report['seconds_of_signal']:,.1f} s at {report['fs']} Hz through the integer "
-             f"front end",
-             f"  R peaks {report['beats_found']:,}, beats classified "
-             f"{report['beats_classified']:,}"]
-    detection = report["detection"]
-    if detection:
-        lines.append(f"  against the annotations (150 ms): sensitivity "
-                     f"{100 * detection['sensitivity']:.2f} %, positive predictivity "
-                     f"{100 * detection['positive_predictivity']:.2f} %")
-    accuracy = report["accuracy_vs_annotations"]
-    if accuracy["accuracy"] is not None:
-        lines.append(f"  class accuracy on the {accuracy['beats']:,} annotated beats "
-                     f"{accuracy['accuracy']:.4f}")
-    agreement = report["class_agreement_with_host_pipeline"]
-    if agreement and agreement["agreement"] is not None:
-        lines.append(f"  same class as the host beat pipeline on "
-                     f"{100 * agreement['agreement']:.2f} % of {agreement['beats_compared']:,}")
+             f"front end", *report_lines(report)]
     emit(args, "\n".join(lines))
     return 0
 

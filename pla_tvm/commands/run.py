@@ -67,28 +67,13 @@ def check_outputs_file(path: str | None, option: str = "--outputs",
 
 
 def _stream_summary(report: dict[str, Any]) -> str:
-    cost, detection = report["cost"], report["detection"]
+    from pla_tvm.stream.pipeline import report_lines
+
+    cost = report["cost"]
     equal = report["bit_exact_with_host_reference"]
     lines = [f"{report['board']}: {report['record']} lead {report['lead']}, "
              f"{report['seconds_of_signal']:,.1f} s at {report['fs']} Hz streamed in one QEMU "
-             f"run ({report['qemu_wall_seconds']:.1f} s)",
-             f"  R peaks {report['beats_found']:,}, beats classified "
-             f"{report['beats_classified']:,}"
-             + (f" (skipped: {report['skipped_beats']})" if report["skipped_beats"] else "")]
-    if detection:
-        lines.append(f"  against the annotations (150 ms): sensitivity "
-                     f"{100 * detection['sensitivity']:.2f} %, positive predictivity "
-                     f"{100 * detection['positive_predictivity']:.2f} % "
-                     f"(TP {detection['true_positives']:,}, FN {detection['false_negatives']:,}, "
-                     f"FP {detection['false_positives']:,})")
-    accuracy = report["accuracy_vs_annotations"]
-    if accuracy["accuracy"] is not None:
-        lines.append(f"  class accuracy on the {accuracy['beats']:,} annotated beats "
-                     f"{accuracy['accuracy']:.4f}")
-    agreement = report["class_agreement_with_host_pipeline"]
-    if agreement and agreement["agreement"] is not None:
-        lines.append(f"  same class as the host pipeline on {100 * agreement['agreement']:.2f} % "
-                     f"of {agreement['beats_compared']:,} beats")
+             f"run ({report['qemu_wall_seconds']:.1f} s)", *report_lines(report)]
     lines += [
         "  bit-exact with the host reference: " + ", ".join(
             f"{key} {'yes' if value else 'NO'}" for key, value in equal.items()),

@@ -154,6 +154,31 @@ def stream_report(record: RawRecord, outcome: StreamOutcome, host_peaks: np.ndar
     }
 
 
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """The detection, accuracy and agreement lines of a stream's summary (``run``,
+    ``evaluate --stream``)."""
+    lines = [f"  R peaks {report['beats_found']:,}, beats classified "
+             f"{report['beats_classified']:,}"
+             + (f" (skipped: {report['skipped_beats']})" if report.get("skipped_beats") else "")]
+    detection = report["detection"]
+    if detection:
+        lines.append(f"  against the annotations (150 ms): sensitivity "
+                     f"{100 * detection['sensitivity']:.2f} %, positive predictivity "
+                     f"{100 * detection['positive_predictivity']:.2f} % "
+                     f"(TP {detection['true_positives']:,}, FN {detection['false_negatives']:,}, "
+                     f"FP {detection['false_positives']:,})")
+    accuracy = report["accuracy_vs_annotations"]
+    if accuracy["accuracy"] is not None:
+        lines.append(f"  class accuracy on the {accuracy['beats']:,} annotated beats "
+                     f"{accuracy['accuracy']:.4f}")
+    agreement = report["class_agreement_with_host_pipeline"]
+    if agreement and agreement["agreement"] is not None:
+        lines.append(f"  same class as the host beat pipeline on "
+                     f"{100 * agreement['agreement']:.2f} % of {agreement['beats_compared']:,} "
+                     "beats")
+    return lines
+
+
 def host_pipeline(record_path: Path, lead: str, length: int, quantization: dict, model,
                   annotated: bool) -> tuple[np.ndarray, np.ndarray]:
     """The host's beat pipeline on the same record: R peaks and classes of its beats.
