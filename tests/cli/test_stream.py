@@ -31,12 +31,16 @@ def mitdb_stretch(data_root, tmp_path_factory):
     return folder / "m100"
 
 
+def _compile_stream(model, out, *pla: str) -> None:
+    assert main(["compile", str(model), *pla, "--board", "mps2-an385", "--stream", "--fs", "360",
+                 "--adc-bits", "11", "--out", str(out)]) == 0
+
+
 @pytest.fixture(scope="module")
 def stream_firmware(tiny_baseline, tiny_pla, tmp_path_factory):
     out = tmp_path_factory.mktemp("fw-stream") / "fw"
-    assert main(["compile", str(tiny_baseline / "baseline_int8.tflite"), "--pla",
-                 str(tiny_pla / "pla.npz"), "--board", "mps2-an385", "--stream", "--fs", "360",
-                 "--adc-bits", "11", "--out", str(out)]) == 0
+    _compile_stream(tiny_baseline / "baseline_int8.tflite", out, "--pla",
+                    str(tiny_pla / "pla.npz"))
     return out
 
 
@@ -60,6 +64,16 @@ def test_a_record_streams_bit_exact_with_the_host(stream_firmware, mitdb_stretch
     assert saved["predictions"].size == report["beats_classified"]
     assert plot.stat().st_size > 10_000
     assert report["class_agreement_with_host_pipeline"]["beats_compared"] > 60
+
+
+@needs_micro_tools
+def test_the_whole_model_streams_without_pla(tiny_baseline, mitdb_stretch, tmp_path, capsys):
+    out = tmp_path / "fw"
+    _compile_stream(tiny_baseline / "baseline_int8.tflite", out)
+    report = cli_json(capsys, "run", str(out), "--source", f"wfdb:{mitdb_stretch}", "--lead",
+                      "MLII")
+    assert all(report["bit_exact_with_host_reference"].values())
+    assert report["beats_classified"] >= 70
 
 
 @needs_micro_tools
