@@ -30,7 +30,8 @@ DRIVER = Path(__file__).with_name("c_driver.c")
 C_FLAGS = ("-O2", "-Wall", "-Wextra", "-Werror", "-std=c11")
 RATES = (125, 250, 500, 1000)
 
-requires_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a host C compiler (cc)")
+requires_cc = pytest.mark.skipif(not os.environ.get("CI") and shutil.which("cc") is None,
+                                 reason="needs a host C compiler (cc; make setup installs gcc)")
 requires_arm_gcc = pytest.mark.skipif(
     not os.environ.get("CI") and shutil.which("arm-none-eabi-gcc") is None,
     reason="needs gcc-arm-none-eabi (make setup)",
