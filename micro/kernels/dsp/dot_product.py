@@ -63,6 +63,9 @@ class DotKernels:
         Symbol of the gathered requantization (:func:`.requantize.requantize_intrin`).
     schedule_rule : str
         The blocks' ``schedule_rule`` annotation for MetaSchedule.
+    unit_extents : bool
+        Whether calls with one output or one input are made (the descriptions allow them; the
+        DSP library leaves those blocks to the default lowering, as it always has).
     """
 
     dot: str = MICRO_KERNEL
@@ -70,6 +73,7 @@ class DotKernels:
     packed_q4: bool = True
     requantize: str = REQUANTIZE_KERNEL
     schedule_rule: str = SCHEDULE_RULE
+    unit_extents: bool = False
 
 
 #: This library's micro-kernels.
@@ -133,7 +137,8 @@ def _plain_intrin(
             T.writes(C[0, 0:n])
             for o, r in T.grid(n, L):
                 with T.sblock("update"):
-                    vo, vr = T.axis.remap("SR", [o, r])
+                    vo = T.meta_var(iter_var(T.axis.spatial, n, o))
+                    vr = T.meta_var(iter_var(T.axis.reduce, L, r))
                     C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * T.Cast("int32", B[vo, vr])
 
     @T.prim_func(s_tir=True)
@@ -171,7 +176,8 @@ def _gathered_intrin(
             T.writes(C[0, 0:n])
             for o, r in T.grid(n, L):
                 with T.sblock("update"):
-                    vo, vr = T.axis.remap("SR", [o, r])
+                    vo = T.meta_var(iter_var(T.axis.spatial, n, o))
+                    vr = T.meta_var(iter_var(T.axis.reduce, L, r))
                     T.reads(C[0, vo], A[0, vr], B[0, vo, vr], I[0])
                     T.writes(C[0, vo])
                     C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * T.Cast("int32", B[0, vo, vr])
@@ -566,6 +572,8 @@ def _tensorize(
         intrin = dot_q7x4_intrin(length, tile)
     else:
         tile = output_tile if divides else extent
+        if not kernels.unit_extents and 1 in (tile, length):
+            raise _NotApplicable("one output or one input per call")
         intrin = dot_q7_intrin(length, tile, rank == 3, kernels.dot)
     outer, inner = sch.split(out_loop, [extent // tile, tile])
     sch.decompose_reduction(block_rv, outer)

@@ -25,7 +25,7 @@ SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaS
 #: The Helium micro-kernels, in the DSP library's calling conventions.
 MVE_KERNELS = DotKernels(
     dot=MICRO_KERNEL, interleaved=False, packed_q4=False, requantize=REQUANTIZE_KERNEL,
-    schedule_rule=SCHEDULE_RULE,
+    schedule_rule=SCHEDULE_RULE, unit_extents=True,
 )
 
 
