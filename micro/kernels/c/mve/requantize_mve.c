@@ -18,14 +18,15 @@
  *    floor((v + 2^(e-1)) / 2^e) in unbounded precision (ties upwards). The fixup is -1 exactly
  *    when high < 0 and e > 0 (the sign bit of high & s, s having its sign bit set iff e > 0);
  *    for a negative high, floor((high - 1 + 2^(e-1)) / 2^e) rounds ties down, i.e. away from
- *    zero, and non-ties to nearest: the same integer. VQADD saturates only for high = INT32_MIN,
- *    which sets FPSCR.QC too. For e = 0 both are the identity.
+ *    zero, and non-ties to nearest: the same integer. VQADD would saturate only for
+ *    high = INT32_MIN, which VQRDMULH never returns (its least result is -2^31 + 1). For e = 0
+ *    both are the identity.
  * 3. The clamp to [qmin - zp, qmax - zp] then + zp is TIR's order (no overflow), and VSTRB.32
  *    stores the low byte, TIR's int8 cast.
  *
  * So the vector result is exact whenever no saturation happened. The kernel clears FPSCR.QC
  * first and, if any lane saturated (an accumulator plus bias equal to INT32_MIN with a multiplier
- * INT32_MIN, which TFLite never produces, or a high part of INT32_MIN), recomputes the whole call
+ * INT32_MIN, which TFLite never produces), recomputes the whole call
  * with the scalar formula of the DSP library: exact for every input, at six instructions per call
  * in the usual case. */
 #include "requantize_mve.h"
