@@ -22,13 +22,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import tvm
 from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
 from ...schedules import child_block_names, fuse_elementwise
 from .passes import iter_var, register_intrinsic
-from .requantize import _requantizations_that_tensorize, tensorize_requantizations
+from .requantize import (
+    REQUANTIZE_KERNEL,
+    _requantizations_that_tensorize,
+    tensorize_requantizations,
+)
 
 MICRO_KERNEL = "micro_dsp_dot_q7"
 MICRO_KERNEL_X4 = "micro_dsp_dot_q7x4"
@@ -36,7 +42,45 @@ MICRO_KERNEL_Q4 = "micro_dsp_dot_q7q4"
 SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaSchedule
 
 
-def dot_q7_intrin(length: int, outputs: int, gathered: bool) -> str:
+@dataclass(frozen=True)
+class DotKernels:
+    """The micro-kernels :func:`schedule_int8_dots` calls: this library's by default.
+
+    Another kernel library with the same calling conventions (e.g. :mod:`micro.kernels.mve`)
+    reuses the schedule and the intrinsics' descriptions with its own symbols.
+
+    Attributes
+    ----------
+    dot : str
+        Symbol of the int8 dot product over rows with the reduction innermost, called as
+        ``dot(x, w, acc, L, n, w_stride)`` (:func:`dot_q7_intrin`).
+    interleaved : bool
+        Whether gathered ``[k, D, d]`` weights with ``D`` and ``d`` multiples of 4 are
+        interleaved for the four-output kernel :data:`MICRO_KERNEL_X4`.
+    packed_q4 : bool
+        Whether blocks with packed 4-bit weights are taken (:data:`MICRO_KERNEL_Q4`).
+    requantize : str
+        Symbol of the gathered requantization (:func:`.requantize.requantize_intrin`).
+    schedule_rule : str
+        The blocks' ``schedule_rule`` annotation for MetaSchedule.
+    unit_extents : bool
+        Whether calls with one output or one input are made (the descriptions allow them; the
+        DSP library leaves those blocks to the default lowering, as it always has).
+    """
+
+    dot: str = MICRO_KERNEL
+    interleaved: bool = True
+    packed_q4: bool = True
+    requantize: str = REQUANTIZE_KERNEL
+    schedule_rule: str = SCHEDULE_RULE
+    unit_extents: bool = False
+
+
+#: This library's micro-kernels.
+DSP_KERNELS = DotKernels()
+
+
+def dot_q7_intrin(length: int, outputs: int, gathered: bool, kernel: str = MICRO_KERNEL) -> str:
     """Register (once) the tensor intrinsic for one shape and return its name.
 
     Parameters
@@ -48,19 +92,23 @@ def dot_q7_intrin(length: int, outputs: int, gathered: bool) -> str:
     gathered : bool
         ``B`` is a ``[?, n, L]`` slice selected by a one-element int32 index buffer (the
         cluster-gated operator's weights), instead of a ``[n, L]`` matrix.
+    kernel : str
+        The C function the implementation calls (another library's kernel with this one's
+        arguments, e.g. ``micro_mve_dot_q7``).
 
     Returns
     -------
     str
         Name for ``Schedule.tensorize``.
     """
-    name = f"{MICRO_KERNEL}_{length}x{outputs}{'_gathered' if gathered else ''}"
+    name = f"{kernel}_{length}x{outputs}{'_gathered' if gathered else ''}"
     make = _gathered_intrin if gathered else _plain_intrin
-    return register_intrinsic(name, lambda: make(length, outputs))
+    return register_intrinsic(name, lambda: make(length, outputs, kernel))
 
 
 def _call_micro_kernel(
-    a: tirx.Buffer, b: tirx.Buffer, c: tirx.Buffer, length: int, outputs: int, b_stride: tirx.Var
+    a: tirx.Buffer, b: tirx.Buffer, c: tirx.Buffer, length: int, outputs: int, b_stride: tirx.Var,
+    kernel: str = MICRO_KERNEL,
 ) -> tirx.PrimExpr:
     """The call both implementations make: matched regions' addresses, shape and row stride.
 
@@ -68,12 +116,14 @@ def _call_micro_kernel(
     C declaration TVM writes for the extern follows the argument types of the call.
     """
     return T.call_extern(
-        "int32", MICRO_KERNEL, a.access_ptr("r"), b.access_ptr("r"), c.access_ptr("rw"),
+        "int32", kernel, a.access_ptr("r"), b.access_ptr("r"), c.access_ptr("rw"),
         length, outputs, T.Cast("int32", b_stride),
     )  # fmt: skip
 
 
-def _plain_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+def _plain_intrin(
+    length: int, outputs: int, kernel: str = MICRO_KERNEL
+) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     """``C[0, o] += A[0, r] * B[o, r]``: description and implementation."""
     n, L = outputs, length  # noqa: N806 (the names of the math)
 
@@ -87,7 +137,8 @@ def _plain_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFu
             T.writes(C[0, 0:n])
             for o, r in T.grid(n, L):
                 with T.sblock("update"):
-                    vo, vr = T.axis.remap("SR", [o, r])
+                    vo = T.meta_var(iter_var(T.axis.spatial, n, o))
+                    vr = T.meta_var(iter_var(T.axis.reduce, L, r))
                     C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * T.Cast("int32", B[vo, vr])
 
     @T.prim_func(s_tir=True)
@@ -99,12 +150,14 @@ def _plain_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFu
         with T.sblock("root"):
             T.reads(C[0, 0:n], A[0, 0:L], B[0:n, 0:L])
             T.writes(C[0, 0:n])
-            T.evaluate(_call_micro_kernel(A, B, C, L, n, stride))
+            T.evaluate(_call_micro_kernel(A, B, C, L, n, stride, kernel))
 
     return desc, impl
 
 
-def _gathered_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+def _gathered_intrin(
+    length: int, outputs: int, kernel: str = MICRO_KERNEL
+) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     """``C[0, o] += A[0, r] * B[I[0], o, r]``: the slice of ``B`` chosen by index buffer ``I``.
 
     The index is only read (the block reads it to address ``B``); the slice's address is the
@@ -123,7 +176,8 @@ def _gathered_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.Pri
             T.writes(C[0, 0:n])
             for o, r in T.grid(n, L):
                 with T.sblock("update"):
-                    vo, vr = T.axis.remap("SR", [o, r])
+                    vo = T.meta_var(iter_var(T.axis.spatial, n, o))
+                    vr = T.meta_var(iter_var(T.axis.reduce, L, r))
                     T.reads(C[0, vo], A[0, vr], B[0, vo, vr], I[0])
                     T.writes(C[0, vo])
                     C[0, vo] = C[0, vo] + T.Cast("int32", A[0, vr]) * T.Cast("int32", B[0, vo, vr])
@@ -138,7 +192,7 @@ def _gathered_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.Pri
         with T.sblock("root"):
             T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n, 0:L], I[0])
             T.writes(C[0, 0:n])
-            T.evaluate(_call_micro_kernel(A, B, C, L, n, stride))
+            T.evaluate(_call_micro_kernel(A, B, C, L, n, stride, kernel))
 
     return desc, impl
 
@@ -392,7 +446,8 @@ def _weight_needs_transpose(weight: tvm.ir.TensorLoad, block: tirx.SBlock) -> bo
 
 
 def schedule_int8_dots(
-    func: tirx.PrimFunc, output_tile: int | None = None, *, tensorize: bool = True
+    func: tirx.PrimFunc, output_tile: int | None = None, *, tensorize: bool = True,
+    kernels: DotKernels = DSP_KERNELS,
 ) -> tuple[tirx.PrimFunc, list[Relayout]] | None:
     """Tensorize every int8 dot-product reduction of a kernel with the SMLAD micro-kernel.
 
@@ -409,6 +464,8 @@ def schedule_int8_dots(
         False: only change the weights' layout and annotate the blocks with the MetaSchedule rule
         :data:`SCHEDULE_RULE` (for :func:`prepare_for_tuning`); the blocks are still checked to
         tensorize.
+    kernels : DotKernels
+        The micro-kernels to call (this library's by default).
 
     Returns
     -------
@@ -428,37 +485,42 @@ def schedule_int8_dots(
         relaid = s_tir.Schedule(sch.mod)
         block_rv = relaid.get_sblock(name)
         block = relaid.get(block_rv)
-        if _weight_load(block) is None or len(relaid.get_loops(block_rv)) != 3:
+        weight = _weight_load(block) if kernels.packed_q4 else _int8_products(block)
+        if weight is None or len(relaid.get_loops(block_rv)) != 3:
             continue
         try:
-            moved = _relayout(relaid, block_rv)
+            moved = _relayout(relaid, block_rv, kernels.interleaved)
             tensorized = s_tir.Schedule(relaid.mod)
-            _tensorize(tensorized, tensorized.get_sblock(name), output_tile)
+            _tensorize(tensorized, tensorized.get_sblock(name), output_tile, kernels)
         except (s_tir.ScheduleError, _NotApplicable):
             continue  # not the micro-kernel's pattern: leave the block to the default lowering
         if tensorize:
             sch = tensorized
         else:
-            relaid.annotate(relaid.get_sblock(name), "schedule_rule", SCHEDULE_RULE)
+            relaid.annotate(relaid.get_sblock(name), "schedule_rule", kernels.schedule_rule)
             sch = relaid
         matched = True
         relaid_out += [] if moved is None else [moved]
     if not matched:
         return None
     if tensorize:
-        tensorize_requantizations(sch)
+        tensorize_requantizations(sch, kernels.requantize)
         fuse_elementwise(sch)
     else:
-        _requantizations_that_tensorize(sch)  # registers the intrinsics tuning records name
+        # registers the intrinsics tuning records name
+        _requantizations_that_tensorize(sch, kernels.requantize)
     return sch.mod["main"], relaid_out
 
 
-def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> Relayout | None:
+def _relayout(
+    sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, interleaved: bool = True
+) -> Relayout | None:
     """Re-lay out a weight whose last axis is the output axis; return the parameter and its map.
 
     Four weights of one output become one word for ``SXTB16``: with the reduction axis innermost
     (``[..., d, D]``), or, for a gathered ``[k, D, d]`` weight with ``D`` and ``d`` multiples of
-    4, interleaved as ``[k, d/4, D/4, 4, 4]`` for the four-output micro-kernel. Only a
+    4 (and ``interleaved``), interleaved as ``[k, d/4, D/4, 4, 4]`` for the four-output
+    micro-kernel. Only a
     parameter's layout can change (the caller re-lays out the tensor passed in); None when the
     layout already fits (e.g. centroids ``[k, D]``).
     """
@@ -475,7 +537,7 @@ def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> Relayout | None:
     read_index = next(i for i, r in enumerate(block.reads) if r.source.same_as(buffer))
     rank = len(weight.indices)
     reduce_len, outputs = (int(e) for e in buffer.shape[-2:])
-    if rank == 3 and reduce_len % 4 == 0 and outputs % 4 == 0:
+    if interleaved and rank == 3 and reduce_len % 4 == 0 and outputs % 4 == 0:
         index_map = tirx.IndexMap.from_func(
             lambda k, r, o: (k, o // 4, r // 4, o % 4, r % 4), ndim=3
         )
@@ -490,7 +552,10 @@ def _relayout(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> Relayout | None:
     return next(i for i, p in enumerate(params) if buffer.same_as(p)), index_map
 
 
-def _tensorize(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, output_tile: int | None) -> None:
+def _tensorize(
+    sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, output_tile: int | None,
+    kernels: DotKernels = DSP_KERNELS,
+) -> None:
     """Split the outputs into tiles, zero the accumulators apart, call the micro-kernel per tile."""
     block = sch.get(block_rv)
     q4 = _q7q4_products(block) is not None
@@ -507,7 +572,9 @@ def _tensorize(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, output_tile: int |
         intrin = dot_q7x4_intrin(length, tile)
     else:
         tile = output_tile if divides else extent
-        intrin = dot_q7_intrin(length, tile, rank == 3)
+        if not kernels.unit_extents and 1 in (tile, length):
+            raise _NotApplicable("one output or one input per call")
+        intrin = dot_q7_intrin(length, tile, rank == 3, kernels.dot)
     outer, inner = sch.split(out_loop, [extent // tile, tile])
     sch.decompose_reduction(block_rv, outer)
     sch.tensorize(inner, intrin)

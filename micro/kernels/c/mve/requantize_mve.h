@@ -1,0 +1,16 @@
+/* TFLite's int8 requantization on Helium (MVE), four channels per vector, for the Cortex-M55.
+ * Called from TIR kernels tensorized by micro/kernels/mve/requantize.py (see docs/isa-mve.md). */
+#ifndef MICRO_MVE_REQUANTIZE_H_
+#define MICRO_MVE_REQUANTIZE_H_
+
+#include <stdint.h>
+
+/* out[i] = clamp(q + zp, qmin, qmax) for i < n, q = RoundingDivideByPOT(SRDHM(acc[i] + bias[i],
+ * mult[i]), -shift[i]): TFLite's double-rounding requantization exactly as
+ * micro.fixed_point_tir states it, for any int32 acc, bias and mult and shift[i] in [-31, 0]
+ * (the sum wraps). acc, bias, mult point to word-aligned int32_t, shift and out to int8_t.
+ * 15 instructions per four channels in a tail-predicated loop; returns 0. */
+int32_t micro_mve_requantize_q7(void* acc, void* bias, void* mult, void* shift, void* out,
+                                int32_t n, int32_t zp, int32_t qmin, int32_t qmax);
+
+#endif

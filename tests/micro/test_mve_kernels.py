@@ -1,0 +1,385 @@
+"""The Helium micro-kernels (micro.kernels.mve) on the Cortex-M55 (mps3-an547): scheduling, the
+requantization's vector arithmetic against TVM's host build of micro.fixed_point_tir, each
+kernel alone in firmware on edge shapes, the cluster-gated operator against relay_passes'
+reference, and the PLA graph of the bench (instructions per beat)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax, te
+from tvm.script import tirx as T
+
+import micro
+from micro.kernels import mve
+from micro.kernels.mve.dot_product import calls, schedule_mve_dots
+from relay_passes import (
+    QuantizedClusterGatedLinearParams,
+    emit_cluster_gated_linear,
+    make_cluster_gated_linear_int8_kernel,
+    reference_forward,
+)
+
+from .graphs import host_reference, random_inputs, requires_toolchain
+from .test_requantize_dsp import _accumulators, _host_requantize
+
+BOARD = "mps3-an547"
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+LENGTHS = (1, 15, 16, 17, 140, 263)
+OUTPUTS = (1, 3, 5, 16, 128)
+
+
+# ---- Scheduling --------------------------------------------------------------------------------
+
+
+def test_operator_kernel_calls_the_helium_kernels_with_reduction_innermost_weights():
+    kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, -4, True)
+    scheduled, relaid_out = schedule_mve_dots(kernel)
+    assert calls(scheduled) == 2  # centroids (3 outputs), the chosen cluster's map (16)
+    assert calls(scheduled, mve.REQUANTIZE_KERNEL) == 1
+    # [k, D, d] -> [k, d, D], never the DSP library's interleaving
+    assert [index for index, _ in relaid_out] == [3]
+    assert [int(s) for s in scheduled.params[3].shape] == [3, 16, 140]
+    assert "micro_dsp" not in scheduled.script()
+
+
+def test_requantization_with_left_shifts_stays_tir():
+    kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, -4, False)
+    scheduled, _ = schedule_mve_dots(kernel)
+    assert calls(scheduled) == 2
+    assert calls(scheduled, mve.REQUANTIZE_KERNEL) == 0
+
+
+def test_board_policy():
+    assert mve.board_uses_mve(micro.get_board(BOARD))
+    assert not mve.board_uses_mve(micro.get_board("mps2-an505"))
+    model = _cluster_module(_params(np.random.default_rng(0), 2, 24, 8))
+    m4 = micro.get_board("mps2-an386")
+    assert mve.apply_mve(model, m4) is not None  # default on an M4: the plain lowered module
+    with pytest.raises(micro.BuildError, match="mps2-an386"):
+        mve.apply_mve(model, m4, mve=True)
+
+
+def test_tuning_preparation_annotates_and_tensorize_annotated_matches_the_schedule():
+    board = micro.get_board(BOARD)
+    model = _cluster_module(_params(np.random.default_rng(1), 3, 64, 16))
+    prepared = mve.prepare_for_tuning(model, board)
+    func = prepared["cluster_gated_linear_int8"]
+    assert func.script().count(f'"schedule_rule": "{mve.SCHEDULE_RULE}"') == 2
+    sch = tvm.s_tir.Schedule(func)
+    mve.tensorize_annotated(sch)
+    assert calls(sch.mod["main"]) == 2
+    assert calls(sch.mod["main"], mve.REQUANTIZE_KERNEL) == 1
+
+
+_IMPORT_REGISTERS_NOTHING = """
+from micro import codegen
+import micro.kernels.mve as mve
+assert not any(s.startswith("micro_mve") for s in codegen._EXTERN_SOURCES)
+mve.register(); mve.register()
+assert {s for s in codegen._EXTERN_SOURCES if s.startswith("micro_mve")} == {
+    "micro_mve_dot_q7", "micro_mve_requantize_q7"}
+"""
+
+
+def test_importing_registers_nothing_and_register_is_idempotent():
+    result = subprocess.run([sys.executable, "-c", _IMPORT_REGISTERS_NOTHING], capture_output=True,
+                            text=True, cwd=Path(__file__).parents[2], check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+# ---- The requantization's vector arithmetic (requantize_mve.c), modelled on the host ----------
+
+
+def _vector_requantize(x, mult, shift, zero_point: int, qmin: int, qmax: int):
+    """The kernel's instruction sequence on Python integers, lane by lane, and whether a
+    saturation set FPSCR.QC (then the kernel takes its scalar path)."""
+    out, saturated = [], False
+    for xi, mi, si in zip(x.tolist(), mult.tolist(), shift.tolist(), strict=True):
+        high = (2 * xi * mi + 2**31) >> 32  # VQRDMULH before saturation
+        if high > INT32_MAX:
+            high, saturated = INT32_MAX, True
+        fix = -1 if (high & si) < 0 else 0  # VAND, VSHR #31 (sign of high & s)
+        v = high + fix  # VQADD
+        if v < INT32_MIN:
+            v, saturated = INT32_MIN, True
+        e = -si
+        q = (v + (1 << (e - 1))) >> e if e else v  # VRSHL by -e
+        q = max(min(q, qmax - zero_point), qmin - zero_point) + zero_point
+        out.append(((q + 128) % 256) - 128)  # VSTRB.32: the low byte
+    return np.array(out, np.int8), saturated
+
+
+@pytest.mark.parametrize(("zero_point", "qmin", "qmax"), [(-128, -128, 127), (5, -128, 127),
+                                                          (0, -20, 100)])
+def test_vector_sequence_equals_the_tir_requantization(zero_point, qmin, qmax):
+    rng = np.random.default_rng(7)
+    n = 6000
+    x = _accumulators(rng, n)
+    shift = -rng.integers(0, 32, n).astype(np.int8)
+    mult = rng.integers(0, INT32_MAX, n, dtype=np.int64).astype(np.int32)
+    mult[::7] = INT32_MAX
+    mult[1::7] = 1 << 30
+    mult[2::7] = 0
+    # exact ties of the rounding division: m = 2^30 gives high = floor((x + 1) / 2)
+    ties = slice(3, None, 7)
+    e = -shift[ties].astype(np.int64)
+    j = rng.integers(-200, 200, len(e))
+    half = np.where(e > 0, (2 * j + 1) << np.maximum(e - 1, 0), j)
+    x[ties] = np.clip(2 * half - 1, INT32_MIN, INT32_MAX)
+    mult[ties] = 1 << 30
+    got, saturated = _vector_requantize(x, mult, shift, zero_point, qmin, qmax)
+    assert not saturated
+    expected = _host_requantize(x, np.zeros_like(x), mult, shift, zero_point, qmin, qmax)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_vector_sequence_saturates_only_where_vqrdmulh_differs():
+    x = np.array([INT32_MIN, INT32_MIN, INT32_MAX], np.int32)
+    mult = np.array([INT32_MIN, INT32_MAX, INT32_MIN], np.int32)
+    shift = np.zeros(3, np.int8)
+    _, saturated = _vector_requantize(x[:1], mult[:1], shift[:1], 0, -128, 127)
+    assert saturated  # TIR wraps 2^31 to INT32_MIN: the kernel's scalar path takes the call
+    got, saturated = _vector_requantize(x[1:], mult[1:], shift[1:], 0, -128, 127)
+    assert not saturated
+    np.testing.assert_array_equal(
+        got, _host_requantize(x[1:], np.zeros(2, np.int32), mult[1:], shift[1:], 0, -128, 127))
+
+
+# ---- Each kernel alone in firmware -------------------------------------------------------------
+
+
+def _dot_kernel(length: int, outputs: int, gathered: bool, clusters: int = 3):
+    """``out[0, o] = sum_r x[0, r] * W[(I[0],) r, o]`` in int32, as a PrimFunc (TE)."""
+    x = te.placeholder((1, length), "int8", name="x")
+    r = te.reduce_axis((0, length), name="r")
+    if gathered:
+        w = te.placeholder((clusters, length, outputs), "int8", name="w")
+        index = te.placeholder((1,), "int32", name="index")
+        out = te.compute((1, outputs), lambda n, o: te.sum(
+            x[n, r].astype("int32") * w[index[0], r, o].astype("int32"), axis=r), name="dot")
+        return te.create_prim_func([x, w, index, out])
+    w = te.placeholder((length, outputs), "int8", name="w")
+    out = te.compute((1, outputs), lambda n, o: te.sum(
+        x[n, r].astype("int32") * w[r, o].astype("int32"), axis=r), name="dot")
+    return te.create_prim_func([x, w, out])
+
+
+def _dot_module(length: int, gathered: bool, rng: np.random.Generator):
+    """Every output count of :data:`OUTPUTS` over one input ``[1, length]``, outputs concatenated;
+    with the weights (and chosen clusters) for the numpy reference."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, length), "int8"))
+    weights = []
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            parts = []
+            for outputs in OUTPUTS:
+                gvar = bb.add_func(_dot_kernel(length, outputs, gathered),
+                                   f"dot_{outputs}{'_gathered' if gathered else ''}")
+                if gathered:
+                    w = rng.integers(-128, 128, (3, length, outputs), dtype=np.int8)
+                    chosen = int(rng.integers(0, 3))
+                    args = [x, relax.const(w), relax.const(np.array([chosen], np.int32))]
+                    weights.append(w[chosen])
+                else:
+                    w = rng.integers(-128, 128, (length, outputs), dtype=np.int8)
+                    args = [x, relax.const(w)]
+                    weights.append(w)
+                parts.append(bb.emit(relax.call_tir(
+                    gvar, args, relax.TensorType((1, outputs), "int32"))))
+            out = bb.emit_output(relax.op.concat(parts, axis=1))
+        bb.emit_func_output(out)
+    return bb.get(), np.concatenate(weights, axis=1)
+
+
+def _module_calls(mod: tvm.IRModule, symbol: str) -> int:
+    return sum(calls(f, symbol) for f in mod.functions.values()
+               if isinstance(f, tvm.tirx.PrimFunc))
+
+
+@requires_toolchain
+@pytest.mark.parametrize("gathered", [False, True], ids=["plain", "gathered"])
+@pytest.mark.parametrize("length", LENGTHS)
+def test_dot_kernel_alone_is_bit_exact(tmp_path, length, gathered):
+    rng = np.random.default_rng(length)
+    model, weights = _dot_module(length, gathered, rng)
+    scheduled = mve.apply_mve(model, micro.get_board(BOARD))
+    assert _module_calls(scheduled, mve.MICRO_KERNEL) == len(OUTPUTS)
+    firmware = micro.build(scheduled, BOARD, tmp_path, dsp=False)
+    assert "micro_mve_dot_q7(" in (firmware.out_dir / "src" / "kernels.c").read_text()
+    inputs = random_inputs(model, 5, seed=length)
+    inputs[0] = -128  # the largest products, all of one sign
+    expected = (inputs[:, 0].astype(np.int64) @ weights.astype(np.int64)).astype(np.int32)
+    got = micro.run(firmware, inputs).outputs
+    np.testing.assert_array_equal(got[:, 0], expected)
+
+
+_SENTINEL = 99
+_REQUANTIZE_N = 131  # 32 full vectors and a predicated tail of three channels
+
+
+def _requantize_call(n: int, zero_point: int, qmin: int, qmax: int) -> tvm.tirx.PrimFunc:
+    """A kernel that fills its output with the sentinel, then calls the micro-kernel once."""
+
+    @T.prim_func(private=True)
+    def kernel(acc: T.Buffer((n,), "int32"), bias: T.Buffer((n,), "int32"),
+               mult: T.Buffer((n,), "int32"), shift: T.Buffer((n,), "int8"),
+               out: T.Buffer((n + 1,), "int8")):
+        T.func_attr({"op_pattern": 8})
+        for i in range(n + 1):
+            out[i] = T.int8(_SENTINEL)
+        T.evaluate(T.call_extern(
+            "int32", mve.REQUANTIZE_KERNEL, acc.access_ptr("r"), bias.access_ptr("r"),
+            mult.access_ptr("r"), shift.access_ptr("r"), out.access_ptr("w"), n, zero_point,
+            qmin, qmax))
+
+    return kernel
+
+
+def _requantize_parameters(rng: np.random.Generator, n: int, fallback: bool):
+    shift = -(np.arange(n) % 32).astype(np.int8)
+    choices = np.array([INT32_MAX, 1 << 30, 1518500250, 1, 0, (1 << 29) + 3, 1234567890],
+                       np.int64)
+    mult = choices[(np.arange(n) // 32) % len(choices)].astype(np.int32)
+    if fallback:
+        mult[5] = INT32_MIN  # with acc + bias = INT32_MIN, VQRDMULH saturates
+    bias = rng.integers(-3000, 3000, n).astype(np.int32)
+    bias[::3] = rng.integers(INT32_MIN, INT32_MAX, len(bias[::3]))
+    return bias, mult, shift
+
+
+def _requantize_rows(rng, n, bias, mult, shift) -> np.ndarray:
+    """Accumulators: random of every size, near and at rounding ties, at the int32 limits."""
+    rows = [_accumulators(rng, n)]
+    e = -shift.astype(np.int64)
+    m = np.maximum(mult.astype(np.int64), 1)
+    for _ in range(2):
+        target = rng.integers(-140, 141, n) + 0.5
+        x = np.floor(target * 2.0 ** (31 + e) / m) + rng.integers(-2, 3, n)
+        rows.append(_wrap(np.clip(x, INT32_MIN, INT32_MAX).astype(np.int64) - bias))
+    # exact ties where m = 2^30 (high = floor((x + 1) / 2)): x = 2 h - 1, h = (2 j + 1) 2^(e-1)
+    j = rng.integers(-100, 100, n)
+    half = np.where(e > 0, (2 * j + 1) << np.maximum(e - 1, 0), j)
+    rows.append(_wrap(np.clip(2 * half - 1, INT32_MIN, INT32_MAX) - bias.astype(np.int64)))
+    for limit in (INT32_MAX, INT32_MIN):
+        rows.append(_wrap(limit - bias.astype(np.int64)))
+    return np.stack(rows)
+
+
+def _wrap(values: np.ndarray) -> np.ndarray:
+    return ((values.astype(np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
+@requires_toolchain
+@pytest.mark.parametrize(("zero_point", "qmin", "qmax"), [(-128, -128, 127), (7, -20, 100)])
+def test_requantize_kernel_alone_is_bit_exact(tmp_path, zero_point, qmin, qmax):
+    """The C contract of micro_mve_requantize_q7: the vector path and (second kernel: a lane
+    with acc + bias = mult = INT32_MIN in the INT32_MIN row) the scalar path equal TVM's host
+    build of micro.fixed_point_tir, and nothing after the n outputs is written."""
+    mve.register()
+    rng = np.random.default_rng(11)
+    n = _REQUANTIZE_N
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((n,), "int32"))
+    parameters, rows = [], []
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            parts = []
+            for fallback in (False, True):
+                bias, mult, shift = _requantize_parameters(rng, n, fallback)
+                parameters.append((bias, mult, shift))
+                rows.append(_requantize_rows(rng, n, bias, mult, shift))
+                gvar = bb.add_func(_requantize_call(n, zero_point, qmin, qmax),
+                                   f"requantize_{int(fallback)}")
+                parts.append(bb.emit(relax.call_tir(
+                    gvar, [x] + [relax.const(v) for v in (bias, mult, shift)],
+                    relax.TensorType((n + 1,), "int8"))))
+            out = bb.emit_output(relax.op.concat(parts, axis=0))
+        bb.emit_func_output(out)
+    inputs = np.concatenate(rows)  # every row goes through both kernels
+    result = micro.run(micro.build(bb.get(), BOARD, tmp_path, dsp=False), inputs)
+    for acc, outputs in zip(inputs, result.outputs, strict=True):
+        for part, (bias, mult, shift) in zip(np.split(outputs, 2), parameters, strict=True):
+            wrapped = _wrap(acc.astype(np.int64) + bias)
+            expected = _host_requantize(wrapped, np.zeros(n, np.int32), mult, shift, zero_point,
+                                        qmin, qmax)
+            np.testing.assert_array_equal(part[:n], expected)
+            assert part[n] == _SENTINEL
+
+
+# ---- The cluster-gated operator -----------------------------------------------------------------
+
+
+def _params(rng, k: int, dim: int, d: int) -> QuantizedClusterGatedLinearParams:
+    return QuantizedClusterGatedLinearParams(
+        input_scale=0.03, input_zero_point=int(rng.integers(-20, 20)),
+        centroids_q=rng.integers(-128, 128, (k, dim), dtype=np.int8),
+        weights_q=rng.integers(-127, 128, (k, dim, d), dtype=np.int8),
+        weight_scales=rng.uniform(1e-3, 5e-3, (k, d)).astype(np.float32),
+        bias_q=rng.integers(-20000, 20000, (k, d)).astype(np.int32),
+        output_scale=0.25, output_zero_point=int(rng.integers(-30, 30)))
+
+
+def _cluster_module(params: QuantizedClusterGatedLinearParams) -> tvm.IRModule:
+    dim = params.centroids_q.shape[1]
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, dim), "int8"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(emit_cluster_gated_linear(bb, x, params))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+@requires_toolchain
+@pytest.mark.parametrize(("k", "dim", "d"), [(3, 140, 128), (4, 263, 5), (2, 17, 16), (3, 15, 3),
+                                             (2, 1, 1)])
+def test_operator_is_bit_exact_with_the_reference(tmp_path, k, dim, d):
+    params = _params(np.random.default_rng(k * dim + d), k, dim, d)
+    model = _cluster_module(params)
+    scheduled = mve.apply_mve(model, micro.get_board(BOARD))
+    kernel = scheduled["cluster_gated_linear_int8"]
+    assert calls(kernel) == 2
+    # one channel: the (DSP library's) requantization description has no unit-extent form yet
+    assert calls(kernel, mve.REQUANTIZE_KERNEL) == (d > 1)
+    inputs = random_inputs(model, 8, seed=d)
+    firmware = micro.build(scheduled, BOARD, tmp_path / "mve", dsp=False)
+    got = micro.run(firmware, inputs).outputs
+    np.testing.assert_array_equal(got, np.stack([reference_forward(params, x) for x in inputs]))
+    np.testing.assert_array_equal(got, host_reference(model, inputs))
+
+
+# ---- The PLA graph of the bench ----------------------------------------------------------------
+
+_BENCH = Path("/work/bench-run/bench-cache")
+_TFLITE = _BENCH / "baseline-paper-seed0" / "baseline_int8.tflite"
+_PLA = _BENCH / "pla-seed0" / "pla.npz"
+_ECG5000 = Path("/work/shared/data/ecg5000")
+
+
+@requires_toolchain
+@pytest.mark.skipif(not (_TFLITE.is_file() and _PLA.is_file() and _ECG5000.is_dir()),
+                    reason="needs the bench's seed-0 models and ECG5000")
+def test_pla_graph_runs_under_8000_instructions_per_beat(tmp_path):
+    from pla_tvm.data import load_ecg5000  # noqa: PLC0415 (the application, only here)
+    from pla_tvm.deploy import model_quantization, prepare  # noqa: PLC0415
+    from pla_tvm.graph import HostRunner  # noqa: PLC0415
+    from pla_tvm.inference import quantize  # noqa: PLC0415
+
+    mod = prepare(_TFLITE, _PLA)
+    spec = model_quantization(_TFLITE)["input"]
+    beats = load_ecg5000(_ECG5000)["test"].x[:50]
+    shape = tuple(int(s) for s in mod["main"].params[0].ty.shape)
+    inputs = quantize(beats, spec["scale"], spec["zero_point"]).reshape(len(beats), *shape)
+    firmware = micro.build(mve.apply_mve(mod, micro.get_board(BOARD)), BOARD, tmp_path,
+                           dsp=False)
+    result = micro.run(firmware, inputs)
+    np.testing.assert_array_equal(result.outputs.reshape(len(beats), -1),
+                                  HostRunner(mod).run(inputs))
+    assert result.instructions_per_inference <= 8000
