@@ -26,7 +26,9 @@ REQUANTIZE_KERNEL = "micro_dsp_requantize_q7"
 REQUANTIZE_CHANNELS_KERNEL = "micro_dsp_requantize_channels_q7"
 
 
-def requantize_intrin(outputs: int, zero_point: int, qmin: int, qmax: int) -> str:
+def requantize_intrin(
+    outputs: int, zero_point: int, qmin: int, qmax: int, kernel: str = REQUANTIZE_KERNEL
+) -> str:
     """Register (once) the gathered requantization intrinsic for one shape; return its name.
 
     Description: ``O[0, o] = requantize(A[0, o] + B[I[0], o], M[I[0], o], S[I[0], o])`` with
@@ -41,18 +43,22 @@ def requantize_intrin(outputs: int, zero_point: int, qmin: int, qmax: int) -> st
         Values per call ``n``.
     zero_point, qmin, qmax : int
         The output zero point and clamp range (immediates of the description).
+    kernel : str
+        The C function the implementation calls, with ``micro_dsp_requantize_q7``'s arguments
+        (another library's requantization, e.g. :mod:`micro.kernels.scalar`'s).
 
     Returns
     -------
     str
         Name for ``Schedule.tensorize``.
     """
-    name = f"{REQUANTIZE_KERNEL}_{outputs}_{zero_point}_{qmin}_{qmax}".replace("-", "m")
-    return register_intrinsic(name, lambda: _requantize_intrin(outputs, zero_point, qmin, qmax))
+    name = f"{kernel}_{outputs}_{zero_point}_{qmin}_{qmax}".replace("-", "m")
+    return register_intrinsic(
+        name, lambda: _requantize_intrin(outputs, zero_point, qmin, qmax, kernel))
 
 
 def _requantize_intrin(
-    n: int, zero_point: int, qmin: int, qmax: int
+    n: int, zero_point: int, qmin: int, qmax: int, kernel: str
 ) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     """Description and implementation of :func:`requantize_intrin` (reads in the kernel's order:
     the index first)."""
@@ -88,7 +94,7 @@ def _requantize_intrin(
             T.reads(I[0], A[0, 0:n], B[0, 0:n], M[0, 0:n], S[0, 0:n])
             T.writes(O[0, 0:n])
             T.evaluate(T.call_extern(
-                "int32", REQUANTIZE_KERNEL, A.access_ptr("r"), B.access_ptr("r"),
+                "int32", kernel, A.access_ptr("r"), B.access_ptr("r"),
                 M.access_ptr("r"), S.access_ptr("r"), O.access_ptr("w"), n, zero_point, qmin,
                 qmax,
             ))  # fmt: skip
@@ -119,7 +125,7 @@ def _clamp_constants(sch: s_tir.Schedule, name: str) -> tuple[int, int, int] | N
     return fixed_point_tir.clamp_constants(body.value)
 
 
-def _tensorize_one_requantization(sch: s_tir.Schedule, name: str) -> bool:
+def _tensorize_one_requantization(sch: s_tir.Schedule, name: str, kernel: str) -> bool:
     constants = _clamp_constants(sch, name)
     if constants is None:
         return False
@@ -127,15 +133,15 @@ def _tensorize_one_requantization(sch: s_tir.Schedule, name: str) -> bool:
     try:
         _inline_elementwise_producers(sch, block_rv)
         loop = sch.get_loops(block_rv)[-1]
-        intrin = requantize_intrin(int(sch.get(loop).extent), *constants)
+        intrin = requantize_intrin(int(sch.get(loop).extent), *constants, kernel)
         sch.tensorize(loop, intrin)
     except s_tir.ScheduleError:
         return False
     return True
 
 
-def tensorize_requantizations(sch: s_tir.Schedule) -> None:
-    """Run every gathered requantization on the C kernel, recognised by its structure.
+def tensorize_requantizations(sch: s_tir.Schedule, kernel: str = REQUANTIZE_KERNEL) -> None:
+    """Run every gathered requantization on a C kernel, recognised by its structure.
 
     Every data-parallel block storing a clamped int8 value (:func:`micro.fixed_point_tir.
     clamp_constants` gives its zero point and range) is tried, on a copy first, so that a block
@@ -146,19 +152,24 @@ def tensorize_requantizations(sch: s_tir.Schedule) -> None:
     ----------
     sch : tvm.s_tir.Schedule
         Schedule of one kernel, changed in place.
+    kernel : str
+        The C function called (:func:`requantize_intrin`); the DSP one by default.
     """
-    for name in _requantizations_that_tensorize(sch):
-        _tensorize_one_requantization(sch, name)
+    for name in _requantizations_that_tensorize(sch, kernel):
+        _tensorize_one_requantization(sch, name, kernel)
 
 
-def _requantizations_that_tensorize(sch: s_tir.Schedule) -> list[str]:
+def _requantizations_that_tensorize(
+    sch: s_tir.Schedule, kernel: str = REQUANTIZE_KERNEL
+) -> list[str]:
     """The requantization blocks whose tensorization succeeds, each tried on a copy.
 
     Trying also registers their intrinsics, which a tuning database needs before it is loaded
     in another process (its records name them), so :func:`prepare_for_tuning` calls it too.
     """
     names = [n for n in child_block_names(sch) if _clamp_constants(sch, n) is not None]
-    return [n for n in names if _tensorize_one_requantization(s_tir.Schedule(sch.mod), n)]
+    return [n for n in names
+            if _tensorize_one_requantization(s_tir.Schedule(sch.mod), n, kernel)]
 
 
 def composed_clamp(qmin: int, qmax: int, clip: tuple[int, int] | None) -> tuple[int, int]:
