@@ -53,6 +53,7 @@ from .dot_product import (
     tensorize_for_rule,
 )
 from .requantize import REQUANTIZE_CHANNELS_KERNEL, REQUANTIZE_KERNEL
+from .requantize import tensorize_requantizations as tensorize_requantizations  # re-exported
 
 _SOURCES = resources.files("micro.kernels").joinpath("c", "dsp")
 _META_SCHEDULE_RULE = f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}"
