@@ -3,6 +3,8 @@ layout: swap the scheduled kernels in and re-lay out the Relax constants they re
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tvm
 from tvm import relax, tirx
 
@@ -60,3 +62,39 @@ def rewrite_calls(
     main_gvar = mod.get_global_var("main")
     new_mod[main_gvar] = _Relayout().visit_expr(mod["main"])
     return new_mod
+
+
+def schedule_unscheduled_kernels(
+    lowered: tvm.IRModule,
+    schedule: Callable[[tirx.PrimFunc], tuple[tirx.PrimFunc, list[Relayout]] | None],
+    *,
+    mark_scheduled: bool,
+) -> tvm.IRModule:
+    """Apply a library's ``schedule`` to every kernel not scheduled yet, then :func:`rewrite_calls`.
+
+    Parameters
+    ----------
+    lowered : tvm.IRModule
+        A lowered module; kernels with ``tirx.is_scheduled`` are left as they are.
+    schedule : callable
+        A kernel → its new PrimFunc and re-laid-out parameters, or None to leave it.
+    mark_scheduled : bool
+        Mark the new kernels ``tirx.is_scheduled`` (their final schedule, not a tuning
+        preparation).
+
+    Returns
+    -------
+    tvm.IRModule
+        The module with the new kernels and re-laid-out constants.
+    """
+    scheduled: dict[str, tuple[tirx.PrimFunc, list[Relayout]]] = {}
+    for gvar, func in lowered.functions.items():
+        if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
+            continue
+        result = schedule(func)
+        if result is not None:
+            new, relaid_out = result
+            if mark_scheduled:
+                new = new.with_attr("tirx.is_scheduled", True)
+            scheduled[gvar.name_hint] = (new, relaid_out)
+    return rewrite_calls(lowered, scheduled) if scheduled else lowered

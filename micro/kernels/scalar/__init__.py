@@ -28,13 +28,13 @@ from __future__ import annotations
 from importlib import resources
 
 import tvm
-from tvm import s_tir, tirx
+from tvm import s_tir
 
 from ...boards import Board
 from ...codegen import register_extern_source
 from ...lowering import lower_to_kernel_calls
 from ..dsp.dot_product import schedule_int8_dots, tensorize_annotated_dots, tensorize_for_rule
-from ..relayout import Relayout, rewrite_calls
+from ..relayout import schedule_unscheduled_kernels
 from .dot_product import DOT_KERNEL, REQUANTIZE_KERNEL, SCALAR_KERNELS
 
 NAME = "scalar"
@@ -135,15 +135,8 @@ def _schedule_module(
     lowered: tvm.IRModule, output_tile: int | None, *, tensorize: bool
 ) -> tvm.IRModule:
     """Schedule every kernel not scheduled yet; re-lay out the constants to match."""
-    scheduled: dict[str, tuple[tirx.PrimFunc, list[Relayout]]] = {}
-    for gvar, func in lowered.functions.items():
-        if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
-            continue
-        result = schedule_int8_dots(func, output_tile, tensorize=tensorize,
-                                    kernels=SCALAR_KERNELS)
-        if result is not None:
-            new, relaid_out = result
-            if tensorize:
-                new = new.with_attr("tirx.is_scheduled", True)
-            scheduled[gvar.name_hint] = (new, relaid_out)
-    return rewrite_calls(lowered, scheduled) if scheduled else lowered
+    return schedule_unscheduled_kernels(
+        lowered,
+        lambda func: schedule_int8_dots(func, output_tile, tensorize=tensorize,
+                                        kernels=SCALAR_KERNELS),
+        mark_scheduled=tensorize)
