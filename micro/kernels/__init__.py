@@ -56,7 +56,7 @@ def library_for(board: Board) -> ModuleType | None:
     """
     if board.mve:
         # MVE (Helium) cores: micro.kernels.mve goes here once it exists (same interface as
-        # dsp's module); until then they keep TVM's lowering, which LLVM/GCC vectorise.
+        # dsp's module); until then they keep TVM's plain lowering.
         return None
     if board.dsp:
         return dsp_library
