@@ -6,7 +6,7 @@ module. Everything a later run needs is kept in the returned :class:`Firmware` a
 ``metadata.json`` next to the image, from which :meth:`Firmware.load` gets it back.
 
 :func:`build` is where a board name is resolved to its :class:`~micro.boards.Board` and where the
-micro-kernels are registered (:func:`micro.kernels.dsp.register`); the stages below it take the
+micro-kernels are registered (:func:`micro.kernels.register`); the stages below it take the
 ``Board``.
 """
 
@@ -25,6 +25,7 @@ import numpy as np
 import tvm
 
 from . import contract
+from . import kernels as kernel_libraries
 from .aot import FORMAT_VERSION, write_entry_point
 from .app import App
 from .app import config_defines as app_config_defines
@@ -47,7 +48,6 @@ from .errors import (
 from .firmware import compile_and_link, write_project
 from .footprint import Footprint, check_model_fits, measure
 from .graph import INPUT, OUTPUT, Graph, TensorInfo, extract_graph
-from .kernels import dsp as dsp_kernels
 from .memplan import ALIGNMENT, MemoryPlan, align_up, plan_memory
 from .qemu import Report, run_firmware
 from .schedules import schedule_unscheduled
@@ -296,13 +296,16 @@ def build(
     toolchain_path: str | Path | None = None,
     dsp: bool | None = None,
     app: App | None = None,
+    plain: bool = False,
 ) -> Firmware:
     """Compile a static Relax module into bare-metal firmware for a board.
 
-    On boards whose core has the DSP extension (and no MVE) int8 dot products are scheduled on
-    the SMLAD micro-kernel by default (:mod:`micro.kernels.dsp`); every other kernel's element-wise
-    stages are computed in their consumers' loops (:mod:`micro.schedules`). Kernels that are
-    already scheduled (e.g. applied from a tuning database) are kept.
+    The board's kernel library (:func:`micro.kernels.library_for`: the SMLAD micro-kernels of
+    :mod:`micro.kernels.dsp` on cores with the DSP extension and no MVE, the scalar ones of
+    :mod:`micro.kernels.scalar` on Armv6-M and Armv7-M) schedules what it takes (int8 dot
+    products, requantizations, convolutions, ...); every other kernel's element-wise stages are
+    computed in their consumers' loops (:mod:`micro.schedules`). Kernels that are already
+    scheduled (e.g. applied from a tuning database) are kept.
 
     Parameters
     ----------
@@ -323,12 +326,14 @@ def build(
     toolchain_path : str or Path, optional
         Folder holding the cross tools and QEMU, instead of ``PATH``.
     dsp : bool, optional
-        None: the board's default (:func:`micro.kernels.dsp.board_uses_dsp`); False: TVM's plain
-        lowering; True: the micro-kernel, which the board must have.
+        None: the board's library (:func:`micro.kernels.library_for`); False: TVM's plain
+        lowering (as ``plain=True``); True: the DSP library, which the board must have.
     app : App, optional
         Your C code around the model: the harness calls its ``step`` once per input record
         instead of running the model per record (:class:`micro.App`, docs/micro.md
         "Applications").
+    plain : bool
+        TVM's plain lowering, no micro-kernels of any library.
 
     Returns
     -------
@@ -352,12 +357,12 @@ def build(
         If the model or the image does not fit the board.
     BuildError
         If code generation, compilation or linking fails, or ``dsp=True`` on a board without
-        the DSP extension.
+        the DSP extension (or with ``plain=True``).
     """
     return _build(
         mod, board, out_dir, backend=backend, entry=entry, quantization=quantization,
         stack_bytes=stack_bytes, heap_bytes=heap_bytes, toolchain_path=toolchain_path, dsp=dsp,
-        app=app,
+        app=app, plain=plain,
     )  # fmt: skip
 
 
@@ -375,6 +380,7 @@ def _build(
     dsp: bool | None = None,
     test_hook: str | None = None,
     app: App | None = None,
+    plain: bool = False,
 ) -> Firmware:
     """:func:`build`, whose firmware can also misbehave on purpose, for micro's own tests.
 
@@ -392,9 +398,10 @@ def _build(
     toolchain = find_toolchain(toolchain_path)
     board = get_board(board)
     board.tvm_target(backend)  # rejects an unknown backend before any work
-    dsp_kernels.register()
-    lowered = dsp_kernels.lower(mod, board, dsp=dsp)  # Relax → a chain of TIR kernel calls
-    scheduled = schedule_unscheduled(dsp_kernels.schedule_module(lowered, board, dsp=dsp))
+    kernel_libraries.register()
+    library = kernel_libraries.resolve(board, dsp=dsp, plain=plain)
+    lowered = kernel_libraries.lower(mod, board, library)  # Relax → a chain of TIR kernel calls
+    scheduled = schedule_unscheduled(kernel_libraries.schedule_module(lowered, board, library))
     return _build_graph(
         scheduled,
         extract_graph(scheduled),
@@ -427,7 +434,7 @@ def build_graph(
     """Build firmware for an already extracted graph (the stages after :func:`build`'s lowering).
 
     For callers that make the graph themselves, like the tuner's one-kernel benchmarks. Kernels
-    that call micro-kernels need them registered (:func:`micro.kernels.dsp.register`;
+    that call micro-kernels need them registered (:func:`micro.kernels.register`;
     :func:`build` and :func:`micro.tuning.tune` do it).
 
     Parameters

@@ -52,6 +52,12 @@ class Board:
         Core name, e.g. ``"cortex-m4"``.
     arch : str
         Architecture profile, e.g. ``"armv7e-m"``.
+    isa : str
+        The instruction set kernels may use: the profile and its optional extensions, joined by
+        ``+`` as GCC's ``-march`` spells them: ``"armv6-m"`` (Cortex-M0/M0+), ``"armv7-m"``
+        (M3), ``"armv7e-m+dsp"`` (M4, M7), ``"armv8-m.main+dsp"`` (M33),
+        ``"armv8.1-m.main+dsp+mve"`` (M55). It chooses the kernel library
+        (:func:`micro.kernels.library_for`); it must agree with ``arch``, ``dsp`` and ``mve``.
     fpu : str
         ``"none"``, ``"sp"`` (single precision) or ``"dp"`` (double precision).
     mve : bool
@@ -76,6 +82,7 @@ class Board:
     qemu_machine: str
     cpu: str
     arch: str
+    isa: str
     fpu: str
     mve: bool
     dsp: bool
@@ -129,12 +136,14 @@ class Board:
 
 
 def _parse(name: str, raw: dict) -> Board:
+    _check_isa(name, raw)
     return Board(
         name=name,
         description=raw["description"],
         qemu_machine=raw["qemu_machine"],
         cpu=raw["cpu"],
         arch=raw["arch"],
+        isa=raw["isa"],
         fpu=raw["fpu"],
         mve=bool(raw["mve"]),
         dsp=bool(raw["dsp"]),
@@ -146,6 +155,17 @@ def _parse(name: str, raw: dict) -> Board:
         stack_bytes=int(raw["stack_bytes"]),
         heap_bytes=int(raw["heap_bytes"]),
     )
+
+
+def _check_isa(name: str, raw: dict) -> None:
+    """Refuse a board entry whose ``isa`` disagrees with its ``arch``, ``dsp`` and ``mve``."""
+    profile, *extensions = raw["isa"].split("+")
+    expected = [e for e, has in (("dsp", raw["dsp"]), ("mve", raw["mve"])) if has]
+    if profile != raw["arch"] or extensions != expected:
+        raise ValueError(
+            f"board {name!r} in {_BOARDS_FILE}: isa {raw['isa']!r} should be "
+            f"{'+'.join([raw['arch'], *expected])!r} (arch, then +dsp, +mve as the core has them)"
+        )
 
 
 @lru_cache(maxsize=1)

@@ -6,10 +6,11 @@ count its instructions in QEMU, so the search compares schedules, not noise. :fu
 the search over every kernel of a model with a progress bar, writes the database and a summary
 to its work folder, and returns the module with the best schedules applied
 (:func:`apply_database`, which refuses a database of another core or model), ready for
-:func:`micro.build`. On boards that use the DSP extension the module is first prepared for the
-DSP micro-kernels (:func:`micro.kernels.dsp.prepare_for_tuning`), as :func:`micro.build`
-schedules it by default: every candidate then calls the micro-kernels and the search tunes the
-rest. For measuring on other machines see :mod:`micro.rpc_runner`.
+:func:`micro.build`. On boards with a kernel library (:func:`micro.kernels.library_for`: DSP or
+scalar) the module is first prepared for its micro-kernels
+(:func:`micro.kernels.prepare_for_tuning`), as :func:`micro.build` schedules it by default:
+every candidate then calls the micro-kernels and the search tunes the rest. For measuring on
+other machines see :mod:`micro.rpc_runner`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import tvm
 from tqdm.auto import tqdm
@@ -38,9 +40,9 @@ from tvm.s_tir.meta_schedule.runner import (
 from tvm.s_tir.meta_schedule.search_strategy import SearchStrategy
 from tvm.s_tir.meta_schedule.space_generator import SpaceGenerator
 
+from . import kernels as kernel_libraries
 from .boards import Board, get_board
 from .errors import MicroError
-from .kernels.dsp import prepare_for_tuning, register, tensorize_annotated, uses_dsp
 from .measuring import QemuBuilder, QemuRunner, search_target
 from .schedules import fuse_elementwise
 from .toolchain import find_toolchain
@@ -145,16 +147,18 @@ class ProgressCallback(PyMeasureCallback):
         self.bar.close()
 
 
-def default_schedule(mod: tvm.IRModule, dsp: bool) -> s_tir.Schedule:
+def default_schedule(mod: tvm.IRModule, library: ModuleType | bool | None) -> s_tir.Schedule:
     """The schedule :func:`micro.build` gives a prepared kernel without a database.
 
     Parameters
     ----------
     mod : tvm.IRModule
         One kernel as MetaSchedule sees it (prepared by
-        :func:`micro.kernels.dsp.prepare_for_tuning`).
-    dsp : bool
-        Whether the module was prepared for the DSP micro-kernels.
+        :func:`micro.kernels.prepare_for_tuning`).
+    library : module or None
+        The kernel library the module was prepared for (:func:`micro.kernels.resolve`), None for
+        TVM's plain lowering; True and False (the former ``dsp`` flag) mean the DSP library and
+        none.
 
     Returns
     -------
@@ -162,15 +166,16 @@ def default_schedule(mod: tvm.IRModule, dsp: bool) -> s_tir.Schedule:
         Its DSP blocks tensorized and element-wise chains fused, with the trace of those steps.
     """
     sch = s_tir.Schedule(mod)
-    if dsp:
-        tensorize_annotated(sch)
+    if isinstance(library, bool):
+        library = kernel_libraries.dsp_library if library else None
+    kernel_libraries.tensorize_annotated(sch, library)
     fuse_elementwise(sch)
     return sch
 
 
 def _seed_default_schedules(
     tasks: Sequence, target: tvm.target.Target, work_dir: Path, builder: PyBuilder,
-    runner: PyRunner, progress: ProgressCallback, dsp: bool,
+    runner: PyRunner, progress: ProgressCallback, library: ModuleType | None,
 ) -> None:
     """Measure every kernel's default schedule and commit it to the database as a candidate.
 
@@ -180,7 +185,7 @@ def _seed_default_schedules(
     slower than the default, and the evolutionary search starts from it.
     """
     database = ms.database.JSONDatabase(*(str(work_dir / name) for name in DATABASE_FILES))
-    schedules = [default_schedule(task.dispatched[0], dsp) for task in tasks]
+    schedules = [default_schedule(task.dispatched[0], library) for task in tasks]
     built = builder.build([BuilderInput(sch.mod, target) for sch in schedules])
     runs = runner.run([
         RunnerInput(b.artifact_path, "cpu", ArgInfo.from_entry_func(sch.mod))
@@ -239,11 +244,13 @@ def _write_summary(progress: ProgressCallback, work_dir: Path, seconds: float) -
 
 
 def apply_database(
-    mod: tvm.IRModule, board: str | Board, db_dir: str | Path, *, dsp: bool | None = None
+    mod: tvm.IRModule, board: str | Board, db_dir: str | Path, *, dsp: bool | None = None,
+    plain: bool = False,
 ) -> tvm.IRModule:
     """Lower a model and apply the best schedules of a tuning database.
 
-    The model is prepared as :func:`tune` prepared it (same ``dsp``), so that its kernels match
+    The model is prepared as :func:`tune` prepared it (same ``dsp``/``plain``), so that its
+    kernels match
     the database's. Kernels without a record keep TVM's default schedule (and :func:`micro.build`
     schedules their int8 dot products as usual), so a partial database is fine.
 
@@ -257,8 +264,10 @@ def apply_database(
         Folder with ``database_workload.json`` and ``database_tuning_record.json`` (the
         ``work_dir`` of :func:`tune`).
     dsp : bool, optional
-        As given to :func:`tune` (None: the board's default, see
-        :func:`micro.kernels.dsp.uses_dsp`).
+        As given to :func:`tune` (None: the board's kernel library, see
+        :func:`micro.kernels.resolve`).
+    plain : bool
+        As given to :func:`tune` (TVM's plain lowering, no micro-kernels).
 
     Returns
     -------
@@ -281,8 +290,9 @@ def apply_database(
             f"{db_dir} is not a tuning database: {', '.join(missing)} missing (run tune first)"
         )
     board = get_board(board)
-    register()
-    prepared = prepare_for_tuning(mod, board, dsp=dsp)
+    kernel_libraries.register()
+    library = kernel_libraries.resolve(board, dsp=dsp, plain=plain)
+    prepared = kernel_libraries.prepare_for_tuning(mod, board, library)
     _check_database_matches(prepared, board, db_dir)
     with search_target(board), tvm.transform.PassContext(opt_level=3):
         return relax.transform.MetaScheduleApplyDatabase(str(db_dir))(prepared)
@@ -345,6 +355,7 @@ def tune(
     progress: bool = True,
     dsp: bool | None = None,
     sandbox: bool = True,
+    plain: bool = False,
 ) -> tvm.IRModule:
     """Search schedules for every kernel of a model, measuring candidates in QEMU.
 
@@ -389,12 +400,15 @@ def tune(
     progress : bool
         Show a progress bar with the best cost so far.
     dsp : bool, optional
-        Prepare the kernels for the DSP micro-kernels (:func:`micro.kernels.dsp.uses_dsp`;
-        None: the board's default, as for :func:`micro.build`). Pass the same value to
-        :func:`apply_database`.
+        Prepare the kernels for a kernel library's micro-kernels as :func:`micro.build` does
+        (:func:`micro.kernels.resolve`; None: the board's library, False: none, True: the DSP
+        library). Pass the same value to :func:`apply_database`.
     sandbox : bool
         Confine the default runner's QEMU runs to their run folders (:mod:`micro.sandbox`;
         default). An RPC server decides this for itself.
+    plain : bool
+        TVM's plain lowering, no micro-kernels (as ``dsp=False``); pass it to
+        :func:`apply_database` too.
 
     Returns
     -------
@@ -404,11 +418,13 @@ def tune(
     """
     toolchain = find_toolchain(toolchain_path)
     board = get_board(board)
-    register()
+    kernel_libraries.register()
+    library = kernel_libraries.resolve(board, dsp=dsp, plain=plain)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     _quiet_metaschedule(work_dir)
-    lowered, target = prepare_for_tuning(mod, board, dsp=dsp), search_target(board)
+    lowered = kernel_libraries.prepare_for_tuning(mod, board, library)
+    target = search_target(board)
     tasks = ms.relax_integration.extract_tasks(lowered, target)
     kernels = [task.task_name for task in tasks]
     if max_trials < len(kernels) * trials_per_iteration:
@@ -426,8 +442,7 @@ def tune(
     runner = runner or QemuRunner(board, toolchain, repeats, timeout, workers, sandbox)
     started = time.perf_counter()
     try:
-        _seed_default_schedules(tasks, target, work_dir, builder, runner, callback,
-                                uses_dsp(board, dsp))
+        _seed_default_schedules(tasks, target, work_dir, builder, runner, callback, library)
         ms.relax_integration.tune_relax(
             lowered,
             {},
@@ -446,4 +461,4 @@ def tune(
     finally:
         callback.close()
     _write_summary(callback, work_dir, time.perf_counter() - started)
-    return apply_database(mod, board, work_dir, dsp=dsp)
+    return apply_database(mod, board, work_dir, dsp=dsp, plain=plain)

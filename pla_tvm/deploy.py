@@ -172,9 +172,10 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
     boundary : str, optional
         Relax name of the trunk's output, when the structural default is not wanted.
     dsp : bool, optional
-        micro's ``dsp=`` option: None, the board's default (int8 dot products on the SMLAD
-        micro-kernel where the core has the DSP extension); False, TVM's plain lowering. Give
-        ``tune_model`` the same value, so that the database matches.
+        micro's ``dsp=`` option: None, the board's kernel library (:func:`micro.kernels.
+        library_for`: the SMLAD micro-kernels where the core has the DSP extension, the scalar
+        ones on Armv6-M/Armv7-M); False, TVM's plain lowering (``--plain``). Give ``tune_model``
+        the same value, so that the database matches.
     stream_fs : int, optional
         Build the streaming firmware instead (docs/stream.md): its input is a stream of raw
         int16 ADC samples at this rate, the ECG front end (:mod:`pla_tvm.stream`) finds and
@@ -210,6 +211,7 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
     stream, app = (None, None) if stream_fs is None else _stream_app(mod, quantization,
                                                                       stream_fs, adc_bits)
     out_dir = Path(out_dir).resolve()  # micro.build resolves it too: keep paths comparable
+    library = micro.kernels.resolve(board_info, dsp=dsp)
     firmware = micro.build(mod, board_info, out_dir, backend=backend, dsp=dsp,
                            quantization={k: v for k, v in quantization.items() if v}, app=app)
     manifest = {
@@ -221,7 +223,8 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
         "boundary": boundary,
         "board": board_info.name,
         "backend": backend,
-        "dsp": micro.kernels.dsp.uses_dsp(board_info, dsp),
+        "dsp": library is micro.kernels.dsp,
+        "kernels": micro.kernels.library_name(library),
         "db": str(Path(db).resolve()) if db is not None else None,
         "input": _tensor_entry(firmware.input, quantization["input"]),
         "output": _tensor_entry(firmware.output, quantization["output"]),

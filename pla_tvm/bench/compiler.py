@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 import micro
-from micro.kernels.dsp import board_uses_dsp
+from micro.kernels import library_for
 from pla_tvm.baseline.pipeline import FLOAT_TFLITE_FILE, INT8_TFLITE_FILE
 from pla_tvm.data.beats import Dataset
 from pla_tvm.deploy import model_quantization
@@ -196,7 +196,7 @@ def firmware_stage(baseline_dir: Path, bundle: PLABundle, dataset: Dataset,
         rows.append({"model": "PLA int8", "macs": deployed_macs(bundle), **_firmware_row(
             pla_int8, board, work_dir / f"pla-int8-{board}", x_q, host_int8, test.y, names,
             timeout=600)})
-    for board in (b for b in PLA_BOARDS if board_uses_dsp(micro.get_board(b))):
+    for board in (b for b in PLA_BOARDS if library_for(micro.get_board(b)) is not None):
         LOG.info("firmware: PLA int8 with TVM's plain lowering on %s", board)
         rows.append({"model": "PLA int8, plain TVM lowering", "macs": deployed_macs(bundle),
                      **_firmware_row(

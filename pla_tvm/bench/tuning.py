@@ -21,7 +21,7 @@ import numpy as np
 
 import micro
 import relay_passes
-from micro.kernels.dsp import board_uses_dsp
+from micro.kernels import library_for, library_name
 from micro.tuning import SUMMARY_FILE, apply_database, tune
 from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE
 from pla_tvm.bench.compiler import COMPARISON_BOARD
@@ -63,7 +63,7 @@ def tuning_stage(baseline_dir: Path, bundle_path: Path, bundle: PLABundle, datas
                  cache: Path, fresh: bool) -> dict[str, Any]:
     """Tune (or reuse the database), build tuned and untuned firmware, compare them."""
     digest = sha256_of(bundle_path)[:16]
-    lowering = "dsp" if board_uses_dsp(micro.get_board(COMPARISON_BOARD)) else "plain"
+    lowering = library_name(library_for(micro.get_board(COMPARISON_BOARD)))
     db_dir = cache / (f"tuning-{COMPARISON_BOARD}-{lowering}-{digest}-{compiler_digest()}"
                       f"-{TUNING_TRIALS}")
     summary_path = db_dir / "tuning_summary.json"

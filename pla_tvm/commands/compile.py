@@ -27,9 +27,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     parser.add_argument("--boundary", help="Relax name of the trunk's output tensor "
                         "(default: found structurally, the input of the dense head)")
-    parser.add_argument("--no-dsp", dest="dsp", action="store_const", const=False,
-                        default=None, help="TVM's plain lowering: no SMLAD micro-kernel for int8 "
-                        "dot products, which boards with the DSP extension use by default")
+    parser.add_argument("--plain", "--no-dsp", dest="dsp", action="store_const", const=False,
+                        default=None, help="TVM's plain lowering, no micro-kernels (by default "
+                        "the board's kernel library: DSP on the M4/M7/M33, scalar on the M0/M3; "
+                        "--no-dsp is the former name)")
 
 
 def _memory_lines(memory: dict[str, Any] | None) -> list[str]:
@@ -45,13 +46,19 @@ def _memory_lines(memory: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _library_note(manifest: dict[str, Any]) -> str:
+    """``, dsp micro-kernels`` (the library that built the kernels), nothing for plain TVM."""
+    library = manifest.get("kernels", "dsp" if manifest["dsp"] else "plain")
+    return "" if library == "plain" else f", {library} micro-kernels"
+
+
 def _summary(manifest: dict[str, Any], out: str) -> str:
     footprint = manifest["footprint"]
     what = "PLA-swapped " if manifest["pla"] else ""
     quant = manifest["input"]["quantization"]
     lines = [
         f"compiled {what}{manifest['model']['path']} for {manifest['board']} "
-        f"({manifest['backend']} kernels{', DSP micro-kernel' if manifest['dsp'] else ''}"
+        f"({manifest['backend']} kernels{_library_note(manifest)}"
         f"{', tuned' if manifest['db'] else ''}) "
         f"in {manifest['compile_seconds']:.1f} s",
         f"  model: {footprint['model_flash_bytes']:,} B flash, "
@@ -108,7 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--adc-bits", type=int, default=12, metavar="BITS", help="with --stream: "
                         "the ADC's resolution (default: %(default)s)")
     parser.add_argument("--db", metavar="DIR", help="tuning database of 'pla-tvm tune' (same "
-                        "model, --pla, board, backend and --no-dsp)")
+                        "model, --pla, board, backend and --plain)")
     parser.add_argument("--json", action="store_true", help="print the manifest")
     add_force_argument(parser)
     parser.set_defaults(func=_compile)

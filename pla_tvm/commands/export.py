@@ -73,6 +73,7 @@ def _export(args: argparse.Namespace) -> int:
     firmware = load_firmware(args.dir, manifest)
     provenance = {key: manifest[key] for key in ("model", "pla", "boundary", "backend", "dsp",
                                                   "db", "pla_tvm_version")}
+    provenance["kernels"] = manifest.get("kernels", "dsp" if manifest["dsp"] else "plain")
     provenance["compiled"] = str(Path(args.dir).resolve())
     with output_folder(args.out, option="--out", marker=LIBRARY_MARKER,
                        force=args.force) as work:

@@ -353,33 +353,3 @@ def test_operator_is_bit_exact_with_the_reference(tmp_path, k, dim, d):
     got = micro.run(firmware, inputs).outputs
     np.testing.assert_array_equal(got, np.stack([reference_forward(params, x) for x in inputs]))
     np.testing.assert_array_equal(got, host_reference(model, inputs))
-
-
-# ---- The PLA graph of the bench ----------------------------------------------------------------
-
-_BENCH = Path("/work/bench-run/bench-cache")
-_TFLITE = _BENCH / "baseline-paper-seed0" / "baseline_int8.tflite"
-_PLA = _BENCH / "pla-seed0" / "pla.npz"
-_ECG5000 = Path("/work/shared/data/ecg5000")
-
-
-@requires_toolchain
-@pytest.mark.skipif(not (_TFLITE.is_file() and _PLA.is_file() and _ECG5000.is_dir()),
-                    reason="needs the bench's seed-0 models and ECG5000")
-def test_pla_graph_runs_under_8000_instructions_per_beat(tmp_path):
-    from pla_tvm.data import load_ecg5000  # noqa: PLC0415 (the application, only here)
-    from pla_tvm.deploy import model_quantization, prepare  # noqa: PLC0415
-    from pla_tvm.graph import HostRunner  # noqa: PLC0415
-    from pla_tvm.inference import quantize  # noqa: PLC0415
-
-    mod = prepare(_TFLITE, _PLA)
-    spec = model_quantization(_TFLITE)["input"]
-    beats = load_ecg5000(_ECG5000)["test"].x[:50]
-    shape = tuple(int(s) for s in mod["main"].params[0].ty.shape)
-    inputs = quantize(beats, spec["scale"], spec["zero_point"]).reshape(len(beats), *shape)
-    firmware = micro.build(mve.apply_mve(mod, micro.get_board(BOARD)), BOARD, tmp_path,
-                           dsp=False)
-    result = micro.run(firmware, inputs)
-    np.testing.assert_array_equal(result.outputs.reshape(len(beats), -1),
-                                  HostRunner(mod).run(inputs))
-    assert result.instructions_per_inference <= 8000

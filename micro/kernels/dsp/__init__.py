@@ -35,24 +35,25 @@ from __future__ import annotations
 from importlib import resources
 
 import tvm
-from tvm import relax, s_tir, tirx
+from tvm import s_tir, tirx
 
 from ...boards import Board
 from ...codegen import register_extern_source
 from ...errors import BuildError
 from ...lowering import lower_to_kernel_calls
-from ...schedules import child_block_names
+from ..relayout import Relayout, rewrite_calls
 from . import convolution, depthwise, pooling
 from .dot_product import (
     MICRO_KERNEL,
     MICRO_KERNEL_Q4,
     MICRO_KERNEL_X4,
     SCHEDULE_RULE,
-    Relayout,
-    _tensorize,
     schedule_int8_dots,
+    tensorize_annotated_dots,
+    tensorize_for_rule,
 )
-from .requantize import REQUANTIZE_CHANNELS_KERNEL, REQUANTIZE_KERNEL, tensorize_requantizations
+from .requantize import REQUANTIZE_CHANNELS_KERNEL, REQUANTIZE_KERNEL
+from .requantize import tensorize_requantizations as tensorize_requantizations  # re-exported
 
 _SOURCES = resources.files("micro.kernels").joinpath("c", "dsp")
 _META_SCHEDULE_RULE = f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}"
@@ -137,31 +138,17 @@ def tensorize_annotated(sch: s_tir.Schedule) -> None:
     if (convolution.schedule_conv2d_kernel(sch) or depthwise.schedule_depthwise(sch)
             or pooling.schedule_pooling(sch)):
         return
-    for name in child_block_names(sch):
-        block_rv = sch.get_sblock(name)
-        if sch.get(block_rv).annotations.get("schedule_rule") == SCHEDULE_RULE:
-            _tensorize(sch, block_rv, None)
-    tensorize_requantizations(sch)
+    tensorize_annotated_dots(sch)
 
 
 def _meta_schedule_rule(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> list[s_tir.Schedule]:
     """MetaSchedule's rule for blocks annotated by :func:`prepare_for_tuning`.
 
     ``ApplyCustomRule`` dispatches on the ``schedule_rule`` annotation and the target key
-    ``cpu``; :func:`register` declares it under that name. One sketch, the whole output axis per
-    call (the fewest activation extensions): one sketch per tile would need ``Schedule.copy()``,
-    which fails on the schedules MetaSchedule passes here (``unordered_map::at``), and a sampled
-    tile cannot work because the intrinsic's name depends on it and would not follow a changed
-    decision on replay.
-
-    The requantization that consumes the dot product goes on its micro-kernel here too (when
-    its block still matches once MetaSchedule's rules have run on it), so that candidates are
-    measured with it like the default build; otherwise a candidate's branchy TIR requantization,
-    cheap on the benchmark's all-zero data, could look better than it is on real inputs.
+    ``cpu``; :func:`register` declares it under that name (:func:`.dot_product.
+    tensorize_for_rule`).
     """
-    _tensorize(sch, block_rv, None)
-    tensorize_requantizations(sch)
-    return [sch]
+    return tensorize_for_rule(sch, block_rv)
 
 
 def lower(mod: tvm.IRModule, board: Board, *, dsp: bool | None = None) -> tvm.IRModule:
@@ -302,39 +289,4 @@ def _schedule_module(
             if tensorize:
                 new = new.with_attr("tirx.is_scheduled", True)
             scheduled[gvar.name_hint] = (new, relaid_out)
-    return _rewrite_calls(lowered, scheduled) if scheduled else lowered
-
-
-def _rewrite_calls(
-    mod: tvm.IRModule, scheduled: dict[str, tuple[tirx.PrimFunc, list[Relayout]]]
-) -> tvm.IRModule:
-    """Swap in the scheduled kernels and re-lay out the constants whose layout they changed."""
-    new_mod = tvm.IRModule({gv: f for gv, f in mod.functions.items()}, attrs=mod.attrs)
-    gvars = {}
-    for name, (func, _) in scheduled.items():
-        gvar = mod.get_global_var(name)
-        new_mod[gvar] = func
-        gvars[name] = gvar
-
-    @relax.expr_functor.mutator
-    class _Relayout(relax.PyExprMutator):
-        def visit_call_(self, call: relax.Call) -> relax.Expr:
-            call = super().visit_call_(call)
-            if getattr(call.op, "name", "") != "relax.call_tir":
-                return call
-            entry = scheduled.get(call.args[0].name_hint)
-            if entry is None:
-                return call
-            args = list(call.args[1].fields)
-            for index, index_map in entry[1]:
-                if not isinstance(args[index], tvm.ir.expr.GenericConst):
-                    raise BuildError(
-                        f"{call.args[0].name_hint}: argument {index} must be a constant to change"
-                        " its layout for the DSP micro-kernel"
-                    )
-                args[index] = relax.const(index_map.map_tensor(args[index].value))
-            return relax.call_tir(call.args[0], relax.Tuple(args), call.ty_args[0])
-
-    main_gvar = mod.get_global_var("main")
-    new_mod[main_gvar] = _Relayout().visit_expr(mod["main"])
-    return new_mod
+    return rewrite_calls(lowered, scheduled) if scheduled else lowered

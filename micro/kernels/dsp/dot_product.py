@@ -29,6 +29,7 @@ from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
 from ...schedules import child_block_names, fuse_elementwise
+from ..relayout import Relayout
 from .passes import iter_var, register_intrinsic
 from .requantize import (
     REQUANTIZE_KERNEL,
@@ -44,40 +45,44 @@ SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaS
 
 @dataclass(frozen=True)
 class DotKernels:
-    """The micro-kernels :func:`schedule_int8_dots` calls: this library's by default.
+    """The C micro-kernels a library's int8 dot products and requantization call.
 
-    Another kernel library with the same calling conventions (e.g. :mod:`micro.kernels.mve`)
-    reuses the schedule and the intrinsics' descriptions with its own symbols.
+    The intrinsics and :func:`schedule_int8_dots` are the same for every library; the kernels
+    named here decide what the implementations call (and which layouts and weight forms are
+    taken). Intrinsic names start with the kernel's symbol, so two libraries' intrinsics differ.
 
     Attributes
     ----------
-    dot : str
-        Symbol of the int8 dot product over rows with the reduction innermost, called as
-        ``dot(x, w, acc, L, n, w_stride)`` (:func:`dot_q7_intrin`).
-    interleaved : bool
-        Whether gathered ``[k, D, d]`` weights with ``D`` and ``d`` multiples of 4 are
-        interleaved for the four-output kernel :data:`MICRO_KERNEL_X4`.
-    packed_q4 : bool
-        Whether blocks with packed 4-bit weights are taken (:data:`MICRO_KERNEL_Q4`).
+    plain : str
+        ``(x, w, acc, len, n, w_stride)``: ``acc[o] += x . w[o * w_stride:][:len]``, the
+        reduction innermost (:func:`dot_q7_intrin`).
+    interleaved : str or None
+        ``(x, w, acc, len, n)`` over weights interleaved as ``[?, n/4, L/4, 4, 4]``
+        (:func:`dot_q7x4_intrin`); None: gathered weights are only transposed.
+    packed_q4 : str or None
+        int8 activations times packed 4-bit weights (:func:`dot_q7q4_intrin`); None: such blocks
+        keep TVM's lowering.
     requantize : str
-        Symbol of the gathered requantization (:func:`.requantize.requantize_intrin`).
-    schedule_rule : str
-        The blocks' ``schedule_rule`` annotation for MetaSchedule.
+        The gathered requantization (:func:`.requantize.requantize_intrin`).
+    rule : str
+        The blocks' ``schedule_rule`` annotation for MetaSchedule (:func:`schedule_int8_dots`
+        with ``tensorize=False``).
     unit_extents : bool
         Whether calls with one output or one input are made (the descriptions allow them; the
-        DSP library leaves those blocks to the default lowering, as it always has).
+        DSP library leaves those blocks to the default lowering).
     """
 
-    dot: str = MICRO_KERNEL
-    interleaved: bool = True
-    packed_q4: bool = True
-    requantize: str = REQUANTIZE_KERNEL
-    schedule_rule: str = SCHEDULE_RULE
+    plain: str
+    interleaved: str | None
+    packed_q4: str | None
+    requantize: str
+    rule: str
     unit_extents: bool = False
 
 
-#: This library's micro-kernels.
-DSP_KERNELS = DotKernels()
+#: The DSP library's kernels (``c/dsp/dot_product.c``, ``c/dsp/requantize.c``).
+DSP_KERNELS = DotKernels(MICRO_KERNEL, MICRO_KERNEL_X4, MICRO_KERNEL_Q4, REQUANTIZE_KERNEL,
+                         SCHEDULE_RULE)
 
 
 def dot_q7_intrin(length: int, outputs: int, gathered: bool, kernel: str = MICRO_KERNEL) -> str:
@@ -93,8 +98,7 @@ def dot_q7_intrin(length: int, outputs: int, gathered: bool, kernel: str = MICRO
         ``B`` is a ``[?, n, L]`` slice selected by a one-element int32 index buffer (the
         cluster-gated operator's weights), instead of a ``[n, L]`` matrix.
     kernel : str
-        The C function the implementation calls (another library's kernel with this one's
-        arguments, e.g. ``micro_mve_dot_q7``).
+        The C function the implementation calls (:attr:`DotKernels.plain`).
 
     Returns
     -------
@@ -108,7 +112,7 @@ def dot_q7_intrin(length: int, outputs: int, gathered: bool, kernel: str = MICRO
 
 def _call_micro_kernel(
     a: tirx.Buffer, b: tirx.Buffer, c: tirx.Buffer, length: int, outputs: int, b_stride: tirx.Var,
-    kernel: str = MICRO_KERNEL,
+    kernel: str,
 ) -> tirx.PrimExpr:
     """The call both implementations make: matched regions' addresses, shape and row stride.
 
@@ -122,7 +126,7 @@ def _call_micro_kernel(
 
 
 def _plain_intrin(
-    length: int, outputs: int, kernel: str = MICRO_KERNEL
+    length: int, outputs: int, kernel: str
 ) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     """``C[0, o] += A[0, r] * B[o, r]``: description and implementation."""
     n, L = outputs, length  # noqa: N806 (the names of the math)
@@ -156,7 +160,7 @@ def _plain_intrin(
 
 
 def _gathered_intrin(
-    length: int, outputs: int, kernel: str = MICRO_KERNEL
+    length: int, outputs: int, kernel: str
 ) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     """``C[0, o] += A[0, r] * B[I[0], o, r]``: the slice of ``B`` chosen by index buffer ``I``.
 
@@ -197,7 +201,7 @@ def _gathered_intrin(
     return desc, impl
 
 
-def dot_q7x4_intrin(length: int, outputs: int) -> str:
+def dot_q7x4_intrin(length: int, outputs: int, kernel: str = MICRO_KERNEL_X4) -> str:
     """Register (once) the gathered four-output intrinsic for one shape and return its name.
 
     Parameters
@@ -206,6 +210,8 @@ def dot_q7x4_intrin(length: int, outputs: int) -> str:
         Reduction length ``L``, a multiple of 4.
     outputs : int
         Outputs per call ``n``, a multiple of 4.
+    kernel : str
+        The C function the implementation calls (:attr:`DotKernels.interleaved`).
 
     Returns
     -------
@@ -214,11 +220,11 @@ def dot_q7x4_intrin(length: int, outputs: int) -> str:
         ``[?, n/4, L/4, 4, 4]`` (group of four outputs, quad of four inputs, output in the group,
         input in the quad), selected by a one-element index buffer as in :func:`dot_q7_intrin`.
     """
-    name = f"{MICRO_KERNEL_X4}_{length}x{outputs}_gathered"
-    return register_intrinsic(name, lambda: _x4_intrin(length, outputs))
+    name = f"{kernel}_{length}x{outputs}_gathered"
+    return register_intrinsic(name, lambda: _x4_intrin(length, outputs, kernel))
 
 
-def _x4_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+def _x4_intrin(length: int, outputs: int, kernel: str) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     """``C[0, o] += A[0, r] * B[I[0], o/4, r/4, o%4, r%4]``: description and implementation.
 
     The interleaved slice is contiguous, so the implementation needs no stride.
@@ -253,13 +259,15 @@ def _x4_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]
             T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n // 4, 0:L // 4, 0:4, 0:4], I[0])
             T.writes(C[0, 0:n])
             T.evaluate(T.call_extern(
-                "int32", MICRO_KERNEL_X4, A.access_ptr("r"), B.access_ptr("r"),
+                "int32", kernel, A.access_ptr("r"), B.access_ptr("r"),
                 C.access_ptr("rw"), L, n))
 
     return desc, impl
 
 
-def dot_q7q4_intrin(length: int, outputs: int, gathered: bool) -> str:
+def dot_q7q4_intrin(
+    length: int, outputs: int, gathered: bool, kernel: str = MICRO_KERNEL_Q4
+) -> str:
     """Register (once) the intrinsic for int8 activations × packed 4-bit weights; return its name.
 
     The description is the block a TE expression ``te.sum(int32(A[n, r]) * nib(B[.., o, r // 2],
@@ -277,28 +285,33 @@ def dot_q7q4_intrin(length: int, outputs: int, gathered: bool) -> str:
     gathered : bool
         ``B`` is a ``[?, n, ceil(L / 2)]`` slice selected by a one-element int32 index buffer, as
         in :func:`dot_q7_intrin`, instead of a ``[n, ceil(L / 2)]`` matrix.
+    kernel : str
+        The C function the implementation calls (:attr:`DotKernels.packed_q4`).
 
     Returns
     -------
     str
         Name for ``Schedule.tensorize``.
     """
-    name = f"{MICRO_KERNEL_Q4}_{length}x{outputs}{'_gathered' if gathered else ''}"
+    name = f"{kernel}_{length}x{outputs}{'_gathered' if gathered else ''}"
     make = _q4_gathered_intrin if gathered else _q4_plain_intrin
-    return register_intrinsic(name, lambda: make(length, outputs))
+    return register_intrinsic(name, lambda: make(length, outputs, kernel))
 
 
 def _call_q4_micro_kernel(
-    a: tirx.Buffer, b: tirx.Buffer, c: tirx.Buffer, length: int, outputs: int, b_stride: tirx.Var
+    a: tirx.Buffer, b: tirx.Buffer, c: tirx.Buffer, length: int, outputs: int, b_stride: tirx.Var,
+    kernel: str,
 ) -> tirx.PrimExpr:
     """The call of both 4-bit implementations (the stride cast as in :func:`_call_micro_kernel`)."""
     return T.call_extern(
-        "int32", MICRO_KERNEL_Q4, a.access_ptr("r"), b.access_ptr("r"), c.access_ptr("rw"),
+        "int32", kernel, a.access_ptr("r"), b.access_ptr("r"), c.access_ptr("rw"),
         length, outputs, T.Cast("int32", b_stride),
     )  # fmt: skip
 
 
-def _q4_plain_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+def _q4_plain_intrin(
+    length: int, outputs: int, kernel: str
+) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     """``C[0, o] += A[0, r] * nib(B[o, r // 2], r)``: description and implementation."""
     n, L, H = outputs, length, (length + 1) // 2  # noqa: N806 (the names of the math)
 
@@ -326,12 +339,14 @@ def _q4_plain_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.Pri
         with T.sblock("root"):
             T.reads(C[0, 0:n], A[0, 0:L], B[0:n, 0:H])
             T.writes(C[0, 0:n])
-            T.evaluate(_call_q4_micro_kernel(A, B, C, L, n, stride))
+            T.evaluate(_call_q4_micro_kernel(A, B, C, L, n, stride, kernel))
 
     return desc, impl
 
 
-def _q4_gathered_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+def _q4_gathered_intrin(
+    length: int, outputs: int, kernel: str
+) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     """``C[0, o] += A[0, r] * nib(B[I[0], o, r // 2], r)``, the slice chosen by index ``I``."""
     n, L, H = outputs, length, (length + 1) // 2  # noqa: N806
 
@@ -363,12 +378,10 @@ def _q4_gathered_intrin(length: int, outputs: int) -> tuple[tirx.PrimFunc, tirx.
         with T.sblock("root"):
             T.reads(C[0, 0:n], A[0, 0:L], B[0, 0:n, 0:H], I[0])
             T.writes(C[0, 0:n])
-            T.evaluate(_call_q4_micro_kernel(A, B, C, L, n, stride))
+            T.evaluate(_call_q4_micro_kernel(A, B, C, L, n, stride, kernel))
 
     return desc, impl
 
-#: A parameter whose layout a schedule changed: its index and the map to its new layout.
-Relayout = tuple[int, tirx.IndexMap]
 
 
 class _NotApplicable(Exception):
@@ -428,9 +441,13 @@ def _packed_q4_load(operand: tirx.PrimExpr) -> tvm.ir.TensorLoad | None:
     return _int8_load(operand.a.a)
 
 
-def _weight_load(block: tirx.SBlock) -> tvm.ir.TensorLoad | None:
-    """The weight load of an int8 or a packed 4-bit dot-product block, or None."""
-    products = _int8_products(block) or _q7q4_products(block)
+def _weight_load(
+    block: tirx.SBlock, kernels: DotKernels = DSP_KERNELS
+) -> tvm.ir.TensorLoad | None:
+    """The weight load of an int8 or (where ``kernels`` take it) a packed 4-bit dot-product
+    block, or None."""
+    products = _int8_products(block) or (
+        _q7q4_products(block) if kernels.packed_q4 is not None else None)
     return None if products is None else products[1]
 
 
@@ -449,7 +466,8 @@ def schedule_int8_dots(
     func: tirx.PrimFunc, output_tile: int | None = None, *, tensorize: bool = True,
     kernels: DotKernels = DSP_KERNELS,
 ) -> tuple[tirx.PrimFunc, list[Relayout]] | None:
-    """Tensorize every int8 dot-product reduction of a kernel with the SMLAD micro-kernel.
+    """Tensorize every int8 dot-product reduction of a kernel with a library's micro-kernels
+    (the SMLAD ones by default).
 
     When a block was tensorized, the element-wise stages are fused into their consumers' loops.
 
@@ -462,10 +480,11 @@ def schedule_int8_dots(
         it does not divide the axis.
     tensorize : bool
         False: only change the weights' layout and annotate the blocks with the MetaSchedule rule
-        :data:`SCHEDULE_RULE` (for :func:`prepare_for_tuning`); the blocks are still checked to
+        ``kernels.rule`` (for :func:`prepare_for_tuning`); the blocks are still checked to
         tensorize.
     kernels : DotKernels
-        The micro-kernels to call (this library's by default).
+        The C micro-kernels to call (:data:`DSP_KERNELS`, or another library's), and so the
+        layouts and weight forms taken.
 
     Returns
     -------
@@ -485,11 +504,10 @@ def schedule_int8_dots(
         relaid = s_tir.Schedule(sch.mod)
         block_rv = relaid.get_sblock(name)
         block = relaid.get(block_rv)
-        weight = _weight_load(block) if kernels.packed_q4 else _int8_products(block)
-        if weight is None or len(relaid.get_loops(block_rv)) != 3:
+        if _weight_load(block, kernels) is None or len(relaid.get_loops(block_rv)) != 3:
             continue
         try:
-            moved = _relayout(relaid, block_rv, kernels.interleaved)
+            moved = _relayout(relaid, block_rv, kernels)
             tensorized = s_tir.Schedule(relaid.mod)
             _tensorize(tensorized, tensorized.get_sblock(name), output_tile, kernels)
         except (s_tir.ScheduleError, _NotApplicable):
@@ -497,7 +515,7 @@ def schedule_int8_dots(
         if tensorize:
             sch = tensorized
         else:
-            relaid.annotate(relaid.get_sblock(name), "schedule_rule", kernels.schedule_rule)
+            relaid.annotate(relaid.get_sblock(name), "schedule_rule", kernels.rule)
             sch = relaid
         matched = True
         relaid_out += [] if moved is None else [moved]
@@ -513,14 +531,14 @@ def schedule_int8_dots(
 
 
 def _relayout(
-    sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, interleaved: bool = True
+    sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, kernels: DotKernels = DSP_KERNELS
 ) -> Relayout | None:
     """Re-lay out a weight whose last axis is the output axis; return the parameter and its map.
 
     Four weights of one output become one word for ``SXTB16``: with the reduction axis innermost
     (``[..., d, D]``), or, for a gathered ``[k, D, d]`` weight with ``D`` and ``d`` multiples of
-    4 (and ``interleaved``), interleaved as ``[k, d/4, D/4, 4, 4]`` for the four-output
-    micro-kernel. Only a
+    4, interleaved as ``[k, d/4, D/4, 4, 4]`` for the four-output micro-kernel (where ``kernels``
+    have one; else transposed as the others). Only a
     parameter's layout can change (the caller re-lays out the tensor passed in); None when the
     layout already fits (e.g. centroids ``[k, D]``).
     """
@@ -537,7 +555,8 @@ def _relayout(
     read_index = next(i for i, r in enumerate(block.reads) if r.source.same_as(buffer))
     rank = len(weight.indices)
     reduce_len, outputs = (int(e) for e in buffer.shape[-2:])
-    if interleaved and rank == 3 and reduce_len % 4 == 0 and outputs % 4 == 0:
+    interleave = kernels.interleaved is not None
+    if interleave and rank == 3 and reduce_len % 4 == 0 and outputs % 4 == 0:
         index_map = tirx.IndexMap.from_func(
             lambda k, r, o: (k, o // 4, r // 4, o % 4, r % 4), ndim=3
         )
@@ -566,15 +585,52 @@ def _tensorize(
     divides = bool(output_tile) and extent % output_tile == 0
     if q4:
         tile = output_tile if divides else extent
-        intrin = dot_q7q4_intrin(length, tile, rank == 3)
+        intrin = dot_q7q4_intrin(length, tile, rank == 3, kernels.packed_q4)
     elif rank == 5:  # interleaved weights: tiles of whole groups of four outputs
         tile = output_tile if divides and output_tile % 4 == 0 else extent
-        intrin = dot_q7x4_intrin(length, tile)
+        intrin = dot_q7x4_intrin(length, tile, kernels.interleaved)
     else:
         tile = output_tile if divides else extent
         if not kernels.unit_extents and 1 in (tile, length):
             raise _NotApplicable("one output or one input per call")
-        intrin = dot_q7_intrin(length, tile, rank == 3, kernels.dot)
+        intrin = dot_q7_intrin(length, tile, rank == 3, kernels.plain)
     outer, inner = sch.split(out_loop, [extent // tile, tile])
     sch.decompose_reduction(block_rv, outer)
     sch.tensorize(inner, intrin)
+
+
+def tensorize_annotated_dots(sch: s_tir.Schedule, kernels: DotKernels = DSP_KERNELS) -> None:
+    """Tensorize every block :func:`schedule_int8_dots` annotated for tuning (``kernels.rule``),
+    then the requantizations: a prepared kernel's default schedule, with a trace.
+
+    Parameters
+    ----------
+    sch : tvm.s_tir.Schedule
+        Schedule of a prepared kernel, changed in place.
+    kernels : DotKernels
+        The library whose blocks (and micro-kernels) these are.
+    """
+    for name in child_block_names(sch):
+        block_rv = sch.get_sblock(name)
+        if sch.get(block_rv).annotations.get("schedule_rule") == kernels.rule:
+            _tensorize(sch, block_rv, None, kernels)
+    tensorize_requantizations(sch, kernels.requantize)
+
+
+def tensorize_for_rule(
+    sch: s_tir.Schedule, block_rv: s_tir.SBlockRV, kernels: DotKernels = DSP_KERNELS
+) -> list[s_tir.Schedule]:
+    """The body of a library's MetaSchedule rule for a block annotated with ``kernels.rule``.
+
+    One sketch, the whole output axis per call (the fewest activation extensions): one sketch
+    per tile would need ``Schedule.copy()``, which fails on the schedules MetaSchedule passes
+    here (``unordered_map::at``), and a sampled tile cannot work because the intrinsic's name
+    depends on it and would not follow a changed decision on replay. The requantization that
+    consumes the dot product goes on its micro-kernel here too (when its block still matches
+    once MetaSchedule's rules have run on it), so that candidates are measured with it like the
+    default build; otherwise a candidate's branchy TIR requantization, cheap on the benchmark's
+    all-zero data, could look better than it is on real inputs.
+    """
+    _tensorize(sch, block_rv, None, kernels)
+    tensorize_requantizations(sch, kernels.requantize)
+    return [sch]

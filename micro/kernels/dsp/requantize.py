@@ -44,8 +44,8 @@ def requantize_intrin(
     zero_point, qmin, qmax : int
         The output zero point and clamp range (immediates of the description).
     kernel : str
-        The C function the implementation calls (another library's kernel with this one's
-        arguments, e.g. ``micro_mve_requantize_q7``).
+        The C function the implementation calls, with ``micro_dsp_requantize_q7``'s arguments
+        (another library's requantization, e.g. :mod:`micro.kernels.scalar`'s).
 
     Returns
     -------
@@ -58,7 +58,7 @@ def requantize_intrin(
 
 
 def _requantize_intrin(
-    n: int, zero_point: int, qmin: int, qmax: int, kernel: str = REQUANTIZE_KERNEL
+    n: int, zero_point: int, qmin: int, qmax: int, kernel: str
 ) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     """Description and implementation of :func:`requantize_intrin` (reads in the kernel's order:
     the index first)."""
@@ -125,9 +125,7 @@ def _clamp_constants(sch: s_tir.Schedule, name: str) -> tuple[int, int, int] | N
     return fixed_point_tir.clamp_constants(body.value)
 
 
-def _tensorize_one_requantization(
-    sch: s_tir.Schedule, name: str, kernel: str = REQUANTIZE_KERNEL
-) -> bool:
+def _tensorize_one_requantization(sch: s_tir.Schedule, name: str, kernel: str) -> bool:
     constants = _clamp_constants(sch, name)
     if constants is None:
         return False
@@ -143,7 +141,7 @@ def _tensorize_one_requantization(
 
 
 def tensorize_requantizations(sch: s_tir.Schedule, kernel: str = REQUANTIZE_KERNEL) -> None:
-    """Run every gathered requantization on the C kernel, recognised by its structure.
+    """Run every gathered requantization on a C kernel, recognised by its structure.
 
     Every data-parallel block storing a clamped int8 value (:func:`micro.fixed_point_tir.
     clamp_constants` gives its zero point and range) is tried, on a copy first, so that a block
@@ -155,7 +153,7 @@ def tensorize_requantizations(sch: s_tir.Schedule, kernel: str = REQUANTIZE_KERN
     sch : tvm.s_tir.Schedule
         Schedule of one kernel, changed in place.
     kernel : str
-        The C function to call (see :func:`requantize_intrin`).
+        The C function called (:func:`requantize_intrin`); the DSP one by default.
     """
     for name in _requantizations_that_tensorize(sch, kernel):
         _tensorize_one_requantization(sch, name, kernel)

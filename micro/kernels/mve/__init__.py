@@ -38,8 +38,8 @@ from ...codegen import register_extern_source
 from ...errors import BuildError
 from ...lowering import lower_to_kernel_calls
 from ...schedules import child_block_names
-from ..dsp import _rewrite_calls
 from ..dsp.dot_product import Relayout, _tensorize
+from ..relayout import rewrite_calls as _rewrite_calls
 from .dot_product import MICRO_KERNEL, MVE_KERNELS, SCHEDULE_RULE, schedule_mve_dots
 from .requantize import REQUANTIZE_KERNEL, tensorize_mve_requantizations
 

@@ -24,8 +24,8 @@ SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaS
 
 #: The Helium micro-kernels, in the DSP library's calling conventions.
 MVE_KERNELS = DotKernels(
-    dot=MICRO_KERNEL, interleaved=False, packed_q4=False, requantize=REQUANTIZE_KERNEL,
-    schedule_rule=SCHEDULE_RULE, unit_extents=True,
+    plain=MICRO_KERNEL, interleaved=None, packed_q4=None, requantize=REQUANTIZE_KERNEL,
+    rule=SCHEDULE_RULE, unit_extents=True,
 )
 
 

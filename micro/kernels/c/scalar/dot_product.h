@@ -1,0 +1,16 @@
+/* int8 dot products for cores without the DSP extension: Armv6-M (Cortex-M0/M0+) and Armv7-M
+ * (Cortex-M3). Called from TIR kernels tensorized by micro/kernels/scalar/ (see
+ * docs/isa-armv6m.md and docs/isa-armv7m.md). */
+#ifndef MICRO_SCALAR_DOT_PRODUCT_H_
+#define MICRO_SCALAR_DOT_PRODUCT_H_
+
+#include <stdint.h>
+
+/* acc[o] += sum_{r < len} x[r] * w[o * w_stride + r] for o < n (int32, wrapping). Returns 0.
+ * Any len, n, w_stride and alignment. x and w point to int8_t, acc to int32_t; the pointers are
+ * void* because that is how TVM's C code generator declares an extern function called with
+ * buffer addresses. */
+int32_t micro_scalar_dot_q7(void* x, void* w, void* acc, int32_t len, int32_t n,
+                            int32_t w_stride);
+
+#endif

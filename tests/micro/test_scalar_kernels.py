@@ -1,0 +1,132 @@
+"""The scalar kernel library (Armv6-M, Armv7-M) and the choice of a board's kernel library."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+
+import micro
+from micro import kernels
+from micro.boards import _check_isa
+from micro.errors import BuildError
+from micro.kernels.dsp.dot_product import schedule_int8_dots
+from micro.kernels.scalar.dot_product import DOT_KERNEL, REQUANTIZE_KERNEL, SCALAR_KERNELS
+from pla_tvm.commands.compile import add_model_arguments
+from relay_passes import make_cluster_gated_linear_int8_kernel
+
+from .graphs import host_reference, random_inputs, requires_toolchain
+from .test_dsp import pla_int8
+
+SCALAR_BOARDS = ("microbit", "mps2-an385")
+
+
+@pytest.mark.parametrize(("board", "library"), [
+    ("microbit", "scalar"), ("mps2-an385", "scalar"), ("mps2-an386", "dsp"),
+    ("mps2-an500", "dsp"), ("mps2-an505", "dsp"), ("mps3-an547", "mve")])
+def test_the_board_isa_chooses_the_library(board, library):
+    info = micro.get_board(board)
+    assert kernels.library_name(kernels.library_for(info)) == library
+    assert kernels.library_name(kernels.resolve(info)) == library
+    assert kernels.resolve(info, dsp=False) is None
+    assert kernels.resolve(info, plain=True) is None
+
+
+def test_dsp_option_keeps_its_meaning():
+    assert kernels.resolve(micro.get_board("mps3-an547"), dsp=True) is kernels.dsp
+    with pytest.raises(BuildError, match="no DSP extension"):
+        kernels.resolve(micro.get_board("mps2-an385"), dsp=True)
+    with pytest.raises(BuildError, match="plain=True"):
+        kernels.resolve(micro.get_board("mps2-an386"), dsp=True, plain=True)
+
+
+def test_isa_must_agree_with_the_board_entry():
+    m3 = micro.get_board("mps2-an385")
+    raw = {"arch": m3.arch, "dsp": False, "mve": False, "isa": "armv7-m+dsp"}
+    with pytest.raises(ValueError, match="'armv7-m'"):
+        _check_isa("m3", raw)
+    _check_isa("m3", {**raw, "isa": "armv7-m"})
+    assert dataclasses.replace(m3, isa="armv9-m").isa == "armv9-m"
+    assert kernels.library_for(dataclasses.replace(m3, isa="armv9-m")) is None
+
+
+@pytest.mark.parametrize("flag", ["--plain", "--no-dsp"])
+def test_cli_plain_and_its_old_name(flag):
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    assert parser.parse_args(["m.tflite", "--board", "microbit", flag]).dsp is False
+    assert parser.parse_args(["m.tflite", "--board", "microbit"]).dsp is None
+
+
+def _extern_calls(func: tvm.tirx.PrimFunc, symbol: str) -> int:
+    return func.script().count(f'call_extern("int32", "{symbol}"')
+
+
+def test_operator_kernel_calls_the_scalar_kernels_over_transposed_weights():
+    kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, -5, True)
+    scheduled, relaid_out = schedule_int8_dots(kernel, kernels=SCALAR_KERNELS)
+    assert _extern_calls(scheduled, DOT_KERNEL) == 2  # centroids, the chosen cluster's map
+    assert _extern_calls(scheduled, REQUANTIZE_KERNEL) == 1
+    assert "micro_dsp" not in scheduled.script()
+    assert [index for index, _ in relaid_out] == [3]
+    assert [int(s) for s in scheduled.params[3].shape] == [3, 16, 140]  # reduction innermost
+
+
+def _dense_heads(length: int, outputs: tuple[int, ...], seed: int) -> tuple[tvm.IRModule, list]:
+    """x[1, L] int8 times several int8 [L, n] matrices, int32 results concatenated."""
+    rng = np.random.default_rng(seed)
+    weights = [rng.integers(-128, 128, (length, n), dtype=np.int8) for n in outputs]
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, length), "int8"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            parts = [bb.emit(relax.op.matmul(x, relax.const(w), out_dtype="int32"))
+                     for w in weights]
+            out = bb.emit_output(relax.op.concat(parts, axis=1))
+        bb.emit_func_output(out)
+    return bb.get(), weights
+
+
+@requires_toolchain
+@pytest.mark.parametrize("board", SCALAR_BOARDS)
+@pytest.mark.parametrize(("length", "seed"), [(2, 0), (7, 1), (140, 2)])
+def test_dot_products_are_bit_exact_on_edge_shapes(tmp_path, board, length, seed):
+    # n = 1, 3 (< 4), 5 and 9 (tails after whole groups of four); odd, tiny and long reductions
+    model, weights = _dense_heads(length, (1, 3, 5, 9), seed)
+    inputs = random_inputs(model, 5, seed=seed)
+    inputs[0] = -128  # the extremes: -128 * -128 sums
+    firmware = micro.build(model, board, tmp_path / board)
+    kernels_c = (firmware.out_dir / "src" / "kernels.c").read_text()
+    # n = 1 has no output loop left after legalization: TVM's loop computes it (as on DSP boards)
+    assert kernels_c.count(f"{DOT_KERNEL}((") == 3
+    got = micro.run(firmware, inputs).outputs
+    x = inputs.reshape(len(inputs), length).astype(np.int64)
+    expected = np.concatenate([x @ w.astype(np.int64) for w in weights], axis=1)
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected.astype(np.int32))
+
+
+@requires_toolchain
+@pytest.mark.parametrize("board", SCALAR_BOARDS)
+@pytest.mark.parametrize(("k", "dim", "d"), [(3, 61, 7), (1, 5, 1), (4, 140, 16)])
+def test_operator_is_bit_exact_end_to_end(tmp_path, board, k, dim, d):
+    model = pla_int8(k, dim, d, seed=k + d, head=5 if d > 1 else 0)
+    inputs = random_inputs(model, 8)
+    firmware = micro.build(model, board, tmp_path / "scalar")
+    kernels_c = (firmware.out_dir / "src" / "kernels.c").read_text()
+    # one output (d = 1) has no output loop left: TVM's code, as on DSP boards
+    assert (f"{REQUANTIZE_KERNEL}((" in kernels_c) == (d > 1)
+    np.testing.assert_array_equal(micro.run(firmware, inputs).outputs,
+                                  host_reference(model, inputs))
+
+
+@requires_toolchain
+def test_plain_build_calls_no_micro_kernel(tmp_path):
+    model = pla_int8(2, 30, 8, seed=3)
+    inputs = random_inputs(model, 4)
+    plain = micro.build(model, "microbit", tmp_path / "plain", plain=True)
+    assert not (plain.out_dir / "src" / "dot_product.c").exists()
+    np.testing.assert_array_equal(micro.run(plain, inputs).outputs, host_reference(model, inputs))
