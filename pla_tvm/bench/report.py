@@ -638,6 +638,44 @@ def _tuning_section(tuning: dict, pla_macs: int) -> list[str]:
     return lines + [""]
 
 
+#: Issue 17's per-core limits of the PLA int8 graph (instructions per beat), by board.
+CORE_TARGETS = (("microbit", "Cortex-M0", 90_000), ("mps2-an385", "Cortex-M3", 55_000),
+                ("mps3-an547", "Cortex-M55", 8_000))
+
+
+def core_target_rows(firmware: dict) -> list[tuple[str, str, bool | None]]:
+    """Issue 17's targets: the PLA int8 firmware per core (default build, the board's kernel
+    library), and the int8 ResNet on the M55 and M3 (not built by the bench yet: None)."""
+    rows = []
+    for board, core, limit in CORE_TARGETS:
+        row = next((r for r in firmware["rows"] if r["model"] == "PLA int8"
+                    and r["board"] == board), None)
+        plain = next((r for r in firmware["rows"] if r["model"] == "PLA int8, plain TVM lowering"
+                      and r["board"] == board), None)
+        if row is None:
+            continue
+        value = f"{row['instructions_per_inference']:,.0f}" + (
+            f" (TVM's plain lowering {plain['instructions_per_inference']:,.0f})" if plain
+            else "")
+        rows.append((f"PLA int8, {board} ({core}) <= {limit:,} instructions per beat", value,
+                     row["instructions_per_inference"] <= limit))
+    rows += [("int8 ResNet, mps3-an547 (Cortex-M55) <= 40,000,000", "not built", None),
+             ("int8 ResNet, mps2-an385 (Cortex-M3) <= 350,000,000", "not built", None)]
+    return rows
+
+
+def _core_targets_section(firmware: dict) -> list[str]:
+    rows = core_target_rows(firmware)
+    return ["## Kernels for every core (issue 17)", "",
+            "The PLA int8 firmware of the firmware table above, default build: each board's "
+            "kernel library chosen by its instruction set (docs/isa-armv6m.md, isa-armv7m.md, "
+            "dsp.md, isa-mve.md).", "",
+            "| target | measured | met |", "|---|---|---|",
+            *(f"| {label} | {value} | "
+              f"{'–' if met is None else ('yes' if met else 'NO')} |"
+              for label, value, met in rows), ""]
+
+
 def _streaming_section(stage: dict) -> list[str]:
     from pla_tvm.bench.streaming import stream_target_rows
 
@@ -838,6 +876,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                             deployed_costs(results["small_pla"])["macs"]
                             if "small_pla" in results else None)
           if "firmware" in results else []),
+        *(_core_targets_section(results["firmware"]) if "firmware" in results else []),
         *(_baseline_firmware_section(results["baseline_firmware"])
           if "baseline_firmware" in results else []),
         *(_tuning_section(results["tuning"], results["pla"]["flops_per_beat"]["macs"])

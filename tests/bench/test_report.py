@@ -182,3 +182,18 @@ def test_the_16_kib_pla_section_checks_its_targets():
     assert "| 5,469 | 4,936 |" in markdown
     assert (f"| int8 accuracy within 1 point of the int8 baseline's | {points:+.2f} points below "
             f"| {'yes' if points <= 1 else 'NO'} |") in markdown
+
+
+def test_core_targets_read_the_pla_rows_of_each_board():
+    from pla_tvm.bench.report import core_target_rows
+
+    rows = [{"model": "PLA int8", "board": "microbit", "instructions_per_inference": 95_000},
+            {"model": "PLA int8", "board": "mps3-an547", "instructions_per_inference": 5_700},
+            {"model": "PLA int8, plain TVM lowering", "board": "microbit",
+             "instructions_per_inference": 199_000}]
+    targets = core_target_rows({"rows": rows})
+    assert targets[0] == ("PLA int8, microbit (Cortex-M0) <= 90,000 instructions per beat",
+                          "95,000 (TVM's plain lowering 199,000)", False)
+    assert targets[1] == ("PLA int8, mps3-an547 (Cortex-M55) <= 8,000 instructions per beat",
+                          "5,700", True)
+    assert [met for *_, met in targets[2:]] == [None, None]  # the ResNet rows: not built
