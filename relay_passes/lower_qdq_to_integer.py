@@ -75,6 +75,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ._relax_utils import Dequantized, as_dequantize, constant_array, op_name, var_bindings
 from .fixed_point import quantize_multiplier, te_multiply_by_quantized_multiplier, te_requantize
+from .integer_softmax import MAX_DEPTH, OUTPUT_SCALE, OUTPUT_ZERO_POINT, softmax_params, te_softmax_int8
 
 logger = logging.getLogger(__name__)
 
@@ -353,6 +354,8 @@ class _QDQLowerer(PyExprMutator):
             return self._lower_elementwise(call, out)
         if name == "relax.multiply":
             return self._lower_elementwise(call, out)
+        if name == "relax.nn.softmax":
+            return self._lower_softmax(call, out)
         return None
 
     def _emit_requantize(self, acc: relax.Expr, multiplier, shift, out) -> relax.Expr:
@@ -593,3 +596,30 @@ class _QDQLowerer(PyExprMutator):
         return self.builder_.call_te(
             _add_te, *operands, [int(m) for m in mults], [int(s) for s in shifts], zero_point,
             qmin, qmax, out_shape, primfunc_name_hint="quantized_add")
+
+    def _lower_softmax(self, call: relax.Call, out) -> relax.Expr | None:
+        """``softmax(deq(x))`` over the last axis -> TFLite's int8 SOFTMAX in fixed point.
+
+        Only with TFLite's int8 softmax output quantization (scale 1/256, zero point -128, no
+        clamp), a per-tensor int8 input of static shape and at most ``MAX_DEPTH`` classes. Beta is
+        1: the frontend imports SOFTMAX without its beta (a float softmax of beta 1 too).
+        """
+        out_scale, zero_point, qmin, qmax = out
+        x = self._dequantized(call.args[0])
+        if x is None or not x.per_tensor or x.data.ty.dtype != "int8":
+            return None
+        if np.float32(out_scale) != np.float32(OUTPUT_SCALE) or zero_point != OUTPUT_ZERO_POINT or (
+                (qmin, qmax) != (-128, 127)):
+            return None
+        shape = x.data.ty.shape
+        if shape is None or not all(isinstance(d, tirx.IntImm) for d in shape):
+            return None
+        rank = len(shape)
+        if int(call.attrs.axis) % rank != rank - 1 or not 1 <= int(shape[-1]) <= MAX_DEPTH:
+            return None
+        try:
+            params = softmax_params(float(x.scale[0]))
+        except ValueError:
+            return None
+        return self.builder_.call_te(lambda data: te_softmax_int8(data, params),
+                                     self.visit_expr(x.data), primfunc_name_hint="softmax_int8")
