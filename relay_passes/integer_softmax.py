@@ -92,7 +92,7 @@ def softmax_params(input_scale: float, beta: float = 1.0) -> SoftmaxParams:
     Parameters
     ----------
     input_scale : float
-        The int8 input's scale (a float32 value, computed with in float64 as TFLite does).
+        The int8 input's scale (a float32 value; used in float64, as TFLite does).
     beta : float
         The SOFTMAX operator's beta.
 
@@ -179,7 +179,8 @@ def softmax_int8(x: np.ndarray, params: SoftmaxParams) -> np.ndarray:
     scaled = _srdhm(np.where(inside, diff, 0) << params.input_left_shift,
                     params.input_multiplier)
     exps = np.where(inside, exp_on_negative_values(scaled), 0)
-    total = rounding_divide_by_pot(exps, ACCUMULATION_INTEGER_BITS).astype(np.int64).sum(axis=-1, keepdims=True)
+    terms = rounding_divide_by_pot(exps, ACCUMULATION_INTEGER_BITS).astype(np.int64)
+    total = terms.sum(axis=-1, keepdims=True)
     headroom = 32 - np.frexp(total)[1].astype(np.int64)  # leading zeros of a positive int32
     shifted = (total << headroom) & 0xFFFFFFFF
     recip = _one_over_one_plus_x(shifted >> 1)
