@@ -21,8 +21,9 @@ runs no soft-float library. The arithmetic, per row of the last axis:
    :func:`relay_passes.fixed_point.te_requantize` with a per-row multiplier and shift.
 
 Limits: int8 input and output; at most 511 (:data:`MAX_DEPTH`) values along the last axis
-(beyond, TFLite's ``exponent`` check fails: ``sum`` reaches ``2**28``); double rounding (TFLite's default, not
-``TFLITE_SINGLE_ROUNDING``, which changes ``PreprocessSoftmaxScaling``'s cap). The TE stages are
+(beyond, TFLite's ``exponent`` check fails: ``sum`` reaches ``2**28``); double rounding
+(TFLite's default, not ``TFLITE_SINGLE_ROUNDING``, which changes ``PreprocessSoftmaxScaling``'s
+cap). The TE stages are
 element-wise or per-row; a value gemmlowp's expressions use several times (the polynomial's
 argument and powers, each barrel-shifter step, each Newton-Raphson iterate) is a stage of its own,
 so that it is loaded rather than computed again at each use.
