@@ -188,7 +188,7 @@ def compile_model(model: str | Path, board: str, out_dir: str | Path, *,
     dict
         The manifest (also written to ``out_dir/manifest.json``); its ``float_ops`` lists the
         operators an int8 model still computes in float between a dequantize and a quantize
-        (``relay_passes.float_regions``; the classifier's softmax today).
+        (``relay_passes.float_regions``; empty for the int8 baseline, whose softmax is lowered).
 
     Raises
     ------

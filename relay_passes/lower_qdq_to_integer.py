@@ -38,14 +38,18 @@ Rewritten regions (anchored at an int8 per-tensor ``R.quantize``; an optional ``
 * ``mean(deq(x))`` -> int32 ``sum`` minus ``n * z_x``, requantized like TFLite's int8 MEAN
   (the multiplier of ``s_x / s_out`` divided by ``n`` in integer arithmetic);
 * ``deq(x)`` alone (a requantize, e.g. the QUANTIZE op between different scales) ->
-  ``requantize(int32(x) - z_x)``.
+  ``requantize(int32(x) - z_x)``;
+* ``softmax(deq(x))`` over the last axis, quantized with TFLite's int8 softmax output quantization
+  (scale 1/256, zero point -128, no clamp; at most 511 classes) -> TFLite's fixed-point int8
+  SOFTMAX (:mod:`relay_passes.integer_softmax`, one TE kernel ``softmax_int8``). Beta is taken as
+  1: the frontend drops SOFTMAX's beta (its float softmax is beta 1 as well).
 
 The frontend already imports layout ops (reshape, expand_dims) and max pooling on int8 tensors;
 they are left as they are. Its int8 average pooling, ``astype(avg_pool2d(astype(x, int32)),
 int8)``, truncates where TFLite rounds half away from zero (and its legalization returns int64),
 so without padding it is rewritten to one kernel with TFLite's window sum and rounded division.
-Anything else — notably softmax, which TFLite computes in fixed point or with a lookup table —
-stays in float between its dequantize and quantize; a region whose preconditions fail
+Anything else (e.g. a softmax with another output quantization or along another axis) stays in
+float between its dequantize and quantize; a region whose preconditions fail
 (asymmetric weights, non-constant scales, NCHW layout, per-channel add/mul operands, weight scales
 that do not follow the output channels) is left unchanged. Such regions are not silent: the pass
 logs a warning for each ("relax.nn.softmax left in float between dequantize and quantize (main:
@@ -55,11 +59,10 @@ operators in its manifest's ``float_ops``).
 Where it goes: after the import (and after :class:`relay_passes.SwapTrunkForPLA`), before
 ``LegalizeOps``; run ``FoldConstant`` afterwards to fold layout ops on int8 weight constants.
 Parity (measured on 300 random inputs of a small Conv1D ResNet and 100 of the paper's baseline,
-and on 300 of small DepthwiseConv1D and SeparableConv1D models, depth multipliers 1 to 3):
-bit-exact with TFLite Micro, whose kernels do the same integer arithmetic. TFLite's reference
-kernels agreed everywhere except their int8 softmax, which differs from this float softmax by 1 LSB
-near rounding boundaries (1 of 300 inputs). TFLite's optimized kernels also requantize some
-convolutions differently (1 LSB), and XNNPACK requantizes in float.
+and on 300 of small DepthwiseConv1D and SeparableConv1D models, depth multipliers 1 to 3; the
+int8 softmax on 300 rows at each of six input scales): bit-exact with TFLite Micro, whose kernels
+do the same integer arithmetic; TFLite's reference kernels agree too. TFLite's optimized kernels
+requantize some convolutions differently (1 LSB), and XNNPACK requantizes in float.
 """
 
 from __future__ import annotations
@@ -75,6 +78,13 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ._relax_utils import Dequantized, as_dequantize, constant_array, op_name, var_bindings
 from .fixed_point import quantize_multiplier, te_multiply_by_quantized_multiplier, te_requantize
+from .integer_softmax import (
+    MAX_DEPTH,
+    OUTPUT_SCALE,
+    OUTPUT_ZERO_POINT,
+    softmax_params,
+    te_softmax_int8,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +143,9 @@ class FloatRegion:
 def float_regions(mod: IRModule) -> list[FloatRegion]:
     """The ``dequantize -> float ops -> quantize`` regions of ``mod``'s Relax functions.
 
-    After :class:`LowerQDQToInteger` these are the regions it could not lower (today the int8
-    softmax of a classifier, or a region whose preconditions failed); before it, every region.
+    After :class:`LowerQDQToInteger` these are the regions it could not lower (an operator it does
+    not handle, e.g. a softmax without TFLite's output quantization, or a region whose
+    preconditions failed); before it, every region.
     :class:`LowerQDQToInteger` logs each of them as a warning.
 
     Parameters
@@ -353,6 +364,8 @@ class _QDQLowerer(PyExprMutator):
             return self._lower_elementwise(call, out)
         if name == "relax.multiply":
             return self._lower_elementwise(call, out)
+        if name == "relax.nn.softmax":
+            return self._lower_softmax(call, out)
         return None
 
     def _emit_requantize(self, acc: relax.Expr, multiplier, shift, out) -> relax.Expr:
@@ -593,3 +606,30 @@ class _QDQLowerer(PyExprMutator):
         return self.builder_.call_te(
             _add_te, *operands, [int(m) for m in mults], [int(s) for s in shifts], zero_point,
             qmin, qmax, out_shape, primfunc_name_hint="quantized_add")
+
+    def _lower_softmax(self, call: relax.Call, out) -> relax.Expr | None:
+        """``softmax(deq(x))`` over the last axis -> TFLite's int8 SOFTMAX in fixed point.
+
+        Only with TFLite's int8 softmax output quantization (scale 1/256, zero point -128, no
+        clamp), a per-tensor int8 input of static shape and at most ``MAX_DEPTH`` classes. Beta is
+        1: the frontend imports SOFTMAX without its beta (a float softmax of beta 1 too).
+        """
+        out_scale, zero_point, qmin, qmax = out
+        x = self._dequantized(call.args[0])
+        if x is None or not x.per_tensor or x.data.ty.dtype != "int8":
+            return None
+        if np.float32(out_scale) != np.float32(OUTPUT_SCALE) or zero_point != OUTPUT_ZERO_POINT or (
+                (qmin, qmax) != (-128, 127)):
+            return None
+        shape = x.data.ty.shape
+        if shape is None or not all(isinstance(d, tirx.IntImm) for d in shape):
+            return None
+        rank = len(shape)
+        if int(call.attrs.axis) % rank != rank - 1 or not 1 <= int(shape[-1]) <= MAX_DEPTH:
+            return None
+        try:
+            params = softmax_params(float(x.scale[0]))
+        except ValueError:
+            return None
+        return self.builder_.call_te(lambda data: te_softmax_int8(data, params),
+                                     self.visit_expr(x.data), primfunc_name_hint="softmax_int8")
