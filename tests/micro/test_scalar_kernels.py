@@ -165,3 +165,71 @@ def test_plain_build_calls_no_micro_kernel(tmp_path):
     plain = micro.build(model, "microbit", tmp_path / "plain", plain=True)
     assert not (plain.out_dir / "src" / "dot_product.c").exists()
     np.testing.assert_array_equal(micro.run(plain, inputs).outputs, host_reference(model, inputs))
+
+
+def _scalar_requantize_call(n: int, zero_point: int, qmin: int, qmax: int):
+    """A kernel that fills its output with a sentinel, then calls the scalar micro-kernel."""
+    from tvm.script import tirx as T
+
+    from .test_mve_kernels import _SENTINEL
+
+    @T.prim_func(private=True)
+    def kernel(acc: T.Buffer((n,), "int32"), bias: T.Buffer((n,), "int32"),
+               mult: T.Buffer((n,), "int32"), shift: T.Buffer((n,), "int8"),
+               out: T.Buffer((n + 1,), "int8")):
+        T.func_attr({"op_pattern": 8})
+        for i in range(n + 1):
+            out[i] = T.int8(_SENTINEL)
+        T.evaluate(T.call_extern(
+            "int32", REQUANTIZE_KERNEL, acc.access_ptr("r"), bias.access_ptr("r"),
+            mult.access_ptr("r"), shift.access_ptr("r"), out.access_ptr("w"), n, zero_point,
+            qmin, qmax))
+
+    return kernel
+
+
+@requires_toolchain
+@pytest.mark.parametrize("board", SCALAR_BOARDS)
+@pytest.mark.parametrize(("zero_point", "qmin", "qmax"), [(-128, -128, 127), (7, -20, 100)])
+def test_requantize_kernel_alone_is_bit_exact(tmp_path, board, zero_point, qmin, qmax):
+    # every right shift 0..31, multipliers from 0 and 1 to INT32_MAX and INT32_MIN, accumulators
+    # at rounding ties and the int32 limits (test_mve_kernels' cases); nothing written after n
+    from micro.kernels import scalar
+
+    from .test_mve_kernels import (
+        _SENTINEL,
+        _host_requantize,
+        _requantize_parameters,
+        _requantize_rows,
+        _wrap,
+    )
+    scalar.register()
+    rng = np.random.default_rng(12)
+    n = 67
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((n,), "int32"))
+    parameters, rows = [], []
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            parts = []
+            for fallback in (False, True):
+                bias, mult, shift = _requantize_parameters(rng, n, fallback)
+                mult[7] = -1234567  # negative multipliers too: the kernel is exact for any
+                parameters.append((bias, mult, shift))
+                rows.append(_requantize_rows(rng, n, bias, mult, shift))
+                gvar = bb.add_func(_scalar_requantize_call(n, zero_point, qmin, qmax),
+                                   f"requantize_{int(fallback)}")
+                parts.append(bb.emit(relax.call_tir(
+                    gvar, [x] + [relax.const(v) for v in (bias, mult, shift)],
+                    relax.TensorType((n + 1,), "int8"))))
+            out = bb.emit_output(relax.op.concat(parts, axis=0))
+        bb.emit_func_output(out)
+    inputs = np.concatenate(rows)
+    result = micro.run(micro.build(bb.get(), board, tmp_path), inputs)
+    for acc, outputs in zip(inputs, result.outputs, strict=True):
+        for part, (bias, mult, shift) in zip(np.split(outputs, 2), parameters, strict=True):
+            wrapped = _wrap(acc.astype(np.int64) + bias)
+            expected = _host_requantize(wrapped, np.zeros(n, np.int32), mult, shift, zero_point,
+                                        qmin, qmax)
+            np.testing.assert_array_equal(part[:n], expected)
+            assert part[n] == _SENTINEL
