@@ -110,10 +110,11 @@ def _dense_heads(length: int, outputs: tuple[int, ...], seed: int) -> tuple[tvm.
 
 @requires_toolchain
 @pytest.mark.parametrize("board", SCALAR_BOARDS)
-@pytest.mark.parametrize(("length", "seed"), [(2, 0), (7, 1), (140, 2), (5, 3), (12, 4), (9, 5)])
+@pytest.mark.parametrize(("length", "seed"), [
+    (2, 0), (7, 1), (140, 2), (5, 3), (12, 4), (9, 5), (6, 7), (16, 8)])
 def test_dot_products_are_bit_exact_on_edge_shapes(tmp_path, board, length, seed):
     # n = 1, 3 (< 4), 5 and 9 (tails after whole groups of four); odd, tiny and long reductions;
-    # every len % 4 and len % 2 (the Armv6-M loop's single input and pair before whole quads)
+    # every len % 8 (the Armv6-M loop: a single input, a pair and a quad before whole eights)
     model, weights = _dense_heads(length, (1, 3, 5, 9), seed)
     inputs = random_inputs(model, 5, seed=seed)
     inputs[0] = -128  # the extremes: -128 * -128 sums

@@ -278,14 +278,15 @@ __attribute__((naked, noinline)) int32_t micro_scalar_dot_q7x4(void* x_ptr, void
 
 #elif defined(__ARM_ARCH_6M__)
 
-/* acc[0..3] += x . rows w, w + stride, w + 2 stride, w + 3 stride over len >= 1 inputs.
+/* acc[4g..4g+4) += x . rows w + (4g + j) stride for g < groups, j < 4, over len >= 1 inputs.
  *
  * Assembly (naked): the loop needs all eight low registers (the activation pointer, four row
  * pointers, the index, the activation and a product) and four high ones for the accumulators,
- * more than GCC allocates for inline assembly on Armv6-M. Stack after the saves: [sp] acc,
- * [sp, #4] r8-r11, [sp, #20] r4-r7 and lr, [sp, #40] stride and [sp, #44] last (the fifth and
- * sixth arguments: row 3 is row 2 + last, stride normally, 0 to repeat row 2). Four inputs per
- * loop (one or a pair first for len % 4). */
+ * more than GCC allocates for inline assembly on Armv6-M. Eight inputs per loop (after one, two
+ * and four for len % 8); the groups of four rows loop inside (no call per group). Stack after
+ * the saves: [sp] acc of the group, [sp, #4] len, [sp, #8] r8-r11, [sp, #24] r4-r7 and lr,
+ * [sp, #44] stride, [sp, #48] last (row 3 is row 2 + last: stride, or 0 to repeat row 2 when
+ * groups is 1), [sp, #52] groups (the fifth to seventh arguments). */
 #define MICRO_SCALAR_MAC4                                                      \
   "ldrsb r2, [r0, r3]\n\t"                                                     \
   "ldrsb r7, [r1, r3]\n\t" "muls r7, r2, r7\n\t" "add r8, r7\n\t"              \
@@ -298,7 +299,8 @@ __attribute__((naked, noinline)) int32_t micro_scalar_dot_q7x4(void* x_ptr, void
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 __attribute__((naked, noinline)) static void dot4_naked(const int8_t* x, const int8_t* w,
                                                          int32_t* acc, int32_t len,
-                                                         int32_t stride, int32_t last) {
+                                                         int32_t stride, int32_t last,
+                                                         int32_t groups) {
   __asm__ volatile(
       ".syntax unified\n\t"
       "push {r4-r7, lr}\n\t"
@@ -307,7 +309,11 @@ __attribute__((naked, noinline)) static void dot4_naked(const int8_t* x, const i
       "mov r6, r10\n\t"
       "mov r7, r11\n\t"
       "push {r4-r7}\n\t"
-      "push {r2}\n\t"
+      "sub sp, sp, #8\n\t"
+      "str r2, [sp, #0]\n\t"
+      "str r3, [sp, #4]\n\t"
+      "0:\n\t"                  /* a group: r1 its row 0 */
+      "ldr r2, [sp, #0]\n\t"
       "ldr r4, [r2, #0]\n\t"
       "mov r8, r4\n\t"
       "ldr r4, [r2, #4]\n\t"
@@ -316,30 +322,46 @@ __attribute__((naked, noinline)) static void dot4_naked(const int8_t* x, const i
       "mov r10, r4\n\t"
       "ldr r4, [r2, #12]\n\t"
       "mov r11, r4\n\t"
-      "ldr r2, [sp, #40]\n\t"   /* stride */
+      "ldr r2, [sp, #44]\n\t"   /* stride */
       "adds r4, r1, r2\n\t"     /* row 1 */
       "adds r5, r4, r2\n\t"     /* row 2 */
-      "ldr r2, [sp, #44]\n\t"   /* last: row 3's offset from row 2 */
+      "ldr r2, [sp, #48]\n\t"   /* last */
       "adds r6, r5, r2\n\t"     /* row 3 */
+      "ldr r3, [sp, #4]\n\t"
       "subs r3, r3, #1\n\t"     /* i = len - 1, down to 0 */
       "lsls r2, r3, #31\n\t"    /* len even (i odd): no single input */
-      "bne 2f\n\t"
+      "bne 1f\n\t"
       MICRO_SCALAR_MAC4         /* len odd: one input first */
-      "bmi 3f\n\t"
-      "2:\n\t"
-      "lsls r2, r3, #30\n\t"    /* i % 4 == 3: whole quads left */
+      "bpl 1f\n\t"
+      "b 3f\n\t"
+      "1:\n\t"                  /* i odd */
+      "lsls r2, r3, #30\n\t"    /* i % 4 == 3: no pair */
       "bmi 4f\n\t"
-      MICRO_SCALAR_MAC4         /* (len - len % 2) % 4 == 2: one pair first */
-      MICRO_SCALAR_MAC4
-      "bmi 3f\n\t"
-      "4:\n\t"
       MICRO_SCALAR_MAC4
       MICRO_SCALAR_MAC4
+      "bpl 4f\n\t"
+      "b 3f\n\t"
+      "4:\n\t"                  /* i % 4 == 3 */
+      "lsls r2, r3, #29\n\t"    /* i % 8 == 7: no quad */
+      "bmi 5f\n\t"
       MICRO_SCALAR_MAC4
       MICRO_SCALAR_MAC4
-      "bpl 4b\n\t"
+      MICRO_SCALAR_MAC4
+      MICRO_SCALAR_MAC4
+      "bpl 5f\n\t"
+      "b 3f\n\t"
+      "5:\n\t"                  /* i % 8 == 7: eight inputs per loop */
+      MICRO_SCALAR_MAC4
+      MICRO_SCALAR_MAC4
+      MICRO_SCALAR_MAC4
+      MICRO_SCALAR_MAC4
+      MICRO_SCALAR_MAC4
+      MICRO_SCALAR_MAC4
+      MICRO_SCALAR_MAC4
+      MICRO_SCALAR_MAC4
+      "bpl 5b\n\t"
       "3:\n\t"
-      "pop {r2}\n\t"
+      "ldr r2, [sp, #0]\n\t"
       "mov r4, r8\n\t"
       "str r4, [r2, #0]\n\t"
       "mov r4, r9\n\t"
@@ -348,6 +370,17 @@ __attribute__((naked, noinline)) static void dot4_naked(const int8_t* x, const i
       "str r4, [r2, #8]\n\t"
       "mov r4, r11\n\t"
       "str r4, [r2, #12]\n\t"
+      "adds r2, r2, #16\n\t"
+      "str r2, [sp, #0]\n\t"
+      "ldr r2, [sp, #44]\n\t"
+      "adds r1, r6, r2\n\t"     /* the next group's row 0: row 3 + stride */
+      "ldr r2, [sp, #52]\n\t"
+      "subs r2, r2, #1\n\t"
+      "str r2, [sp, #52]\n\t"
+      "beq 9f\n\t"
+      "b 0b\n\t"
+      "9:\n\t"
+      "add sp, sp, #8\n\t"
       "pop {r4-r7}\n\t"
       "mov r8, r4\n\t"
       "mov r9, r5\n\t"
@@ -357,8 +390,12 @@ __attribute__((naked, noinline)) static void dot4_naked(const int8_t* x, const i
 }
 #pragma GCC diagnostic pop
 
-static void dot4(const int8_t* x, const int8_t* w, int32_t* acc, int32_t len, int32_t stride) {
-  dot4_naked(x, w, acc, len, stride, stride);
+#define MICRO_SCALAR_HAVE_GROUPS 1
+
+/* All whole groups of four rows in one call. */
+static void dot4_groups(const int8_t* x, const int8_t* w, int32_t* acc, int32_t len,
+                        int32_t stride, int32_t groups) {
+  dot4_naked(x, w, acc, len, stride, stride, groups);
 }
 
 /* The rows left over: three as four whose last repeats the third (its sum thrown away), fewer
@@ -367,7 +404,7 @@ static void dot_rows(const int8_t* x, const int8_t* w, int32_t* acc, int32_t len
                      int32_t k) {
   if (k == 3) {
     int32_t a[4] = {acc[0], acc[1], acc[2], 0};
-    dot4_naked(x, w, a, len, stride, 0);
+    dot4_naked(x, w, a, len, stride, 0, 1);
     acc[0] = a[0], acc[1] = a[1], acc[2] = a[2];
     return;
   }
@@ -413,7 +450,12 @@ int32_t micro_scalar_dot_q7(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len
   int32_t* acc = acc_ptr;
   if (len <= 0) return 0;
   int32_t o = 0;
+#if defined(MICRO_SCALAR_HAVE_GROUPS)
+  if (n >= 4) dot4_groups(x, w, acc, len, w_stride, n >> 2);
+  o = n & ~3;
+#else
   for (; o + 4 <= n; o += 4) dot4(x, w + o * w_stride, acc + o, len, w_stride);
+#endif
   if (o < n) dot_rows(x, w + o * w_stride, acc + o, len, w_stride, n - o);
   return 0;
 }
