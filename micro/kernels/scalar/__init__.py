@@ -10,11 +10,11 @@ same integers with what these cores have:
 * :mod:`.dot_product`: int8 dot products of dense layers and of the cluster-gated operator
   (plain ``[n, L]`` and gathered ``[k, n, L]`` weights, the reduction innermost), four outputs
   per pass sharing each activation's load: LDRSB + MLA on Armv7-M (2.5 instructions per MAC),
-  LDRSB with a register offset + MULS + ADD into high registers on Armv6-M (3.56); on Armv7-M
+  LDRSB with a register offset + MULS + ADD into high registers on Armv6-M (3.53); on Armv7-M
   gathered weights with lengths that are multiples of 4 are interleaved as dsp's
   ``[k, n/4, L/4, 4, 4]`` and take eight outputs per pass (2.16 per MAC);
 * the operator's requantization (``requantize.c``): SMULL on Armv7-M, four 16x16-bit MULS on
-  Armv6-M (no 32x32->64 multiply), TFLite's double rounding branch-free.
+  Armv6-M (no 32x32->64 multiply; naked assembly there), TFLite's double rounding branch-free.
 
 The intrinsics and the schedule are the DSP library's (:mod:`micro.kernels.dsp.dot_product`,
 :func:`~micro.kernels.dsp.dot_product.schedule_int8_dots`), called with this library's kernels
