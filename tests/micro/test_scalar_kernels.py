@@ -15,7 +15,13 @@ from micro import kernels
 from micro.boards import _check_isa
 from micro.errors import BuildError
 from micro.kernels.dsp.dot_product import schedule_int8_dots
-from micro.kernels.scalar.dot_product import DOT_KERNEL, REQUANTIZE_KERNEL, SCALAR_KERNELS
+from micro.kernels.scalar.dot_product import (
+    DOT_KERNEL,
+    DOT_X4_KERNEL,
+    REQUANTIZE_KERNEL,
+    SCALAR_KERNELS,
+    SCALAR_KERNELS_V6M,
+)
 from pla_tvm.commands.compile import add_model_arguments
 from relay_passes import make_cluster_gated_linear_int8_kernel
 
@@ -67,13 +73,24 @@ def _extern_calls(func: tvm.tirx.PrimFunc, symbol: str) -> int:
 
 
 def test_operator_kernel_calls_the_scalar_kernels_over_transposed_weights():
+    # Armv6-M: transposed (reduction innermost), no interleaving
     kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, -5, True)
-    scheduled, relaid_out = schedule_int8_dots(kernel, kernels=SCALAR_KERNELS)
+    scheduled, relaid_out = schedule_int8_dots(kernel, kernels=SCALAR_KERNELS_V6M)
     assert _extern_calls(scheduled, DOT_KERNEL) == 2  # centroids, the chosen cluster's map
     assert _extern_calls(scheduled, REQUANTIZE_KERNEL) == 1
     assert "micro_dsp" not in scheduled.script()
     assert [index for index, _ in relaid_out] == [3]
     assert [int(s) for s in scheduled.params[3].shape] == [3, 16, 140]  # reduction innermost
+
+
+def test_armv7m_interleaves_the_gathered_weights():
+    kernel = make_cluster_gated_linear_int8_kernel(1, 140, 3, 16, -5, True)
+    scheduled, relaid_out = schedule_int8_dots(kernel, kernels=SCALAR_KERNELS)
+    assert _extern_calls(scheduled, DOT_X4_KERNEL) == 1  # the chosen cluster's map
+    assert _extern_calls(scheduled, DOT_KERNEL) == 1  # centroids
+    assert "micro_dsp" not in scheduled.script()
+    assert [index for index, _ in relaid_out] == [3]
+    assert [int(s) for s in scheduled.params[3].shape] == [3, 4, 35, 4, 4]
 
 
 def _dense_heads(length: int, outputs: tuple[int, ...], seed: int) -> tuple[tvm.IRModule, list]:
@@ -93,9 +110,11 @@ def _dense_heads(length: int, outputs: tuple[int, ...], seed: int) -> tuple[tvm.
 
 @requires_toolchain
 @pytest.mark.parametrize("board", SCALAR_BOARDS)
-@pytest.mark.parametrize(("length", "seed"), [(2, 0), (7, 1), (140, 2)])
+@pytest.mark.parametrize(("length", "seed"), [
+    (2, 0), (7, 1), (140, 2), (5, 3), (12, 4), (9, 5), (6, 7), (16, 8)])
 def test_dot_products_are_bit_exact_on_edge_shapes(tmp_path, board, length, seed):
-    # n = 1, 3 (< 4), 5 and 9 (tails after whole groups of four); odd, tiny and long reductions
+    # n = 1, 3 (< 4), 5 and 9 (tails after whole groups of four); odd, tiny and long reductions;
+    # every len % 8 (the Armv6-M loop: a single input, a pair and a quad before whole eights)
     model, weights = _dense_heads(length, (1, 3, 5, 9), seed)
     inputs = random_inputs(model, 5, seed=seed)
     inputs[0] = -128  # the extremes: -128 * -128 sums
@@ -111,7 +130,10 @@ def test_dot_products_are_bit_exact_on_edge_shapes(tmp_path, board, length, seed
 
 @requires_toolchain
 @pytest.mark.parametrize("board", SCALAR_BOARDS)
-@pytest.mark.parametrize(("k", "dim", "d"), [(3, 61, 7), (1, 5, 1), (4, 140, 16)])
+@pytest.mark.parametrize(("k", "dim", "d"), [
+    (3, 61, 7), (1, 5, 1), (4, 140, 16),
+    # interleaved on Armv7-M: one group of four, 8 + 4, 8 + 8 + 8; odd and even quad counts
+    (2, 12, 4), (3, 20, 12), (2, 8, 24), (3, 140, 128)])
 def test_operator_is_bit_exact_end_to_end(tmp_path, board, k, dim, d):
     model = pla_int8(k, dim, d, seed=k + d, head=5 if d > 1 else 0)
     inputs = random_inputs(model, 8)
@@ -124,9 +146,91 @@ def test_operator_is_bit_exact_end_to_end(tmp_path, board, k, dim, d):
 
 
 @requires_toolchain
+@pytest.mark.parametrize("board", SCALAR_BOARDS)
+def test_every_output_count_is_bit_exact(tmp_path, board):
+    # n = 2..8 (1 is TVM's): every number of rows left over after groups of four (1 to 3)
+    model, weights = _dense_heads(11, (2, 3, 4, 5, 6, 7, 8), 6)
+    inputs = random_inputs(model, 4, seed=6)
+    inputs[0] = -128
+    firmware = micro.build(model, board, tmp_path / board)
+    got = micro.run(firmware, inputs).outputs
+    x = inputs.reshape(len(inputs), 11).astype(np.int64)
+    expected = np.concatenate([x @ w.astype(np.int64) for w in weights], axis=1)
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected.astype(np.int32))
+
+
+@requires_toolchain
 def test_plain_build_calls_no_micro_kernel(tmp_path):
     model = pla_int8(2, 30, 8, seed=3)
     inputs = random_inputs(model, 4)
     plain = micro.build(model, "microbit", tmp_path / "plain", plain=True)
     assert not (plain.out_dir / "src" / "dot_product.c").exists()
     np.testing.assert_array_equal(micro.run(plain, inputs).outputs, host_reference(model, inputs))
+
+
+def _scalar_requantize_call(n: int, zero_point: int, qmin: int, qmax: int):
+    """A kernel that fills its output with a sentinel, then calls the scalar micro-kernel."""
+    from tvm.script import tirx as T
+
+    from .test_mve_kernels import _SENTINEL
+
+    @T.prim_func(private=True)
+    def kernel(acc: T.Buffer((n,), "int32"), bias: T.Buffer((n,), "int32"),
+               mult: T.Buffer((n,), "int32"), shift: T.Buffer((n,), "int8"),
+               out: T.Buffer((n + 1,), "int8")):
+        T.func_attr({"op_pattern": 8})
+        for i in range(n + 1):
+            out[i] = T.int8(_SENTINEL)
+        T.evaluate(T.call_extern(
+            "int32", REQUANTIZE_KERNEL, acc.access_ptr("r"), bias.access_ptr("r"),
+            mult.access_ptr("r"), shift.access_ptr("r"), out.access_ptr("w"), n, zero_point,
+            qmin, qmax))
+
+    return kernel
+
+
+@requires_toolchain
+@pytest.mark.parametrize("board", SCALAR_BOARDS)
+@pytest.mark.parametrize(("zero_point", "qmin", "qmax"), [(-128, -128, 127), (7, -20, 100)])
+def test_requantize_kernel_alone_is_bit_exact(tmp_path, board, zero_point, qmin, qmax):
+    # every right shift 0..31, multipliers from 0 and 1 to INT32_MAX and INT32_MIN, accumulators
+    # at rounding ties and the int32 limits (test_mve_kernels' cases); nothing written after n
+    from micro.kernels import scalar
+
+    from .test_mve_kernels import (
+        _SENTINEL,
+        _host_requantize,
+        _requantize_parameters,
+        _requantize_rows,
+        _wrap,
+    )
+    scalar.register()
+    rng = np.random.default_rng(12)
+    n = 67
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((n,), "int32"))
+    parameters, rows = [], []
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            parts = []
+            for fallback in (False, True):
+                bias, mult, shift = _requantize_parameters(rng, n, fallback)
+                mult[7] = -1234567  # negative multipliers too: the kernel is exact for any
+                parameters.append((bias, mult, shift))
+                rows.append(_requantize_rows(rng, n, bias, mult, shift))
+                gvar = bb.add_func(_scalar_requantize_call(n, zero_point, qmin, qmax),
+                                   f"requantize_{int(fallback)}")
+                parts.append(bb.emit(relax.call_tir(
+                    gvar, [x] + [relax.const(v) for v in (bias, mult, shift)],
+                    relax.TensorType((n + 1,), "int8"))))
+            out = bb.emit_output(relax.op.concat(parts, axis=0))
+        bb.emit_func_output(out)
+    inputs = np.concatenate(rows)
+    result = micro.run(micro.build(bb.get(), board, tmp_path), inputs)
+    for acc, outputs in zip(inputs, result.outputs, strict=True):
+        for part, (bias, mult, shift) in zip(np.split(outputs, 2), parameters, strict=True):
+            wrapped = _wrap(acc.astype(np.int64) + bias)
+            expected = _host_requantize(wrapped, np.zeros(n, np.int32), mult, shift, zero_point,
+                                        qmin, qmax)
+            np.testing.assert_array_equal(part[:n], expected)
+            assert part[n] == _SENTINEL

@@ -10,14 +10,16 @@ same integers with what these cores have:
 * :mod:`.dot_product`: int8 dot products of dense layers and of the cluster-gated operator
   (plain ``[n, L]`` and gathered ``[k, n, L]`` weights, the reduction innermost), four outputs
   per pass sharing each activation's load: LDRSB + MLA on Armv7-M (2.5 instructions per MAC),
-  LDRSB with a register offset + MULS + ADD into high registers on Armv6-M (3.6);
+  LDRSB with a register offset + MULS + ADD into high registers on Armv6-M (3.53); on Armv7-M
+  gathered weights with lengths that are multiples of 4 are interleaved as dsp's
+  ``[k, n/4, L/4, 4, 4]`` and take eight outputs per pass (2.16 per MAC);
 * the operator's requantization (``requantize.c``): SMULL on Armv7-M, four 16x16-bit MULS on
-  Armv6-M (no 32x32->64 multiply), TFLite's double rounding branch-free.
+  Armv6-M (no 32x32->64 multiply; naked assembly there), TFLite's double rounding branch-free.
 
 The intrinsics and the schedule are the DSP library's (:mod:`micro.kernels.dsp.dot_product`,
 :func:`~micro.kernels.dsp.dot_product.schedule_int8_dots`), called with this library's kernels
-(:data:`.dot_product.SCALAR_KERNELS`): no interleaved layout (gathered weights are transposed,
-reduction innermost), no packed 4-bit weights (those blocks keep TVM's lowering), no convolution
+(:func:`.dot_product.kernels_for` the board's ISA): the interleaved layout on Armv7-M only
+(other gathered weights are transposed, reduction innermost), no packed 4-bit weights (those blocks keep TVM's lowering), no convolution
 or pooling kernels. The interface is the one :mod:`micro.kernels` dispatches to:
 :func:`register`, :func:`lower`, :func:`schedule_module`, :func:`prepare_for_tuning`,
 :func:`tensorize_annotated`. Importing registers nothing.
@@ -35,7 +37,7 @@ from ...codegen import register_extern_source
 from ...lowering import lower_to_kernel_calls
 from ..dsp.dot_product import schedule_int8_dots, tensorize_annotated_dots, tensorize_for_rule
 from ..relayout import schedule_unscheduled_kernels
-from .dot_product import DOT_KERNEL, REQUANTIZE_KERNEL, SCALAR_KERNELS
+from .dot_product import DOT_KERNEL, DOT_X4_KERNEL, REQUANTIZE_KERNEL, SCALAR_KERNELS, kernels_for
 
 NAME = "scalar"
 _SOURCES = resources.files("micro.kernels").joinpath("c", "scalar")
@@ -44,7 +46,8 @@ _META_SCHEDULE_RULE = f"s_tir.meta_schedule.cpu.{SCALAR_KERNELS.rule}"
 
 def register() -> None:
     """Declare the micro-kernels' C sources and the MetaSchedule rule (idempotent)."""
-    for symbol, name in ((DOT_KERNEL, "dot_product"), (REQUANTIZE_KERNEL, "requantize")):
+    for symbol, name in ((DOT_KERNEL, "dot_product"), (DOT_X4_KERNEL, "dot_product"),
+                         (REQUANTIZE_KERNEL, "requantize")):
         register_extern_source(symbol, _SOURCES.joinpath(f"{name}.c"),
                                header=_SOURCES.joinpath(f"{name}.h"))
     tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)
@@ -97,8 +100,7 @@ def schedule_module(
         The module whose matching kernels call the micro-kernels, the weights they read
         re-laid out (reduction innermost).
     """
-    del board
-    return _schedule_module(lowered, output_tile, tensorize=True)
+    return _schedule_module(lowered, output_tile, tensorize=True, kernels=kernels_for(board.isa))
 
 
 def prepare_for_tuning(mod: tvm.IRModule, board: Board) -> tvm.IRModule:
@@ -117,7 +119,8 @@ def prepare_for_tuning(mod: tvm.IRModule, board: Board) -> tvm.IRModule:
     tvm.IRModule
         Lowered module with re-laid-out weights and annotated blocks.
     """
-    return _schedule_module(lower(mod, board), None, tensorize=False)
+    return _schedule_module(lower(mod, board), None, tensorize=False,
+                            kernels=kernels_for(board.isa))
 
 
 def tensorize_annotated(sch: s_tir.Schedule) -> None:
@@ -132,11 +135,12 @@ def tensorize_annotated(sch: s_tir.Schedule) -> None:
 
 
 def _schedule_module(
-    lowered: tvm.IRModule, output_tile: int | None, *, tensorize: bool
+    lowered: tvm.IRModule, output_tile: int | None, *, tensorize: bool,
+    kernels=SCALAR_KERNELS,
 ) -> tvm.IRModule:
     """Schedule every kernel not scheduled yet; re-lay out the constants to match."""
     return schedule_unscheduled_kernels(
         lowered,
         lambda func: schedule_int8_dots(func, output_tile, tensorize=tensorize,
-                                        kernels=SCALAR_KERNELS),
+                                        kernels=kernels),
         mark_scheduled=tensorize)

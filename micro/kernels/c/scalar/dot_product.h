@@ -13,4 +13,9 @@
 int32_t micro_scalar_dot_q7(void* x, void* w, void* acc, int32_t len, int32_t n,
                             int32_t w_stride);
 
+/* acc[o] += sum_{r < len} x[r] * w[(o / 4) * 4 * len + (r / 4) * 16 + (o % 4) * 4 + r % 4] for
+ * o < n: weights interleaved as [n/4, len/4, 4, 4] (dsp's micro_dsp_dot_q7x4 layout); n and len
+ * multiples of 4. Returns 0. */
+int32_t micro_scalar_dot_q7x4(void* x, void* w, void* acc, int32_t len, int32_t n);
+
 #endif

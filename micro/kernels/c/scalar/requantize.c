@@ -13,12 +13,19 @@
  *   multiply). The unsigned product of the two words is made from four 16x16->32 MULS
  *   (exact: each fits 32 bits unsigned) and their carries, then made signed by subtracting
  *   mult (if x < 0) and x (if mult < 0) from its upper word: x * mult = xu * mu
- *   - 2^32 ([x < 0] mu + [mult < 0] xu) modulo 2^64, with xu, mu the words read unsigned. */
+ *   - 2^32 ([x < 0] mu + [mult < 0] xu) modulo 2^64, with xu, mu the words read unsigned.
+ *   That C is the reference for the Armv6-M assembly below (about 104 instructions per output
+ *   as GCC compiles it: spills); micro_scalar_requantize_q7 itself is naked assembly there
+ *   (about 58 per output): x and mult split into signed upper and unsigned lower halves, four
+ *   16x16 MULS (each product fits 32 bits signed, the lower one unsigned), the two middle
+ *   products added to the 64-bit sum as (p >> 16 arithmetic, p << 16) with ADDS/ADCS, the
+ *   rounding constant 2^30 folded into one middle product as 2^14 (no overflow: |xh ml| <
+ *   2^31 - 2^16); the constants in high registers (CMP, ADD and MOV reach them). */
 #include "requantize.h"
 
 #include <stdint.h>
 
-#if defined(__ARM_ARCH_6M__)
+#if defined(__ARM_ARCH_6M__) && defined(MICRO_SCALAR_REQUANTIZE_C)
 static inline int32_t high_product(int32_t x, int32_t mult) {
   const uint32_t xu = (uint32_t)x, mu = (uint32_t)mult;
   const uint32_t xl = xu & 0xFFFFu, xh = xu >> 16, ml = mu & 0xFFFFu, mh = mu >> 16;
@@ -51,6 +58,119 @@ static inline int32_t requantize_one(int32_t x, int32_t mult, int32_t shift, int
   return q > lower ? q : lower;
 }
 
+#if defined(__ARM_ARCH_6M__) && !defined(MICRO_SCALAR_REQUANTIZE_C)
+/* Registers in the loop: r0 acc (LDM post-incremented), r1 the output index i, r2-r7 temporaries;
+ * r8 upper, r9 lower, r10 zp, r11 2^14, r12 n. Stack after the saves and the frame: [sp] bias -
+ * acc, [sp, #4] mult - acc, [sp, #8] shift, [sp, #12] out, [sp, #16] r8-r11, [sp, #32] r4-r7
+ * and lr, [sp, #52] out, [sp, #56] n, [sp, #60] zp, [sp, #64] qmin, [sp, #68] qmax. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+__attribute__((naked, noinline)) int32_t micro_scalar_requantize_q7(
+    void* acc_ptr, void* bias_ptr, void* mult_ptr, void* shift_ptr, void* out_ptr, int32_t n,
+    int32_t zp, int32_t qmin, int32_t qmax) {
+  __asm__ volatile(
+      ".syntax unified\n\t"
+      "push {r4-r7, lr}\n\t"
+      "mov r4, r8\n\t"
+      "mov r5, r9\n\t"
+      "mov r6, r10\n\t"
+      "mov r7, r11\n\t"
+      "push {r4-r7}\n\t"
+      "sub sp, sp, #16\n\t"
+      "subs r1, r1, r0\n\t"
+      "str r1, [sp, #0]\n\t"     /* bias - acc */
+      "subs r2, r2, r0\n\t"
+      "str r2, [sp, #4]\n\t"     /* mult - acc */
+      "str r3, [sp, #8]\n\t"     /* shift */
+      "ldr r4, [sp, #52]\n\t"
+      "str r4, [sp, #12]\n\t"    /* out */
+      "ldr r4, [sp, #60]\n\t"    /* zp */
+      "mov r10, r4\n\t"
+      "ldr r5, [sp, #64]\n\t"    /* qmin */
+      "subs r5, r5, r4\n\t"
+      "mov r9, r5\n\t"           /* lower = qmin - zp */
+      "ldr r5, [sp, #68]\n\t"    /* qmax */
+      "subs r5, r5, r4\n\t"
+      "mov r8, r5\n\t"           /* upper = qmax - zp */
+      "movs r5, #1\n\t"
+      "lsls r5, r5, #14\n\t"
+      "mov r11, r5\n\t"          /* 2^14 */
+      "ldr r5, [sp, #56]\n\t"    /* n */
+      "mov r12, r5\n\t"
+      "movs r1, #0\n\t"          /* i */
+      "cmp r5, #0\n\t"
+      "ble 9f\n\t"
+      "1:\n\t"
+      "ldr r2, [sp, #0]\n\t"
+      "ldr r3, [r0, r2]\n\t"     /* bias */
+      "ldr r2, [sp, #4]\n\t"
+      "ldr r5, [r0, r2]\n\t"     /* mult */
+      "ldm r0!, {r2}\n\t"        /* acc */
+      "adds r2, r2, r3\n\t"      /* x = acc + bias */
+      "asrs r4, r2, #16\n\t"     /* xh */
+      "uxth r2, r2\n\t"          /* xl */
+      "asrs r6, r5, #16\n\t"     /* mh */
+      "uxth r5, r5\n\t"          /* ml */
+      "movs r3, r2\n\t"
+      "muls r3, r5\n\t"          /* lo = xl ml (unsigned) */
+      "muls r2, r6\n\t"          /* xl mh */
+      "muls r6, r4\n\t"          /* hi = xh mh */
+      "muls r4, r5\n\t"          /* xh ml */
+      "add r4, r11\n\t"          /* + 2^14: the rounding 2^30 */
+      "lsls r5, r4, #16\n\t"
+      "asrs r4, r4, #16\n\t"
+      "adds r3, r3, r5\n\t"
+      "adcs r6, r4\n\t"
+      "lsls r5, r2, #16\n\t"
+      "asrs r2, r2, #16\n\t"
+      "adds r3, r3, r5\n\t"
+      "adcs r6, r2\n\t"
+      "lsls r6, r6, #1\n\t"
+      "lsrs r3, r3, #31\n\t"
+      "orrs r6, r3\n\t"          /* high: bits 31..62 */
+      "ldr r2, [sp, #8]\n\t"
+      "ldrsb r2, [r2, r1]\n\t"   /* shift */
+      "negs r2, r2\n\t"
+      "lsls r2, r2, #27\n\t"
+      "lsrs r2, r2, #27\n\t"     /* e = -shift & 31 */
+      "movs r3, #1\n\t"
+      "lsls r3, r2\n\t"
+      "subs r3, r3, #1\n\t"      /* mask */
+      "movs r4, r3\n\t"
+      "ands r4, r6\n\t"          /* high & mask */
+      "lsrs r3, r3, #1\n\t"
+      "lsrs r5, r6, #31\n\t"
+      "adds r3, r3, r5\n\t"      /* threshold */
+      "subs r3, r3, r4\n\t"
+      "lsrs r3, r3, #31\n\t"
+      "asrs r6, r2\n\t"
+      "adds r6, r6, r3\n\t"      /* q */
+      "cmp r6, r8\n\t"
+      "ble 2f\n\t"
+      "mov r6, r8\n\t"
+      "2:\n\t"
+      "cmp r6, r9\n\t"
+      "bge 3f\n\t"
+      "mov r6, r9\n\t"
+      "3:\n\t"
+      "add r6, r10\n\t"
+      "ldr r2, [sp, #12]\n\t"
+      "strb r6, [r2, r1]\n\t"
+      "adds r1, r1, #1\n\t"
+      "cmp r1, r12\n\t"
+      "blt 1b\n\t"
+      "9:\n\t"
+      "add sp, sp, #16\n\t"
+      "pop {r4-r7}\n\t"
+      "mov r8, r4\n\t"
+      "mov r9, r5\n\t"
+      "mov r10, r6\n\t"
+      "mov r11, r7\n\t"
+      "movs r0, #0\n\t"
+      "pop {r4-r7, pc}\n\t");
+}
+#pragma GCC diagnostic pop
+#else
 int32_t micro_scalar_requantize_q7(void* acc_ptr, void* bias_ptr, void* mult_ptr,
                                    void* shift_ptr, void* out_ptr, int32_t n, int32_t zp,
                                    int32_t qmin, int32_t qmax) {
@@ -66,3 +186,4 @@ int32_t micro_scalar_requantize_q7(void* acc_ptr, void* bias_ptr, void* mult_ptr
   }
   return 0;
 }
+#endif
