@@ -19,10 +19,10 @@ same integers with what these cores have:
 The intrinsics and the schedule are the DSP library's (:mod:`micro.kernels.dsp.dot_product`,
 :func:`~micro.kernels.dsp.dot_product.schedule_int8_dots`), called with this library's kernels
 (:func:`.dot_product.kernels_for` the board's ISA): the interleaved layout on Armv7-M only
-(other gathered weights are transposed, reduction innermost), no packed 4-bit weights (those blocks keep TVM's lowering), no convolution
-or pooling kernels. The interface is the one :mod:`micro.kernels` dispatches to:
-:func:`register`, :func:`lower`, :func:`schedule_module`, :func:`prepare_for_tuning`,
-:func:`tensorize_annotated`. Importing registers nothing.
+(other gathered weights are transposed, reduction innermost), no packed 4-bit weights (those
+blocks keep TVM's lowering), no convolution or pooling kernels. The interface is the one
+:mod:`micro.kernels` dispatches to: :func:`register`, :func:`lower`, :func:`schedule_module`,
+:func:`prepare_for_tuning`, :func:`tensorize_annotated`. Importing registers nothing.
 """
 
 from __future__ import annotations
