@@ -196,7 +196,7 @@ def _start_compile(tiny_baseline: Path, tiny_pla: Path, out: Path) -> subprocess
 def _wait_for_partial(parent: Path, name: str, process: subprocess.Popen,
                       inside: str = "") -> None:
     """Poll until the command has started writing (its temporary folder, and ``inside`` it)."""
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a loaded machine: the tuner builds every task first
     while not any(p.name.startswith(f".{name}.partial-") and (p / inside).exists()
                   for p in parent.iterdir()):
         assert process.poll() is None, process.communicate()

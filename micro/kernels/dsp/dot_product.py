@@ -603,6 +603,10 @@ def tensorize_annotated_dots(sch: s_tir.Schedule, kernels: DotKernels = DSP_KERN
     """Tensorize every block :func:`schedule_int8_dots` annotated for tuning (``kernels.rule``),
     then the requantizations: a prepared kernel's default schedule, with a trace.
 
+    A kernel without such a block is left alone, as :func:`schedule_int8_dots` leaves it: its
+    int8 stores are not the dot products' requantizations (TFLite's integer softmax ends in one
+    over a whole row, whose tensorize attempt alone takes minutes).
+
     Parameters
     ----------
     sch : tvm.s_tir.Schedule
@@ -610,11 +614,14 @@ def tensorize_annotated_dots(sch: s_tir.Schedule, kernels: DotKernels = DSP_KERN
     kernels : DotKernels
         The library whose blocks (and micro-kernels) these are.
     """
+    annotated = False
     for name in child_block_names(sch):
         block_rv = sch.get_sblock(name)
         if sch.get(block_rv).annotations.get("schedule_rule") == kernels.rule:
             _tensorize(sch, block_rv, None, kernels)
-    tensorize_requantizations(sch, kernels.requantize)
+            annotated = True
+    if annotated:
+        tensorize_requantizations(sch, kernels.requantize)
 
 
 def tensorize_for_rule(

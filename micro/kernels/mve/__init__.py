@@ -203,11 +203,14 @@ def tensorize_annotated(sch: s_tir.Schedule) -> None:
     sch : tvm.s_tir.Schedule
         Schedule of a prepared kernel, changed in place.
     """
+    annotated = False
     for name in child_block_names(sch):
         block_rv = sch.get_sblock(name)
         if sch.get(block_rv).annotations.get("schedule_rule") == SCHEDULE_RULE:
             _tensorize(sch, block_rv, None, MVE_KERNELS)
-    tensorize_mve_requantizations(sch)
+            annotated = True
+    if annotated:  # as micro.kernels.dsp.dot_product.tensorize_annotated_dots
+        tensorize_mve_requantizations(sch)
 
 
 def _meta_schedule_rule(sch: s_tir.Schedule, block_rv: s_tir.SBlockRV) -> list[s_tir.Schedule]:
