@@ -238,9 +238,14 @@ def test_interrupted_tune_exits_130_and_leaves_no_database(tmp_path, tiny_baseli
          "--pla", str(tiny_pla / "pla.npz"), "--board", BOARD, "--trials", "64",
          "--strategy", "replay-trace", "--db", str(db)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for_partial(tmp_path, "db", process, "candidates")  # measuring has begun
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=300)
+    try:
+        _wait_for_partial(tmp_path, "db", process, "candidates")  # measuring has begun
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:  # a failed wait must not leave the tuner running
+            process.kill()
+            process.communicate()
     assert process.returncode == 130, stderr[-2000:]
     assert stderr.strip().splitlines()[-1].startswith("pla-tvm tune: interrupted"), stderr
     assert "Traceback" not in stderr
