@@ -195,17 +195,40 @@ def _seed_default_schedules(
     for task, sch, build in zip(tasks, schedules, built, strict=True):
         result = None if build.error_msg else next(results)
         summary = progress.kernels.setdefault(task.task_name, KernelSummary())
+        # Every kernel's workload is in the database, measured or not: a kernel that is not
+        # searched (searched) and whose default failed keeps that default when applied.
+        workload = database.commit_workload(task.dispatched[0])
         if result is None or result.error_msg is not None:
             logger.warning("default schedule of %s failed: %s", task.task_name,
                            build.error_msg or result.error_msg)
             continue
         seconds = [float(s) for s in result.run_secs]
         summary.default_instructions = round(sum(seconds) / len(seconds) * progress.board.clock_hz)
-        workload = database.commit_workload(task.dispatched[0])
         database.commit_tuning_record(ms.database.TuningRecord(
             sch.trace, workload, seconds, target,
             ArgInfo.from_entry_func(sch.mod, remove_preproc=True),
         ))  # fmt: skip
+
+
+#: A kernel none of whose blocks iterates over this many points is not searched (its default
+#: schedule is measured and recorded as every kernel's is): a search costs minutes for some of
+#: them (TFLite's integer softmax over five logits has some fifteen stages) and gains nothing
+#: measurable.
+TINY_KERNEL_POINTS = 256
+
+
+def searched(task) -> bool:
+    """Whether :func:`tune` searches an extracted task: not a tiny kernel
+    (:data:`TINY_KERNEL_POINTS`)."""
+    sch = s_tir.Schedule(task.dispatched[0])
+    largest = 0
+    for block_rv in sch.get_child_blocks(sch.get_sblock("root")):
+        points = 1
+        for iv in sch.get(block_rv).iter_vars:
+            extent = iv.dom.extent
+            points *= int(extent) if isinstance(extent, tvm.tirx.IntImm) else TINY_KERNEL_POINTS
+        largest = max(largest, points)
+    return largest >= TINY_KERNEL_POINTS
 
 
 def _quiet_metaschedule(work_dir: Path) -> None:
@@ -441,23 +464,26 @@ def tune(
     builder = QemuBuilder(board, work_dir / "candidates", toolchain, backend, workers)
     runner = runner or QemuRunner(board, toolchain, repeats, timeout, workers, sandbox)
     started = time.perf_counter()
+    search = [task.task_name for task in tasks if searched(task)]
     try:
         _seed_default_schedules(tasks, target, work_dir, builder, runner, callback, library)
-        ms.relax_integration.tune_relax(
-            lowered,
-            {},
-            target,
-            str(work_dir),
-            max_trials,
-            num_trials_per_iter=trials_per_iteration,
-            builder=builder,
-            runner=runner,
-            cost_model=cost_model,
-            measure_callbacks=[*MeasureCallback.create("default"), callback],
-            space=space,
-            strategy=strategy,
-            seed=seed,
-        )
+        if search:  # op_names=[] would mean every kernel
+            ms.relax_integration.tune_relax(
+                lowered,
+                {},
+                target,
+                str(work_dir),
+                max_trials,
+                op_names=search,
+                num_trials_per_iter=trials_per_iteration,
+                builder=builder,
+                runner=runner,
+                cost_model=cost_model,
+                measure_callbacks=[*MeasureCallback.create("default"), callback],
+                space=space,
+                strategy=strategy,
+                seed=seed,
+            )
     finally:
         callback.close()
     _write_summary(callback, work_dir, time.perf_counter() - started)
