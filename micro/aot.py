@@ -85,6 +85,10 @@ def render_header(graph: Graph, entry: str, quantization: Mapping | None = None)
     return "\n".join(lines)
 
 
+#: Section prefix of the model's constant arrays (one section each, ``<prefix>.<array>``).
+CONSTANTS_SECTION = ".rodata.micro_constants"
+
+
 def _constant_array(name: str, value: np.ndarray) -> str:
     raw = np.ascontiguousarray(value).tobytes()
     rows = [
@@ -93,9 +97,12 @@ def _constant_array(name: str, value: np.ndarray) -> str:
     ]
     body = ",\n  ".join(rows)
     declaration = f"static const uint8_t {name}[{max(len(raw), 1)}]"
+    # Its own read-only section (CONSTANTS_SECTION): firmware.py's linker script places the
+    # model's constants apart from the code; other linker scripts take it as any .rodata.*.
+    attributes = f"__attribute__((aligned({ALIGNMENT}), section(\"{CONSTANTS_SECTION}.{name}\")))"
     return (
         f"/* {value.dtype} {list(value.shape)}, raw little-endian bytes */\n"
-        f"{declaration} __attribute__((aligned({ALIGNMENT}))) = {{\n  {body or '0'}\n}};\n"
+        f"{declaration} {attributes} = {{\n  {body or '0'}\n}};\n"
     )
 
 

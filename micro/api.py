@@ -46,7 +46,7 @@ from .errors import (
     UnknownBoardError,
 )
 from .firmware import compile_and_link, write_project
-from .footprint import Footprint, check_model_fits, measure
+from .footprint import Footprint, check_model_fits, measure, place_constants
 from .graph import INPUT, OUTPUT, Graph, TensorInfo, extract_graph
 from .memplan import ALIGNMENT, MemoryPlan, align_up, plan_memory
 from .qemu import Report, run_firmware
@@ -497,10 +497,14 @@ def _build_graph(
     )
     write_entry_point(graph, plan, kernels, src_dir, entry, quantization)
     app_sources = _app_sources(app, kernels.extern_sources)
+    constants_region = place_constants(board, constant_bytes)
+    if constants_region != "flash":
+        logger.info("the model's %d bytes of constants go to %s's %s (flash: %d bytes)",
+                    constant_bytes, board.name, constants_region, board.flash.length)
     linker_script = write_project(
         src_dir, board, stack_bytes, heap_bytes, test_hook,
         app_defines=app_config_defines(app, board) if app else None,
-        app_sources=app.sources if app else (),
+        app_sources=app.sources if app else (), constants_region=constants_region,
     )  # fmt: skip
     elf, objects = compile_and_link(
         src_dir, build_dir, board, kernels, toolchain, linker_script,

@@ -11,6 +11,7 @@ not of code paths.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -34,6 +35,20 @@ class MemoryRegion:
 
     origin: int
     length: int
+
+
+@dataclass(frozen=True)
+class NamedRegion(MemoryRegion):
+    """A memory region besides a board's flash and RAM, by the name its memory map gives it.
+
+    Attributes
+    ----------
+    name : str
+        The region's name in the board's memory map (``"sram"``, ``"ddr"``, ...); it is the
+        region's name in the linker script too, upper-cased.
+    """
+
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,12 @@ class Board:
         Keys and values of the LLVM target (``mtriple``, ``mcpu``, ``mfloat-abi``).
     flash, ram : MemoryRegion
         Where code/constants and data live.
+    constant_regions : tuple of NamedRegion
+        More memory the image can be loaded into, for the model's constants when flash cannot
+        hold them with the code (:func:`micro.footprint.place_constants`); the first that fits
+        is used. Empty on most boards. On mps3-an547 the ITCM (``flash``, 512 KB) is backed by
+        the 2 MB SRAM at 0x01000000 that QEMU's AN547 model maps (and the FPGA image loads
+        images into).
     clock_hz : int
         Core clock; SysTick counts at this rate.
     stack_bytes, heap_bytes : int
@@ -93,6 +114,7 @@ class Board:
     clock_hz: int
     stack_bytes: int
     heap_bytes: int
+    constant_regions: tuple[NamedRegion, ...] = ()
 
     @property
     def has_fpu(self) -> bool:
@@ -154,7 +176,20 @@ def _parse(name: str, raw: dict) -> Board:
         clock_hz=int(raw["clock_hz"]),
         stack_bytes=int(raw["stack_bytes"]),
         heap_bytes=int(raw["heap_bytes"]),
+        constant_regions=tuple(_region(name, r) for r in raw.get("constant_regions", ())),
     )
+
+
+def _region(board: str, raw: dict) -> NamedRegion:
+    """One entry of a board's ``constant_regions``; a name the linker script cannot use, or one
+    of its own regions' names, is refused."""
+    name = str(raw.get("name", ""))
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or name in ("flash", "ram"):
+        raise ValueError(
+            f"board {board!r} in {_BOARDS_FILE}: constant region name {name!r} should be lower-"
+            f"case letters, digits and underscores, and not 'flash' or 'ram'"
+        )
+    return NamedRegion(origin=int(raw["origin"]), length=int(raw["length"]), name=name)
 
 
 def _check_isa(name: str, raw: dict) -> None:

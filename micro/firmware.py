@@ -60,9 +60,18 @@ def _config_header(board: Board, test_hook: str | None, app_defines: Mapping[str
     return "\n".join(lines)
 
 
-def _linker_script(board: Board, stack_bytes: int, heap_bytes: int) -> str:
+def _linker_script(
+    board: Board, stack_bytes: int, heap_bytes: int, constants_region: str = "flash"
+) -> str:
     text = resources.files(__package__).joinpath("templates", LINKER_TEMPLATE).read_text("utf-8")
+    extra = "".join(
+        f"  {region.name.upper()} (rwx) : ORIGIN = {hex(region.origin)}, "
+        f"LENGTH = {hex(region.length)}\n"
+        for region in board.constant_regions
+    )
     fields = {
+        "CONSTANT_REGIONS": extra,
+        "CONSTANTS_REGION": constants_region.upper(),
         "FLASH_ORIGIN": hex(board.flash.origin),
         "FLASH_LENGTH": hex(board.flash.length),
         "RAM_ORIGIN": hex(board.ram.origin),
@@ -84,6 +93,7 @@ def write_project(
     *,
     app_defines: Mapping[str, str] | None = None,
     app_sources: Sequence[Path] = (),
+    constants_region: str = "flash",
 ) -> Path:
     """Copy the template into ``src_dir`` and write the board-specific files.
 
@@ -101,6 +111,9 @@ def write_project(
         More ``micro_config.h`` definitions (an app's, :func:`micro.app.config_defines`).
     app_sources : sequence of Path
         An app's C files, copied into ``src_dir``.
+    constants_region : str
+        Where the linker script places the model's constant arrays: ``"flash"`` or the name of
+        one of ``board.constant_regions`` (:func:`micro.footprint.place_constants`).
 
     Returns
     -------
@@ -118,7 +131,8 @@ def write_project(
     header = _config_header(board, test_hook, app_defines or {})
     (src_dir / "micro_config.h").write_text(header, encoding="utf-8")
     linker = src_dir / "linker.ld"
-    linker.write_text(_linker_script(board, stack_bytes, heap_bytes), encoding="utf-8")
+    linker.write_text(_linker_script(board, stack_bytes, heap_bytes, constants_region),
+                      encoding="utf-8")
     return linker
 
 

@@ -11,7 +11,7 @@ All come from ``arm-none-eabi-size``; the stack actually used is measured at run
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .boards import Board
@@ -41,6 +41,13 @@ class Footprint:
     app_flash_bytes, app_ram_bytes : int
         The same as the model's for the objects of an app's sources (:class:`micro.App`; 0
         without one). Part of the image, not of the model.
+    constants_region : str
+        Where the model's constant arrays are: ``"flash"`` or one of the board's
+        ``constant_regions`` (:func:`place_constants`).
+    region_bytes : dict of str to int
+        Bytes of the image in each memory region of the board that it uses, by name (``flash``,
+        ``ram``, then the constant regions): ``image_flash_bytes`` and ``image_ram_bytes`` are
+        the first two.
     """
 
     model_flash_bytes: int
@@ -53,6 +60,8 @@ class Footprint:
     board_ram_bytes: int
     app_flash_bytes: int = 0
     app_ram_bytes: int = 0
+    constants_region: str = "flash"
+    region_bytes: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         """Return the fields as a plain dictionary (for JSON reports)."""
@@ -129,6 +138,11 @@ def measure(
     image_flash = sum(s for s, a in sections.values() if s and inside(board.flash, a))
     image_ram = sum(s for s, a in sections.values() if s and inside(board.ram, a))
     image_flash += sections.get(".data", (0, 0))[0]  # load image of initialised data
+    extra = {region.name: sum(s for s, a in sections.values() if s and inside(region, a))
+             for region in board.constant_regions}
+    constants_at = sections.get(".micro_constants", (0, board.flash.origin))[1]
+    constants_region = next((region.name for region in board.constant_regions
+                             if inside(region, constants_at)), "flash")
     return Footprint(
         model_flash_bytes=model_flash,
         model_ram_bytes=model_ram,
@@ -140,7 +154,42 @@ def measure(
         board_ram_bytes=board.ram.length,
         app_flash_bytes=app_flash,
         app_ram_bytes=app_ram,
+        constants_region=constants_region,
+        region_bytes={"flash": image_flash, "ram": image_ram,
+                      **{name: used for name, used in extra.items() if used}},
     )
+
+
+#: Flash the code, start-up and library of an image need at most besides the model's constants,
+#: as :func:`place_constants` assumes (the paper-size ResNet's image has 18 KB of code).
+CODE_RESERVE_BYTES = 64 * 1024
+
+
+def place_constants(board: Board, constant_bytes: int) -> str:
+    """Where a build places the model's constant arrays.
+
+    In flash when they fit there with :data:`CODE_RESERVE_BYTES` left for the code; else in the
+    first of the board's ``constant_regions`` that holds them; else in flash, where
+    :func:`check_model_fits` or the linker refuses the model.
+
+    Parameters
+    ----------
+    board : Board
+        Target board.
+    constant_bytes : int
+        Total size of the model's constants (aligned).
+
+    Returns
+    -------
+    str
+        ``"flash"`` or a region's name.
+    """
+    if constant_bytes + CODE_RESERVE_BYTES <= board.flash.length:
+        return "flash"
+    for region in board.constant_regions:
+        if constant_bytes <= region.length:
+            return region.name
+    return "flash"
 
 
 def check_model_fits(
@@ -164,10 +213,14 @@ def check_model_fits(
     ModelTooLargeError
         Naming the region, what is needed and what the board has.
     """
-    if constant_bytes > board.flash.length:
+    largest = max([board.flash.length, *(r.length for r in board.constant_regions)])
+    if constant_bytes > largest:
+        where = f"{board.flash.length} bytes of flash" + "".join(
+            f" and {r.length} bytes of {r.name}" for r in board.constant_regions
+        )
         raise ModelTooLargeError(
             f"the model's constants need {constant_bytes} bytes of flash but {board.name} has "
-            f"{board.flash.length} bytes"
+            f"{where}"
         )
     available = board.ram.length - stack_bytes - heap_bytes
     if ram_bytes > available:

@@ -15,7 +15,7 @@ from tvm.script import tirx as T
 import micro
 from micro import codegen
 from micro.errors import BuildError
-from micro.kernels import dsp
+from micro.kernels import dsp, mve
 from micro.kernels.dsp import apply_dsp, convolution
 from micro.kernels.dsp.passes import compute_in_passes, output_width_loop
 from micro.lowering import lower_to_kernel_calls
@@ -198,7 +198,7 @@ def _window_length(quads, rows, row_step, positions, window_step, *_):
     return length + length % 2  # the next window stays 4-byte aligned
 
 
-def _kernel_call(case, offset: int, window_total: int) -> tvm.tirx.PrimFunc:
+def _kernel_call(case, offset: int, window_total: int, symbol: str) -> tvm.tirx.PrimFunc:
     """A kernel that fills its output with the sentinel, then calls the micro-kernel once (an
     opaque operator: fusion leaves it alone)."""
     quads, rows, row_step, positions, window_step, pairs, acc_step = case
@@ -212,7 +212,7 @@ def _kernel_call(case, offset: int, window_total: int) -> tvm.tirx.PrimFunc:
         for i in range(sums):
             acc[i] = _SENTINEL
         T.evaluate(T.call_extern(
-            "int32", "micro_dsp_conv_q15q7", x.access_ptr("r", offset=offset),
+            "int32", symbol, x.access_ptr("r", offset=offset),
             w.access_ptr("r"), acc.access_ptr("w"), quads, rows, row_step, positions,
             window_step, pairs, acc_step))
 
@@ -237,10 +237,15 @@ def _kernel_reference(case, window: np.ndarray, weight: np.ndarray) -> np.ndarra
 
 
 @requires_toolchain
-@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an500", "mps2-an505"])  # M4, M7, M33
-def test_micro_kernel_writes_its_sums_on_every_path(tmp_path, board):
-    """The C contract of micro_dsp_conv_q15q7 (convolution.h) beyond the shapes the schedule
-    makes: each case's sums equal the reference, and no other element of the output changes."""
+@pytest.mark.parametrize(
+    ("board", "symbol"),
+    [("mps2-an386", convolution.CONV_KERNEL), ("mps2-an500", convolution.CONV_KERNEL),
+     ("mps2-an505", convolution.CONV_KERNEL), ("mps3-an547", mve.CONV_KERNEL)],
+)  # M4, M7, M33 (DSP); M55 (Helium)
+def test_micro_kernel_writes_its_sums_on_every_path(tmp_path, board, symbol):
+    """The C contract of micro_dsp_conv_q15q7 (convolution.h), which the Helium kernel shares,
+    beyond the shapes the schedule makes: each case's sums equal the reference, and no other
+    element of the output changes."""
     rng = np.random.default_rng(5)
     lengths = [_window_length(*case) for case in _KERNEL_CASES]
     total = sum(lengths)
@@ -254,7 +259,8 @@ def test_micro_kernel_writes_its_sums_on_every_path(tmp_path, board):
                 quads, rows, _, positions, _, pairs, acc_step = case
                 weight = rng.integers(-128, 128, 8 * pairs * rows * quads, dtype=np.int8)
                 weights.append((offset, weight))
-                gvar = bb.add_func(_kernel_call(case, offset, total), f"conv_case{index}")
+                gvar = bb.add_func(_kernel_call(case, offset, total, symbol),
+                                   f"conv_case{index}")
                 sums = (positions - 1) * acc_step + 2 * pairs
                 outputs.append(bb.emit(relax.call_tir(
                     gvar, [x, relax.const(weight)], relax.TensorType((sums,), "int32"))))

@@ -25,7 +25,7 @@ from relay_passes import (
     reference_forward,
 )
 
-from .graphs import host_reference, random_inputs, requires_toolchain
+from .graphs import build_and_compare, conv_block, host_reference, random_inputs, requires_toolchain
 from .test_requantize_dsp import _accumulators, _host_requantize
 
 BOARD = "mps3-an547"
@@ -83,7 +83,8 @@ import micro.kernels.mve as mve
 assert not any(s.startswith("micro_mve") for s in codegen._EXTERN_SOURCES)
 mve.register(); mve.register()
 assert {s for s in codegen._EXTERN_SOURCES if s.startswith("micro_mve")} == {
-    "micro_mve_dot_q7", "micro_mve_requantize_q7"}
+    "micro_mve_dot_q7", "micro_mve_requantize_q7", "micro_mve_conv_q15q7"}
+assert "micro_dsp_requantize_channels_q7" in codegen._EXTERN_SOURCES  # the epilogues' kernels
 """
 
 
@@ -353,3 +354,21 @@ def test_operator_is_bit_exact_with_the_reference(tmp_path, k, dim, d):
     got = micro.run(firmware, inputs).outputs
     np.testing.assert_array_equal(got, np.stack([reference_forward(params, x) for x in inputs]))
     np.testing.assert_array_equal(got, host_reference(model, inputs))
+
+
+@requires_toolchain
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "channels", "filters"),
+    [(3, 1, "same", 16, 12), (5, 2, "same", 8, 10), (8, 1, "valid", 12, 6), (3, 1, "same", 3, 4)],
+    ids=["k3", "k5-s2", "k8-valid", "columns"],
+)
+def test_convolutions_run_on_the_helium_kernel_bit_exactly(
+    tmp_path, kernel, stride, padding, channels, filters
+):
+    """Dense convolutions on the M55: the DSP library's window (or columns) lowering with the
+    Helium micro-kernel, bit-exact with TVM's host build; the depthwise and requantization
+    epilogues on the DSP kernels (the M55 has the DSP extension)."""
+    mod = conv_block(23, channels, filters, kernel, stride=stride, padding=padding)
+    build_and_compare(mod, BOARD, tmp_path)
+    source = (tmp_path / "src" / "kernels.c").read_text()
+    assert f"{mve.CONV_KERNEL}(" in source and "micro_dsp_conv_q15q7(" not in source

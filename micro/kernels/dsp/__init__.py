@@ -265,23 +265,10 @@ def _schedule_module(
     for gvar, func in lowered.functions.items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
-        sch = s_tir.Schedule(func)
-        if tensorize and (convolution.schedule_conv2d_kernel(sch, positions=conv_positions)
-                          or depthwise.schedule_depthwise(sch)
-                          or pooling.schedule_pooling(sch)):
-            done = sch.mod["main"].with_attr("tirx.is_scheduled", True)
-            scheduled[gvar.name_hint] = (done, [])
-            continue
-        if not tensorize:
-            # MetaSchedule's generic rules search a depthwise kernel; its default schedule (the
-            # micro-kernel) is committed as a candidate, so its intrinsic is registered now for
-            # a database loaded in another process (scheduling a throwaway copy registers it).
-            # The pooling kernels' default schedules are committed the same way.
-            depthwise.schedule_depthwise(s_tir.Schedule(func))
-            pooling.schedule_pooling(s_tir.Schedule(func))
-        annotated = None if tensorize else convolution.annotate_for_tuning(func)
-        if annotated is not None:
-            scheduled[gvar.name_hint] = (annotated, [])
+        convolutional = schedule_convolutional(func, tensorize=tensorize,
+                                               conv_positions=conv_positions)
+        if convolutional is not None:
+            scheduled[gvar.name_hint] = (convolutional, [])
             continue
         result = schedule_int8_dots(func, output_tile, tensorize=tensorize)
         if result is not None:
@@ -290,3 +277,38 @@ def _schedule_module(
                 new = new.with_attr("tirx.is_scheduled", True)
             scheduled[gvar.name_hint] = (new, relaid_out)
     return rewrite_calls(lowered, scheduled) if scheduled else lowered
+
+
+def schedule_convolutional(
+    func: tirx.PrimFunc, *, tensorize: bool, conv_positions: int = convolution.DEFAULT_POSITIONS
+) -> tirx.PrimFunc | None:
+    """A convolution, depthwise or pooling kernel on this library's micro-kernels, or None.
+
+    Parameters
+    ----------
+    func : tvm.tirx.PrimFunc
+        A lowered kernel.
+    tensorize : bool
+        True: the kernel scheduled (attribute ``tirx.is_scheduled``). False, for tuning: a
+        convolution annotated for :data:`.convolution.CONV_RULE`
+        (:func:`.convolution.annotate_for_tuning`); depthwise and pooling kernels are left to
+        MetaSchedule's generic rules, which commit their default schedule as a candidate, so
+        their intrinsics are registered now (scheduling a throwaway copy registers them) for a
+        database loaded in another process.
+    conv_positions : int
+        Output positions per pass of a convolution (:func:`.convolution.schedule_conv2d`).
+
+    Returns
+    -------
+    tvm.tirx.PrimFunc or None
+        The scheduled or annotated kernel; None when it is none of those kernels.
+    """
+    if not tensorize:
+        depthwise.schedule_depthwise(s_tir.Schedule(func))
+        pooling.schedule_pooling(s_tir.Schedule(func))
+        return convolution.annotate_for_tuning(func)
+    sch = s_tir.Schedule(func)
+    if (convolution.schedule_conv2d_kernel(sch, positions=conv_positions)
+            or depthwise.schedule_depthwise(sch) or pooling.schedule_pooling(sch)):
+        return sch.mod["main"].with_attr("tirx.is_scheduled", True)
+    return None

@@ -160,7 +160,7 @@ def _pair_order(e):
 
 def conv2d_window_te(
     data: te.Tensor, weight: te.Tensor, strides, padding, pad_value: int, form: str,
-    kernel_size,
+    kernel_size, kernel: str = CONV_KERNEL,
 ) -> te.Tensor:
     """The int8 convolution as a widened window (or column) stage and a reduction.
 
@@ -180,6 +180,9 @@ def conv2d_window_te(
         One of :data:`FORMS` (see :func:`conv2d_form`).
     kernel_size : sequence of int
         ``(KH, KW)``.
+    kernel : str
+        The micro-kernel the schedule calls (recorded in the block's annotation): one with
+        :data:`CONV_KERNEL`'s contract, e.g. the Helium library's.
 
     Returns
     -------
@@ -193,7 +196,7 @@ def conv2d_window_te(
     sh, sw = (int(s) for s in strides)
     rows, cols = height + top + bottom, width + left + right
     out_h, out_w = (rows - kh) // sh + 1, (cols - kw) // sw + 1
-    attrs = {CONV_BLOCK_ATTR: {"stride": sw, "form": form}}
+    attrs = {CONV_BLOCK_ATTR: {"stride": sw, "form": form, "kernel": kernel}}
 
     def padded(b, i, j, channel):
         value = data[b, i - top, j - left, channel].astype("int16")
@@ -265,7 +268,8 @@ def conv2d_window_te(
 
 
 def conv_intrin(
-    positions: int, outputs: int, kh: int, kw: int, channels: int, stride: int
+    positions: int, outputs: int, kh: int, kw: int, channels: int, stride: int,
+    kernel: str = CONV_KERNEL,
 ) -> str:
     """Register (once) the convolution intrinsic for one shape and return its name.
 
@@ -290,20 +294,22 @@ def conv_intrin(
         Input channels, a multiple of 4.
     stride : int
         Stride along the width.
+    kernel : str
+        The micro-kernel called (:data:`CONV_KERNEL`'s contract).
 
     Returns
     -------
     str
         Name for ``Schedule.tensorize``.
     """
-    name = f"{CONV_KERNEL}_{positions}x{outputs}_k{kh}x{kw}_c{channels}_s{stride}"
+    name = f"{kernel}_{positions}x{outputs}_k{kh}x{kw}_c{channels}_s{stride}"
     return register_intrinsic(
-        name, lambda: _conv_intrin(positions, outputs, kh, kw, channels, stride)
+        name, lambda: _conv_intrin(positions, outputs, kh, kw, channels, stride, kernel)
     )
 
 
 def _conv_intrin(
-    positions: int, outputs: int, kh: int, kw: int, channels: int, stride: int
+    positions: int, outputs: int, kh: int, kw: int, channels: int, stride: int, kernel: str
 ) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     rows = (positions - 1) * stride + kw
     quads = channels // 4
@@ -354,14 +360,14 @@ def _conv_intrin(
             T.writes(C[0, 0, 0:positions, 0:outputs])
             T.sblock_attr({OVERWRITES_ATTR: True})
             T.evaluate(T.call_extern(
-                "int32", CONV_KERNEL, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("w"),
+                "int32", kernel, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("w"),
                 kw * quads, kh, T.Cast("int32", a_kernel_row), positions,
                 T.Cast("int32", a_row * stride), outputs // 2, T.Cast("int32", c_row)))
 
     return desc, impl
 
 
-def columns_intrin(positions: int, outputs: int, quads: int) -> str:
+def columns_intrin(positions: int, outputs: int, quads: int, kernel: str = CONV_KERNEL) -> str:
     """Register (once) the column-form convolution intrinsic for one shape; return its name.
 
     Description: ``C[0, 0, p, o] = sum int32(A[0, 0, p, q, e]) * int32(B[o // 2, q, o % 2, e])``
@@ -378,18 +384,20 @@ def columns_intrin(positions: int, outputs: int, quads: int) -> str:
         Output channels per call, even.
     quads : int
         Quads of a column.
+    kernel : str
+        The micro-kernel called (:data:`CONV_KERNEL`'s contract).
 
     Returns
     -------
     str
         Name for ``Schedule.tensorize``.
     """
-    name = f"{CONV_KERNEL}_columns_{positions}x{outputs}_q{quads}"
-    return register_intrinsic(name, lambda: _columns_intrin(positions, outputs, quads))
+    name = f"{kernel}_columns_{positions}x{outputs}_q{quads}"
+    return register_intrinsic(name, lambda: _columns_intrin(positions, outputs, quads, kernel))
 
 
 def _columns_intrin(
-    positions: int, outputs: int, quads: int
+    positions: int, outputs: int, quads: int, kernel: str
 ) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     a_shape = (1, 1, positions, quads, 4)
     b_shape = (outputs // 2, quads, 2, 4)
@@ -431,7 +439,7 @@ def _columns_intrin(
             T.writes(C[0, 0, 0:positions, 0:outputs])
             T.sblock_attr({OVERWRITES_ATTR: True})
             T.evaluate(T.call_extern(
-                "int32", CONV_KERNEL, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("w"),
+                "int32", kernel, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("w"),
                 quads, 1, 0, positions, T.Cast("int32", a_row), outputs // 2,
                 T.Cast("int32", c_row)))
 
@@ -590,11 +598,12 @@ def _intrin_for(block: tirx.SBlock) -> str | None:
     attrs = block.annotations[CONV_BLOCK_ATTR]
     extents = [int(iv.dom.extent) for iv in block.iter_vars]
     per_call, out_c = _per_call(extents[2]), extents[3]
+    kernel = str(attrs.get("kernel", CONV_KERNEL))
     if attrs["form"] == "columns":
-        return columns_intrin(per_call, out_c, extents[4])
+        return columns_intrin(per_call, out_c, extents[4], kernel)
     if attrs["form"] == "window":
         return conv_intrin(per_call, out_c, extents[4], extents[5], extents[6] * 4,
-                           int(attrs["stride"]))
+                           int(attrs["stride"]), kernel)
     return None
 
 
@@ -633,9 +642,10 @@ def _const_value(expr: relax.Expr, bindings: dict) -> np.ndarray | None:
 class _Conv2DWindowLowerer(relax.PyExprMutator):
     """Rebinds each int8 ``conv2d`` the DSP library takes to its windowed TE kernel."""
 
-    def __init__(self, mod: tvm.IRModule) -> None:
+    def __init__(self, mod: tvm.IRModule, kernel: str) -> None:
         super().__init__(mod)
         self.mod = mod
+        self.kernel = kernel
         self.bindings: dict = {}
 
     def transform(self) -> tvm.IRModule:
@@ -694,11 +704,11 @@ class _Conv2DWindowLowerer(relax.PyExprMutator):
             conv2d_window_te, self.visit_expr(data),
             relax.const(relayout_weights(weights, form)),
             [int(s) for s in attrs.strides], padding, pad_value, form, weights.shape[:2],
-            primfunc_name_hint=f"conv2d_{form}",
+            self.kernel, primfunc_name_hint=f"conv2d_{form}",
         )
 
 
-def lower_conv2d_windows(mod: tvm.IRModule) -> tvm.IRModule:
+def lower_conv2d_windows(mod: tvm.IRModule, kernel: str = CONV_KERNEL) -> tvm.IRModule:
     """Rewrite int8 ``conv2d`` (with a constant ``pad`` before it folded in) to windowed kernels.
 
     The convolutions :func:`conv2d_supported` takes become :func:`conv2d_window_te` kernels
@@ -710,11 +720,14 @@ def lower_conv2d_windows(mod: tvm.IRModule) -> tvm.IRModule:
     ----------
     mod : tvm.IRModule
         Relax module.
+    kernel : str
+        The dense convolutions' micro-kernel (:data:`CONV_KERNEL` or another library's with its
+        contract), recorded in each kernel for the schedule.
 
     Returns
     -------
     tvm.IRModule
         The rewritten module.
     """
-    rewritten = _Conv2DWindowLowerer(mod).transform()
+    rewritten = _Conv2DWindowLowerer(mod, kernel).transform()
     return relax.transform.DeadCodeElimination()(rewritten)

@@ -13,6 +13,15 @@ bit-exactly:
   cluster, four channels per vector, 15 instructions per four channels
   (``requantize_mve.c``).
 
+* dense int8 convolutions: lowered and scheduled as :mod:`micro.kernels.dsp.convolution` does
+  (its int16 window, weights in pairs of outputs, the epilogue per pass), with the Helium
+  micro-kernel :data:`CONV_KERNEL` (``convolution_mve.c``): two positions by two outputs per
+  pass over eight window values, 10 instructions per 32 MACs.
+
+Depthwise convolutions, pooling and the convolutions' requantization epilogues are not
+vectorised yet: the M55 has the DSP extension as well, so they run on :mod:`micro.kernels.dsp`'s
+micro-kernels.
+
 It mirrors :mod:`micro.kernels.dsp`'s interface, so that the build can pick it by board:
 :func:`lower` (Relax → kernel calls, TVM's plain lowering), :func:`schedule_module` (tensorize
 what the library takes and re-lay out the Relax constants it changed; kernels already scheduled
@@ -22,12 +31,12 @@ library's (:class:`micro.kernels.dsp.dot_product.DotKernels`), with this library
 :func:`register` declares the C sources and the MetaSchedule rule; the entry points call it,
 importing registers nothing.
 
-Until :func:`micro.build` dispatches on ``Board.mve``, apply the library yourself and build
-without the DSP kernels: ``micro.build(mve.apply_mve(mod, board), board, out, dsp=False)``.
+:func:`micro.build` uses it on boards with MVE (:func:`micro.kernels.library_for`).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from importlib import resources
 
 import tvm
@@ -38,24 +47,33 @@ from ...codegen import register_extern_source
 from ...errors import BuildError
 from ...lowering import lower_to_kernel_calls
 from ...schedules import child_block_names
+from .. import dsp as dsp_library
+from ..dsp import convolution, depthwise, pooling
 from ..dsp.dot_product import Relayout, _tensorize
 from ..relayout import rewrite_calls as _rewrite_calls
 from .dot_product import MICRO_KERNEL, MVE_KERNELS, SCHEDULE_RULE, schedule_mve_dots
 from .requantize import REQUANTIZE_KERNEL, tensorize_mve_requantizations
 
 __all__ = [
-    "MICRO_KERNEL", "REQUANTIZE_KERNEL", "SCHEDULE_RULE", "apply_mve", "board_uses_mve", "lower",
-    "prepare_for_tuning", "register", "schedule_module", "tensorize_annotated", "uses_mve",
+    "CONV_KERNEL", "MICRO_KERNEL", "REQUANTIZE_KERNEL", "SCHEDULE_RULE", "apply_mve",
+    "board_uses_mve", "lower", "prepare_for_tuning", "register", "schedule_module",
+    "tensorize_annotated", "uses_mve",
 ]
 
 _SOURCES = resources.files("micro.kernels").joinpath("c", "mve")
+#: The dense convolutions' micro-kernel: :data:`micro.kernels.dsp.convolution.CONV_KERNEL`'s
+#: contract on Helium vectors (``c/mve/convolution_mve.c``).
+CONV_KERNEL = "micro_mve_conv_q15q7"
 _META_SCHEDULE_RULE = f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}"
 
 
 def register() -> None:
-    """Declare the micro-kernels' C sources and the MetaSchedule rule (idempotent)."""
+    """Declare the micro-kernels' C sources and the MetaSchedule rule, and the DSP library's
+    convolution, depthwise and pooling kernels this library uses (idempotent)."""
+    dsp_library.register()
     for symbol, name in ((MICRO_KERNEL, "dot_product_mve"),
-                         (REQUANTIZE_KERNEL, "requantize_mve")):
+                         (REQUANTIZE_KERNEL, "requantize_mve"),
+                         (CONV_KERNEL, "convolution_mve")):
         register_extern_source(symbol, _SOURCES.joinpath(f"{name}.c"),
                                header=_SOURCES.joinpath(f"{name}.h"))
     tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)
@@ -106,8 +124,10 @@ def uses_mve(board: Board, mve: bool | None = None) -> bool:
 
 
 def lower(mod: tvm.IRModule, board: Board, *, mve: bool | None = None) -> tvm.IRModule:
-    """The lowering stage: Relax → a chain of kernel calls (TVM's plain lowering; the library
-    has no Relax rewrite yet).
+    """The lowering stage: Relax → a chain of kernel calls, int8 convolutions in the DSP
+    library's windowed form (:func:`micro.kernels.dsp.convolution.lower_conv2d_windows`: the
+    Cortex-M55 has the DSP extension too, and its convolution kernels run there until Helium
+    versions exist).
 
     Parameters
     ----------
@@ -123,8 +143,9 @@ def lower(mod: tvm.IRModule, board: Board, *, mve: bool | None = None) -> tvm.IR
     tvm.IRModule
         Lowered module (unscheduled kernels).
     """
-    uses_mve(board, mve)
-    return lower_to_kernel_calls(mod)
+    rewrites = [partial(convolution.lower_conv2d_windows, kernel=CONV_KERNEL)] if uses_mve(
+        board, mve) else []
+    return lower_to_kernel_calls(mod, rewrites=rewrites)
 
 
 def schedule_module(
@@ -203,6 +224,9 @@ def tensorize_annotated(sch: s_tir.Schedule) -> None:
     sch : tvm.s_tir.Schedule
         Schedule of a prepared kernel, changed in place.
     """
+    if (convolution.schedule_conv2d_kernel(sch) or depthwise.schedule_depthwise(sch)
+            or pooling.schedule_pooling(sch)):
+        return
     annotated = False
     for name in child_block_names(sch):
         block_rv = sch.get_sblock(name)
@@ -229,6 +253,10 @@ def _schedule_module(
     for gvar, func in lowered.functions.items():
         if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled", False):
             continue
+        convolutional = dsp_library.schedule_convolutional(func, tensorize=tensorize)
+        if convolutional is not None:
+            scheduled[gvar.name_hint] = (convolutional, [])
+            continue
         result = schedule_mve_dots(func, output_tile, tensorize=tensorize)
         if result is None:
             continue
@@ -237,3 +265,4 @@ def _schedule_module(
             new = new.with_attr("tirx.is_scheduled", True)
         scheduled[gvar.name_hint] = (new, relaid_out)
     return _rewrite_calls(lowered, scheduled) if scheduled else lowered
+
