@@ -4,7 +4,9 @@ DSP cores, against TFLite Micro's interpreter on the same beats.
 Builds, on the same QEMU boards and counted the same way (exact instruction counts):
 
 * the default build (int8 convolutions on the DSP micro-kernels, :mod:`micro.kernels.dsp`) on
-  the Cortex-M4, M7 and M33;
+  the Cortex-M4, M7 and M33; on the Cortex-M55 (Helium convolution kernel,
+  :mod:`micro.kernels.mve`, the constants in the AN547's SRAM) and the Cortex-M3 (scalar
+  kernels, :mod:`micro.kernels.scalar`), fewer beats where a beat takes longer;
 * a MetaSchedule-tuned build on the M4 and M7 (database cached under the baseline's hash and the
   compiler's sources, like the PLA tuning stage);
 * TVM's plain lowering on the M4 (a few beats: ~10^9 instructions each);
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 import micro
+from micro import kernels
 from micro.kernels.dsp import apply_dsp
 from micro.tuning import SUMMARY_FILE, apply_database, tune
 from pla_tvm.baseline.costs import model_macs
@@ -40,8 +43,10 @@ from pla_tvm.metrics import classification_metrics
 
 LOG = logging.getLogger(__name__)
 
-#: Boards of the default build (the cores with the DSP extension) and of the tuned build.
-BOARDS = ("mps2-an386", "mps2-an500", "mps2-an505")
+#: Boards of the default build (the cores with the DSP extension, the M55 and the M3), and the
+#: beats each runs (all :data:`BEATS` unless listed: a beat on the M3 takes ~4 s of QEMU).
+BOARDS = ("mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547", "mps2-an385")
+BOARD_BEATS = {"mps2-an385": 40}
 TUNED_BOARDS = ("mps2-an386", "mps2-an500")
 #: The board whose fastest build the PLA ratios and the targets use.
 M4 = "mps2-an386"
@@ -126,10 +131,12 @@ def baseline_firmware_stage(baseline_dir: Path, dataset: Dataset, cache: Path,
     work = cache / "firmware" / "baseline"
     rows, tuning = [], {}
     for board in BOARDS:
-        LOG.info("baseline: default build on %s, %d beats", board, len(inputs))
+        count = BOARD_BEATS.get(board, len(inputs))
+        LOG.info("baseline: default build on %s, %d beats", board, count)
         firmware, seconds = _built(mod, board, work / f"default-{board}")
-        rows.append(_row("micro default (DSP micro-kernels)", board, firmware, inputs, tflm,
-                         host, subset.y, names, seconds))
+        library = kernels.library_name(kernels.library_for(micro.get_board(board)))
+        rows.append(_row(f"micro default ({library.upper()} micro-kernels)", board, firmware,
+                         inputs[:count], tflm, host, subset.y, names, seconds))
     for board in TUNED_BOARDS:
         tuned_mod, summary = _tuned(mod, board, path, cache, fresh)
         firmware, seconds = _built(tuned_mod, board, work / f"tuned-{board}")

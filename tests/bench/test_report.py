@@ -196,4 +196,13 @@ def test_core_targets_read_the_pla_rows_of_each_board():
                           "95,000 (TVM's plain lowering 199,000)", False)
     assert targets[1] == ("PLA int8, mps3-an547 (Cortex-M55) <= 8,000 instructions per beat",
                           "5,700", True)
-    assert [met for *_, met in targets[2:]] == [None, None]  # the ResNet rows: not built
+    assert [met for *_, met in targets[2:]] == [None, None]  # the ResNet rows: not measured
+    resnet = {"beats_equal_tflm": 40, "beats": 40}
+    baseline = {"rows": [
+        {"build": "micro default (MVE micro-kernels)", "board": "mps3-an547",
+         "instructions_per_inference": 52_000_000, **resnet},
+        {"build": "micro default (SCALAR micro-kernels)", "board": "mps2-an385",
+         "instructions_per_inference": 260_000_000, **resnet, "beats_equal_tflm": 39}]}
+    m55, m3 = core_target_rows({"rows": rows}, baseline)[2:]
+    assert m55[1].startswith("52,000,000 (micro default (MVE micro-kernels); 40 of 40")
+    assert m55[2] is False and m3[2] is False  # over 40 M; one beat unlike TFLite Micro

@@ -14,6 +14,7 @@ import micro
 from micro import kernels
 from micro.boards import _check_isa
 from micro.errors import BuildError
+from micro.kernels import scalar
 from micro.kernels.dsp.dot_product import schedule_int8_dots
 from micro.kernels.scalar.dot_product import (
     DOT_KERNEL,
@@ -25,8 +26,9 @@ from micro.kernels.scalar.dot_product import (
 from pla_tvm.commands.compile import add_model_arguments
 from relay_passes import make_cluster_gated_linear_int8_kernel
 
-from .graphs import host_reference, random_inputs, requires_toolchain
+from .graphs import build_and_compare, host_reference, random_inputs, requires_toolchain
 from .test_dsp import pla_int8
+from .test_requantize_dsp import requantized_conv
 
 SCALAR_BOARDS = ("microbit", "mps2-an385")
 
@@ -234,3 +236,40 @@ def test_requantize_kernel_alone_is_bit_exact(tmp_path, board, zero_point, qmin,
                                         qmin, qmax)
             np.testing.assert_array_equal(part[:n], expected)
             assert part[n] == _SENTINEL
+
+
+@requires_toolchain
+@pytest.mark.parametrize("board", SCALAR_BOARDS)
+@pytest.mark.parametrize(
+    ("length", "channels", "filters", "kernel", "stride", "options"),
+    [
+        (24, 8, 12, 3, 1, {"zero_point": 127}),  # window form, the epilogue kernel
+        (23, 3, 4, 5, 1, {"relu": True, "zero_point": 7}),  # columns form, an odd width
+        (20, 6, 6, 5, 2, {"clip": (-100, 90)}),  # stride 2, 6 channels, a clip after
+        (16, 5, 5, 3, 1, {"depthwise": True, "relu": True, "zero_point": -9}),
+        (24, 8, 8, 3, 1, {"residual": True}),
+    ],
+    ids=["window", "columns", "stride2", "depthwise", "residual"],
+)
+def test_convolutions_run_on_the_scalar_kernels_bit_exactly(
+    tmp_path, board, length, channels, filters, kernel, stride, options
+):
+    """TFLite-style int8 convolutions on the M3 and M0: the DSP library's lowering and schedule
+    with this library's convolution, depthwise and requantization kernels (convolution.c,
+    requantize.c), bit-exact with TVM's host build."""
+    mod = requantized_conv(length, channels, filters, kernel, stride=stride, **options)
+    build_and_compare(mod, board, tmp_path)
+    source = (tmp_path / "src" / "kernels.c").read_text()
+    symbols = scalar.CONV_KERNELS
+    used = symbols.depthwise if options.get("depthwise") else symbols.conv
+    assert f"{used}(" in source and f"{symbols.requantize}(" in source
+    assert "micro_dsp_" not in source
+
+
+@requires_toolchain
+@pytest.mark.parametrize("board", SCALAR_BOARDS)
+def test_window_widening_kernel_is_bit_exact(tmp_path, board):
+    """An unpadded 1x1 convolution's window rows go on micro_scalar_widen_rows_q7."""
+    mod = requantized_conv(24, 8, 6, 1)
+    build_and_compare(mod, board, tmp_path)
+    assert f"{scalar.CONV_KERNELS.widen}(" in (tmp_path / "src" / "kernels.c").read_text()

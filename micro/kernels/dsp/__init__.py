@@ -280,7 +280,8 @@ def _schedule_module(
 
 
 def schedule_convolutional(
-    func: tirx.PrimFunc, *, tensorize: bool, conv_positions: int = convolution.DEFAULT_POSITIONS
+    func: tirx.PrimFunc, *, tensorize: bool, conv_positions: int = convolution.DEFAULT_POSITIONS,
+    pooling_kernels: bool = True,
 ) -> tirx.PrimFunc | None:
     """A convolution, depthwise or pooling kernel on this library's micro-kernels, or None.
 
@@ -297,6 +298,9 @@ def schedule_convolutional(
         database loaded in another process.
     conv_positions : int
         Output positions per pass of a convolution (:func:`.convolution.schedule_conv2d`).
+    pooling_kernels : bool
+        Whether pooling kernels go on this library's pooling micro-kernels (they need the DSP
+        extension; a library for other cores leaves them to TVM).
 
     Returns
     -------
@@ -305,10 +309,12 @@ def schedule_convolutional(
     """
     if not tensorize:
         depthwise.schedule_depthwise(s_tir.Schedule(func))
-        pooling.schedule_pooling(s_tir.Schedule(func))
+        if pooling_kernels:
+            pooling.schedule_pooling(s_tir.Schedule(func))
         return convolution.annotate_for_tuning(func)
     sch = s_tir.Schedule(func)
     if (convolution.schedule_conv2d_kernel(sch, positions=conv_positions)
-            or depthwise.schedule_depthwise(sch) or pooling.schedule_pooling(sch)):
+            or depthwise.schedule_depthwise(sch)
+            or (pooling_kernels and pooling.schedule_pooling(sch))):
         return sch.mod["main"].with_attr("tirx.is_scheduled", True)
     return None

@@ -38,6 +38,8 @@ int8 constants, layouts other than NHWC/HWIO.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 
 import numpy as np
@@ -55,12 +57,45 @@ from .passes import (
     output_width_loop,
     register_intrinsic,
 )
-from .requantize import tensorize_epilogue
-from .widen import tensorize_window
+from .requantize import REQUANTIZE_CHANNELS_KERNEL, tensorize_epilogue
+from .widen import WIDEN_KERNEL, tensorize_window
 
 CONV_KERNEL = "micro_dsp_conv_q15q7"
-#: Block annotation of the reduction stage :func:`conv2d_window_te` writes (its width stride).
+#: Block annotation of the reduction stage :func:`conv2d_window_te` writes (its width stride,
+#: form and the micro-kernels of :class:`ConvKernels`).
 CONV_BLOCK_ATTR = "micro.conv2d_window"
+
+
+@dataclass(frozen=True)
+class ConvKernels:
+    """The micro-kernels a convolution lowered by this module calls: this library's, or another
+    library's with the same C contracts (``c/dsp/convolution.h``, ``widen.h``, ``depthwise.h``,
+    ``requantize.h``), so that the lowering and the schedules serve other cores too.
+
+    The lowering records them in the kernel's block annotation, from which the default schedule
+    and the tuning rule read them.
+
+    Attributes
+    ----------
+    conv, widen, depthwise, requantize : str
+        C symbols: the dense convolution (:data:`CONV_KERNEL`), the window widening
+        (:data:`.widen.WIDEN_KERNEL`), the depthwise convolution
+        (:data:`.depthwise.DEPTHWISE_KERNEL`) and the per-channel requantization epilogue
+        (:data:`.requantize.REQUANTIZE_CHANNELS_KERNEL`).
+    """
+
+    conv: str = CONV_KERNEL
+    widen: str = WIDEN_KERNEL
+    depthwise: str = depthwise.DEPTHWISE_KERNEL
+    requantize: str = REQUANTIZE_CHANNELS_KERNEL
+
+    def annotation(self) -> dict[str, str]:
+        """The symbols as the block annotations hold them."""
+        return {"kernel": self.conv, "widen": self.widen, "requantize": self.requantize}
+
+
+#: This library's micro-kernels.
+DSP_KERNELS = ConvKernels()
 _SOURCES = resources.files("micro.kernels").joinpath("c", "dsp")
 
 
@@ -160,7 +195,7 @@ def _pair_order(e):
 
 def conv2d_window_te(
     data: te.Tensor, weight: te.Tensor, strides, padding, pad_value: int, form: str,
-    kernel_size, kernel: str = CONV_KERNEL,
+    kernel_size, kernels: ConvKernels = DSP_KERNELS,
 ) -> te.Tensor:
     """The int8 convolution as a widened window (or column) stage and a reduction.
 
@@ -180,9 +215,8 @@ def conv2d_window_te(
         One of :data:`FORMS` (see :func:`conv2d_form`).
     kernel_size : sequence of int
         ``(KH, KW)``.
-    kernel : str
-        The micro-kernel the schedule calls (recorded in the block's annotation): one with
-        :data:`CONV_KERNEL`'s contract, e.g. the Helium library's.
+    kernels : ConvKernels
+        The micro-kernels the schedule calls (recorded in the block's annotation).
 
     Returns
     -------
@@ -196,7 +230,7 @@ def conv2d_window_te(
     sh, sw = (int(s) for s in strides)
     rows, cols = height + top + bottom, width + left + right
     out_h, out_w = (rows - kh) // sh + 1, (cols - kw) // sw + 1
-    attrs = {CONV_BLOCK_ATTR: {"stride": sw, "form": form, "kernel": kernel}}
+    attrs = {CONV_BLOCK_ATTR: {"stride": sw, "form": form, **kernels.annotation()}}
 
     def padded(b, i, j, channel):
         value = data[b, i - top, j - left, channel].astype("int16")
@@ -508,7 +542,8 @@ def schedule_conv2d(
         return False
     block = sch.get(conv)
     extents = [int(iv.dom.extent) for iv in block.iter_vars]
-    out_w, form = extents[2], str(block.annotations[CONV_BLOCK_ATTR]["form"])
+    attrs = block.annotations[CONV_BLOCK_ATTR]
+    out_w, form = extents[2], str(attrs["form"])
     width = output_width_loop(sch, conv)
     if width is None:
         return False
@@ -521,11 +556,13 @@ def schedule_conv2d(
     per_pass = int(sch.get(pass_size)) if sample else pass_size
     if form == "window":
         kh, kw, quads = extents[4:7]
-        stride = int(block.annotations[CONV_BLOCK_ATTR]["stride"])
+        stride = int(attrs["stride"])
         tensorize_window(sch, sch.get_producers(conv)[0], pass_loop, kh,
-                         (per_pass - 1) * stride + kw, quads * 4, per_pass * stride)
+                         (per_pass - 1) * stride + kw, quads * 4, per_pass * stride,
+                         str(attrs.get("widen", WIDEN_KERNEL)))
     _tensorize_pass(sch, conv, form, [per_pass, *extents[3:]], _per_call(out_w))
-    tensorize_epilogue(sch, _per_call(out_w))
+    tensorize_epilogue(sch, _per_call(out_w),
+                       str(attrs.get("requantize", REQUANTIZE_CHANNELS_KERNEL)))
     return True
 
 
@@ -642,10 +679,10 @@ def _const_value(expr: relax.Expr, bindings: dict) -> np.ndarray | None:
 class _Conv2DWindowLowerer(relax.PyExprMutator):
     """Rebinds each int8 ``conv2d`` the DSP library takes to its windowed TE kernel."""
 
-    def __init__(self, mod: tvm.IRModule, kernel: str) -> None:
+    def __init__(self, mod: tvm.IRModule, kernels: ConvKernels) -> None:
         super().__init__(mod)
         self.mod = mod
-        self.kernel = kernel
+        self.kernels = kernels
         self.bindings: dict = {}
 
     def transform(self) -> tvm.IRModule:
@@ -694,6 +731,7 @@ class _Conv2DWindowLowerer(relax.PyExprMutator):
                 depthwise.depthwise_te, self.visit_expr(data),
                 relax.const(depthwise.relayout_weights(weights)),
                 [int(s) for s in attrs.strides], padding, pad_value, weights.shape[:2],
+                self.kernels.depthwise, self.kernels.requantize,
                 primfunc_name_hint="depthwise_conv2d",
             )
         if not conv2d_supported(shape, weights.shape, attrs.strides, attrs.dilation,
@@ -701,14 +739,16 @@ class _Conv2DWindowLowerer(relax.PyExprMutator):
             return None
         form = conv2d_form(weights.shape)
         return self.builder_.call_te(
-            conv2d_window_te, self.visit_expr(data),
+            partial(conv2d_window_te, kernels=self.kernels), self.visit_expr(data),
             relax.const(relayout_weights(weights, form)),
             [int(s) for s in attrs.strides], padding, pad_value, form, weights.shape[:2],
-            self.kernel, primfunc_name_hint=f"conv2d_{form}",
+            primfunc_name_hint=f"conv2d_{form}",
         )
 
 
-def lower_conv2d_windows(mod: tvm.IRModule, kernel: str = CONV_KERNEL) -> tvm.IRModule:
+def lower_conv2d_windows(
+    mod: tvm.IRModule, kernels: ConvKernels = DSP_KERNELS
+) -> tvm.IRModule:
     """Rewrite int8 ``conv2d`` (with a constant ``pad`` before it folded in) to windowed kernels.
 
     The convolutions :func:`conv2d_supported` takes become :func:`conv2d_window_te` kernels
@@ -720,14 +760,14 @@ def lower_conv2d_windows(mod: tvm.IRModule, kernel: str = CONV_KERNEL) -> tvm.IR
     ----------
     mod : tvm.IRModule
         Relax module.
-    kernel : str
-        The dense convolutions' micro-kernel (:data:`CONV_KERNEL` or another library's with its
-        contract), recorded in each kernel for the schedule.
+    kernels : ConvKernels
+        The micro-kernels the kernels call (this library's, or another's with their contracts),
+        recorded in each kernel for the schedule.
 
     Returns
     -------
     tvm.IRModule
         The rewritten module.
     """
-    rewritten = _Conv2DWindowLowerer(mod, kernel).transform()
+    rewritten = _Conv2DWindowLowerer(mod, kernels).transform()
     return relax.transform.DeadCodeElimination()(rewritten)

@@ -43,7 +43,7 @@ from .passes import (
     output_width_loop,
     register_intrinsic,
 )
-from .requantize import tensorize_epilogue
+from .requantize import REQUANTIZE_CHANNELS_KERNEL, tensorize_epilogue
 
 DEPTHWISE_KERNEL = "micro_dsp_depthwise_q15"
 #: Block annotation of the reduction :func:`depthwise_te` writes (its width stride).
@@ -110,7 +110,8 @@ def relayout_weights(weight: np.ndarray) -> np.ndarray:
 
 
 def depthwise_te(
-    data: te.Tensor, weight: te.Tensor, strides, padding, pad_value: int, kernel_size
+    data: te.Tensor, weight: te.Tensor, strides, padding, pad_value: int, kernel_size,
+    kernel: str = DEPTHWISE_KERNEL, requantize: str = REQUANTIZE_CHANNELS_KERNEL,
 ) -> te.Tensor:
     """The int8 depthwise convolution as a channel-major int16 window and a reduction.
 
@@ -128,6 +129,10 @@ def depthwise_te(
         The value of a padded input element (an int8 zero point, for instance).
     kernel_size : sequence of int
         ``(KH, KW)``, the kernel before its width was made even.
+    kernel, requantize : str
+        The micro-kernels the schedule calls (:data:`DEPTHWISE_KERNEL`'s and
+        :data:`.requantize.REQUANTIZE_CHANNELS_KERNEL`'s contracts), recorded in the block's
+        annotation.
 
     Returns
     -------
@@ -159,11 +164,14 @@ def depthwise_te(
             * weight[c, rh, rw].astype("int32"),
             axis=[rh, rw],
         ),
-        name="depthwise_nhwc_window", attrs={DEPTHWISE_BLOCK_ATTR: {"stride": sw}},
+        name="depthwise_nhwc_window",
+        attrs={DEPTHWISE_BLOCK_ATTR: {"stride": sw, "kernel": kernel, "requantize": requantize}},
     )
 
 
-def depthwise_intrin(positions: int, channels: int, taps: int, stride: int) -> str:
+def depthwise_intrin(
+    positions: int, channels: int, taps: int, stride: int, kernel: str = DEPTHWISE_KERNEL
+) -> str:
     """Register (once) the depthwise intrinsic for one shape and return its name.
 
     Description: ``C[0, 0, p, c] += int32(A[0, 0, c, p * stride + rw]) * int32(B[c, 0, rw])``
@@ -180,18 +188,20 @@ def depthwise_intrin(positions: int, channels: int, taps: int, stride: int) -> s
         Kernel width made even.
     stride : int
         Stride along the width.
+    kernel : str
+        The micro-kernel called (:data:`DEPTHWISE_KERNEL`'s contract).
 
     Returns
     -------
     str
         Name for ``Schedule.tensorize``.
     """
-    name = f"{DEPTHWISE_KERNEL}_{positions}x{channels}_k{taps}_s{stride}"
-    return register_intrinsic(name, lambda: _intrin(positions, channels, taps, stride))
+    name = f"{kernel}_{positions}x{channels}_k{taps}_s{stride}"
+    return register_intrinsic(name, lambda: _intrin(positions, channels, taps, stride, kernel))
 
 
 def _intrin(
-    positions: int, channels: int, taps: int, stride: int
+    positions: int, channels: int, taps: int, stride: int, kernel: str
 ) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     cols = (positions - 1) * stride + taps
     a_shape, b_shape, c_shape = (1, 1, channels, cols), (channels, 1, taps), (1, 1, positions,
@@ -231,7 +241,7 @@ def _intrin(
                     B[0:channels, 0, 0:taps])
             T.writes(C[0, 0, 0:positions, 0:channels])
             T.evaluate(T.call_extern(
-                "int32", DEPTHWISE_KERNEL, A.access_ptr("r"), B.access_ptr("r"),
+                "int32", kernel, A.access_ptr("r"), B.access_ptr("r"),
                 C.access_ptr("rw"), positions, channels, taps // 2, stride,
                 T.Cast("int32", a_channel), T.Cast("int32", b_channel),
                 T.Cast("int32", c_row)))
@@ -281,18 +291,19 @@ def schedule_depthwise(sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS) 
     width = output_width_loop(sch, conv)
     if width is None:
         return False
+    attrs = block.annotations[DEPTHWISE_BLOCK_ATTR]
     per_pass = _pass_size(extents[2], positions)
     compute_in_passes(sch, conv, width, per_pass)
-    _tensorize_pass(sch, conv, [per_pass, *extents[3:]], int(block.annotations[
-        DEPTHWISE_BLOCK_ATTR]["stride"]))
-    tensorize_epilogue(sch)
+    _tensorize_pass(sch, conv, [per_pass, *extents[3:]], int(attrs["stride"]),
+                    str(attrs.get("kernel", DEPTHWISE_KERNEL)))
+    tensorize_epilogue(sch, kernel=str(attrs.get("requantize", REQUANTIZE_CHANNELS_KERNEL)))
     inline_copies_and_casts(sch)
     fuse_elementwise(sch)
     return True
 
 
 def _tensorize_pass(
-    sch: s_tir.Schedule, conv: s_tir.SBlockRV, extents: list[int], stride: int
+    sch: s_tir.Schedule, conv: s_tir.SBlockRV, extents: list[int], stride: int, kernel: str
 ) -> None:
     """One pass's reduction as ``(rh,) positions, channels, taps``; zero it and tensorize.
 
@@ -308,4 +319,4 @@ def _tensorize_pass(
     if loops["rh"] is not None:
         sch.reorder(loops["rh"], loops["j"], loops["c"])
     sch.decompose_reduction(conv, loops["rh"] if loops["rh"] is not None else loops["j"])
-    sch.tensorize(loops["j"], depthwise_intrin(positions, channels, taps, stride))
+    sch.tensorize(loops["j"], depthwise_intrin(positions, channels, taps, stride, kernel))

@@ -201,7 +201,7 @@ def composed_clamp(qmin: int, qmax: int, clip: tuple[int, int] | None) -> tuple[
 
 def requantize_channels_intrin(
     positions: int, channels: int, zero_point: int, qmin: int, qmax: int,
-    clip: tuple[int, int] | None = None,
+    clip: tuple[int, int] | None = None, kernel: str = REQUANTIZE_CHANNELS_KERNEL,
 ) -> str:
     """Register (once) the epilogue intrinsic of a convolution pass; return its name.
 
@@ -221,6 +221,8 @@ def requantize_channels_intrin(
         ``[-128, 127]``.
     clip : tuple of (int, int), optional
         ``(clip_low, clip_high)`` of an int8 clip of the result.
+    kernel : str
+        The micro-kernel called (:data:`REQUANTIZE_CHANNELS_KERNEL`'s contract).
 
     Returns
     -------
@@ -228,14 +230,14 @@ def requantize_channels_intrin(
         Name for ``Schedule.tensorize``.
     """
     limits = f"{zero_point}_{qmin}_{qmax}" + ("" if clip is None else f"_clip{clip[0]}_{clip[1]}")
-    name = f"{REQUANTIZE_CHANNELS_KERNEL}_{positions}x{channels}_{limits}".replace("-", "m")
+    name = f"{kernel}_{positions}x{channels}_{limits}".replace("-", "m")
     return register_intrinsic(
-        name, lambda: _channels_intrin(positions, channels, zero_point, qmin, qmax, clip))
+        name, lambda: _channels_intrin(positions, channels, zero_point, qmin, qmax, clip, kernel))
 
 
 def _channels_intrin(
     positions: int, channels: int, zero_point: int, qmin: int, qmax: int,
-    clip: tuple[int, int] | None,
+    clip: tuple[int, int] | None, kernel: str,
 ) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     """Description and implementation of :func:`requantize_channels_intrin`."""
     low, high = composed_clamp(qmin, qmax, clip)
@@ -284,7 +286,7 @@ def _channels_intrin(
             # The output by address, not access_ptr: a per-pass buffer that more stages read may
             # share its storage with the (dead) int16 window, which access_ptr refuses as int8.
             T.evaluate(T.call_extern(
-                "int32", REQUANTIZE_CHANNELS_KERNEL, A.access_ptr("r"), B.access_ptr("r"),
+                "int32", kernel, A.access_ptr("r"), B.access_ptr("r"),
                 M.access_ptr("r"), S.access_ptr("r"), T.address_of(O[0, 0, 0, 0]), positions,
                 channels, T.Cast("int32", a_row), T.Cast("int32", o_row), zero_point, low, high))
 
@@ -333,7 +335,9 @@ def _accumulator_chain(sch: s_tir.Schedule, name: str) -> list[str] | None:
     return chain
 
 
-def tensorize_epilogue(sch: s_tir.Schedule, per_call: int | None = None) -> bool:
+def tensorize_epilogue(
+    sch: s_tir.Schedule, per_call: int | None = None, kernel: str = REQUANTIZE_CHANNELS_KERNEL
+) -> bool:
     """Put a convolution pass's requantization epilogue on ``micro_dsp_requantize_channels_q7``.
 
     For a kernel scheduled in passes (:func:`.passes.compute_in_passes`: every stage computed at
@@ -364,6 +368,8 @@ def tensorize_epilogue(sch: s_tir.Schedule, per_call: int | None = None) -> bool
         Output positions per micro-kernel call, which must divide the pass (the pass loop is
         split by it); the whole pass by default. A tuning rule that samples the pass size
         passes a fixed value, since the intrinsic's name depends on it.
+    kernel : str
+        The micro-kernel called (:data:`REQUANTIZE_CHANNELS_KERNEL`'s contract).
 
     Returns
     -------
@@ -377,14 +383,14 @@ def tensorize_epilogue(sch: s_tir.Schedule, per_call: int | None = None) -> bool
         trial = s_tir.Schedule(sch.mod)
         chain = _accumulator_chain(trial, name)
         if chain is not None and _tensorize_epilogue_block(trial, name, chain, constants,
-                                                           per_call):
-            return _tensorize_epilogue_block(sch, name, chain, constants, per_call)
+                                                           per_call, kernel):
+            return _tensorize_epilogue_block(sch, name, chain, constants, per_call, kernel)
     return False
 
 
 def _tensorize_epilogue_block(
     sch: s_tir.Schedule, name: str, chain: list[str], constants: tuple[int, int, int],
-    per_call: int | None,
+    per_call: int | None, kernel: str,
 ) -> bool:
     """:func:`tensorize_epilogue` on one requantizing block whose :func:`_accumulator_chain` is
     ``chain``; False if it does not match (then ``sch`` may be half changed: try it on a
@@ -418,7 +424,8 @@ def _tensorize_epilogue_block(
             _, position_loop = sch.split(loops[0], [None, call])
         else:
             position_loop = sch.add_unit_loop(channel_loop)
-        sch.tensorize(position_loop, requantize_channels_intrin(call, channels, *constants, clip))
+        sch.tensorize(position_loop,
+                      requantize_channels_intrin(call, channels, *constants, clip, kernel))
     except s_tir.ScheduleError:
         return False
     return True

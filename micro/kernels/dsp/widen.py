@@ -40,7 +40,7 @@ def _pair_order(e):
     return (e % 2) * 2 + e // 2
 
 
-def widen_rows_intrin(rows: int, channels: int) -> str:
+def widen_rows_intrin(rows: int, channels: int, kernel: str = WIDEN_KERNEL) -> str:
     """Register (once) the window-widening intrinsic for one shape and return its name.
 
     Description: ``W[0, 0, j, q, e] = int16(A[0, 0, j, 4 q + (e % 2) * 2 + e // 2])`` for
@@ -54,17 +54,21 @@ def widen_rows_intrin(rows: int, channels: int) -> str:
         Rows widened per call.
     channels : int
         Values per row, a multiple of 4.
+    kernel : str
+        The micro-kernel called (:data:`WIDEN_KERNEL`'s contract).
 
     Returns
     -------
     str
         Name for ``Schedule.tensorize``.
     """
-    name = f"{WIDEN_KERNEL}_{rows}x{channels}"
-    return register_intrinsic(name, lambda: _widen_rows_intrin(rows, channels))
+    name = f"{kernel}_{rows}x{channels}"
+    return register_intrinsic(name, lambda: _widen_rows_intrin(rows, channels, kernel))
 
 
-def _widen_rows_intrin(rows: int, channels: int) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+def _widen_rows_intrin(
+    rows: int, channels: int, kernel: str
+) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     quads = channels // 4
     a_shape, w_shape = (1, 1, rows, channels), (1, 1, rows, quads, 4)
 
@@ -96,7 +100,7 @@ def _widen_rows_intrin(rows: int, channels: int) -> tuple[tirx.PrimFunc, tirx.Pr
             T.reads(A[0, 0, 0:rows, 0:channels])
             T.writes(W[0, 0, 0:rows, 0:quads, 0:4])
             T.evaluate(T.call_extern(
-                "int32", WIDEN_KERNEL, A.access_ptr("r"), W.access_ptr("w"), rows, quads,
+                "int32", kernel, A.access_ptr("r"), W.access_ptr("w"), rows, quads,
                 T.Cast("int32", a_row), T.Cast("int32", w_row)))
 
     return desc, impl
@@ -104,7 +108,7 @@ def _widen_rows_intrin(rows: int, channels: int) -> tuple[tirx.PrimFunc, tirx.Pr
 
 def tensorize_window(
     sch: s_tir.Schedule, window: s_tir.SBlockRV, pass_loop: s_tir.LoopRV, kernel_rows: int,
-    rows: int, channels: int, step: int,
+    rows: int, channels: int, step: int, kernel: str = WIDEN_KERNEL,
 ) -> bool:
     """Put a pass's window stage (computed at ``pass_loop``) on the widening micro-kernel.
 
@@ -127,6 +131,8 @@ def tensorize_window(
         channels.
     step : int
         Rows from one pass's window to the next's (positions per pass times the stride).
+    kernel : str
+        The micro-kernel called (:data:`WIDEN_KERNEL`'s contract).
 
     Returns
     -------
@@ -153,7 +159,7 @@ def tensorize_window(
         if found[axes[index]] is None:
             found[axes[index]] = sch.add_unit_loop(found[axes[index + 1]])
     try:
-        sch.tensorize(found["rows"], widen_rows_intrin(rows, channels))
+        sch.tensorize(found["rows"], widen_rows_intrin(rows, channels, kernel))
     except s_tir.ScheduleError:
         return False
     return True

@@ -64,6 +64,9 @@ _SOURCES = resources.files("micro.kernels").joinpath("c", "mve")
 #: The dense convolutions' micro-kernel: :data:`micro.kernels.dsp.convolution.CONV_KERNEL`'s
 #: contract on Helium vectors (``c/mve/convolution_mve.c``).
 CONV_KERNEL = "micro_mve_conv_q15q7"
+#: The micro-kernels of a lowered convolution: the Helium dense convolution, the DSP library's
+#: others.
+CONV_KERNELS = convolution.ConvKernels(conv=CONV_KERNEL)
 _META_SCHEDULE_RULE = f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}"
 
 
@@ -143,7 +146,7 @@ def lower(mod: tvm.IRModule, board: Board, *, mve: bool | None = None) -> tvm.IR
     tvm.IRModule
         Lowered module (unscheduled kernels).
     """
-    rewrites = [partial(convolution.lower_conv2d_windows, kernel=CONV_KERNEL)] if uses_mve(
+    rewrites = [partial(convolution.lower_conv2d_windows, kernels=CONV_KERNELS)] if uses_mve(
         board, mve) else []
     return lower_to_kernel_calls(mod, rewrites=rewrites)
 
