@@ -52,6 +52,16 @@ def _library_note(manifest: dict[str, Any]) -> str:
     return "" if library == "plain" else f", {library} micro-kernels"
 
 
+def _region_lines(footprint: dict[str, Any]) -> list[str]:
+    """The board regions beyond flash and RAM the image uses (the model's constants when flash
+    cannot hold them, micro.footprint.place_constants)."""
+    extra = {name: used for name, used in (footprint.get("region_bytes") or {}).items()
+             if name not in ("flash", "ram")}
+    return [f"  {name}: {used:,} B (the model's constants: flash is too small)"
+            if name == footprint.get("constants_region") else f"  {name}: {used:,} B"
+            for name, used in extra.items()]
+
+
 def _summary(manifest: dict[str, Any], out: str) -> str:
     footprint = manifest["footprint"]
     what = "PLA-swapped " if manifest["pla"] else ""
@@ -65,6 +75,7 @@ def _summary(manifest: dict[str, Any], out: str) -> str:
         f"{footprint['model_ram_bytes']:,} B RAM",
         f"  image: {footprint['image_flash_bytes']:,} B flash, "
         f"{footprint['image_ram_bytes']:,} B RAM (incl. stack and heap reservations)",
+        *_region_lines(footprint),
         *_memory_lines(manifest.get("memory")),
         f"  input {manifest['input']['dtype']}{manifest['input']['shape']}"
         + (f" scale {quant['scale']:g} zero point {quant['zero_point']}" if quant else ""),

@@ -168,3 +168,13 @@ def test_export_of_a_compiled_folder_and_its_mistakes(int8_pla_firmware, tmp_pat
     again = cli_json(capsys, "export", str(int8_pla_firmware), "--out", str(tmp_path / "lib"),
                      "--prefix", "ecg2")  # a previous export is replaced
     assert again["prefix"] == "ecg2" and not (tmp_path / "lib" / "include" / "fw.h").exists()
+
+
+def test_compile_summary_names_the_region_holding_the_constants():
+    from pla_tvm.commands.compile import _region_lines
+
+    footprint = {"constants_region": "sram",
+                 "region_bytes": {"flash": 23_000, "ram": 97_000, "sram": 811_040}}
+    assert _region_lines(footprint) == [
+        "  sram: 811,040 B (the model's constants: flash is too small)"]
+    assert _region_lines({"constants_region": "flash", "region_bytes": {"flash": 1}}) == []

@@ -15,7 +15,7 @@ from tvm.script import tirx as T
 import micro
 from micro import codegen
 from micro.errors import BuildError
-from micro.kernels import dsp, mve, scalar
+from micro.kernels import dsp, scalar
 from micro.kernels.dsp import apply_dsp, convolution
 from micro.kernels.dsp.passes import compute_in_passes, output_width_loop
 from micro.lowering import lower_to_kernel_calls
@@ -240,13 +240,13 @@ def _kernel_reference(case, window: np.ndarray, weight: np.ndarray) -> np.ndarra
 @pytest.mark.parametrize(
     ("board", "symbol"),
     [("mps2-an386", convolution.CONV_KERNEL), ("mps2-an500", convolution.CONV_KERNEL),
-     ("mps2-an505", convolution.CONV_KERNEL), ("mps3-an547", mve.CONV_KERNEL),
-     ("mps2-an385", scalar.CONV_KERNELS.conv), ("microbit", scalar.CONV_KERNELS.conv)],
-)  # M4, M7, M33 (DSP); M55 (Helium); M3, M0 (scalar)
+     ("mps2-an505", convolution.CONV_KERNEL), ("mps2-an385", scalar.CONV_KERNELS.conv),
+     ("microbit", scalar.CONV_KERNELS.conv)],
+)  # M4, M7, M33 (DSP); M3, M0 (scalar)
 def test_micro_kernel_writes_its_sums_on_every_path(tmp_path, board, symbol):
-    """The C contract of micro_dsp_conv_q15q7 (convolution.h), which the Helium and scalar
-    kernels share, beyond the shapes the schedule makes: each case's sums equal the reference,
-    and no other element of the output changes."""
+    """The C contract of micro_dsp_conv_q15q7 (convolution.h), which the scalar kernel shares,
+    beyond the shapes the schedule makes: each case's sums equal the reference, and no other
+    element of the output changes."""
     rng = np.random.default_rng(5)
     lengths = [_window_length(*case) for case in _KERNEL_CASES]
     total = sum(lengths)

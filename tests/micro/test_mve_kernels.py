@@ -26,7 +26,7 @@ from relay_passes import (
 )
 
 from .graphs import build_and_compare, conv_block, host_reference, random_inputs, requires_toolchain
-from .test_requantize_dsp import _accumulators, _host_requantize
+from .test_requantize_dsp import _accumulators, _host_requantize, requantized_conv
 
 BOARD = "mps3-an547"
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -83,8 +83,9 @@ import micro.kernels.mve as mve
 assert not any(s.startswith("micro_mve") for s in codegen._EXTERN_SOURCES)
 mve.register(); mve.register()
 assert {s for s in codegen._EXTERN_SOURCES if s.startswith("micro_mve")} == {
-    "micro_mve_dot_q7", "micro_mve_requantize_q7", "micro_mve_conv_q15q7"}
-assert "micro_dsp_requantize_channels_q7" in codegen._EXTERN_SOURCES  # the epilogues' kernels
+    "micro_mve_dot_q7", "micro_mve_requantize_q7", "micro_mve_conv_q7",
+    "micro_mve_requantize_channels_q7"}
+assert "micro_dsp_depthwise_q15" in codegen._EXTERN_SOURCES  # the DSP kernels it uses
 """
 
 
@@ -358,17 +359,120 @@ def test_operator_is_bit_exact_with_the_reference(tmp_path, k, dim, d):
 
 @requires_toolchain
 @pytest.mark.parametrize(
-    ("kernel", "stride", "padding", "channels", "filters"),
-    [(3, 1, "same", 16, 12), (5, 2, "same", 8, 10), (8, 1, "valid", 12, 6), (3, 1, "same", 3, 4)],
-    ids=["k3", "k5-s2", "k8-valid", "columns"],
+    ("length", "kernel", "stride", "padding", "channels", "filters", "height"),
+    [(23, 3, 1, "same", 16, 12, 1), (24, 5, 2, "same", 8, 10, 1), (23, 8, 1, "valid", 12, 6, 1),
+     (23, 3, 1, "same", 3, 5, 1), (23, 1, 1, "valid", 1, 3, 1), (9, 3, 1, "same", 5, 4, 3)],
+    ids=["k3", "k5-s2", "k8-valid", "3-in-5-out", "1x1-one-channel", "2d"],
 )
 def test_convolutions_run_on_the_helium_kernel_bit_exactly(
-    tmp_path, kernel, stride, padding, channels, filters
+    tmp_path, length, kernel, stride, padding, channels, filters, height
 ):
-    """Dense convolutions on the M55: the DSP library's window (or columns) lowering with the
-    Helium micro-kernel, bit-exact with TVM's host build; the depthwise and requantization
-    epilogues on the DSP kernels (the M55 has the DSP extension)."""
-    mod = conv_block(23, channels, filters, kernel, stride=stride, padding=padding)
+    """Dense convolutions on the M55: the DSP library's lowering in its int8 form with the
+    Helium micro-kernel, any channel counts, odd outputs and positions, 2-D; bit-exact with
+    TVM's host build; the requantization epilogues on the DSP kernels (the M55 has the DSP
+    extension)."""
+    mod = conv_block(length, channels, filters, kernel, stride=stride, padding=padding,
+                     height=height)
     build_and_compare(mod, BOARD, tmp_path)
     source = (tmp_path / "src" / "kernels.c").read_text()
     assert f"{mve.CONV_KERNEL}(" in source and "micro_dsp_conv_q15q7(" not in source
+
+
+@requires_toolchain
+@pytest.mark.parametrize("options", [{"zero_point": 127}, {"relu": True, "zero_point": -20},
+                                     {"depthwise": True, "relu": True, "zero_point": -9},
+                                     {"residual": True}],
+                         ids=["requantized", "relu", "depthwise", "residual"])
+def test_convolution_epilogues_run_on_the_helium_requantization(tmp_path, options):
+    """TFLite's per-channel requantization after a convolution (dense or depthwise, a residual
+    add fused after it) on micro_mve_requantize_channels_q7, bit-exact with TVM's host build."""
+    filters = 8 if options.get("depthwise") or options.get("residual") else 12
+    build_and_compare(requantized_conv(24, 8, filters, 3, **options), BOARD, tmp_path)
+    source = (tmp_path / "src" / "kernels.c").read_text()
+    assert f"{mve.CONV_KERNELS.requantize}(" in source
+    assert "micro_dsp_requantize_channels_q7(" not in source
+
+
+@pytest.mark.parametrize("board", [BOARD, "mps2-an385"])
+def test_the_convolution_tuning_rule_calls_the_board_library_kernels(board):
+    """prepare_for_tuning annotates a convolution for the DSP library's rule, which reads the
+    micro-kernels from the lowered block: a sampled schedule on the M55 or the M3 calls that
+    library's kernels, not the DSP ones."""
+    from micro import kernels
+    from micro.kernels.dsp import convolution
+
+    target = micro.get_board(board)
+    library = kernels.library_for(target)
+    prepared = kernels.prepare_for_tuning(requantized_conv(24, 8, 12, 3), target, library)
+    (func,) = [f for g, f in prepared.functions.items()
+               if isinstance(f, tvm.tirx.PrimFunc) and "conv2d" in g.name_hint]
+    sch = tvm.s_tir.Schedule(func)
+    (scheduled,) = convolution._search_rule(sch, convolution.find_conv_block(sch))
+    script = scheduled.mod["main"].script()
+    assert f'"{library.CONV_KERNELS.conv}"' in script
+    assert f'"{library.CONV_KERNELS.requantize}"' in script and "micro_dsp_" not in script
+
+
+#: Cases of micro_mve_conv_q7's contract (n, rows, row_step, positions, window_step, outputs,
+#: acc_step): n below, at and above a vector (1, 16, 17, 40), one to five positions, odd
+#: outputs, several kernel rows, overlapping windows, gaps between sums.
+_CONV_CASES = [
+    (1, 1, 0, 1, 1, 1, 1), (16, 1, 0, 2, 16, 2, 2), (17, 1, 0, 3, 5, 3, 4),
+    (40, 2, 50, 5, 8, 5, 7), (24, 3, 30, 4, 24, 2, 2), (7, 1, 0, 2, 7, 9, 11),
+]
+
+
+def _conv_reference(case, window: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    n, rows, row_step, positions, window_step, outputs, acc_step = case
+    acc = np.full((positions - 1) * acc_step + outputs, 0x5A5A5A5A, dtype=np.int64)
+    w = weight.astype(np.int64).reshape(outputs, rows, n)
+    for p in range(positions):
+        for o in range(outputs):
+            acc[p * acc_step + o] = sum(
+                int((window[k * row_step + p * window_step:][:n].astype(np.int64)
+                     * w[o, k]).sum()) for k in range(rows))
+    return acc.astype(np.int32)
+
+
+@requires_toolchain
+def test_convolution_kernel_alone_writes_its_sums_on_every_path(tmp_path):
+    """micro_mve_conv_q7's C contract (convolution_mve.h) beyond the schedule's shapes: each
+    case's sums equal numpy's over every int8 value, and nothing else in the output changes."""
+    rng = np.random.default_rng(8)
+    lengths = [(c[1] - 1) * c[2] + (c[3] - 1) * c[4] + c[0] for c in _CONV_CASES]
+    total = sum(lengths)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((total,), "int8"))
+    weights, offset = [], 0
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            outputs = []
+            for index, (case, length) in enumerate(zip(_CONV_CASES, lengths, strict=True)):
+                n, rows, row_step, positions, window_step, count, acc_step = case
+                weight = rng.integers(-128, 128, count * rows * n, dtype=np.int8)
+                weights.append((offset, weight))
+                sums = (positions - 1) * acc_step + count
+
+                @T.prim_func(private=True)
+                def kernel(xb: T.Buffer((total,), "int8"), wb: T.Buffer((weight.size,), "int8"),
+                           acc: T.Buffer((sums,), "int32")):
+                    T.func_attr({"op_pattern": 8})
+                    for i in range(sums):
+                        acc[i] = 0x5A5A5A5A
+                    T.evaluate(T.call_extern(
+                        "int32", mve.CONV_KERNEL, xb.access_ptr("r", offset=offset),
+                        wb.access_ptr("r"), acc.access_ptr("w"), n, rows, row_step, positions,
+                        window_step, count, acc_step))
+
+                gvar = bb.add_func(kernel, f"conv_case{index}")
+                outputs.append(bb.emit(relax.call_tir(
+                    gvar, [x, relax.const(weight)], relax.TensorType((sums,), "int32"))))
+                offset += length
+            out = bb.emit_output(relax.op.concat(outputs, axis=0))
+        bb.emit_func_output(out)
+    inputs = rng.integers(-128, 128, (2, total), dtype=np.int8)
+    result = micro.run(micro.build(bb.get(), BOARD, tmp_path), inputs)
+    for window, sums in zip(inputs, result.outputs, strict=True):
+        expected = [_conv_reference(case, window[start:], weight)
+                    for case, (start, weight) in zip(_CONV_CASES, weights, strict=True)]
+        np.testing.assert_array_equal(sums, np.concatenate(expected))

@@ -13,7 +13,10 @@ whole int32 result each take a copy of a tensor in RAM. Here it becomes:
   compile time as pairs of output channels, ``[O/2, KH, KW, C/4, 2, 4]``; ``"columns"`` (other
   input channel counts, even outputs): one zero-padded im2col column of ``KH * KW * C`` values
   per position, weights ``[O/2, R/4, 2, 4]``; ``"plain"`` (odd outputs): natural order, plain
-  TIR loops over the same window. Grouped (depthwise) convolutions go to :mod:`.depthwise`;
+  TIR loops over the same window; ``"int8"`` (for libraries whose micro-kernel multiplies int8
+  by int8, :attr:`ConvKernels.int8_window`): the padded window kept int8 in natural order, weights
+  ``[O, KH, KW, C]``, any channel counts. Grouped (depthwise) convolutions go to
+  :mod:`.depthwise`;
 * **tensor intrinsics** (:func:`conv_intrin`, :func:`columns_intrin`) whose descriptions are
   those whole reductions for one or two output positions and all output channels, written (not
   added) to the accumulators, implemented by the micro-kernel ``micro_dsp_conv_q15q7``
@@ -77,6 +80,9 @@ class ConvKernels:
 
     Attributes
     ----------
+    int8_window : bool
+        Dense convolutions in the ``"int8"`` form (:func:`conv2d_window_te`), whose ``conv``
+        kernel has :func:`conv_int8_intrin`'s contract, instead of :func:`conv2d_form`'s.
     conv, widen, depthwise, requantize : str
         C symbols: the dense convolution (:data:`CONV_KERNEL`), the window widening
         (:data:`.widen.WIDEN_KERNEL`), the depthwise convolution
@@ -88,6 +94,7 @@ class ConvKernels:
     widen: str = WIDEN_KERNEL
     depthwise: str = depthwise.DEPTHWISE_KERNEL
     requantize: str = REQUANTIZE_CHANNELS_KERNEL
+    int8_window: bool = False
 
     def annotation(self) -> dict[str, str]:
         """The symbols as the block annotations hold them."""
@@ -136,7 +143,7 @@ def conv2d_supported(data_shape, weight_shape, strides, dilation, groups: int) -
 
 
 #: The forms :func:`conv2d_window_te` writes (see :func:`conv2d_form`).
-FORMS = ("window", "columns", "plain")
+FORMS = ("window", "columns", "plain", "int8")
 
 
 def conv2d_form(weight_shape) -> str:
@@ -161,7 +168,7 @@ def relayout_weights(weight: np.ndarray, form: str) -> np.ndarray:
     ``[o // 2, kh, kw, q, o % 2, e]`` is the weight of output ``o`` and input channel ``4 q + e``
     (natural order: SXTB16 pairs it with the window's reordered activations). ``"columns"``:
     ``[O/2, R/4, 2, 4]`` over the flattened ``(kh, kw, c)`` index, zero-padded to a multiple of
-    4 (``R``). ``"plain"``: ``[O, KH, KW, C]``.
+    4 (``R``). ``"plain"`` and ``"int8"``: ``[O, KH, KW, C]``.
 
     Parameters
     ----------
@@ -176,7 +183,7 @@ def relayout_weights(weight: np.ndarray, form: str) -> np.ndarray:
         The re-laid-out weights, contiguous.
     """
     kh, kw, c, o = weight.shape
-    if form == "plain":
+    if form in ("plain", "int8"):
         return np.ascontiguousarray(weight.transpose(3, 0, 1, 2))
     if form == "window":
         pairs = weight.reshape(kh, kw, c // 4, 4, o // 2, 2).transpose(4, 0, 1, 2, 5, 3)
@@ -225,7 +232,7 @@ def conv2d_window_te(
     """
     batch, height, width, channels = (int(v) for v in data.shape)
     kh, kw = (int(k) for k in kernel_size)
-    out_channels = int(weight.shape[0]) * (1 if form == "plain" else 2)
+    out_channels = int(weight.shape[0]) * (1 if form in ("plain", "int8") else 2)
     top, left, bottom, right = (int(p) for p in padding)
     sh, sw = (int(s) for s in strides)
     rows, cols = height + top + bottom, width + left + right
@@ -272,6 +279,23 @@ def conv2d_window_te(
             name="conv2d_nhwc_columns", attrs=attrs,
         )
     rh, rw = reduce("rh", kh), reduce("rw", kw)
+    if form == "int8":
+        def padded8(b, i, j, channel):
+            inside = tirx.all(i >= top, i < top + height, j >= left, j < left + width)
+            return tirx.if_then_else(inside, data[b, i - top, j - left, channel],
+                                     tirx.const(pad_value, "int8"))
+
+        window = te.compute((batch, rows, cols, channels), padded8, name="window")
+        rc = reduce("rc", channels)
+        return te.compute(
+            (batch, out_h, out_w, out_channels),
+            lambda b, i, j, o: te.sum(
+                window[b, i * sh + rh, j * sw + rw, rc].astype("int32")
+                * weight[o, rh, rw, rc].astype("int32"),
+                axis=[rh, rw, rc],
+            ),
+            name="conv2d_nhwc_window", attrs=attrs,
+        )
     if form == "plain":
         window = te.compute((batch, rows, cols, channels), padded, name="window")
         rc = reduce("rc", channels)
@@ -397,6 +421,91 @@ def _conv_intrin(
                 "int32", kernel, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("w"),
                 kw * quads, kh, T.Cast("int32", a_kernel_row), positions,
                 T.Cast("int32", a_row * stride), outputs // 2, T.Cast("int32", c_row)))
+
+    return desc, impl
+
+
+def conv_int8_intrin(
+    positions: int, outputs: int, kh: int, kw: int, channels: int, stride: int, kernel: str
+) -> str:
+    """Register (once) the int8-window convolution intrinsic for one shape; return its name.
+
+    Description: ``C[0, 0, p, o] = sum int32(A[0, rh, p * stride + rw, c]) *
+    int32(B[o, rh, rw, c])`` over the whole kernel for ``p < positions``, ``o < outputs``: the
+    int8 window rows of a pass (a kernel row's ``KW * C`` values of a position contiguous) and
+    the natural-order weights; written, not added, as for :func:`conv_intrin`. Implementation:
+    ``kernel`` (a library's, e.g. ``micro_mve_conv_q7``), called as ``kernel(A, B, C, KW * C,
+    KH, A's kernel-row stride, positions, C * stride, outputs, C's row stride)``.
+
+    Parameters
+    ----------
+    positions, outputs : int
+        Output positions and channels per call.
+    kh, kw, channels, stride : int
+        Kernel height and width, input channels, stride along the width.
+    kernel : str
+        The micro-kernel called.
+
+    Returns
+    -------
+    str
+        Name for ``Schedule.tensorize``.
+    """
+    name = f"{kernel}_{positions}x{outputs}_k{kh}x{kw}_c{channels}_s{stride}"
+    return register_intrinsic(
+        name, lambda: _conv_int8_intrin(positions, outputs, kh, kw, channels, stride, kernel))
+
+
+def _conv_int8_intrin(
+    positions: int, outputs: int, kh: int, kw: int, channels: int, stride: int, kernel: str
+) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
+    rows = (positions - 1) * stride + kw
+    a_shape = (1, kh, rows, channels)
+    b_shape = (outputs, kh, kw, channels)
+    c_shape = (1, 1, positions, outputs)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, a_shape, "int8", offset_factor=1)
+        B = T.match_buffer(b, b_shape, "int8", offset_factor=1)
+        C = T.match_buffer(c, c_shape, "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(A[0, 0:kh, 0:rows, 0:channels], B[0:outputs, 0:kh, 0:kw, 0:channels])
+            T.writes(C[0, 0, 0:positions, 0:outputs])
+            for p, o, rh, rw, rc in T.grid(positions, outputs, kh, kw, channels):
+                with T.sblock("update"):
+                    vp = T.meta_var(iter_var(T.axis.spatial, positions, p))
+                    vo = T.meta_var(iter_var(T.axis.spatial, outputs, o))
+                    vrh = T.meta_var(iter_var(T.axis.reduce, kh, rh))
+                    vrw = T.meta_var(iter_var(T.axis.reduce, kw, rw))
+                    vrc = T.meta_var(iter_var(T.axis.reduce, channels, rc))
+                    T.reads(C[0, 0, vp, vo], A[0, vrh, vp * stride + vrw, vrc],
+                            B[vo, vrh, vrw, vrc])
+                    T.writes(C[0, 0, vp, vo])
+                    with T.init():
+                        C[0, 0, vp, vo] = 0
+                    C[0, 0, vp, vo] = C[0, 0, vp, vo] + T.Cast(
+                        "int32", A[0, vrh, vp * stride + vrw, vrc]
+                    ) * T.Cast("int32", B[vo, vrh, vrw, vrc])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        a_kernel_row = T.int32()
+        c_row = T.int32()
+        A = T.match_buffer(a, a_shape, "int8", offset_factor=1,
+                           strides=[T.int32(), a_kernel_row, channels, 1])
+        B = T.match_buffer(b, b_shape, "int8", offset_factor=1,
+                           strides=[kh * kw * channels, kw * channels, channels, 1])
+        C = T.match_buffer(c, c_shape, "int32", offset_factor=1,
+                           strides=[T.int32(), T.int32(), c_row, 1])
+        with T.sblock("root"):
+            T.reads(A[0, 0:kh, 0:rows, 0:channels], B[0:outputs, 0:kh, 0:kw, 0:channels])
+            T.writes(C[0, 0, 0:positions, 0:outputs])
+            T.sblock_attr({OVERWRITES_ATTR: True})
+            T.evaluate(T.call_extern(
+                "int32", kernel, A.access_ptr("r"), B.access_ptr("r"), C.access_ptr("w"),
+                kw * channels, kh, T.Cast("int32", a_kernel_row), positions, channels * stride,
+                outputs, T.Cast("int32", c_row)))
 
     return desc, impl
 
@@ -579,12 +688,14 @@ def _tensorize_pass(
     generator drops (:data:`micro.codegen.OVERWRITES_ATTR`) and no zeroing remains.
     """
     axes = {"window": ["j", "o", "rh", "rw", "rq", "re"], "columns": ["j", "o", "rq", "re"],
-            "plain": ["j", "o", "rh", "rw", "rc"]}[form]
+            "plain": ["j", "o", "rh", "rw", "rc"], "int8": ["j", "o", "rh", "rw", "rc"]}[form]
     present = iter(sch.get_loops(conv)[3:])  # below batch, rows and the pass loop
     loops = {axis: next(present) if extent > 1 else None
              for axis, extent in zip(axes, extents, strict=True)}
     region = [] if form == "plain" else axes[1:]  # the intrinsic's loops after the positions
-    for index in reversed(range(len(region) - 1)):  # the last ("re", 4) always exists
+    if region and loops[region[-1]] is None:  # one input channel (int8): a unit loop innermost
+        loops[region[-1]] = sch.add_unit_loop(conv)
+    for index in reversed(range(len(region) - 1)):
         if loops[region[index]] is None:
             loops[region[index]] = sch.add_unit_loop(loops[region[index + 1]])
     if loops["j"] is None:
@@ -636,6 +747,9 @@ def _intrin_for(block: tirx.SBlock) -> str | None:
     extents = [int(iv.dom.extent) for iv in block.iter_vars]
     per_call, out_c = _per_call(extents[2]), extents[3]
     kernel = str(attrs.get("kernel", CONV_KERNEL))
+    if attrs["form"] == "int8":
+        return conv_int8_intrin(per_call, out_c, extents[4], extents[5], extents[6],
+                                int(attrs["stride"]), kernel)
     if attrs["form"] == "columns":
         return columns_intrin(per_call, out_c, extents[4], kernel)
     if attrs["form"] == "window":
@@ -737,7 +851,7 @@ class _Conv2DWindowLowerer(relax.PyExprMutator):
         if not conv2d_supported(shape, weights.shape, attrs.strides, attrs.dilation,
                                             int(attrs.groups)):
             return None
-        form = conv2d_form(weights.shape)
+        form = "int8" if self.kernels.int8_window else conv2d_form(weights.shape)
         return self.builder_.call_te(
             partial(conv2d_window_te, kernels=self.kernels), self.visit_expr(data),
             relax.const(relayout_weights(weights, form)),

@@ -14,13 +14,14 @@ bit-exactly:
   (``requantize_mve.c``).
 
 * dense int8 convolutions: lowered and scheduled as :mod:`micro.kernels.dsp.convolution` does
-  (its int16 window, weights in pairs of outputs, the epilogue per pass), with the Helium
-  micro-kernel :data:`CONV_KERNEL` (``convolution_mve.c``): two positions by two outputs per
-  pass over eight window values, 10 instructions per 32 MACs.
+  (passes, the epilogue per pass), in its ``"int8"`` form (the padded window kept int8 in
+  natural order, weights ``[O, KH, KW, C]``), with the Helium micro-kernel :data:`CONV_KERNEL`
+  (``convolution_mve.c``): two positions by two outputs per pass over 16 window values, 9
+  instructions per 64 MACs.
 
-Depthwise convolutions, pooling and the convolutions' requantization epilogues are not
-vectorised yet: the M55 has the DSP extension as well, so they run on :mod:`micro.kernels.dsp`'s
-micro-kernels.
+The convolutions' requantization epilogues run on :mod:`.requantize`'s kernel, position by
+position. Depthwise convolutions and pooling are not vectorised yet: the M55 has the DSP
+extension as well, so they run on :mod:`micro.kernels.dsp`'s micro-kernels.
 
 It mirrors :mod:`micro.kernels.dsp`'s interface, so that the build can pick it by board:
 :func:`lower` (Relax → kernel calls, TVM's plain lowering), :func:`schedule_module` (tensorize
@@ -61,12 +62,13 @@ __all__ = [
 ]
 
 _SOURCES = resources.files("micro.kernels").joinpath("c", "mve")
-#: The dense convolutions' micro-kernel: :data:`micro.kernels.dsp.convolution.CONV_KERNEL`'s
-#: contract on Helium vectors (``c/mve/convolution_mve.c``).
-CONV_KERNEL = "micro_mve_conv_q15q7"
-#: The micro-kernels of a lowered convolution: the Helium dense convolution, the DSP library's
-#: others.
-CONV_KERNELS = convolution.ConvKernels(conv=CONV_KERNEL)
+#: The dense convolutions' micro-kernel, on the DSP lowering's ``"int8"`` form
+#: (:func:`micro.kernels.dsp.convolution.conv_int8_intrin`; ``c/mve/convolution_mve.c``).
+CONV_KERNEL = "micro_mve_conv_q7"
+#: The micro-kernels of a lowered convolution: the Helium dense convolution on int8 windows and
+#: epilogue requantization (``requantize_mve.c``, per position), the DSP library's depthwise.
+CONV_KERNELS = convolution.ConvKernels(
+    conv=CONV_KERNEL, requantize="micro_mve_requantize_channels_q7", int8_window=True)
 _META_SCHEDULE_RULE = f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}"
 
 
@@ -76,7 +78,8 @@ def register() -> None:
     dsp_library.register()
     for symbol, name in ((MICRO_KERNEL, "dot_product_mve"),
                          (REQUANTIZE_KERNEL, "requantize_mve"),
-                         (CONV_KERNEL, "convolution_mve")):
+                         (CONV_KERNEL, "convolution_mve"),
+                         (CONV_KERNELS.requantize, "requantize_mve")):
         register_extern_source(symbol, _SOURCES.joinpath(f"{name}.c"),
                                header=_SOURCES.joinpath(f"{name}.h"))
     tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)

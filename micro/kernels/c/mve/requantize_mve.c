@@ -105,3 +105,14 @@ int32_t micro_mve_requantize_q7(void* acc_ptr, void* bias_ptr, void* mult_ptr, v
   }
   return 0;
 }
+
+int32_t micro_mve_requantize_channels_q7(void* acc, void* bias, void* mult, void* shift,
+                                         int8_t* out, int32_t positions, int32_t channels,
+                                         int32_t acc_step, int32_t out_step, int32_t zp,
+                                         int32_t qmin, int32_t qmax) {
+  for (int32_t p = 0; p < positions; ++p) {
+    micro_mve_requantize_q7((int32_t*)acc + p * acc_step, bias, mult, shift, out + p * out_step,
+                            channels, zp, qmin, qmax);
+  }
+  return 0;
+}

@@ -13,4 +13,14 @@
 int32_t micro_mve_requantize_q7(void* acc, void* bias, void* mult, void* shift, void* out,
                                 int32_t n, int32_t zp, int32_t qmin, int32_t qmax);
 
+/* The epilogue of an int8 convolution pass (micro_dsp_requantize_channels_q7's contract, see
+ * micro/kernels/c/dsp/requantize.h): for p < positions, c < channels,
+ *   out[p * out_step + c] = requantization of acc[p * acc_step + c] + bias[c] with mult[c] and
+ *   shift[c], zero point zp, clamped to [qmin, qmax]:
+ * micro_mve_requantize_q7 on each position's channels (acc_step words apart). Returns 0. */
+int32_t micro_mve_requantize_channels_q7(void* acc, void* bias, void* mult, void* shift,
+                                         int8_t* out, int32_t positions, int32_t channels,
+                                         int32_t acc_step, int32_t out_step, int32_t zp,
+                                         int32_t qmin, int32_t qmax);
+
 #endif
