@@ -239,11 +239,12 @@ def conv2d_window_te(
     out_h, out_w = (rows - kh) // sh + 1, (cols - kw) // sw + 1
     attrs = {CONV_BLOCK_ATTR: {"stride": sw, "form": form, **kernels.annotation()}}
 
-    def padded(b, i, j, channel):
-        value = data[b, i - top, j - left, channel].astype("int16")
+    def padded(b, i, j, channel, dtype="int16"):
+        value = data[b, i - top, j - left, channel]
+        value = value if dtype == "int8" else value.astype(dtype)
         if form != "window":
             inside = tirx.all(i >= top, i < top + height, j >= left, j < left + width)
-            return tirx.if_then_else(inside, value, tirx.const(pad_value, "int16"))
+            return tirx.if_then_else(inside, value, tirx.const(pad_value, dtype))
         # The window form tests only the padded sides: without padding its rows are a plain
         # cast, which the widening micro-kernel's intrinsic states (.widen).
         tests = [i >= top] if top else []
@@ -279,25 +280,10 @@ def conv2d_window_te(
             name="conv2d_nhwc_columns", attrs=attrs,
         )
     rh, rw = reduce("rh", kh), reduce("rw", kw)
-    if form == "int8":
-        def padded8(b, i, j, channel):
-            inside = tirx.all(i >= top, i < top + height, j >= left, j < left + width)
-            return tirx.if_then_else(inside, data[b, i - top, j - left, channel],
-                                     tirx.const(pad_value, "int8"))
-
-        window = te.compute((batch, rows, cols, channels), padded8, name="window")
-        rc = reduce("rc", channels)
-        return te.compute(
-            (batch, out_h, out_w, out_channels),
-            lambda b, i, j, o: te.sum(
-                window[b, i * sh + rh, j * sw + rw, rc].astype("int32")
-                * weight[o, rh, rw, rc].astype("int32"),
-                axis=[rh, rw, rc],
-            ),
-            name="conv2d_nhwc_window", attrs=attrs,
-        )
-    if form == "plain":
-        window = te.compute((batch, rows, cols, channels), padded, name="window")
+    if form in ("plain", "int8"):
+        dtype = "int8" if form == "int8" else "int16"
+        window = te.compute((batch, rows, cols, channels),
+                            lambda b, i, j, c: padded(b, i, j, c, dtype), name="window")
         rc = reduce("rc", channels)
         return te.compute(
             (batch, out_h, out_w, out_channels),
