@@ -204,3 +204,28 @@ def test_the_4bit_pla_operator_runs_its_maps_on_the_4bit_kernel(tmp_path):
         got = micro.run(micro.build(lowered, board, tmp_path / name), inputs).outputs
         np.testing.assert_array_equal(
             got, np.stack([reference_forward(params, x) for x in inputs]))
+
+
+@requires_toolchain
+@pytest.mark.parametrize("board", ["mps2-an385", "microbit", "mps3-an547"])
+def test_4bit_firmware_is_bit_exact_on_the_other_cores(tmp_path, board):
+    """The same shapes on the Cortex-M3 and M0 (micro_scalar_dot_q7q4) and the M55
+    (micro_mve_dot_q7q4): odd lengths, lengths below, at and above a vector, one to 16 outputs,
+    plain and gathered, the range edges; bit-exact."""
+    from micro import kernels
+
+    shapes = [(length, outputs, True, None) for length in LENGTHS for outputs in OUTPUTS]
+    shapes += [(9, 5, False, None), (263, 3, True, -8), (263, 2, False, 7)]
+    model, unpacked = q4_module(shapes)
+    rng = np.random.default_rng(2)
+    inputs = rng.integers(-128, 128, (3, 1, 263), dtype=np.int8)
+    inputs[2] = -128
+    target = micro.get_board(board)
+    library = kernels.library_for(target)
+    lowered = kernels.schedule_module(kernels.lower(model, target, library), target, library)
+    symbol = f"micro_{kernels.library_name(library)}_dot_q7q4"
+    calls = {gv.name_hint: _extern_calls(f, symbol)
+             for gv, f in lowered.functions.items() if gv.name_hint.startswith("q4_")}
+    assert all(n == (not name.startswith("q4_1x")) for name, n in calls.items())
+    got = micro.run(micro.build(model, board, tmp_path), inputs).outputs
+    np.testing.assert_array_equal(got, numpy_reference(shapes, unpacked, inputs))

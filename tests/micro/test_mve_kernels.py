@@ -83,7 +83,7 @@ import micro.kernels.mve as mve
 assert not any(s.startswith("micro_mve") for s in codegen._EXTERN_SOURCES)
 mve.register(); mve.register()
 assert {s for s in codegen._EXTERN_SOURCES if s.startswith("micro_mve")} == {
-    "micro_mve_dot_q7", "micro_mve_requantize_q7", "micro_mve_conv_q7",
+    "micro_mve_dot_q7", "micro_mve_dot_q7q4", "micro_mve_requantize_q7", "micro_mve_conv_q7",
     "micro_mve_requantize_channels_q7"}
 assert "micro_dsp_depthwise_q15" in codegen._EXTERN_SOURCES  # the DSP kernels it uses
 """

@@ -7,8 +7,9 @@ and the intrinsics' descriptions: this module runs that schedule with :data:`MVE
 implementations call ``micro_mve_dot_q7`` (``c/mve/dot_product_mve.c``) with the DSP kernel's
 arguments. The weights are re-laid out with the reduction innermost (``[..., d, D]``), never
 interleaved: one ``VLDRB.8`` then loads 16 consecutive weights of one output, and the C kernel
-handles any ``L`` with tail predication. Packed 4-bit weights are not taken (no Helium kernel
-yet; those blocks keep the default lowering).
+handles any ``L`` with tail predication. Packed 4-bit weights (the DSP library's
+:func:`~micro.kernels.dsp.dot_product.dot_q7q4_intrin` blocks) call ``micro_mve_dot_q7q4``:
+even and odd activations gathered, nibbles unpacked by shifts, ``VMLADAVA.S8``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from ..dsp.dot_product import DotKernels, Relayout, dot_q7_intrin, schedule_int8
 from .requantize import REQUANTIZE_KERNEL
 
 MICRO_KERNEL = "micro_mve_dot_q7"
+MICRO_KERNEL_Q4 = "micro_mve_dot_q7q4"
 SCHEDULE_RULE = MICRO_KERNEL  # the blocks' "schedule_rule" annotation for MetaSchedule
 
 #: The Helium micro-kernels, in the DSP library's calling conventions.
 MVE_KERNELS = DotKernels(
-    plain=MICRO_KERNEL, interleaved=None, packed_q4=None, requantize=REQUANTIZE_KERNEL,
+    plain=MICRO_KERNEL, interleaved=None, packed_q4=MICRO_KERNEL_Q4, requantize=REQUANTIZE_KERNEL,
     rule=SCHEDULE_RULE, unit_extents=True,
 )
 

@@ -25,8 +25,8 @@ same integers with what these cores have:
 The intrinsics and the schedule are the DSP library's (:mod:`micro.kernels.dsp.dot_product`,
 :func:`~micro.kernels.dsp.dot_product.schedule_int8_dots`), called with this library's kernels
 (:func:`.dot_product.kernels_for` the board's ISA): the interleaved layout on Armv7-M only
-(other gathered weights are transposed, reduction innermost), no packed 4-bit weights (those
-blocks keep TVM's lowering), no pooling kernels (TVM's lowering). The interface is the one
+(other gathered weights are transposed, reduction innermost), packed 4-bit weights on
+``micro_scalar_dot_q7q4``, no pooling kernels (TVM's lowering). The interface is the one
 :mod:`micro.kernels` dispatches to: :func:`register`, :func:`lower`, :func:`schedule_module`,
 :func:`prepare_for_tuning`, :func:`tensorize_annotated`. Importing registers nothing.
 """
@@ -45,7 +45,14 @@ from ...lowering import lower_to_kernel_calls
 from ..dsp import convolution, depthwise, schedule_convolutional
 from ..dsp.dot_product import schedule_int8_dots, tensorize_annotated_dots, tensorize_for_rule
 from ..relayout import schedule_unscheduled_kernels
-from .dot_product import DOT_KERNEL, DOT_X4_KERNEL, REQUANTIZE_KERNEL, SCALAR_KERNELS, kernels_for
+from .dot_product import (
+    DOT_KERNEL,
+    DOT_Q4_KERNEL,
+    DOT_X4_KERNEL,
+    REQUANTIZE_KERNEL,
+    SCALAR_KERNELS,
+    kernels_for,
+)
 
 NAME = "scalar"
 _SOURCES = resources.files("micro.kernels").joinpath("c", "scalar")
@@ -64,6 +71,7 @@ def register() -> None:
     """
     convolution.register()
     for symbol, name in ((DOT_KERNEL, "dot_product"), (DOT_X4_KERNEL, "dot_product"),
+                         (DOT_Q4_KERNEL, "dot_product"),
                          (REQUANTIZE_KERNEL, "requantize"),
                          (CONV_KERNELS.requantize, "requantize"),
                          (CONV_KERNELS.conv, "convolution"), (CONV_KERNELS.widen, "convolution"),

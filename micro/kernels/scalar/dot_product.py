@@ -6,6 +6,9 @@
 * ``micro_scalar_dot_q7x4`` (same source): ``micro_dsp_dot_q7x4``'s arguments and interleaved
   layout (:func:`~micro.kernels.dsp.dot_product.dot_q7x4_intrin`), eight outputs per pass on
   Armv7-M (Armv6-M builds do not interleave: :func:`kernels_for`);
+* ``micro_scalar_dot_q7q4`` (same source): int8 activations times packed 4-bit weights with
+  ``micro_dsp_dot_q7q4``'s arguments (:func:`~micro.kernels.dsp.dot_product.dot_q7q4_intrin`),
+  four outputs per pass, a nibble extracted by SBFX (Armv7-M) or two shifts (Armv6-M);
 * ``micro_scalar_requantize_q7`` (``c/scalar/requantize.c``): the cluster-gated operator's
   requantization with ``micro_dsp_requantize_q7``'s arguments.
 """
@@ -16,20 +19,21 @@ from ..dsp.dot_product import DotKernels
 
 DOT_KERNEL = "micro_scalar_dot_q7"
 DOT_X4_KERNEL = "micro_scalar_dot_q7x4"
+DOT_Q4_KERNEL = "micro_scalar_dot_q7q4"
 REQUANTIZE_KERNEL = "micro_scalar_requantize_q7"
 
 #: Armv7-M: gathered weights whose lengths are multiples of 4 interleaved as dsp's
 #: ``[k, n/4, L/4, 4, 4]`` for ``micro_scalar_dot_q7x4`` (eight outputs per pass, immediate
-#: offsets), other gathered weights transposed (reduction innermost); no 4-bit kernel (packed
-#: 4-bit dot products keep TVM's lowering).
-SCALAR_KERNELS = DotKernels(plain=DOT_KERNEL, interleaved=DOT_X4_KERNEL, packed_q4=None,
+#: offsets), other gathered weights transposed (reduction innermost); packed 4-bit weights on
+#: ``micro_scalar_dot_q7q4``.
+SCALAR_KERNELS = DotKernels(plain=DOT_KERNEL, interleaved=DOT_X4_KERNEL, packed_q4=DOT_Q4_KERNEL,
                             requantize=REQUANTIZE_KERNEL, rule=DOT_KERNEL)
 
 #: Armv6-M: no interleaved layout (LDRSB takes no immediate offset there: rows at a common
 #: index suit it better), gathered weights transposed. The same plain kernel and rule, so that
 #: a module prepared for either set tensorizes with :data:`SCALAR_KERNELS` (the weight's rank
 #: tells the layout).
-SCALAR_KERNELS_V6M = DotKernels(plain=DOT_KERNEL, interleaved=None, packed_q4=None,
+SCALAR_KERNELS_V6M = DotKernels(plain=DOT_KERNEL, interleaved=None, packed_q4=DOT_Q4_KERNEL,
                                 requantize=REQUANTIZE_KERNEL, rule=DOT_KERNEL)
 
 

@@ -16,6 +16,7 @@
  * results equal the scalar loop's for every input. */
 #include "dot_product_mve.h"
 
+#include <arm_mve.h>
 #include <stdint.h>
 
 #if !defined(__ARM_FEATURE_MVE) || !(__ARM_FEATURE_MVE & 1)
@@ -98,5 +99,93 @@ int32_t micro_mve_dot_q7(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, i
     o += 2;
   }
   if (o < n) dot1(x, w + o * w_stride, len, acc + o);
+  return 0;
+}
+
+/* ---- Packed 4-bit weights (micro_mve_dot_q7q4) ----
+ * Byte j of a row holds the weights of inputs 2j (low nibble) and 2j + 1 (high nibble). Per pass
+ * of 16 weight bytes (32 inputs): the activations' even and odd elements are gathered
+ * (VLDRB.U8 Qd, [Rn, Qm] with byte offsets 0, 2, .., 30 and 1, 3, .., 31), each output's
+ * bytes loaded (VLDRB.8), the low nibbles sign-extended by VSHL #4 then VSHR.S8 #4 and the high
+ * ones by VSHR.S8 #4, and both halves added by VMLADAVA.S8. DLSTP.8 counts the len / 2 whole
+ * bytes; an odd len's last input (a low nibble) is added in C. */
+
+static const uint8_t kEven[16] __attribute__((aligned(16))) = {
+    0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+
+/* The last input of an odd len: x[len - 1] times the low nibble of byte len / 2. */
+static inline int32_t q4_last(const int8_t* x, const int8_t* w, int32_t len) {
+  return x[len - 1] * ((int32_t)((uint32_t)(uint8_t)w[len / 2] << 28) >> 28);
+}
+
+/* Four outputs over bytes = len / 2 whole bytes (> 0). */
+static void dot4_q4(const int8_t* x, const int8_t* w, int32_t stride, int32_t bytes,
+                    int32_t* acc) {
+  const uint8x16_t even = vldrbq_u8(kEven), odd = vaddq_n_u8(even, 1);
+  const int8_t* w0 = w;
+  const int8_t* w1 = w0 + stride;
+  const int8_t* w2 = w1 + stride;
+  const int8_t* w3 = w2 + stride;
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  __asm__ volatile(
+      "dlstp.8 lr, %[bytes]\n"
+      "1:\n\t"
+      "vldrb.u8 q0, [%[x], %q[even]]\n\t"
+      "vldrb.u8 q1, [%[x], %q[odd]]\n\t"
+      "adds %[x], #32\n\t"
+#define MICRO_Q4_ROW(W, A)                                   \
+      "vldrb.8 q2, [%[" W "]], #16\n\t"                      \
+      "vshl.i8 q3, q2, #4\n\t"                               \
+      "vshr.s8 q3, q3, #4\n\t"                               \
+      "vshr.s8 q2, q2, #4\n\t"                               \
+      "vmladava.s8 %[" A "], q0, q3\n\t"                     \
+      "vmladava.s8 %[" A "], q1, q2\n\t"
+      MICRO_Q4_ROW("w0", "a0")
+      MICRO_Q4_ROW("w1", "a1")
+      MICRO_Q4_ROW("w2", "a2")
+      MICRO_Q4_ROW("w3", "a3")
+      "letp lr, 1b"
+      : [a0] "+Te"(a0), [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3), [x] "+r"(x),
+        [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3)
+      : [bytes] "r"(bytes), [even] "w"(even), [odd] "w"(odd)
+      : "lr", "q0", "q1", "q2", "q3", "memory");
+  acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
+/* One output over bytes = len / 2 whole bytes (> 0). */
+static void dot1_q4(const int8_t* x, const int8_t* w, int32_t bytes, int32_t* acc) {
+  const uint8x16_t even = vldrbq_u8(kEven), odd = vaddq_n_u8(even, 1);
+  const int8_t* w0 = w;
+  int32_t a0 = acc[0];
+  __asm__ volatile(
+      "dlstp.8 lr, %[bytes]\n"
+      "1:\n\t"
+      "vldrb.u8 q0, [%[x], %q[even]]\n\t"
+      "vldrb.u8 q1, [%[x], %q[odd]]\n\t"
+      "adds %[x], #32\n\t"
+      MICRO_Q4_ROW("w0", "a0")
+      "letp lr, 1b"
+      : [a0] "+Te"(a0), [x] "+r"(x), [w0] "+r"(w0)
+      : [bytes] "r"(bytes), [even] "w"(even), [odd] "w"(odd)
+      : "lr", "q0", "q1", "q2", "q3", "memory");
+#undef MICRO_Q4_ROW
+  acc[0] = a0;
+}
+
+int32_t micro_mve_dot_q7q4(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, int32_t n,
+                           int32_t w_stride) {
+  const int8_t* x = x_ptr;
+  const int8_t* w = w_ptr;
+  int32_t* acc = acc_ptr;
+  const int32_t bytes = len / 2;
+  int32_t o = 0;
+  if (bytes > 0) { /* DLSTP would run the body once */
+    for (; o + 4 <= n; o += 4) dot4_q4(x, w + o * w_stride, w_stride, bytes, acc + o);
+    for (; o < n; ++o) dot1_q4(x, w + o * w_stride, bytes, acc + o);
+  }
+  if (len & 1) {
+    for (o = 0; o < n; ++o)
+      acc[o] = (int32_t)((uint32_t)acc[o] + (uint32_t)q4_last(x, w + o * w_stride, len));
+  }
   return 0;
 }

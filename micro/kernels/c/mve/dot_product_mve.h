@@ -13,4 +13,15 @@
  * instructions per 64 MACs. Returns 0. */
 int32_t micro_mve_dot_q7(void* x, void* w, void* acc, int32_t len, int32_t n, int32_t w_stride);
 
+/* int8 activations times packed signed 4-bit weights, micro_dsp_dot_q7q4's contract: acc[o] +=
+ * sum_{r < len} x[r] * w4(o, r) for o < n, row o starting w_stride bytes after row o - 1, byte j
+ * of a row holding w4(o, 2j) in its low nibble and w4(o, 2j + 1) in its high nibble (two's
+ * complement; for an odd len the last high nibble is not read). Any len, n, w_stride and
+ * alignment. Per 32 inputs the activations' even and odd elements are gathered once (two
+ * VLDRB.U8 gathers) and used by up to four outputs, each unpacking 16 bytes of weights (VLDRB.8,
+ * VSHL + VSHR for the low nibbles, VSHR for the high ones) into two VMLADAVA.S8: 29 instructions
+ * per 128 MACs. Returns 0. */
+int32_t micro_mve_dot_q7q4(void* x, void* w, void* acc, int32_t len, int32_t n,
+                           int32_t w_stride);
+
 #endif

@@ -491,3 +491,61 @@ int32_t micro_scalar_dot_q7(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len
   if (o < n) dot_rows(x, w + o * w_stride, acc + o, len, w_stride, n - o);
   return 0;
 }
+
+/* ---- Packed 4-bit weights (micro_scalar_dot_q7q4) ----
+ * A weight byte holds two weights; the low one is (int8_t)(b << 4) >> 4 and the high one
+ * (int8_t)b >> 4: one SBFX each on Armv7-M (LSLS + ASRS on Armv6-M). Four outputs per pass share
+ * each pair of activations: per two inputs 2 LDRSB, then per output LDRB, 2 extractions and 2
+ * MLA (about 3 instructions per MAC on Armv7-M). */
+
+/* The weights of byte b: low and high nibble, sign-extended. */
+static inline int32_t nibble_low(int32_t b) { return (int32_t)((uint32_t)b << 28) >> 28; }
+static inline int32_t nibble_high(int32_t b) { return (int32_t)((uint32_t)b << 24) >> 28; }
+
+/* a + x * lo + y * hi, wrapping like TIR's int32 sums. */
+static inline int32_t mac2(int32_t a, int32_t x, int32_t lo, int32_t y, int32_t hi) {
+  return (int32_t)((uint32_t)a + (uint32_t)(x * lo) + (uint32_t)(y * hi));
+}
+
+/* acc[0..k) += x . w4(row j) for k <= 4 rows w_stride bytes apart. */
+static inline void q4_rows(const int8_t* x, const uint8_t* w, int32_t* acc, int32_t len,
+                           int32_t w_stride, int32_t k) {
+  int32_t a0 = acc[0], a1 = k > 1 ? acc[1] : 0, a2 = k > 2 ? acc[2] : 0, a3 = k > 3 ? acc[3] : 0;
+  const uint8_t* w0 = w;
+  const uint8_t* w1 = w + (k > 1 ? w_stride : 0);
+  const uint8_t* w2 = w + (k > 2 ? 2 * w_stride : 0);
+  const uint8_t* w3 = w + (k > 3 ? 3 * w_stride : 0);
+  const int32_t pairs = len / 2;
+  for (int32_t j = 0; j < pairs; ++j) {
+    const int32_t xe = x[2 * j], xo = x[2 * j + 1];
+    int32_t b = w0[j];
+    a0 = mac2(a0, xe, nibble_low(b), xo, nibble_high(b));
+    if (k > 1) b = w1[j], a1 = mac2(a1, xe, nibble_low(b), xo, nibble_high(b));
+    if (k > 2) b = w2[j], a2 = mac2(a2, xe, nibble_low(b), xo, nibble_high(b));
+    if (k > 3) b = w3[j], a3 = mac2(a3, xe, nibble_low(b), xo, nibble_high(b));
+  }
+  if (len & 1) {
+    const int32_t xe = x[len - 1];
+    a0 = mac2(a0, xe, nibble_low(w0[pairs]), 0, 0);
+    if (k > 1) a1 = mac2(a1, xe, nibble_low(w1[pairs]), 0, 0);
+    if (k > 2) a2 = mac2(a2, xe, nibble_low(w2[pairs]), 0, 0);
+    if (k > 3) a3 = mac2(a3, xe, nibble_low(w3[pairs]), 0, 0);
+  }
+  acc[0] = a0;
+  if (k > 1) acc[1] = a1;
+  if (k > 2) acc[2] = a2;
+  if (k > 3) acc[3] = a3;
+}
+
+int32_t micro_scalar_dot_q7q4(void* x_ptr, void* w_ptr, void* acc_ptr, int32_t len, int32_t n,
+                              int32_t w_stride) {
+  const int8_t* x = x_ptr;
+  const uint8_t* w = w_ptr;
+  int32_t* acc = acc_ptr;
+  int32_t o = 0;
+  for (; o + 4 <= n; o += 4) q4_rows(x, w + o * w_stride, acc + o, len, w_stride, 4);
+  if (n - o == 3) q4_rows(x, w + o * w_stride, acc + o, len, w_stride, 3);
+  if (n - o == 2) q4_rows(x, w + o * w_stride, acc + o, len, w_stride, 2);
+  if (n - o == 1) q4_rows(x, w + o * w_stride, acc + o, len, w_stride, 1);
+  return 0;
+}

@@ -18,4 +18,12 @@ int32_t micro_scalar_dot_q7(void* x, void* w, void* acc, int32_t len, int32_t n,
  * multiples of 4. Returns 0. */
 int32_t micro_scalar_dot_q7x4(void* x, void* w, void* acc, int32_t len, int32_t n);
 
+/* int8 activations times packed signed 4-bit weights, micro_dsp_dot_q7q4's contract: acc[o] +=
+ * sum_{r < len} x[r] * w4(o, r) for o < n, row o starting w_stride bytes after row o - 1, byte j
+ * of a row holding w4(o, 2j) in its low nibble and w4(o, 2j + 1) in its high nibble (two's
+ * complement; for an odd len the last high nibble is not read). Any len, n, w_stride and
+ * alignment. Four outputs per pass over the activations. Returns 0. */
+int32_t micro_scalar_dot_q7q4(void* x, void* w, void* acc, int32_t len, int32_t n,
+                              int32_t w_stride);
+
 #endif
