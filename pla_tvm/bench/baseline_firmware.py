@@ -6,7 +6,7 @@ Builds, on the same QEMU boards and counted the same way (exact instruction coun
 * the default build (int8 convolutions on the DSP micro-kernels, :mod:`micro.kernels.dsp`) on
   the Cortex-M4, M7 and M33; on the Cortex-M55 (Helium convolution kernel,
   :mod:`micro.kernels.mve`, the constants in the AN547's SRAM) and the Cortex-M3 (scalar
-  kernels, :mod:`micro.kernels.scalar`), fewer beats where a beat takes longer;
+  kernels, :mod:`micro.kernels.scalar`);
 * a MetaSchedule-tuned build on the M4 and M7 (database cached under the baseline's hash and the
   compiler's sources, like the PLA tuning stage);
 * TVM's plain lowering on the M4 (a few beats: ~10^9 instructions each);
@@ -43,10 +43,8 @@ from pla_tvm.metrics import classification_metrics
 
 LOG = logging.getLogger(__name__)
 
-#: Boards of the default build (the cores with the DSP extension, the M55 and the M3), and the
-#: beats each runs (all :data:`BEATS` unless listed: a beat on the M3 takes ~4 s of QEMU).
+#: Boards of the default build: the cores with the DSP extension, the M55 and the M3.
 BOARDS = ("mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547", "mps2-an385")
-BOARD_BEATS = {"mps2-an385": 40}
 TUNED_BOARDS = ("mps2-an386", "mps2-an500")
 #: The board whose fastest build the PLA ratios and the targets use.
 M4 = "mps2-an386"
@@ -131,7 +129,7 @@ def baseline_firmware_stage(baseline_dir: Path, dataset: Dataset, cache: Path,
     work = cache / "firmware" / "baseline"
     rows, tuning = [], {}
     for board in BOARDS:
-        count = BOARD_BEATS.get(board, len(inputs))
+        count = len(inputs)
         LOG.info("baseline: default build on %s, %d beats", board, count)
         firmware, seconds = _built(mod, board, work / f"default-{board}")
         library = kernels.library_name(kernels.library_for(micro.get_board(board)))

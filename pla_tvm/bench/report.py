@@ -523,8 +523,8 @@ def _baseline_firmware_section(stage: dict) -> list[str]:
         "## The int8 baseline compiled by micro, against TFLite Micro",
         "",
         f"The paper-size pruned-int8 ResNet ({macs:,} MACs per beat) built by micro for the DSP "
-        f"cores, the Cortex-M55 and the Cortex-M3, run in QEMU on up to {stage['beats']:,} evenly "
-        "spaced test beats (fewer where a beat takes seconds of QEMU) and compared beat by beat "
+        f"cores, the Cortex-M55 and the Cortex-M3, run in QEMU on {stage['beats']:,} evenly "
+        "spaced test beats (TVM's plain lowering on fewer) and compared beat by beat "
         "with TFLite Micro's interpreter (reference kernels) on the same int8 inputs. "
         "Instructions are exact counts of the model call.",
         "",
