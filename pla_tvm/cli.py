@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     _interrupted.clear()
+    logging.disable(logging.NOTSET)  # an interrupted earlier call in this process silenced it
     try:
         previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: leave the handlers alone
@@ -115,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(args) or 0)
     except (KeyboardInterrupt, Terminated) as stop:
         what = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM"
+        _silence_workers()
         print(f"{prefix}: interrupted ({what}); nothing half-written was kept", file=sys.stderr)
         return 130
     except Exception as error:
@@ -122,12 +124,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report_error(prefix, error, debug)
         if debug:
             traceback.print_exc()
+        _silence_workers()
         print(f"{prefix}: interrupted ({_interrupted[0]}); nothing half-written was kept",
               file=sys.stderr)
         return 130
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _silence_workers() -> None:
+    """After an interrupt: worker threads still finishing their current step (a tuning build, a
+    QEMU run) log nothing more, so the interrupt's line stays the last one; the next
+    :func:`main` turns logging back on."""
+    logging.disable(logging.CRITICAL)
 
 
 def _report_error(prefix: str, error: Exception, debug: bool) -> int:
