@@ -62,7 +62,7 @@ def test_micro_kernel_convolutions_are_bit_exact(
 
 @requires_toolchain
 @pytest.mark.parametrize(
-    ("channels", "filters", "kernel", "stride"), [(1, 8, 8, 1), (3, 6, 5, 2), (6, 4, 3, 1)]
+    ("channels", "filters", "kernel", "stride"), [(2, 8, 8, 1), (3, 6, 5, 2), (6, 4, 3, 1)]
 )
 def test_input_channels_not_a_multiple_of_four_run_on_columns(
     tmp_path, channels, filters, kernel, stride
@@ -71,6 +71,24 @@ def test_input_channels_not_a_multiple_of_four_run_on_columns(
     _build_and_compare(conv_block(19, channels, filters, kernel, stride=stride), tmp_path)
     assert "micro_dsp_conv_q15q7(" in _kernels_source(tmp_path)
     assert not _zeroes_accumulators(_kernels_source(tmp_path))
+    assert "model_run_pad" not in (tmp_path / "src" / "model.c").read_text()
+
+
+@requires_toolchain
+@pytest.mark.parametrize(
+    ("filters", "kernel", "stride", "padding"),
+    [(8, 8, 1, "valid"), (16, 5, 1, "same"), (7, 3, 2, "same"), (2, 1, 1, "valid")],
+)
+def test_one_input_channel_runs_on_the_depthwise_kernel_with_a_shared_row(
+    tmp_path, filters, kernel, stride, padding
+):
+    """A beat's first convolution: every output reads the one widened input row, no im2col
+    column per position, bit-exact, with an odd output count too."""
+    _build_and_compare(conv_block(19, 1, filters, kernel, stride=stride, padding=padding),
+                       tmp_path)
+    source = _kernels_source(tmp_path)
+    assert "micro_dsp_depthwise_q15(" in source
+    assert "micro_dsp_conv_q15q7(" not in source and "columns" not in source
     assert "model_run_pad" not in (tmp_path / "src" / "model.c").read_text()
 
 

@@ -248,8 +248,9 @@ def test_requantize_kernel_alone_is_bit_exact(tmp_path, board, zero_point, qmin,
         (20, 6, 6, 5, 2, {"clip": (-100, 90)}),  # stride 2, 6 channels, a clip after
         (16, 5, 5, 3, 1, {"depthwise": True, "relu": True, "zero_point": -9}),
         (24, 8, 8, 3, 1, {"residual": True}),
+        (21, 1, 6, 5, 1, {"relu": True}),  # one input channel: the depthwise kernel, shared row
     ],
-    ids=["window", "columns", "stride2", "depthwise", "residual"],
+    ids=["window", "columns", "stride2", "depthwise", "residual", "one_channel"],
 )
 def test_convolutions_run_on_the_scalar_kernels_bit_exactly(
     tmp_path, board, length, channels, filters, kernel, stride, options
@@ -261,7 +262,7 @@ def test_convolutions_run_on_the_scalar_kernels_bit_exactly(
     build_and_compare(mod, board, tmp_path)
     source = (tmp_path / "src" / "kernels.c").read_text()
     symbols = scalar.CONV_KERNELS
-    used = symbols.depthwise if options.get("depthwise") else symbols.conv
+    used = symbols.depthwise if options.get("depthwise") or channels == 1 else symbols.conv
     assert f"{used}(" in source and f"{symbols.requantize}(" in source
     assert "micro_dsp_" not in source
 

@@ -837,6 +837,15 @@ class _Conv2DWindowLowerer(relax.PyExprMutator):
         if not conv2d_supported(shape, weights.shape, attrs.strides, attrs.dilation,
                                             int(attrs.groups)):
             return None
+        if shape[-1] == 1 and weights.shape[3] > 1 and not self.kernels.int8_window:
+            # One input channel: the depthwise kernel with one window row for every output.
+            return self.builder_.call_te(
+                depthwise.depthwise_te, self.visit_expr(data),
+                relax.const(depthwise.relayout_weights(weights.transpose(0, 1, 3, 2))),
+                [int(s) for s in attrs.strides], padding, pad_value, weights.shape[:2],
+                self.kernels.depthwise, self.kernels.requantize,
+                primfunc_name_hint="conv2d_one_channel",
+            )
         form = "int8" if self.kernels.int8_window else conv2d_form(weights.shape)
         return self.builder_.call_te(
             partial(conv2d_window_te, kernels=self.kernels), self.visit_expr(data),

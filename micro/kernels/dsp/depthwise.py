@@ -34,7 +34,7 @@ import numpy as np
 from tvm import s_tir, te, tirx
 from tvm.script import tirx as T
 
-from ...codegen import register_extern_source
+from ...codegen import OVERWRITES_ATTR, register_extern_source
 from ...schedules import fuse_elementwise, inline_copies_and_casts
 from .passes import (
     compute_in_passes,
@@ -115,6 +115,11 @@ def depthwise_te(
 ) -> te.Tensor:
     """The int8 depthwise convolution as a channel-major int16 window and a reduction.
 
+    A dense convolution of a one-channel input is the same computation with every output
+    channel reading the input's one row (``data`` with one channel, ``weight`` with one entry
+    per output channel): the window then has one channel row, which all outputs share (a beat's
+    first convolution, where an im2col column per position would copy each sample ``KW`` times).
+
     Parameters
     ----------
     data : tvm.te.Tensor
@@ -137,9 +142,14 @@ def depthwise_te(
     Returns
     -------
     tvm.te.Tensor
-        ``[N, OH, OW, C]`` int32.
+        ``[N, OH, OW, C]`` int32 (``C`` the weights' channels).
     """
-    batch, height, width, channels = (int(v) for v in data.shape)
+    batch, height, width, in_channels = (int(v) for v in data.shape)
+    channels = int(weight.shape[0])
+    shared = in_channels == 1 and channels > 1
+    if not shared and in_channels != channels:
+        raise ValueError(f"depthwise_te: {channels} weight channels for {in_channels} input"
+                         " channels (expected as many, or one input channel)")
     kh, kw = (int(k) for k in kernel_size)
     taps = int(weight.shape[2])
     top, left, bottom, right = (int(p) for p in padding)
@@ -155,28 +165,35 @@ def depthwise_te(
             inside, data[b, i - top, j - left, c].astype("int16"), tirx.const(pad_value, "int16")
         )
 
-    window = te.compute((batch, rows, channels, window_cols), padded, name="window")
+    window = te.compute((batch, rows, in_channels, window_cols), padded, name="window")
     rh, rw = te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, taps), "rw")
     return te.compute(
         (batch, out_h, out_w, channels),
         lambda b, i, j, c: te.sum(
-            window[b, i * sh + rh, c, j * sw + rw].astype("int32")
+            window[b, i * sh + rh, 0 if shared else c, j * sw + rw].astype("int32")
             * weight[c, rh, rw].astype("int32"),
             axis=[rh, rw],
         ),
         name="depthwise_nhwc_window",
-        attrs={DEPTHWISE_BLOCK_ATTR: {"stride": sw, "kernel": kernel, "requantize": requantize}},
+        attrs={DEPTHWISE_BLOCK_ATTR: {"stride": sw, "kernel": kernel, "requantize": requantize,
+                                      "shared": int(shared)}},
     )
 
 
 def depthwise_intrin(
-    positions: int, channels: int, taps: int, stride: int, kernel: str = DEPTHWISE_KERNEL
+    positions: int, channels: int, taps: int, stride: int, kernel: str = DEPTHWISE_KERNEL,
+    shared: bool = False, accumulate: bool = True,
 ) -> str:
     """Register (once) the depthwise intrinsic for one shape and return its name.
 
     Description: ``C[0, 0, p, c] += int32(A[0, 0, c, p * stride + rw]) * int32(B[c, 0, rw])``
-    for ``p < positions``, ``c < channels``, ``rw < taps``: one kernel row of a pass.
-    Implementation: :data:`DEPTHWISE_KERNEL`.
+    for ``p < positions``, ``c < channels``, ``rw < taps``: one kernel row of a pass; with
+    ``shared``, ``A[0, 0, 0, p * stride + rw]``: one window row for every channel (a one-channel
+    convolution). Without ``accumulate`` the sums are written, not added: the description's
+    root block does not read ``C`` and its reduction starts from 0 (the whole reduction of a
+    one-row kernel; its block keeps an init, which :data:`micro.codegen.OVERWRITES_ATTR` on the
+    implementation lets the code generator drop). Implementation: :data:`DEPTHWISE_KERNEL` (a
+    channel step of 0 when shared).
 
     Parameters
     ----------
@@ -190,30 +207,44 @@ def depthwise_intrin(
         Stride along the width.
     kernel : str
         The micro-kernel called (:data:`DEPTHWISE_KERNEL`'s contract).
+    shared : bool
+        One window row read by every channel.
+    accumulate : bool
+        Add the sums onto ``C`` (a kernel row after the first) rather than write them.
 
     Returns
     -------
     str
         Name for ``Schedule.tensorize``.
     """
-    name = f"{kernel}_{positions}x{channels}_k{taps}_s{stride}"
-    return register_intrinsic(name, lambda: _intrin(positions, channels, taps, stride, kernel))
+    name = (f"{kernel}_{positions}x{channels}_k{taps}_s{stride}" + ("_shared" if shared else "")
+            + ("" if accumulate else "_set"))
+    return register_intrinsic(
+        name, lambda: _intrin(positions, channels, taps, stride, kernel, shared, accumulate))
 
 
 def _intrin(
-    positions: int, channels: int, taps: int, stride: int, kernel: str
+    positions: int, channels: int, taps: int, stride: int, kernel: str, shared: bool,
+    accumulate: bool,
 ) -> tuple[tirx.PrimFunc, tirx.PrimFunc]:
     cols = (positions - 1) * stride + taps
-    a_shape, b_shape, c_shape = (1, 1, channels, cols), (channels, 1, taps), (1, 1, positions,
-                                                                              channels)
+    rows = 1 if shared else channels
+    a_shape, b_shape, c_shape = (1, 1, rows, cols), (channels, 1, taps), (1, 1, positions,
+                                                                          channels)
+
+    def row(vc):  # the window row of channel vc
+        return 0 if shared else vc
+
+    def channel_step(a_channel):  # the kernel's window step from one channel to the next
+        return 0 if shared else T.Cast("int32", a_channel)
 
     @T.prim_func(s_tir=True)
-    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+    def desc_add(a: T.handle, b: T.handle, c: T.handle) -> None:
         A = T.match_buffer(a, a_shape, "int16", offset_factor=1)
         B = T.match_buffer(b, b_shape, "int16", offset_factor=1)
         C = T.match_buffer(c, c_shape, "int32", offset_factor=1)
         with T.sblock("root"):
-            T.reads(C[0, 0, 0:positions, 0:channels], A[0, 0, 0:channels, 0:cols],
+            T.reads(C[0, 0, 0:positions, 0:channels], A[0, 0, 0:rows, 0:cols],
                     B[0:channels, 0, 0:taps])
             T.writes(C[0, 0, 0:positions, 0:channels])
             for p, ch, rw in T.grid(positions, channels, taps):
@@ -222,7 +253,28 @@ def _intrin(
                     vc = T.axis.spatial(channels, ch)
                     vrw = T.axis.reduce(taps, rw)
                     C[0, 0, vp, vc] = C[0, 0, vp, vc] + T.Cast(
-                        "int32", A[0, 0, vc, vp * stride + vrw]
+                        "int32", A[0, 0, row(vc), vp * stride + vrw]
+                    ) * T.Cast("int32", B[vc, 0, vrw])
+
+    @T.prim_func(s_tir=True)
+    def desc_set(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, a_shape, "int16", offset_factor=1)
+        B = T.match_buffer(b, b_shape, "int16", offset_factor=1)
+        C = T.match_buffer(c, c_shape, "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(A[0, 0, 0:rows, 0:cols], B[0:channels, 0, 0:taps])
+            T.writes(C[0, 0, 0:positions, 0:channels])
+            for p, ch, rw in T.grid(positions, channels, taps):
+                with T.sblock("update"):
+                    vp = T.meta_var(iter_var(T.axis.spatial, positions, p))
+                    vc = T.axis.spatial(channels, ch)
+                    vrw = T.axis.reduce(taps, rw)
+                    T.reads(C[0, 0, vp, vc], A[0, 0, row(vc), vp * stride + vrw], B[vc, 0, vrw])
+                    T.writes(C[0, 0, vp, vc])
+                    with T.init():
+                        C[0, 0, vp, vc] = 0
+                    C[0, 0, vp, vc] = C[0, 0, vp, vc] + T.Cast(
+                        "int32", A[0, 0, row(vc), vp * stride + vrw]
                     ) * T.Cast("int32", B[vc, 0, vrw])
 
     @T.prim_func(s_tir=True)
@@ -237,16 +289,17 @@ def _intrin(
         C = T.match_buffer(c, c_shape, "int32", offset_factor=1,
                            strides=[T.int32(), T.int32(), c_row, 1])
         with T.sblock("root"):
-            T.reads(C[0, 0, 0:positions, 0:channels], A[0, 0, 0:channels, 0:cols],
+            T.reads(C[0, 0, 0:positions, 0:channels], A[0, 0, 0:rows, 0:cols],
                     B[0:channels, 0, 0:taps])
             T.writes(C[0, 0, 0:positions, 0:channels])
+            T.sblock_attr({OVERWRITES_ATTR: not accumulate})
             T.evaluate(T.call_extern(
                 "int32", kernel, A.access_ptr("r"), B.access_ptr("r"),
                 C.access_ptr("rw"), positions, channels, taps // 2, stride,
-                T.Cast("int32", a_channel), T.Cast("int32", b_channel),
-                T.Cast("int32", c_row)))
+                channel_step(a_channel), T.Cast("int32", b_channel),
+                T.Cast("int32", c_row), int(accumulate)))
 
-    return desc, impl
+    return (desc_add if accumulate else desc_set), impl
 
 
 def _find_block(sch: s_tir.Schedule) -> s_tir.SBlockRV | None:
@@ -263,9 +316,10 @@ def schedule_depthwise(sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS) 
 
     The output positions are split into passes of ``positions`` (the largest divisor of the
     output width up to it); every stage is computed at the pass loop, consumers first (the
-    epilogue, the reduction, then the window it reads); per pass the accumulators are zeroed
-    and each kernel row is one call of the micro-kernel over the pass's positions and every
-    channel. The epilogue goes on its micro-kernel where it matches
+    epilogue, the reduction, then the window it reads); per pass each kernel row is one call of
+    the micro-kernel over the pass's positions and every channel, the first writing the
+    accumulators (a one-row kernel's only call: no zeroing), the others adding to them after
+    they are zeroed. The epilogue goes on its micro-kernel where it matches
     (:func:`.requantize.tensorize_epilogue`); an epilogue left in TIR has its element-wise
     stages fused per element.
 
@@ -295,7 +349,7 @@ def schedule_depthwise(sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS) 
     per_pass = _pass_size(extents[2], positions)
     compute_in_passes(sch, conv, width, per_pass)
     _tensorize_pass(sch, conv, [per_pass, *extents[3:]], int(attrs["stride"]),
-                    str(attrs.get("kernel", DEPTHWISE_KERNEL)))
+                    str(attrs.get("kernel", DEPTHWISE_KERNEL)), bool(int(attrs.get("shared", 0))))
     tensorize_epilogue(sch, kernel=str(attrs.get("requantize", REQUANTIZE_CHANNELS_KERNEL)))
     inline_copies_and_casts(sch)
     fuse_elementwise(sch)
@@ -303,12 +357,15 @@ def schedule_depthwise(sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS) 
 
 
 def _tensorize_pass(
-    sch: s_tir.Schedule, conv: s_tir.SBlockRV, extents: list[int], stride: int, kernel: str
+    sch: s_tir.Schedule, conv: s_tir.SBlockRV, extents: list[int], stride: int, kernel: str,
+    shared: bool,
 ) -> None:
-    """One pass's reduction as ``(rh,) positions, channels, taps``; zero it and tensorize.
+    """One pass's reduction as ``(rh,) positions, channels, taps``, tensorized.
 
     ``compute_at`` made a loop for each iteration variable of the pass longer than 1 (positions,
-    channels, kernel rows, taps); a pass of one position gets a unit loop for the intrinsic.
+    channels, kernel rows, taps); a pass of one position gets a unit loop for the intrinsic. A
+    one-row kernel is tensorized whole with the intrinsic that writes its sums; with more rows
+    the accumulators are zeroed (``decompose_reduction``) and each row's call adds to them.
     """
     positions, channels, kh, taps = extents
     present = iter(sch.get_loops(conv)[3:])  # below batch, rows and the pass loop
@@ -318,5 +375,6 @@ def _tensorize_pass(
         loops["j"] = sch.add_unit_loop(loops["c"])
     if loops["rh"] is not None:
         sch.reorder(loops["rh"], loops["j"], loops["c"])
-    sch.decompose_reduction(conv, loops["rh"] if loops["rh"] is not None else loops["j"])
-    sch.tensorize(loops["j"], depthwise_intrin(positions, channels, taps, stride, kernel))
+        sch.decompose_reduction(conv, loops["rh"])
+    sch.tensorize(loops["j"], depthwise_intrin(positions, channels, taps, stride, kernel, shared,
+                                               accumulate=loops["rh"] is not None))

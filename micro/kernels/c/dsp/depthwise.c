@@ -4,8 +4,8 @@
  * that calls this), so a word read at any position's column holds two consecutive taps; the
  * weights are int16 pairs of taps per channel. One SMLAD adds two products. Per channel the
  * weight words stay in registers (kernels up to 8 taps) while four positions are computed at
- * a time, each accumulating straight onto its int32 accumulator: per position one LDR and one
- * SMLAD per two taps, plus the accumulator's load and store. Positions start at any column, so
+ * a time, each writing its int32 accumulator or adding onto it: per position one LDR and one
+ * SMLAD per two taps, plus the accumulator's store (and its load when adding). Positions start at any column, so
  * the activation words may be unaligned (LDR allows it on these cores; LDRD would not). The
  * int32 sums equal the scalar loop's (SMLAD wraps like two's-complement addition), so results
  * are bit-exact. */
@@ -33,7 +33,7 @@ static inline int32_t pair_at(const int16_t* p) {
 static inline __attribute__((always_inline)) void channel(const int16_t* x, const int16_t* w,
                                                           int32_t* acc, int32_t positions,
                                                           int32_t stride, int32_t acc_step,
-                                                          int32_t pairs) {
+                                                          int32_t pairs, int32_t accumulate) {
   int32_t held[MICRO_DW_HELD];
 #pragma GCC unroll 4
   for (int32_t t = 0; t < MICRO_DW_HELD; ++t) held[t] = t < pairs ? pair_at(w + 2 * t) : 0;
@@ -41,7 +41,8 @@ static inline __attribute__((always_inline)) void channel(const int16_t* x, cons
   for (; p + 3 < positions; p += 4) {
     const int16_t* x0 = x + p * stride;
     int32_t* a = acc + p * acc_step;
-    int32_t s0 = a[0], s1 = a[acc_step], s2 = a[2 * acc_step], s3 = a[3 * acc_step];
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    if (accumulate) s0 = a[0], s1 = a[acc_step], s2 = a[2 * acc_step], s3 = a[3 * acc_step];
 #pragma GCC unroll 4
     for (int32_t t = 0; t < pairs; ++t) {
       int32_t wt = t < MICRO_DW_HELD ? held[t] : pair_at(w + 2 * t);
@@ -57,7 +58,7 @@ static inline __attribute__((always_inline)) void channel(const int16_t* x, cons
   }
   for (; p < positions; ++p) {
     const int16_t* x0 = x + p * stride;
-    int32_t s = acc[p * acc_step];
+    int32_t s = accumulate ? acc[p * acc_step] : 0;
 #pragma GCC unroll 4
     for (int32_t t = 0; t < pairs; ++t) {
       int32_t wt = t < MICRO_DW_HELD ? held[t] : pair_at(w + 2 * t);
@@ -69,23 +70,29 @@ static inline __attribute__((always_inline)) void channel(const int16_t* x, cons
 
 int32_t micro_dsp_depthwise_q15(void* window, void* weight, void* acc, int32_t positions,
                                 int32_t channels, int32_t pairs, int32_t stride,
-                                int32_t channel_step, int32_t weight_step, int32_t acc_step) {
+                                int32_t channel_step, int32_t weight_step, int32_t acc_step,
+                                int32_t accumulate) {
   const int16_t* x = window;
   const int16_t* w = weight;
   int32_t* out = acc;
+  /* Constant strides, tap counts and modes let the loops unroll and the positions of a block
+   * share the words they have in common. */
+#define CHANNEL(STRIDE, PAIRS)                                                   \
+  (accumulate ? channel(x, w, out, positions, STRIDE, acc_step, PAIRS, 1)        \
+              : channel(x, w, out, positions, STRIDE, acc_step, PAIRS, 0))
   for (int32_t c = 0; c < channels; ++c, x += channel_step, w += weight_step, ++out) {
-    /* Constant strides let the positions of a block share the words they have in common. */
     switch (pairs * 4 + (stride < 3 ? stride : 3)) {
-      case 1 * 4 + 1: channel(x, w, out, positions, 1, acc_step, 1); break;
-      case 1 * 4 + 2: channel(x, w, out, positions, 2, acc_step, 1); break;
-      case 2 * 4 + 1: channel(x, w, out, positions, 1, acc_step, 2); break;
-      case 2 * 4 + 2: channel(x, w, out, positions, 2, acc_step, 2); break;
-      case 3 * 4 + 1: channel(x, w, out, positions, 1, acc_step, 3); break;
-      case 3 * 4 + 2: channel(x, w, out, positions, 2, acc_step, 3); break;
-      case 4 * 4 + 1: channel(x, w, out, positions, 1, acc_step, 4); break;
-      case 4 * 4 + 2: channel(x, w, out, positions, 2, acc_step, 4); break;
-      default: channel(x, w, out, positions, stride, acc_step, pairs); break;
+      case 1 * 4 + 1: CHANNEL(1, 1); break;
+      case 1 * 4 + 2: CHANNEL(2, 1); break;
+      case 2 * 4 + 1: CHANNEL(1, 2); break;
+      case 2 * 4 + 2: CHANNEL(2, 2); break;
+      case 3 * 4 + 1: CHANNEL(1, 3); break;
+      case 3 * 4 + 2: CHANNEL(2, 3); break;
+      case 4 * 4 + 1: CHANNEL(1, 4); break;
+      case 4 * 4 + 2: CHANNEL(2, 4); break;
+      default: CHANNEL(stride, pairs); break;
     }
   }
+#undef CHANNEL
   return 0;
 }

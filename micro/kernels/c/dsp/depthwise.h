@@ -5,12 +5,14 @@
 
 #include <stdint.h>
 
-/* acc[p * acc_step + c] += sum_{t < 2 * pairs} window[c * channel_step + p * stride + t]
- *                                              * weight[c * weight_step + t]
- * for p < positions and c < channels (int32, wrapping). Returns 0.
+/* acc[p * acc_step + c] (+)= sum_{t < 2 * pairs} window[c * channel_step + p * stride + t]
+ *                                               * weight[c * weight_step + t]
+ * for p < positions and c < channels (int32, wrapping): added onto acc if `accumulate` is
+ * nonzero, else written (acc's previous values are not read). Returns 0.
  *
  * window: int16 activations of one kernel row, channel-major: the `channel_step` values of a
- *   channel are consecutive input columns, so the taps of a position are adjacent values.
+ *   channel are consecutive input columns, so the taps of a position are adjacent values
+ *   (`channel_step` 0: every channel reads the same row, a one-channel convolution).
  * weight: int16 taps of each channel, 2 * pairs of them (a zero tap appended to an odd kernel),
  *   `weight_step` values (even) between channels; 4-byte aligned.
  * acc: int32, `acc_step` values between the accumulators of two positions.
@@ -18,6 +20,7 @@
  * called with buffer addresses. */
 int32_t micro_dsp_depthwise_q15(void* window, void* weight, void* acc, int32_t positions,
                                 int32_t channels, int32_t pairs, int32_t stride,
-                                int32_t channel_step, int32_t weight_step, int32_t acc_step);
+                                int32_t channel_step, int32_t weight_step, int32_t acc_step,
+                                int32_t accumulate);
 
 #endif

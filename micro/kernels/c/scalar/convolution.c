@@ -126,14 +126,15 @@ int32_t micro_scalar_widen_rows_q7(void* input, void* window, int32_t rows, int3
 
 int32_t micro_scalar_depthwise_q15(void* window, void* weight, void* acc, int32_t positions,
                                    int32_t channels, int32_t pairs, int32_t stride,
-                                   int32_t channel_step, int32_t weight_step, int32_t acc_step) {
+                                   int32_t channel_step, int32_t weight_step, int32_t acc_step,
+                                   int32_t accumulate) {
   const int32_t taps = 2 * pairs;
   for (int32_t c = 0; c < channels; ++c) {
     const int16_t* x = (const int16_t*)window + c * channel_step;
     const int16_t* w = (const int16_t*)weight + c * weight_step;
     int32_t* a = (int32_t*)acc + c;
     for (int32_t p = 0; p < positions; ++p, x += stride, a += acc_step) {
-      int32_t s = *a;
+      int32_t s = accumulate ? *a : 0;
       for (int32_t t = 0; t < taps; ++t) MICRO_MAC(s, x[t], w[t]);
       *a = s;
     }

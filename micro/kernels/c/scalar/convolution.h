@@ -22,11 +22,12 @@ int32_t micro_scalar_conv_q15q7(void* window, void* weight, void* acc, int32_t q
 int32_t micro_scalar_widen_rows_q7(void* input, void* window, int32_t rows, int32_t quads,
                                    int32_t in_step, int32_t out_step);
 
-/* micro_dsp_depthwise_q15's contract: acc[p * acc_step + c] += sum_{t < 2 * pairs}
+/* micro_dsp_depthwise_q15's contract: acc[p * acc_step + c] (+)= sum_{t < 2 * pairs}
  * window[c * channel_step + p * stride + t] * weight[c * weight_step + t] (int16 window and
- * taps, int32 wrapping) for p < positions, c < channels. */
+ * taps, int32 wrapping) for p < positions, c < channels; added if `accumulate`, else written. */
 int32_t micro_scalar_depthwise_q15(void* window, void* weight, void* acc, int32_t positions,
                                    int32_t channels, int32_t pairs, int32_t stride,
-                                   int32_t channel_step, int32_t weight_step, int32_t acc_step);
+                                   int32_t channel_step, int32_t weight_step, int32_t acc_step,
+                                   int32_t accumulate);
 
 #endif
