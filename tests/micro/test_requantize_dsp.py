@@ -272,6 +272,7 @@ def requantized_conv(
     length: int, channels: int, filters: int, kernel: int, *, stride: int = 1,
     depthwise: bool = False, zero_point: int = -128, relu: bool = False,
     clip: tuple[int, int] | None = None, residual: bool = False, seed: int = 0,
+    fast_shifts: bool = False,
 ) -> tvm.IRModule:
     """An int8 convolution with TFLite's epilogue, as relay_passes lowers it: ``pad`` with the
     input zero point, ``conv2d`` to int32, a per-channel bias, the per-channel requantization
@@ -282,7 +283,9 @@ def requantized_conv(
     The per-channel multipliers and shifts run through every path of the micro-kernel (shifts
     0 and 1, 2 to 23, beyond; multipliers near 2**31); some biases are near -2**31 or 2**31, as
     near as the accumulators allow without the sum overflowing (which TVM's host build, the
-    reference, assumes it does not).
+    reference, assumes it does not). ``fast_shifts``: only shifts of the assembly's fast path
+    (-2 to -24, as TFLite's per-channel convolutions have), which the DSP library tabulates
+    (:mod:`micro.kernels.dsp.requantize_table`).
     """
     rng = np.random.default_rng(seed)
     bb = relax.BlockBuilder()
@@ -304,8 +307,9 @@ def requantized_conv(
             bias[1::4] = INT32_MAX - reach - rng.integers(0, 1000, len(bias[1::4]))
             bias[3::5] = INT32_MIN + reach + rng.integers(0, 1000, len(bias[3::5]))
             acc = bb.emit(relax.op.add(acc, relax.const(bias)))
-            shift = np.array([[-9, 0, -12, -1, -6, -2, -23, -13, -26][c % 9]
-                              for c in range(filters)], np.int8)
+            shifts = [-9, -24, -12, -3, -6, -2, -23, -13] if fast_shifts else [
+                -9, 0, -12, -1, -6, -2, -23, -13, -26]
+            shift = np.array([shifts[c % len(shifts)] for c in range(filters)], np.int8)
             mult = rng.integers(2**30, 2**31 - 1, filters).astype(np.int32)
             mult[::3] = INT32_MAX
             out = bb.emit(bb.call_te(_requantize_te, acc, relax.const(mult), relax.const(shift),

@@ -15,6 +15,8 @@ the order of additions changes, and int32 addition is associative):
   int8 activations times packed signed 4-bit weights (``dot_product.c``);
 * :mod:`.requantize`: TFLite's requantization, of the operator's chosen cluster and of an int8
   convolution pass's epilogue (``requantize.c``);
+* :mod:`.requantize_table`: the epilogues' per-channel constants as a compile-time table, the
+  library's last stage (:func:`.requantize_table.tabulate_requantizations`);
 * :mod:`.pooling`: int8 pooling (``pooling.c``): global average pooling's row sums on
   ``SXTAB16`` and max pooling on ``SSUB8`` + ``SEL``.
 
@@ -54,6 +56,7 @@ from .dot_product import (
 )
 from .requantize import REQUANTIZE_CHANNELS_KERNEL, REQUANTIZE_KERNEL
 from .requantize import tensorize_requantizations as tensorize_requantizations  # re-exported
+from .requantize_table import TABLE_KERNEL, tabulate_requantizations
 
 _SOURCES = resources.files("micro.kernels").joinpath("c", "dsp")
 _META_SCHEDULE_RULE = f"s_tir.meta_schedule.cpu.{SCHEDULE_RULE}"
@@ -68,7 +71,8 @@ def register() -> None:
     for symbol, name in ((MICRO_KERNEL, "dot_product"), (MICRO_KERNEL_X4, "dot_product"),
                          (MICRO_KERNEL_Q4, "dot_product"),
                          (REQUANTIZE_KERNEL, "requantize"),
-                         (REQUANTIZE_CHANNELS_KERNEL, "requantize")):
+                         (REQUANTIZE_CHANNELS_KERNEL, "requantize"),
+                         (TABLE_KERNEL, "requantize")):
         register_extern_source(symbol, _SOURCES.joinpath(f"{name}.c"),
                                header=_SOURCES.joinpath(f"{name}.h"))
     tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)
@@ -204,11 +208,14 @@ def schedule_module(
     -------
     tvm.IRModule
         The module whose matching kernels call the micro-kernels, with the constants they read
-        re-laid out.
+        re-laid out and the convolution epilogues' constants tabulated
+        (:func:`.requantize_table.tabulate_requantizations`, on every scheduled kernel).
     """
     if not uses_dsp(board, dsp):
         return lowered
-    return _schedule_module(lowered, output_tile, tensorize=True, conv_positions=conv_positions)
+    scheduled = _schedule_module(lowered, output_tile, tensorize=True,
+                                 conv_positions=conv_positions)
+    return tabulate_requantizations(scheduled)
 
 
 def apply_dsp(

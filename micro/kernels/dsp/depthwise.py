@@ -50,6 +50,12 @@ DEPTHWISE_KERNEL = "micro_dsp_depthwise_q15"
 DEPTHWISE_BLOCK_ATTR = "micro.depthwise_window"
 #: Output positions per pass by default (the largest divisor of the output width up to it).
 DEFAULT_POSITIONS = 16
+#: The most bytes a pass's int32 accumulators may take (``positions x channels x 4``): passes
+#: are shortened below :data:`DEFAULT_POSITIONS` to stay within it. A pass's buffers come from
+#: the model's workspace pool, which is as large as the largest kernel's, so a wide kernel
+#: (the paper ResNet's one-channel first convolutions have 144 outputs: 8,064 B at 14
+#: positions) would otherwise raise the model's RAM by several KB.
+MAX_ACCUMULATOR_BYTES = 2048
 _SOURCES = resources.files("micro.kernels").joinpath("c", "dsp")
 
 
@@ -306,8 +312,10 @@ def _find_block(sch: s_tir.Schedule) -> s_tir.SBlockRV | None:
     return find_annotated_block(sch, DEPTHWISE_BLOCK_ATTR)
 
 
-def _pass_size(out_w: int, limit: int) -> int:
-    """The largest divisor of the output width up to ``limit`` (at least 1)."""
+def _pass_size(out_w: int, limit: int, channels: int) -> int:
+    """The largest divisor of the output width up to ``limit`` whose accumulators fit in
+    :data:`MAX_ACCUMULATOR_BYTES` (at least 1)."""
+    limit = min(limit, MAX_ACCUMULATOR_BYTES // (4 * channels))
     return max(p for p in range(1, min(out_w, max(limit, 1)) + 1) if out_w % p == 0)
 
 
@@ -315,8 +323,9 @@ def schedule_depthwise(sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS) 
     """Tensorize a depthwise kernel from :func:`depthwise_te`, its epilogue computed per pass.
 
     The output positions are split into passes of ``positions`` (the largest divisor of the
-    output width up to it); every stage is computed at the pass loop, consumers first (the
-    epilogue, the reduction, then the window it reads); per pass each kernel row is one call of
+    output width up to it whose accumulators fit in :data:`MAX_ACCUMULATOR_BYTES`); every
+    stage is computed at the pass loop, consumers first (the epilogue, the reduction, then the
+    window it reads); per pass each kernel row is one call of
     the micro-kernel over the pass's positions and every channel, the first writing the
     accumulators (a one-row kernel's only call: no zeroing), the others adding to them after
     they are zeroed. The epilogue goes on its micro-kernel where it matches
@@ -346,7 +355,7 @@ def schedule_depthwise(sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS) 
     if width is None:
         return False
     attrs = block.annotations[DEPTHWISE_BLOCK_ATTR]
-    per_pass = _pass_size(extents[2], positions)
+    per_pass = _pass_size(extents[2], positions, extents[3])
     compute_in_passes(sch, conv, width, per_pass)
     _tensorize_pass(sch, conv, [per_pass, *extents[3:]], int(attrs["stride"]),
                     str(attrs.get("kernel", DEPTHWISE_KERNEL)), bool(int(attrs.get("shared", 0))))

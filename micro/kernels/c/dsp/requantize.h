@@ -23,4 +23,14 @@ int32_t micro_dsp_requantize_channels_q7(void* acc, void* bias, void* mult, void
                                          int32_t acc_step, int32_t out_step, int32_t zp,
                                          int32_t qmin, int32_t qmax);
 
+/* micro_dsp_requantize_channels_q7 with each channel's constants precomputed at compile time
+ * (micro/kernels/dsp/requantize_table.py), four int32 per channel in `table`:
+ *   table[4 c] = bias[c], table[4 c + 1] = mult[c] (>= 0), table[4 c + 2] = e - 1,
+ *   table[4 c + 3] = khi = (2 zp + 1) << (e - 2),   e = -shift[c], 2 <= e <= 24,
+ * so that one LDM loads a channel's set-up (see requantize.c). The same outputs as
+ * micro_dsp_requantize_channels_q7 with those bias, mult and shift; returns 0. */
+int32_t micro_dsp_requantize_table_q7(void* acc, void* table, void* out, int32_t positions,
+                                      int32_t channels, int32_t acc_step, int32_t out_step,
+                                      int32_t zp, int32_t qmin, int32_t qmax);
+
 #endif
