@@ -6,9 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tvm
+from tvm import relax
+from tvm.script import tirx as T
 
 import micro
 from micro.kernels.dsp.depthwise import depthwise_supported, relayout_weights
+from micro.kernels.dsp.fill import FILL_KERNEL
 from micro.lowering import lower_to_kernel_calls
 
 from .graphs import build_and_compare, conv_block, random_inputs, requires_toolchain
@@ -30,8 +33,12 @@ def _build_and_compare(mod: tvm.IRModule, out_dir) -> micro.RunResult:
     return build_and_compare(mod, BOARD, out_dir)
 
 
-def _assert_micro_kernel_and_no_pad(out_dir) -> None:
-    assert KERNEL_CALL in (out_dir / "src" / "kernels.c").read_text()
+def _assert_micro_kernel_and_no_pad(out_dir, fill: bool = True) -> None:
+    """The depthwise micro-kernel is called, no padded copy is made, and the window is filled by
+    its micro-kernel (``fill``; 2-D windows keep TVM's loop)."""
+    source = (out_dir / "src" / "kernels.c").read_text()
+    assert KERNEL_CALL in source
+    assert (f"{FILL_KERNEL}(" in source) == fill
     assert "model_run_pad" not in (out_dir / "src" / "model.c").read_text()
 
 
@@ -60,7 +67,65 @@ def test_depthwise_convolutions_are_bit_exact_on_the_micro_kernel(
 @requires_toolchain
 def test_two_dimensional_depthwise_convolution_is_bit_exact(tmp_path):
     _build_and_compare(depthwise_block(7, 6, 3, height=5), tmp_path)
-    _assert_micro_kernel_and_no_pad(tmp_path)
+    _assert_micro_kernel_and_no_pad(tmp_path, fill=False)
+
+
+_SENTINEL = 0x5A5A
+#: (first, cols, channels, width): windows reaching past either end of the row or both, wholly
+#: outside it, inside it; channel counts the micro-kernel specialises (1, 8, 16) and others.
+_FILL_CASES = [(-2, 9, 16, 12), (3, 12, 8, 12), (-1, 20, 3, 12), (-5, 4, 5, 12), (13, 6, 16, 12),
+               (0, 12, 1, 12), (4, 5, 7, 12), (-3, 19, 1, 12), (2, 7, 32, 12)]
+
+
+def _fill_kernel(case, offset: int, total: int, step: int):
+    """A kernel that sets its output to the sentinel, then fills a window of ``step`` values per
+    channel (more than ``cols``: what lies between the rows must not change) from the row at
+    ``offset`` of its input."""
+    first, cols, channels, width = case
+
+    @T.prim_func(private=True)
+    def kernel(row: T.Buffer((total,), "int8"), out: T.Buffer((channels * step,), "int16")):
+        T.func_attr({"op_pattern": 8})
+        for i in range(channels * step):
+            out[i] = T.int16(_SENTINEL)
+        T.evaluate(T.call_extern("int32", FILL_KERNEL, row.access_ptr("r", offset=offset),
+                                 out.access_ptr("w"), first, cols, channels, width, -7, step))
+
+    return kernel
+
+
+@requires_toolchain
+def test_window_fill_micro_kernel_is_exact_at_both_ends(tmp_path):
+    """micro_dsp_fill_channels_q15's contract (widen.h) on windows starting before the row,
+    ending after it, both, and outside it, against numpy."""
+    sizes = [w * c for _, _, c, w in _FILL_CASES]
+    total = sum(sizes)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((total,), "int8"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            outs, offset = [], 0
+            for index, case in enumerate(_FILL_CASES):
+                step = case[1] + 3
+                gvar = bb.add_func(_fill_kernel(case, offset, total, step), f"fill{index}")
+                outs.append(bb.emit(relax.call_tir(gvar, [x], relax.TensorType(
+                    (case[2] * step,), "int16"))))
+                offset += sizes[index]
+            out = bb.emit_output(relax.op.concat(outs, axis=0))
+        bb.emit_func_output(out)
+    inputs = np.random.default_rng(2).integers(-128, 128, (2, total), dtype=np.int8)
+    result = micro.run(micro.build(bb.get(), BOARD, tmp_path), inputs)
+    for values, outputs in zip(inputs, result.outputs, strict=True):
+        expected, offset = [], 0
+        for (first, cols, channels, width), size in zip(_FILL_CASES, sizes, strict=True):
+            row = values[offset:offset + size].reshape(width, channels)
+            window = np.full((channels, cols + 3), _SENTINEL, np.int16)
+            for j in range(cols):
+                k = first + j
+                window[:, j] = row[k] if 0 <= k < width else -7
+            expected.append(window.ravel())
+            offset += size
+        np.testing.assert_array_equal(outputs, np.concatenate(expected))
 
 
 @requires_toolchain

@@ -12,6 +12,7 @@ from tvm.script import tirx as T
 
 import micro
 from micro.kernels import dsp
+from micro.kernels.dsp.fuse import FUSED_KERNEL
 from micro.kernels.dsp.requantize import REQUANTIZE_CHANNELS_KERNEL
 from micro.kernels.dsp.requantize_table import (
     TABLE_KERNEL,
@@ -31,6 +32,9 @@ from .test_requantize_dsp import (
 )
 
 BOARD = "mps2-an386"
+#: The epilogue kernel's cases and, without a clamp, groups of four positions (then a pair, one).
+_TABLE_CASES = [*_CASES, (8, 5, 5, 5, 7, -128, 127), (9, 3, 4, 4, -128, -128, 127),
+                (4, 2, 2, 2, 0, -128, 127), (7, 6, 6, 6, 127, -128, 127)]
 #: Shifts and multipliers of the fast path only (the table's channels).
 _SHIFTS = [-2, -3, -7, -12, -23, -24, -5, -9, -16]
 _MULTIPLIERS = [2**30, 1518500250, 0, 1, 1073741823, 2**31 - 2, 1600000000, INT32_MAX]
@@ -82,10 +86,11 @@ def _call_table_kernel(case, offset: int, total: int) -> tvm.tirx.PrimFunc:
 def test_table_micro_kernel_is_bit_exact_on_every_path(tmp_path, board):
     """The C contract of micro_dsp_requantize_table_q7 (requantize.h) on the cases of
     micro_dsp_requantize_channels_q7's test (pairs and a last position, one position, wide
-    steps, every clamp, zero points at both ends, unequal steps in C) with fast-path channels:
+    steps, every clamp, zero points at both ends, unequal steps in C) and groups of four
+    positions with fast-path channels:
     each case's outputs equal TVM's host build of micro.fixed_point_tir, nothing else changes."""
     rng = np.random.default_rng(5)
-    sizes = [_case_sizes(case)[0] for case in _CASES]
+    sizes = [_case_sizes(case)[0] for case in _TABLE_CASES]
     total = sum(sizes)
     bb = relax.BlockBuilder()
     x = relax.Var("x", relax.TensorType((total,), "int32"))
@@ -93,7 +98,7 @@ def test_table_micro_kernel_is_bit_exact_on_every_path(tmp_path, board):
     with bb.function("main", [x]):
         with bb.dataflow():
             outputs = []
-            for index, (case, size) in enumerate(zip(_CASES, sizes, strict=True)):
+            for index, (case, size) in enumerate(zip(_TABLE_CASES, sizes, strict=True)):
                 bias, mult, shift = _table_case_parameters(rng, case[1], index)
                 table = channel_table(bias, mult, shift, case[4])
                 parameters.append((offset, bias, mult, shift))
@@ -109,7 +114,8 @@ def test_table_micro_kernel_is_bit_exact_on_every_path(tmp_path, board):
     result = micro.run(micro.build(bb.get(), board, tmp_path), inputs)
     for acc, outputs in zip(inputs, result.outputs, strict=True):
         expected = [_case_reference(case, acc[start:], bias, mult, shift)
-                    for case, (start, bias, mult, shift) in zip(_CASES, parameters, strict=True)]
+                    for case, (start, bias, mult, shift) in zip(_TABLE_CASES, parameters,
+                                                                strict=True)]
         np.testing.assert_array_equal(outputs, np.concatenate(expected))
 
 
@@ -147,7 +153,10 @@ def test_eligible_epilogues_read_one_table_and_stay_bit_exact(
     assert [tuple(a.ty.shape) for a in call.args[1].fields].count((filters, 4)) == 1
     build_and_compare(mod, BOARD, tmp_path)
     source = (tmp_path / "src" / "kernels.c").read_text()
-    assert f"{TABLE_KERNEL}(" in source and f"{REQUANTIZE_CHANNELS_KERNEL}(" not in source
+    # Depthwise epilogues run inside the depthwise call (micro.kernels.dsp.fuse), with the table.
+    reader = FUSED_KERNEL if options.get("depthwise") or channels == 1 else TABLE_KERNEL
+    assert f"{reader}(" in source and "requantize_table" in source
+    assert f"{REQUANTIZE_CHANNELS_KERNEL}(" not in source
 
 
 def test_a_kernel_with_a_channel_off_the_fast_path_is_left_as_it_was():

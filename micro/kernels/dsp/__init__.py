@@ -15,8 +15,10 @@ the order of additions changes, and int32 addition is associative):
   int8 activations times packed signed 4-bit weights (``dot_product.c``);
 * :mod:`.requantize`: TFLite's requantization, of the operator's chosen cluster and of an int8
   convolution pass's epilogue (``requantize.c``);
-* :mod:`.requantize_table`: the epilogues' per-channel constants as a compile-time table, the
-  library's last stage (:func:`.requantize_table.tabulate_requantizations`);
+* the library's last stages, on the scheduled module: :mod:`.requantize_table` (the epilogues'
+  per-channel constants as a compile-time table), :mod:`.fuse` (a depthwise pass and its
+  tabulated epilogue as one call) and :mod:`.fill` (the depthwise window's padded fill as one
+  call per pass);
 * :mod:`.pooling`: int8 pooling (``pooling.c``): global average pooling's row sums on
   ``SXTAB16`` and max pooling on ``SSUB8`` + ``SEL``.
 
@@ -54,6 +56,8 @@ from .dot_product import (
     tensorize_annotated_dots,
     tensorize_for_rule,
 )
+from .fill import call_window_fills
+from .fuse import FUSED_KERNEL, fuse_depthwise_epilogues
 from .requantize import REQUANTIZE_CHANNELS_KERNEL, REQUANTIZE_KERNEL
 from .requantize import tensorize_requantizations as tensorize_requantizations  # re-exported
 from .requantize_table import TABLE_KERNEL, tabulate_requantizations
@@ -78,6 +82,8 @@ def register() -> None:
     tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)
     convolution.register()
     depthwise.register()
+    register_extern_source(FUSED_KERNEL, _SOURCES.joinpath("depthwise.c"),
+                           header=_SOURCES.joinpath("depthwise.h"))
     pooling.register()
 
 
@@ -183,7 +189,7 @@ def schedule_module(
     output_tile: int | None = None,
     *,
     dsp: bool | None = None,
-    conv_positions: int = convolution.DEFAULT_POSITIONS,
+    conv_positions: int | None = None,
 ) -> tvm.IRModule:
     """Tensorize, for the board, every kernel of a lowered module this library takes.
 
@@ -200,22 +206,24 @@ def schedule_module(
         Outputs per dot-product micro-kernel call (see :func:`.dot_product.schedule_int8_dots`).
     dsp : bool, optional
         As for :func:`uses_dsp`; without the micro-kernels the module is returned unchanged.
-    conv_positions : int
+    conv_positions : int, optional
         Output positions per pass of the convolution kernels
-        (:func:`.convolution.schedule_conv2d`).
+        (:func:`.convolution.schedule_conv2d`; by default its memory budget decides).
 
     Returns
     -------
     tvm.IRModule
         The module whose matching kernels call the micro-kernels, with the constants they read
-        re-laid out and the convolution epilogues' constants tabulated
-        (:func:`.requantize_table.tabulate_requantizations`, on every scheduled kernel).
+        re-laid out, the convolution epilogues' constants tabulated
+        (:func:`.requantize_table.tabulate_requantizations`), depthwise passes joined with their
+        epilogues (:func:`.fuse.fuse_depthwise_epilogues`) and the depthwise windows filled by
+        their micro-kernel (:func:`.fill.call_window_fills`), on every scheduled kernel.
     """
     if not uses_dsp(board, dsp):
         return lowered
     scheduled = _schedule_module(lowered, output_tile, tensorize=True,
                                  conv_positions=conv_positions)
-    return tabulate_requantizations(scheduled)
+    return call_window_fills(fuse_depthwise_epilogues(tabulate_requantizations(scheduled)))
 
 
 def apply_dsp(
@@ -224,7 +232,7 @@ def apply_dsp(
     output_tile: int | None = None,
     *,
     dsp: bool | None = None,
-    conv_positions: int = convolution.DEFAULT_POSITIONS,
+    conv_positions: int | None = None,
 ) -> tvm.IRModule:
     """:func:`lower`, then :func:`schedule_module` (same parameters)."""
     return schedule_module(lower(mod, board, dsp=dsp), board, output_tile, dsp=dsp,
@@ -265,7 +273,7 @@ def prepare_for_tuning(
 
 def _schedule_module(
     lowered: tvm.IRModule, output_tile: int | None, *, tensorize: bool,
-    conv_positions: int = convolution.DEFAULT_POSITIONS,
+    conv_positions: int | None = None,
 ) -> tvm.IRModule:
     """Schedule every kernel that is not scheduled yet; re-lay out the constants to match."""
     scheduled: dict[str, tuple[tirx.PrimFunc, list[Relayout]]] = {}
@@ -287,7 +295,7 @@ def _schedule_module(
 
 
 def schedule_convolutional(
-    func: tirx.PrimFunc, *, tensorize: bool, conv_positions: int = convolution.DEFAULT_POSITIONS,
+    func: tirx.PrimFunc, *, tensorize: bool, conv_positions: int | None = None,
     pooling_kernels: bool = True,
 ) -> tirx.PrimFunc | None:
     """A convolution, depthwise or pooling kernel on this library's micro-kernels, or None.
@@ -303,8 +311,9 @@ def schedule_convolutional(
         MetaSchedule's generic rules, which commit their default schedule as a candidate, so
         their intrinsics are registered now (scheduling a throwaway copy registers them) for a
         database loaded in another process.
-    conv_positions : int
-        Output positions per pass of a convolution (:func:`.convolution.schedule_conv2d`).
+    conv_positions : int, optional
+        Output positions per pass of a convolution (:func:`.convolution.schedule_conv2d`; by
+        default its memory budget decides).
     pooling_kernels : bool
         Whether pooling kernels go on this library's pooling micro-kernels (they need the DSP
         extension; a library for other cores leaves them to TVM).

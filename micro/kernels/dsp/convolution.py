@@ -575,9 +575,17 @@ def _columns_intrin(
     return desc, impl
 
 
-#: Output positions per pass of the default schedule: measured on the paper-size ResNet
-#: (docs/dsp.md), larger passes fill fewer overlapping window rows but hold more accumulators.
+#: Output positions per pass of the default schedule at least: measured on the paper-size
+#: ResNet (docs/dsp.md), larger passes fill fewer overlapping window rows but hold more
+#: accumulators.
 DEFAULT_POSITIONS = 2
+#: The most bytes the default schedule gives a pass's buffers (its int32 accumulators and its
+#: widened window): passes grow from :data:`DEFAULT_POSITIONS` while they fit. A pass's buffers
+#: come from the workspace pool, as large as the largest kernel's, so wide layers (the paper
+#: ResNet's 128 and 144 channels) keep passes of 2 positions and the model's RAM, and narrow ones
+#: (a small CNN's 1x1 convolution of 16 to 32 channels) get longer passes: fewer calls, each
+#: covering more positions.
+MAX_PASS_BYTES = 2048
 #: Largest pass the tuning rule samples (its accumulators are ``positions x O`` int32).
 MAX_SEARCHED_POSITIONS = 28
 #: MetaSchedule rule of the convolution block (``schedule_rule`` annotation, target key cpu).
@@ -597,13 +605,33 @@ def _pass_choices(out_w: int, limit: int) -> list[int]:
             if out_w % p == 0 and p <= max(limit, per_call)]
 
 
+def _pass_bytes(positions: int, form: str, extents: list[int], stride: int) -> int:
+    """Bytes of a pass's accumulators and window (or columns) for ``positions`` positions."""
+    out_c = extents[3]
+    if form == "columns":
+        window = positions * extents[4] * 4 * 2
+    else:  # kernel rows x window rows x channels, int16 (int8 for the "int8" form)
+        kh, kw = extents[4], extents[5]
+        channels = extents[6] * (4 if form == "window" else 1)
+        window = kh * ((positions - 1) * stride + kw) * channels * (1 if form == "int8" else 2)
+    return positions * out_c * 4 + window
+
+
+def _default_pass(choices: list[int], form: str, extents: list[int], stride: int) -> int:
+    """The largest pass whose buffers fit in :data:`MAX_PASS_BYTES`, at least the smallest
+    of :data:`DEFAULT_POSITIONS` or more."""
+    floor = [p for p in choices if p <= DEFAULT_POSITIONS][-1:] or choices[:1]
+    fits = [p for p in choices if _pass_bytes(p, form, extents, stride) <= MAX_PASS_BYTES]
+    return max(floor + fits)
+
+
 def find_conv_block(sch: s_tir.Schedule) -> s_tir.SBlockRV | None:
     """The reduction block :func:`conv2d_window_te` made, if the kernel has one."""
     return find_annotated_block(sch, CONV_BLOCK_ATTR)
 
 
 def schedule_conv2d(
-    sch: s_tir.Schedule, positions: int = DEFAULT_POSITIONS, *, sample: bool = False
+    sch: s_tir.Schedule, positions: int | None = None, *, sample: bool = False
 ) -> bool:
     """Tensorize a windowed convolution kernel with its whole epilogue computed per pass.
 
@@ -620,8 +648,11 @@ def schedule_conv2d(
     sch : tvm.s_tir.Schedule
         Schedule of one kernel (a fused ``conv2d_nhwc_window`` or ``conv2d_nhwc_columns`` and
         its element-wise consumers), changed in place.
-    positions : int
-        Output positions per pass (the largest pass up to it that divides the output width).
+    positions : int, optional
+        Output positions per pass (the largest pass up to it that divides the output width);
+        by default the largest whose buffers fit in :data:`MAX_PASS_BYTES`, at least
+        :data:`DEFAULT_POSITIONS`. Without ``sample`` the micro-kernels are called once per
+        pass (the convolution's assembly loops over its pairs of positions); with it, per pair.
     sample : bool
         Sample the positions per pass instead (``Schedule.sample_categorical`` over the passes
         up to :data:`MAX_SEARCHED_POSITIONS`): the knob MetaSchedule searches.
@@ -642,22 +673,25 @@ def schedule_conv2d(
     width = output_width_loop(sch, conv)
     if width is None:
         return False
-    choices = _pass_choices(out_w, MAX_SEARCHED_POSITIONS if sample else positions)
+    stride = int(attrs["stride"])
     if sample:
+        choices = _pass_choices(out_w, MAX_SEARCHED_POSITIONS)
         pass_size = sch.sample_categorical(choices, [1.0 / len(choices)] * len(choices))
+    elif positions is None:
+        pass_size = _default_pass(_pass_choices(out_w, out_w), form, extents, stride)
     else:
-        pass_size = choices[-1]
+        pass_size = _pass_choices(out_w, positions)[-1]
     pass_loop = compute_in_passes(sch, conv, width, pass_size)
     per_pass = int(sch.get(pass_size)) if sample else pass_size
+    # A tuning rule's intrinsics cannot depend on the sampled pass: they cover one call.
+    per_call = _per_call(out_w) if sample else per_pass
     if form == "window":
         kh, kw, quads = extents[4:7]
-        stride = int(attrs["stride"])
         tensorize_window(sch, sch.get_producers(conv)[0], pass_loop, kh,
                          (per_pass - 1) * stride + kw, quads * 4, per_pass * stride,
                          str(attrs.get("widen", WIDEN_KERNEL)))
-    _tensorize_pass(sch, conv, form, [per_pass, *extents[3:]], _per_call(out_w))
-    tensorize_epilogue(sch, _per_call(out_w),
-                       str(attrs.get("requantize", REQUANTIZE_CHANNELS_KERNEL)))
+    _tensorize_pass(sch, conv, form, [per_pass, *extents[3:]], per_call)
+    tensorize_epilogue(sch, per_call, str(attrs.get("requantize", REQUANTIZE_CHANNELS_KERNEL)))
     return True
 
 
@@ -688,7 +722,7 @@ def _tensorize_pass(
         first = next((loop for loop in loops.values() if loop is not None), None)
         loops["j"] = sch.add_unit_loop(conv if first is None else first)
     calls, inner = sch.split(loops["j"], [None, per_call])
-    intrin = _intrin_for(sch.get(conv))
+    intrin = _intrin_for(sch.get(conv), per_call)
     if intrin is None:
         sch.decompose_reduction(conv, calls)
     else:
@@ -726,12 +760,12 @@ def annotate_for_tuning(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     return sch.mod["main"]
 
 
-def _intrin_for(block: tirx.SBlock) -> str | None:
-    """The intrinsic a windowed convolution block is tensorized with (registered), or None
-    for the plain form."""
+def _intrin_for(block: tirx.SBlock, per_call: int) -> str | None:
+    """The intrinsic a windowed convolution block is tensorized with for ``per_call``
+    positions per call (registered), or None for the plain form."""
     attrs = block.annotations[CONV_BLOCK_ATTR]
     extents = [int(iv.dom.extent) for iv in block.iter_vars]
-    per_call, out_c = _per_call(extents[2]), extents[3]
+    out_c = extents[3]
     kernel = str(attrs.get("kernel", CONV_KERNEL))
     if attrs["form"] == "int8":
         return conv_int8_intrin(per_call, out_c, extents[4], extents[5], extents[6],

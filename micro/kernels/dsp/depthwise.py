@@ -36,6 +36,7 @@ from tvm.script import tirx as T
 
 from ...codegen import OVERWRITES_ATTR, register_extern_source
 from ...schedules import fuse_elementwise, inline_copies_and_casts
+from .fill import FILL_ATTR
 from .passes import (
     compute_in_passes,
     find_annotated_block,
@@ -49,7 +50,7 @@ DEPTHWISE_KERNEL = "micro_dsp_depthwise_q15"
 #: Block annotation of the reduction :func:`depthwise_te` writes (its width stride).
 DEPTHWISE_BLOCK_ATTR = "micro.depthwise_window"
 #: Output positions per pass by default (the largest divisor of the output width up to it).
-DEFAULT_POSITIONS = 16
+DEFAULT_POSITIONS = 28
 #: The most bytes a pass's int32 accumulators may take (``positions x channels x 4``): passes
 #: are shortened below :data:`DEFAULT_POSITIONS` to stay within it. A pass's buffers come from
 #: the model's workspace pool, which is as large as the largest kernel's, so a wide kernel
@@ -171,7 +172,9 @@ def depthwise_te(
             inside, data[b, i - top, j - left, c].astype("int16"), tirx.const(pad_value, "int16")
         )
 
-    window = te.compute((batch, rows, in_channels, window_cols), padded, name="window")
+    window = te.compute((batch, rows, in_channels, window_cols), padded, name="window",
+                        attrs={FILL_ATTR: {"top": top, "left": left, "height": height,
+                                           "width": width, "pad": pad_value}})
     rh, rw = te.reduce_axis((0, kh), "rh"), te.reduce_axis((0, taps), "rw")
     return te.compute(
         (batch, out_h, out_w, channels),

@@ -23,4 +23,14 @@ int32_t micro_dsp_depthwise_q15(void* window, void* weight, void* acc, int32_t p
                                 int32_t channel_step, int32_t weight_step, int32_t acc_step,
                                 int32_t accumulate);
 
+/* The one-row depthwise sums above (written, as with accumulate = 0) requantized as
+ * micro_dsp_requantize_table_q7 does (requantize.h: `table` holds four int32 per channel, bias,
+ * mult, e - 1, khi) and stored as int8: out[p * out_step + c] for p < positions, c < channels,
+ * clamped to [qmin, qmax] (zp is in khi). Returns 0. */
+int32_t micro_dsp_depthwise_requantize_q15(void* window, void* weight, void* table, void* out,
+                                           int32_t positions, int32_t channels, int32_t pairs,
+                                           int32_t stride, int32_t channel_step,
+                                           int32_t weight_step, int32_t out_step, int32_t zp,
+                                           int32_t qmin, int32_t qmax);
+
 #endif
