@@ -210,37 +210,48 @@ def _case_reference(case, acc, bias, mult, shift) -> np.ndarray:
     return out
 
 
-@requires_toolchain
-@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an500", "mps2-an505"])  # M4, M7, M33
-def test_micro_kernel_is_bit_exact_on_every_path(tmp_path, board):
-    """The C contract of micro_dsp_requantize_channels_q7 (requantize.h): each case's outputs
-    equal TVM's host build of micro.fixed_point_tir, and nothing else in the output changes."""
-    rng = np.random.default_rng(3)
-    sizes = [_case_sizes(case)[0] for case in _CASES]
+def check_epilogue_kernel(out_dir, board: str, cases, rng, parameters, kernel, constants) -> None:
+    """Build one firmware calling an epilogue micro-kernel once per case (``kernel(case, offset,
+    total)``, a kernel filling its output with the sentinel first) on rows of accumulators
+    (:func:`_case_inputs`) and compare every output with :func:`_case_reference`.
+
+    ``parameters(rng, channels, index)`` gives a case's bias, multiplier and shift,
+    ``constants(case, bias, mult, shift)`` the constants its kernel takes after the input.
+    """
+    sizes = [_case_sizes(case)[0] for case in cases]
     total = sum(sizes)
     bb = relax.BlockBuilder()
     x = relax.Var("x", relax.TensorType((total,), "int32"))
-    parameters, rows, offset = [], [], 0
+    per_case, rows, offset = [], [], 0
     with bb.function("main", [x]):
         with bb.dataflow():
             outputs = []
-            for index, (case, size) in enumerate(zip(_CASES, sizes, strict=True)):
-                bias, mult, shift = _case_parameters(rng, case[1], index)
-                parameters.append((offset, bias, mult, shift))
+            for index, (case, size) in enumerate(zip(cases, sizes, strict=True)):
+                bias, mult, shift = parameters(rng, case[1], index)
+                per_case.append((offset, bias, mult, shift))
                 rows.append(_case_inputs(rng, case, bias, mult, shift))
-                gvar = bb.add_func(_call_kernel(case, offset, total), f"requantize_case{index}")
+                gvar = bb.add_func(kernel(case, offset, total), f"epilogue_case{index}")
                 outputs.append(bb.emit(relax.call_tir(
-                    gvar, [x] + [relax.const(v) for v in (bias, mult, shift)],
+                    gvar, [x] + [relax.const(v) for v in constants(case, bias, mult, shift)],
                     relax.TensorType((_case_sizes(case)[1],), "int8"))))
                 offset += size
             out = bb.emit_output(relax.op.concat(outputs, axis=0))
         bb.emit_func_output(out)
     inputs = np.concatenate(rows, axis=1)
-    result = micro.run(micro.build(bb.get(), board, tmp_path), inputs)
+    result = micro.run(micro.build(bb.get(), board, out_dir), inputs)
     for acc, outputs in zip(inputs, result.outputs, strict=True):
         expected = [_case_reference(case, acc[start:], bias, mult, shift)
-                    for case, (start, bias, mult, shift) in zip(_CASES, parameters, strict=True)]
+                    for case, (start, bias, mult, shift) in zip(cases, per_case, strict=True)]
         np.testing.assert_array_equal(outputs, np.concatenate(expected))
+
+
+@requires_toolchain
+@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an500", "mps2-an505"])  # M4, M7, M33
+def test_micro_kernel_is_bit_exact_on_every_path(tmp_path, board):
+    """The C contract of micro_dsp_requantize_channels_q7 (requantize.h): each case's outputs
+    equal TVM's host build of micro.fixed_point_tir, and nothing else in the output changes."""
+    check_epilogue_kernel(tmp_path, board, _CASES, np.random.default_rng(3), _case_parameters,
+                          _call_kernel, lambda case, bias, mult, shift: (bias, mult, shift))
 
 
 def _requantize_te(acc: te.Tensor, mult: te.Tensor, shift: te.Tensor, zero_point: int, qmin: int,

@@ -25,9 +25,8 @@ from .test_requantize_dsp import (
     _CASES,
     _SENTINEL,
     INT32_MAX,
-    _case_inputs,
-    _case_reference,
     _case_sizes,
+    check_epilogue_kernel,
     requantized_conv,
 )
 
@@ -89,34 +88,10 @@ def test_table_micro_kernel_is_bit_exact_on_every_path(tmp_path, board):
     steps, every clamp, zero points at both ends, unequal steps in C) and groups of four
     positions with fast-path channels:
     each case's outputs equal TVM's host build of micro.fixed_point_tir, nothing else changes."""
-    rng = np.random.default_rng(5)
-    sizes = [_case_sizes(case)[0] for case in _TABLE_CASES]
-    total = sum(sizes)
-    bb = relax.BlockBuilder()
-    x = relax.Var("x", relax.TensorType((total,), "int32"))
-    parameters, rows, offset = [], [], 0
-    with bb.function("main", [x]):
-        with bb.dataflow():
-            outputs = []
-            for index, (case, size) in enumerate(zip(_TABLE_CASES, sizes, strict=True)):
-                bias, mult, shift = _table_case_parameters(rng, case[1], index)
-                table = channel_table(bias, mult, shift, case[4])
-                parameters.append((offset, bias, mult, shift))
-                rows.append(_case_inputs(rng, case, bias, mult, shift))
-                gvar = bb.add_func(_call_table_kernel(case, offset, total), f"table_case{index}")
-                outputs.append(bb.emit(relax.call_tir(
-                    gvar, [x, relax.const(table)],
-                    relax.TensorType((_case_sizes(case)[1],), "int8"))))
-                offset += size
-            out = bb.emit_output(relax.op.concat(outputs, axis=0))
-        bb.emit_func_output(out)
-    inputs = np.concatenate(rows, axis=1)
-    result = micro.run(micro.build(bb.get(), board, tmp_path), inputs)
-    for acc, outputs in zip(inputs, result.outputs, strict=True):
-        expected = [_case_reference(case, acc[start:], bias, mult, shift)
-                    for case, (start, bias, mult, shift) in zip(_TABLE_CASES, parameters,
-                                                                strict=True)]
-        np.testing.assert_array_equal(outputs, np.concatenate(expected))
+    check_epilogue_kernel(
+        tmp_path, board, _TABLE_CASES, np.random.default_rng(5), _table_case_parameters,
+        _call_table_kernel,
+        lambda case, bias, mult, shift: (channel_table(bias, mult, shift, case[4]),))
 
 
 def _kernels(mod: tvm.IRModule) -> dict[str, tirx.PrimFunc]:
