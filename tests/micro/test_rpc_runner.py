@@ -106,12 +106,15 @@ def test_tuning_through_the_tracker(tmp_path, tracker):
         int8_dense(),
         BOARD,
         db,
-        max_trials=2,
-        trials_per_iteration=1,  # one trial for each of the two kernels
+        max_trials=4,
+        trials_per_iteration=1,  # at least one trial for each of the model's kernels
         strategy=ms.search_strategy.ReplayTrace(),
         runner=runner,
         progress=False,
     )
     kernels = json.loads((db / SUMMARY_FILE).read_text())["kernels"].values()
-    for kernel in kernels:
-        assert kernel["trials"] >= 1 and kernel["failed"] == 0 and kernel["best_instructions"] > 0
+    # Every kernel's default schedule is measured through the tracker first; a kernel whose
+    # search space holds nothing else (a trace without decisions) gets no further trial.
+    assert all(k["default_instructions"] > 0 and k["failed"] == 0 for k in kernels)
+    searched = [k for k in kernels if k["trials"] >= 1]
+    assert searched and all(k["best_instructions"] > 0 for k in searched)
