@@ -96,7 +96,7 @@ def _fill_kernel(case, offset: int, total: int, step: int):
 
 @requires_toolchain
 def test_window_fill_micro_kernel_is_exact_at_both_ends(tmp_path):
-    """micro_dsp_fill_channels_q15's contract (widen.h) on windows starting before the row,
+    """micro_dsp_fill_channels_q15's contract (fill.h) on windows starting before the row,
     ending after it, both, and outside it, against numpy."""
     sizes = [w * c for _, _, c, w in _FILL_CASES]
     total = sum(sizes)

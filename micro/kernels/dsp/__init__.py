@@ -56,7 +56,7 @@ from .dot_product import (
     tensorize_annotated_dots,
     tensorize_for_rule,
 )
-from .fill import call_window_fills
+from .fill import FILL_KERNEL, call_window_fills
 from .fuse import FUSED_KERNEL, fuse_depthwise_epilogues
 from .requantize import REQUANTIZE_CHANNELS_KERNEL, REQUANTIZE_KERNEL
 from .requantize import tensorize_requantizations as tensorize_requantizations  # re-exported
@@ -75,15 +75,19 @@ def register() -> None:
     for symbol, name in ((MICRO_KERNEL, "dot_product"), (MICRO_KERNEL_X4, "dot_product"),
                          (MICRO_KERNEL_Q4, "dot_product"),
                          (REQUANTIZE_KERNEL, "requantize"),
-                         (REQUANTIZE_CHANNELS_KERNEL, "requantize"),
-                         (TABLE_KERNEL, "requantize")):
+                         (REQUANTIZE_CHANNELS_KERNEL, "requantize")):
         register_extern_source(symbol, _SOURCES.joinpath(f"{name}.c"),
                                header=_SOURCES.joinpath(f"{name}.h"))
+    # Kernels of the last stages, each in its own file (only the builds that call one count its
+    # code), with the header of the family's contract.
+    for symbol, source, header in ((TABLE_KERNEL, "requantize_table", "requantize"),
+                                   (FUSED_KERNEL, "depthwise_requantize", "depthwise"),
+                                   (FILL_KERNEL, "fill", "fill")):
+        register_extern_source(symbol, _SOURCES.joinpath(f"{source}.c"),
+                               header=_SOURCES.joinpath(f"{header}.h"))
     tvm.register_global_func(_META_SCHEDULE_RULE, _meta_schedule_rule, override=True)
     convolution.register()
     depthwise.register()
-    register_extern_source(FUSED_KERNEL, _SOURCES.joinpath("depthwise.c"),
-                           header=_SOURCES.joinpath("depthwise.h"))
     pooling.register()
 
 

@@ -10,7 +10,7 @@ an intrinsic's description, written for one pass, cannot state, and the windows 
 passes overlap (``cols > step``), so the loop nest does not blockize.
 
 :func:`call_window_fills` therefore replaces the loop nest itself, below the pass loop, by an
-opaque block calling ``micro_dsp_fill_channels_q15`` (``c/dsp/widen.c``), which fills the
+opaque block calling ``micro_dsp_fill_channels_q15`` (``c/dsp/fill.c``), which fills the
 padded columns and copies the row's columns channel by channel. It recognises the nest by the
 annotation :data:`FILL_ATTR` that :func:`.depthwise.depthwise_te` puts on the window stage (the
 padding's geometry and value) and checks the block's bindings: each iteration variable must be

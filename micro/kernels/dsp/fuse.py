@@ -5,8 +5,9 @@ Per pass, :func:`.depthwise.schedule_depthwise` leaves two calls: ``micro_dsp_de
 writes the pass's int32 sums to an accumulator buffer, then the epilogue, once its constants
 are tabulated (:mod:`.requantize_table`), ``micro_dsp_requantize_table_q7`` reads them back and
 stores int8. :func:`fuse_depthwise_epilogues` joins each such pair into one call of
-``micro_dsp_depthwise_requantize_q15`` (``c/dsp/depthwise.c``), which requantizes each sum in
-registers as it is made: no accumulator store, load or second loop, and no accumulator buffer.
+``micro_dsp_depthwise_requantize_q15`` (``c/dsp/depthwise_requantize.c``), which requantizes
+each sum in registers as it is made: no accumulator store, load or second loop, and no
+accumulator buffer.
 
 The pair is joined only when the depthwise call writes its sums (a one-row kernel: its
 ``accumulate`` argument is 0), the epilogue reads exactly the region it writes (same buffer,

@@ -37,7 +37,7 @@ from tvm import ir, relax, s_tir, tirx
 from .requantize import REQUANTIZE_CHANNELS_KERNEL
 
 TABLE_KERNEL = "micro_dsp_requantize_table_q7"
-#: The fast path's range of ``e = -shift`` (see requantize.c).
+#: The fast path's range of ``e = -shift`` (see requantize.c and requantize_table.c).
 SHIFT_RANGE = (2, 24)
 
 

@@ -23,7 +23,6 @@ from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
 from ...codegen import register_extern_source
-from .fill import FILL_KERNEL
 from .passes import iter_var, register_intrinsic
 
 WIDEN_KERNEL = "micro_dsp_widen_rows_q7"
@@ -32,9 +31,8 @@ _SOURCES = resources.files("micro.kernels").joinpath("c", "dsp")
 
 def register() -> None:
     """Declare the widening micro-kernels' C source to the code generator (idempotent)."""
-    for symbol in (WIDEN_KERNEL, FILL_KERNEL):
-        register_extern_source(symbol, _SOURCES.joinpath("widen.c"),
-                               header=_SOURCES.joinpath("widen.h"))
+    register_extern_source(WIDEN_KERNEL, _SOURCES.joinpath("widen.c"),
+                           header=_SOURCES.joinpath("widen.h"))
 
 
 def _pair_order(e):

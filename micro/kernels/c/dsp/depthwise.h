@@ -4,6 +4,7 @@
 #define MICRO_DSP_DEPTHWISE_H_
 
 #include <stdint.h>
+#include <string.h>
 
 /* acc[p * acc_step + c] (+)= sum_{t < 2 * pairs} window[c * channel_step + p * stride + t]
  *                                               * weight[c * weight_step + t]
@@ -23,7 +24,8 @@ int32_t micro_dsp_depthwise_q15(void* window, void* weight, void* acc, int32_t p
                                 int32_t channel_step, int32_t weight_step, int32_t acc_step,
                                 int32_t accumulate);
 
-/* The one-row depthwise sums above (written, as with accumulate = 0) requantized as
+/* depthwise_requantize.c (its own file, so that only the builds that call it count its code): */
+/* The one-row sums above (written, as with accumulate = 0) requantized as
  * micro_dsp_requantize_table_q7 does (requantize.h: `table` holds four int32 per channel, bias,
  * mult, e - 1, khi) and stored as int8: out[p * out_step + c] for p < positions, c < channels,
  * clamped to [qmin, qmax] (zp is in khi). Returns 0. */
@@ -32,5 +34,17 @@ int32_t micro_dsp_depthwise_requantize_q15(void* window, void* weight, void* tab
                                            int32_t stride, int32_t channel_step,
                                            int32_t weight_step, int32_t out_step, int32_t zp,
                                            int32_t qmin, int32_t qmax);
+
+
+/* ---- Shared by depthwise.c and depthwise_requantize.c: not part of the contract ---- */
+
+/* Weight words kept in registers across a channel's positions. */
+#define MICRO_DW_HELD 4
+
+static inline int32_t pair_at(const int16_t* p) {
+  int32_t word;
+  memcpy(&word, p, sizeof(word)); /* one LDR, unaligned allowed */
+  return word;
+}
 
 #endif

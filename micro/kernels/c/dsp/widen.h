@@ -17,13 +17,4 @@
 int32_t micro_dsp_widen_rows_q7(void* input, void* window, int32_t rows, int32_t quads,
                                 int32_t in_step, int32_t out_step);
 
-/* The channel-major window of a depthwise convolution's pass (micro/kernels/dsp/fill.py): for
- * c < channels and j < cols, with column k = first + j of an input row of `width` positions,
- *   window[c * channel_step + j] = 0 <= k < width ? (int16) row[k * channels + c] : pad
- * (the row NWC int8, `channels` values per position; `channel_step` in int16 values). Columns
- * outside the row are the padding. Returns 0. */
-int32_t micro_dsp_fill_channels_q15(void* row, void* window, int32_t first, int32_t cols,
-                                    int32_t channels, int32_t width, int32_t pad,
-                                    int32_t channel_step);
-
 #endif
