@@ -167,10 +167,9 @@ def _small_pla_section(small: dict, baseline_int8_accuracy: float, spreads: dict
     text = (f"{_first_seed_note(spreads)}`compress --max-int8-bytes "
             f"{small['selection']['max_int8_bytes']}` with "
             + ", ".join(f"`--{key.replace('_', '-')} {value}`" for key, value in params.items())
-            + f" (fitted to the teacher's logits, each cluster's map stored factored at rank "
-            f"{chosen.get('deployed_rank', params.get('rank'))}): k = {chosen['k']}, "
-            f"λ = {chosen['alpha']:g} by cross-validation on the training beats; the firmware "
-            "rows are in the firmware table below.")
+            + f" ({_variant_text(params)}, each cluster's map stored factored at rank "
+            f"{chosen.get('deployed_rank', params.get('rank'))}): {_choice_text(small)} on the "
+            "training beats; the firmware rows are in the firmware table below.")
     return _variant_section(
         f"PLA within {small['selection']['max_int8_bytes'] // 1024} KiB", "PLA 16 KiB", small,
         text, spreads, small_pla_target_rows(small, baseline_int8_accuracy, spreads, sizes))
@@ -182,7 +181,8 @@ def _pla4_section(pla4: dict, spreads: dict | None = None) -> list[str]:
     text = (f"{_first_seed_note(spreads)}`compress --weight-bits 4` (every other option the "
             f"default, {pla4['selection']['max_int8_bytes']:,}-byte budget): the cluster maps' "
             f"weights are 4-bit, symmetric per cluster and channel in [-7, 7], packed two a byte "
-            f"by the operator. k = {chosen['k']}, λ = {chosen['alpha']:g} by cross-validation. "
+            f"by the operator; {_variant_text(chosen.get('estimator_params') or {})}. "
+            f"{_choice_text(pla4)}. "
             f"Its file with TFLite INT4 maps (`pla_int4.tflite`, what the budget counts) is "
             f"{_deployed_bytes(pla4):,} B (LiteRT's default kernels within "
             f"{'–' if lsb is None else lsb} LSB of the reference); the file bytes in the table "
@@ -277,18 +277,43 @@ def _criterion_text(selection: dict) -> str:
             "accuracy (eligible), within budget")
 
 
+def _variant_text(params: dict) -> str:
+    """What a PLA's maps were fitted to, from its ``estimator_params``."""
+    target = params.get("target", "features")
+    if target == "probabilities":
+        text = ("maps distilled from the baseline: softmax regressions onto its class "
+                f"probabilities at temperature {params.get('temperature', 1.0):g}")
+        if params.get("label_weight"):
+            text += f", mixed with the labels at weight {params['label_weight']:g}"
+        return text
+    if target == "logits":
+        return "ridge maps fitted to the baseline's logits"
+    return "ridge maps imitating the baseline's penultimate layer"
+
+
+def _choice_text(run: dict) -> str:
+    """How k and lambda were chosen: the cross-validation and which of them it searched."""
+    selection, chosen = run["selection"], run["chosen"]
+    folds = f"{selection.get('cv_folds', 5)}-fold" + (
+        f" × {selection['cv_repeats']}" if selection.get("cv_repeats", 1) > 1 else "")
+    alphas = {row["alpha"] for row in selection["grid"]}
+    if len(alphas) == 1:
+        return (f"k = {chosen['k']} by {folds} cross-validation, λ = {chosen['alpha']:g} "
+                "(the distilled maps' default, not searched)")
+    return f"k = {chosen['k']}, λ = {chosen['alpha']:g} by {folds} cross-validation"
+
+
 def _pla_section(pla: dict, spreads: dict | None = None) -> list[str]:
     chosen, agreement = pla["chosen"], pla["agreement"]
     targets = pla.get("targets", {})
     return [
-        "## PLA: k-means + per-cluster ridge imitating the baseline's penultimate layer",
+        f"## PLA: k-means + per-cluster {_variant_text(chosen.get('estimator_params') or {})}",
         "",
         *_main_table(pla_rows(pla, spreads)),
         "",
-        f"{_first_seed_note(spreads)}Chosen by 5-fold cross-validation on the training beats "
-        f"under a "
-        f"{pla['selection']['max_int8_bytes']:,}-byte int8 budget: k = {chosen['k']}, "
-        f"λ = {chosen['alpha']:g} (cluster sizes {chosen['cluster_sizes']}); grid search "
+        f"{_first_seed_note(spreads)}{_choice_text(pla)} on the training beats under a "
+        f"{pla['selection']['max_int8_bytes']:,}-byte int8 budget "
+        f"(cluster sizes {chosen['cluster_sizes']}); grid search "
         f"{pla['selection']['seconds']:.1f} s. PLA float agrees with the baseline on "
         f"{100 * agreement['pla_float_vs_baseline']:.2f} % of the test beats, int8 with float on "
         f"{100 * agreement['pla_int8_vs_pla_float']:.2f} %; TFLite Micro bit-exact with the numpy "

@@ -31,7 +31,7 @@ from pla_tvm.errors import ModelError
 from pla_tvm.files import output_folder, sha256_of, write_json_atomically
 from pla_tvm.pla.npz_io import load_pla
 from pla_tvm.pla.pipeline import METRICS_FILE as PLA_METRICS_FILE
-from pla_tvm.pla.pipeline import NPZ_FILE, compress
+from pla_tvm.pla.pipeline import NPZ_FILE, compress, resolve_variant
 from pla_tvm.pla.selection import DEFAULT_CRITERION, DEFAULT_MAX_INT8_BYTES
 from pla_tvm.pla.teacher import load_teacher, teacher_file
 from pla_tvm.references import references
@@ -63,13 +63,14 @@ def small_pla_dir(cache: Path, seed: int) -> Path:
 
 
 def small_pla_params(n_classes: int) -> dict:
-    """The variant the 16 KiB PLA uses: fitted to the teacher's logits, factored at rank C.
+    """The variant the 16 KiB PLA uses: the default (maps distilled onto the teacher's class
+    probabilities), factored at rank C.
 
-    A map onto C logits has rank at most C, so rank C loses nothing against the full logits
-    map (``tests/pla/test_variants.py``) while it stores ``k (D + d') C`` weights instead of
-    ``k D d``: the only variant whose k = 3 fits 16 KiB (docs/pla.md).
+    A map onto C logits has rank at most C, so rank C loses nothing against the full map
+    (``tests/pla/test_variants.py``) while it stores ``k (D + d') C`` weights instead of
+    ``k D d``: k = 3 fits 16 KiB (docs/pla.md).
     """
-    return {"target": "logits", "rank": int(n_classes)}
+    return {"rank": int(n_classes)}
 
 
 def pla4_dir(cache: Path, seed: int) -> Path:
@@ -93,7 +94,8 @@ def _variant_stage(run_dir: Path, label: str, baseline_run: Path, dataset, seed:
         if (cached.get("baseline", {}).get("sha256") == teacher_sha256
                 and selection.get("criterion") == DEFAULT_CRITERION
                 and selection.get("max_int8_bytes") == max_int8_bytes
-                and cached.get("chosen", {}).get("estimator_params") == estimator_params
+                and cached.get("chosen", {}).get("estimator_params")
+                == resolve_variant(estimator_params)
                 and all((run_dir / name).is_file() for name in cached.get("files", {}))
                 and _readable(run_dir / NPZ_FILE)):
             LOG.info("%s: reusing %s", label, run_dir)
@@ -184,9 +186,10 @@ def pla_stage(cache: Path, dataset, baseline_run: Path, seed: int, fresh: bool) 
         cached = json.loads(metrics_path.read_text())
         if (cached.get("baseline", {}).get("sha256") == baseline_sha256
                 and (cached.get("selection") or {}).get("criterion") == DEFAULT_CRITERION
+                and cached.get("chosen", {}).get("estimator_params") == resolve_variant(None)
                 and all((run_dir / name).is_file() for name in cached.get("files", {}))
                 and _readable(run_dir / NPZ_FILE)):
-            LOG.info("PLA: reusing %s (same baseline and format)", run_dir)
+            LOG.info("PLA: reusing %s (same baseline, variant and format)", run_dir)
             if "references" not in cached:
                 cached["references"] = references(dataset["train"], dataset["test"],
                                                   random_state=seed)

@@ -19,8 +19,10 @@ def _summary(metrics: dict[str, Any]) -> str:
     from pla_tvm.references import summary_line
 
     chosen = metrics["chosen"]
+    variant = ", ".join(f"{key} {value}"
+                        for key, value in chosen.get("estimator_params", {}).items())
     lines = [f"PLA k={chosen['k']} (used {chosen['k_used']}), lambda={chosen['alpha']:g}, "
-             f"cluster sizes {chosen['cluster_sizes']}"]
+             f"cluster sizes {chosen['cluster_sizes']}" + (f"; {variant}" if variant else "")]
     lines += [f"  {name:<18} test accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}"
               for name, m in metrics["test"].items()]
     lines += [summary_line(name, reference)
@@ -74,21 +76,38 @@ def _compress(args: argparse.Namespace) -> int:
                            max_int8_bytes=(DEFAULT_MAX_INT8_BYTES if args.max_int8_bytes is None
                                            else args.max_int8_bytes or None),
                            smaller_than_model=not args.allow_larger, cv=args.cv,
-                           n_jobs=args.jobs, random_state=args.seed, progress=not args.json,
+                           cv_repeats=args.cv_repeats, n_jobs=args.jobs, random_state=args.seed,
+                           progress=not args.json,
                            estimator_params=_estimator_params(args))
     emit(args, json.dumps(metrics, indent=2, sort_keys=True) if args.json else _summary(metrics))
     return 0
 
 
 def _estimator_params(args: argparse.Namespace) -> dict[str, Any]:
-    """The PLA variant options that differ from the estimator's defaults."""
-    params: dict[str, Any] = {}
+    """The PLA variant options: the target always (``compress`` distils by default, the
+    estimator's default is the paper's features), the others where given or not the default."""
+    from pla_tvm.pla.pipeline import DEFAULT_VARIANT
+
+    params: dict[str, Any] = {"target": args.target}
+    if args.target == "probabilities":
+        temperature = (DEFAULT_VARIANT["temperature"] if args.temperature is None
+                       else args.temperature)
+        if not temperature > 0:
+            raise ModelError(f"--temperature {temperature:g}: should be > 0")
+        params["temperature"] = temperature
+        if args.label_weight is not None:
+            if not 0 <= args.label_weight <= 1:
+                raise ModelError(f"--label-weight {args.label_weight:g}: should be in 0..1")
+            params["label_weight"] = args.label_weight
+    elif args.temperature is not None or args.label_weight is not None:
+        raise ModelError(f"--temperature and --label-weight go with --target probabilities, "
+                         f"not --target {args.target}")
+    if args.cv_repeats < 1:
+        raise ModelError(f"--cv-repeats {args.cv_repeats}: should be at least 1")
     if args.rank is not None:
         if args.rank < 1:
             raise ModelError(f"--rank {args.rank}: the rank must be at least 1")
         params["rank"] = args.rank
-    if args.target != "features":
-        params["target"] = args.target
     if args.class_weight != "none":
         params["class_weight"] = args.class_weight
     if args.partition != "kmeans":
@@ -122,7 +141,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="directory for the PLA outputs")
     parser.add_argument("--k", type=int, help="number of clusters (default: cross-validated 1..5)")
     parser.add_argument("--lam", type=float,
-                        help="ridge lambda (default: cross-validated 0.01..1000)")
+                        help="lambda, the maps' L2 penalty (default: 1 for --target "
+                        "probabilities, else cross-validated 0.01..1000)")
     parser.add_argument("--max-int8-bytes", type=int,
                         help="flash budget of the int8 .tflite during selection; 0 for none "
                         "(default: pla_tvm.pla.selection.DEFAULT_MAX_INT8_BYTES, 64 KiB)")
@@ -131,9 +151,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "default; without an int8 model, than its parameter count in bytes)")
     parser.add_argument("--rank", type=int, help="low-rank maps W_c = U_c V_c of this rank, "
                         "deployed factored (two int8 layers per cluster; budgeted at that size)")
-    parser.add_argument("--target", choices=("features", "logits"), default="features",
-                        help="what the maps imitate: the teacher's features or its logits "
-                        "(default: features)")
+    parser.add_argument("--target", choices=("probabilities", "features", "logits"),
+                        default="probabilities",
+                        help="what the maps imitate: the teacher's class probabilities "
+                        "(softmax regressions, distillation), its features or its logits "
+                        "(ridge regressions, the paper's PLA is 'features'; default: "
+                        "probabilities)")
+    parser.add_argument("--temperature", type=float, help="with --target probabilities: "
+                        "softening of the teacher's logits (default: 2, pla_tvm.pla.pipeline."
+                        "DEFAULT_VARIANT)")
+    parser.add_argument("--label-weight", type=float,
+                        help="with --target probabilities: weight of the one-hot labels mixed "
+                        "into the teacher's probabilities, 0..1 (default: 0)")
     parser.add_argument("--class-weight", choices=("none", "balanced"), default="none",
                         help="weight beats by class in the regressions (default: none)")
     parser.add_argument("--partition", choices=("kmeans", "class"), default="kmeans",
@@ -142,6 +171,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="width of the cluster maps' weights: 4 packs them two a byte "
                         "(also writes pla_int4.tflite; budgeted at that size; default: 8)")
     parser.add_argument("--cv", type=int, default=5, help="cross-validation folds (default: 5)")
+    parser.add_argument("--cv-repeats", type=int, default=3,
+                        help="repetitions of the cross-validation split with other shuffles "
+                        "(default: 3)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel fits (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of folds and k-means")
     add_source_arguments(parser, resample=True)

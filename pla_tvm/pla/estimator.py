@@ -14,8 +14,9 @@ Variants (all off by default, i.e. the paper's PLA): the clustering and the per-
 are sub-estimators (``clusterer``, ``regressor``; cloned in ``fit``, tunable as
 ``clusterer__n_clusters``, ``regressor__alpha``); ``class_weight`` weights the beats of each class
 in the regressions; ``partition="class"`` gives rare classes a centroid (piece) of their own;
-``target="logits"`` fits the maps to the teacher's logits instead of its features; ``rank`` makes
-every map low rank, ``W_c = U_c V_c``.
+``target="logits"`` fits the maps to the teacher's logits instead of its features;
+``target="probabilities"`` distils: each map is a softmax regression onto the teacher's softened
+class probabilities mixed with the labels; ``rank`` makes every map low rank, ``W_c = U_c V_c``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.cluster import KMeans
 from sklearn.linear_model import Ridge
@@ -30,6 +32,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from pla_tvm.pla.softmax_regression import SoftmaxRegression
+
+#: What the per-cluster maps can be fitted to (``PLAClassifier``'s ``target``).
+TARGETS: tuple[str, ...] = ("features", "logits", "probabilities")
 
 
 class SmallClusterWarning(UserWarning):
@@ -106,12 +113,26 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         centre, so that class's beats get a map of their own; an extra centre that attracts fewer
         than ``min_cluster_size`` beats is dropped. Beats are still assigned by nearest centre
         (labels are not needed at inference); ``n_clusters_`` counts the extra centres.
-    target : {"features", "logits"}, default="features"
+    target : {"features", "logits", "probabilities"}, default="features"
         What the maps imitate. ``"logits"``: ridge regressions from the beat to the teacher's
         logits minus the head bias (``Z @ head_weights``), pulled back to features through the
         head's pseudo-inverse (plus the cluster's mean feature in the head's null space), so the
         head reproduces the fitted logits exactly and ``coef_`` stays ``[k, D, d]``; the maps
         then have rank ``<= C``. Equal to ``"features"`` without a teacher (identity head).
+        ``"probabilities"`` (distillation): each map is a
+        :class:`~pla_tvm.pla.softmax_regression.SoftmaxRegression` (penalty ``alpha``) onto
+        ``(1 - label_weight) softmax(logits / temperature) + label_weight onehot(y)``, the
+        teacher's softened outputs mixed with the labels; its logits are scaled back by
+        ``temperature``, shifted so their class mean is the teacher's on the cluster's beats,
+        and pulled back to features as with ``"logits"``. Cross-entropy, not squared error, is
+        the loss the classes are decided by. Without a teacher: multinomial logistic regression
+        per cluster onto the labels.
+    temperature : float, default=1.0
+        Softening of the teacher's logits for ``target="probabilities"`` (``> 0``; higher
+        spreads the probabilities over more classes).
+    label_weight : float, default=0.0
+        Weight of the one-hot labels in the ``"probabilities"`` targets (``0..1``; 1 ignores the
+        teacher).
     rank : int or None, default=None
         Rank ``r`` of every map: reduced-rank ridge (the regression's fit projected on the top
         ``r`` right singular vectors of its ``[sqrt(w) X_c W; sqrt(alpha) W]``, which is the exact
@@ -167,7 +188,8 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     def __init__(self, n_clusters: int = 3, alpha: float = 1.0, *, head_weights=None,
                  head_bias=None, min_cluster_size: int = 10, n_init: int = 10,
                  random_state=None, clusterer=None, regressor=None, class_weight=None,
-                 partition: str = "kmeans", target: str = "features", rank: int | None = None,
+                 partition: str = "kmeans", target: str = "features",
+                 temperature: float = 1.0, label_weight: float = 0.0, rank: int | None = None,
                  weight_bits: int = 8):
         self.n_clusters = n_clusters
         self.alpha = alpha
@@ -181,6 +203,8 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.class_weight = class_weight
         self.partition = partition
         self.target = target
+        self.temperature = temperature
+        self.label_weight = label_weight
         self.rank = rank
         self.weight_bits = weight_bits
 
@@ -218,13 +242,19 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             X, y, check_random_state(self.random_state))
         self.n_clusters_ = self.centroids_.shape[0]
         self.cluster_sizes_ = np.bincount(labels, minlength=self.n_clusters_)
-        if self.target == "logits":
+        if self.target == "features":
+            targets, pullback = features, None
+        else:
             targets = features @ self.head_weights_
             pullback = np.linalg.pinv(self.head_weights_)  # [C, d]; pullback @ head = I_C
-        else:
-            targets, pullback = features, None
+        if self.target == "probabilities":
+            logits = targets  # the teacher's logits minus the head bias
+            targets = (1.0 - self.label_weight) * softmax(
+                (logits + self.head_bias_) / self.temperature, axis=1)
+            targets += self.label_weight * (y[:, None] == self.classes_[None, :])
         maps = [self._fit_map(X[labels == c], targets[labels == c], features[labels == c],
-                              None if weights is None else weights[labels == c], pullback)
+                              None if weights is None else weights[labels == c], pullback,
+                              None if self.target != "probabilities" else logits[labels == c])
                 for c in range(self.n_clusters_)]
         self.coef_ = np.stack([m[0] for m in maps])
         self.intercept_ = np.stack([m[1] for m in maps])
@@ -236,11 +266,20 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _regressor(self):
-        return Ridge(alpha=self.alpha) if self.regressor is None else clone(self.regressor)
+        if self.regressor is not None:
+            return clone(self.regressor)
+        if self.target == "probabilities":
+            return SoftmaxRegression(alpha=self.alpha)
+        return Ridge(alpha=self.alpha)
 
     def _fit_map(self, X: np.ndarray, targets: np.ndarray, features: np.ndarray,
-                 weights: np.ndarray | None, pullback: np.ndarray | None) -> tuple:
-        """One cluster's map: ``(coef [D, d], intercept [d], U [D, r] | None, V [r, d] | None)``."""
+                 weights: np.ndarray | None, pullback: np.ndarray | None,
+                 teacher_logits: np.ndarray | None = None) -> tuple:
+        """One cluster's map: ``(coef [D, d], intercept [d], U [D, r] | None, V [r, d] | None)``.
+
+        ``teacher_logits`` (``target="probabilities"``): the teacher's logits minus the head
+        bias on the cluster's beats; the fitted logits are rescaled and shifted to them.
+        """
         regressor = self._regressor()
         fit_params = {} if weights is None else {"sample_weight": weights}
         regressor.fit(X, targets, **fit_params)
@@ -248,6 +287,16 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         coef = np.asarray(regressor.coef_, dtype=np.float64).reshape(targets.shape[1], -1).T
         intercept = np.reshape(np.asarray(regressor.intercept_, dtype=np.float64), -1)
         intercept = np.broadcast_to(intercept, (targets.shape[1],)).copy()
+        if teacher_logits is not None:
+            # Softened logits -> the teacher's scale, minus the head bias. The softmax cannot see
+            # the logits' mean over the classes; that part is a ridge fit of the teacher's.
+            coef = (coef - coef.mean(axis=1, keepdims=True)) * self.temperature
+            intercept = (intercept - intercept.mean()) * self.temperature - (
+                self.head_bias_ - self.head_bias_.mean())
+            mean = Ridge(alpha=self.alpha).fit(X, teacher_logits.mean(axis=1), **fit_params)
+            coef += mean.coef_[:, None]
+            intercept += mean.intercept_
+            targets = X @ coef + intercept  # what the rank reduction below approximates
         left = right = None
         if self.rank is not None:
             w = np.ones(len(X)) if weights is None else weights
@@ -279,8 +328,12 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"alpha={self.alpha!r} should be a number >= 0.")
         if self.partition not in ("kmeans", "class"):
             raise ValueError(f"partition={self.partition!r} should be 'kmeans' or 'class'.")
-        if self.target not in ("features", "logits"):
-            raise ValueError(f"target={self.target!r} should be 'features' or 'logits'.")
+        if self.target not in TARGETS:
+            raise ValueError(f"target={self.target!r} should be one of {', '.join(TARGETS)}.")
+        if not np.isscalar(self.temperature) or not self.temperature > 0:
+            raise ValueError(f"temperature={self.temperature!r} should be a number > 0.")
+        if not np.isscalar(self.label_weight) or not 0 <= self.label_weight <= 1:
+            raise ValueError(f"label_weight={self.label_weight!r} should be a number in [0, 1].")
         if self.rank is not None and (not isinstance(self.rank, (int, np.integer))
                                       or self.rank < 1):
             raise ValueError(f"rank={self.rank!r} should be None or an integer >= 1.")

@@ -31,10 +31,12 @@ from pla_tvm.pla.npz_io import BaselineRef, PLABundle, save_pla
 from pla_tvm.pla.quantize import quantize_pla
 from pla_tvm.pla.reference import int8_logits
 from pla_tvm.pla.selection import (
-    ALPHAS,
+    DEFAULT_CV_REPEATS,
     DEFAULT_MAX_INT8_BYTES,
     K_VALUES,
     SelectionResult,
+    default_alphas,
+    effective_rank,
     select_pla,
 )
 from pla_tvm.pla.teacher import Teacher
@@ -49,6 +51,16 @@ INT8_TFLITE_FILE = "pla_int8.tflite"
 #: A 4-bit model's file with INT4 maps (its deployed size; LiteRT runs it, TFLite Micro does not).
 INT4_TFLITE_FILE = "pla_int4.tflite"
 METRICS_FILE = "metrics.json"
+#: The PLA that ``compress`` fits unless told otherwise: maps distilled from the teacher's
+#: class probabilities softened at temperature 2 (docs/pla.md, "Distillation").
+DEFAULT_VARIANT: dict[str, Any] = {"target": "probabilities", "temperature": 2.0}
+
+
+def resolve_variant(estimator_params: dict[str, Any] | None) -> dict[str, Any]:
+    """The estimator parameters ``compress`` fits with: :data:`DEFAULT_VARIANT` unless
+    ``estimator_params`` names a ``target`` of its own, updated by ``estimator_params``."""
+    params = dict(estimator_params or {})
+    return params if "target" in params else {**DEFAULT_VARIANT, **params}
 
 
 def _splits(dataset: Dataset):
@@ -59,17 +71,19 @@ def _splits(dataset: Dataset):
 
 
 def _choose(train_x, train_y, teacher_features, teacher: Teacher, *, k, alpha, max_int8_bytes,
-            cv, n_jobs, random_state, progress,
-            estimator_params: dict[str, Any] | None = None) -> SelectionResult | None:
+            cv, cv_repeats, n_jobs, random_state, progress,
+            estimator_params: dict[str, Any]) -> SelectionResult | None:
     """Cross-validate the grid unless both k and lambda are given."""
     if k is not None and alpha is not None:
         return None
+    target = estimator_params.get("target", "features")
     return select_pla(train_x, train_y, teacher_features=teacher_features,
                       head_weights=teacher.head_weights, head_bias=teacher.head_bias,
                       k_values=K_VALUES if k is None else (k,),
-                      alphas=ALPHAS if alpha is None else (alpha,), cv=cv,
-                      max_int8_bytes=max_int8_bytes, n_jobs=n_jobs, random_state=random_state,
-                      progress=progress, estimator_params=estimator_params)
+                      alphas=default_alphas(target) if alpha is None else (alpha,), cv=cv,
+                      n_repeats=cv_repeats, max_int8_bytes=max_int8_bytes, n_jobs=n_jobs,
+                      random_state=random_state, progress=progress,
+                      estimator_params=estimator_params)
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -113,14 +127,6 @@ def _budget_text(budget: dict[str, Any]) -> str:
     return " and ".join(parts) or "none"
 
 
-def _effective_rank(estimator_params: dict[str, Any], d: int, n_classes: int) -> int | None:
-    """The rank the fitted factors will have (the deployed int8 model is factored with it)."""
-    rank = estimator_params.get("rank")
-    if rank is None:
-        return None
-    return int(min(rank, n_classes if estimator_params.get("target") == "logits" else d))
-
-
 def _check_budget_reachable(budget: dict[str, Any], k_values, length: int, teacher: Teacher,
                             given: bool, estimator_params: dict[str, Any]) -> None:
     """Fail before any fitting when no k of the grid gives an int8 model within the budget (the
@@ -128,7 +134,8 @@ def _check_budget_reachable(budget: dict[str, Any], k_values, length: int, teach
     if given or budget["bytes"] is None:
         return
     d, n_classes = teacher.head_weights.shape
-    rank = _effective_rank(estimator_params, d, n_classes)
+    rank = effective_rank(estimator_params.get("rank"), estimator_params.get("target", "features"),
+                          d, n_classes)
     bits = estimator_params.get("weight_bits", 8)
     sizes = {k: costs.int8_tflite_bytes(costs.PLAShape(k, length, d, n_classes, rank, bits))
              for k in k_values}
@@ -142,7 +149,8 @@ def _check_budget_reachable(budget: dict[str, Any], k_values, length: int, teach
 
 def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int | None = None,
              alpha: float | None = None, max_int8_bytes: int | None = DEFAULT_MAX_INT8_BYTES,
-             smaller_than_model: bool = True, cv: int = 5, n_jobs: int = 2,
+             smaller_than_model: bool = True, cv: int = 5,
+             cv_repeats: int = DEFAULT_CV_REPEATS, n_jobs: int = 2,
              random_state: int = 0, progress: bool = True,
              estimator_params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the whole PLA stage and write its four outputs.
@@ -156,7 +164,9 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
     out_dir : str or Path
         Output directory (created).
     k, alpha : optional
-        Fix k and/or lambda; what is not fixed is chosen by cross-validation on the paper's grid.
+        Fix k and/or lambda; what is not fixed is chosen by cross-validation: k on the paper's
+        grid, lambda on :func:`~pla_tvm.pla.selection.default_alphas` of the target (the
+        paper's grid for the ridge targets, lambda = 1 for the distilled maps).
     max_int8_bytes : int or None
         Flash budget of the int8 ``.tflite`` during selection (None: unconstrained).
     smaller_than_model : bool
@@ -164,10 +174,13 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
         (:func:`size_budget`).
     cv, n_jobs, random_state, progress
         As for :func:`pla_tvm.pla.selection.select_pla`.
+    cv_repeats : int
+        Repetitions of the ``cv``-fold split (``select_pla``'s ``n_repeats``).
     estimator_params : dict, optional
         Further :class:`PLAClassifier` parameters, the variant (``rank``, ``target``,
-        ``class_weight``, ``partition``); recorded in ``metrics.json`` (``chosen``). With
-        ``rank`` the int8 model is deployed factored and budgeted at its factored size.
+        ``class_weight``, ``partition``, ...), applied over :data:`DEFAULT_VARIANT` unless they
+        name a ``target`` (:func:`resolve_variant`); recorded in ``metrics.json`` (``chosen``).
+        With ``rank`` the int8 model is deployed factored and budgeted at its factored size.
 
     Returns
     -------
@@ -182,7 +195,7 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
         If no (k, lambda) pair fits the budget.
     """
     train, test = _splits(dataset)
-    estimator_params = dict(estimator_params or {})
+    estimator_params = resolve_variant(estimator_params)
     budget = size_budget(teacher, max_int8_bytes, smaller_than_model)
     _check_budget_reachable(budget, K_VALUES if k is None else (k,), train.x.shape[1],
                             teacher, given=k is not None and alpha is not None,
@@ -191,7 +204,8 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
     out_dir.mkdir(parents=True, exist_ok=True)
     train_features = teacher.features(train.x)
     selection = _choose(train.x, train.y, train_features, teacher, k=k, alpha=alpha,
-                        max_int8_bytes=budget["bytes"], cv=cv, n_jobs=n_jobs,
+                        max_int8_bytes=budget["bytes"], cv=cv, cv_repeats=cv_repeats,
+                        n_jobs=n_jobs,
                         random_state=random_state, progress=progress,
                         estimator_params=estimator_params)
     if selection is not None:
@@ -202,7 +216,8 @@ def compress(teacher: Teacher, dataset: Dataset, out_dir: str | Path, *, k: int 
                 f"{smallest['k']}, is {smallest['int8_tflite_bytes']:,} B; raise "
                 f"--max-int8-bytes, or pass --allow-larger to accept a PLA larger than the model")
         k, alpha = selection.best["k"], selection.best["alpha"]
-        LOG.info("PLA selection (%d folds, %.1f s):\n%s", cv, selection.seconds, selection.table())
+        LOG.info("PLA selection (%d folds x %d, %.1f s):\n%s", cv, cv_repeats, selection.seconds,
+                 selection.table())
     model = PLAClassifier(n_clusters=k, alpha=alpha, head_weights=teacher.head_weights,
                           head_bias=teacher.head_bias, random_state=random_state,
                           **estimator_params)

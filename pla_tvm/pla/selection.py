@@ -21,7 +21,8 @@ Ties go to fewer clusters, then better feature fit. Variants of the estimator (`
 ``rank``, ...) are passed as ``estimator_params``; the budget applies to the int8 model as deployed:
 with ``rank`` that is the factored model (two int8 layers per cluster, ``k (D + d) r`` weights
 instead of ``k D d``; :func:`~pla_tvm.pla.costs.int8_tflite_bytes` of the shape with its
-effective rank ``min(rank, d)``, or ``min(rank, C)`` with ``target="logits"``).
+effective rank ``min(rank, d)``, or ``min(rank, C)`` with ``target="logits"`` or
+``"probabilities"``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ from pla_tvm.pla.estimator import PLAClassifier, SmallClusterWarning
 #: The paper's grid.
 K_VALUES: tuple[int, ...] = (1, 2, 3, 4, 5)
 ALPHAS: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+#: The lambda of the distilled maps (``target="probabilities"``) unless given: scikit-learn's
+#: ``LogisticRegression`` default penalty (``C = 1``); not cross-validated (docs/pla.md,
+#: "Distillation": on 500 training beats the cross-validated macro F1 cannot rank lambdas).
+DISTILLATION_ALPHAS: tuple[float, ...] = (1.0,)
+#: Repetitions of the cross-validation split that ``compress`` uses.
+DEFAULT_CV_REPEATS = 3
 #: Default flash budget of the int8 model (the paper's target device class).
 DEFAULT_MAX_INT8_BYTES = 64 * 1024
 #: Ranking criteria of :func:`select_pla`.
@@ -90,6 +97,8 @@ class SelectionResult:
         Accuracy tolerance of the macro-F1 criterion.
     estimator_params : dict
         Parameters of every fitted :class:`PLAClassifier` besides k and lambda.
+    n_repeats : int
+        Repetitions of the ``cv``-fold split.
     """
 
     grid: list[dict[str, Any]]
@@ -101,10 +110,12 @@ class SelectionResult:
     criterion: str = DEFAULT_CRITERION
     accuracy_tolerance: float = ACCURACY_TOLERANCE
     estimator_params: dict[str, Any] | None = None
+    n_repeats: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for ``metrics.json``)."""
-        return {"cv_folds": self.cv, "max_int8_bytes": self.max_int8_bytes,
+        return {"cv_folds": self.cv, "cv_repeats": self.n_repeats,
+                "max_int8_bytes": self.max_int8_bytes,
                 "criterion": self.criterion, "accuracy_tolerance": self.accuracy_tolerance,
                 "estimator_params": {key: repr(value) if not isinstance(
                     value, (str, int, float, bool, type(None))) else value
@@ -278,7 +289,7 @@ def select_pla(X: np.ndarray, y: np.ndarray, *, teacher_features: np.ndarray | N
     n_classes = head_weights.shape[1] if head_weights is not None else np.unique(y).size
     rank = base.get_params()["rank"]
     rows = [_grid_row(k, alpha, scores, X.shape[1], d, n_classes, max_int8_bytes, rank,
-                      _effective_rank(rank, base.get_params()["target"], d, n_classes),
+                      effective_rank(rank, base.get_params()["target"], d, n_classes),
                       base.get_params()["weight_bits"])
             for (k, alpha), scores in by_pair.items()]
     _rank(rows, "rank_unconstrained", criterion, accuracy_tolerance)
@@ -287,14 +298,21 @@ def select_pla(X: np.ndarray, y: np.ndarray, *, teacher_features: np.ndarray | N
     best = next((row for row in fitting if row["rank"] == 1), None)
     best_unconstrained = next(row for row in rows if row["rank_unconstrained"] == 1)
     return SelectionResult(rows, best, best_unconstrained, max_int8_bytes, cv, seconds,
-                           criterion, accuracy_tolerance, estimator_params)
+                           criterion, accuracy_tolerance, estimator_params, int(n_repeats))
 
 
-def _effective_rank(rank: int | None, target: str, d: int, n_classes: int) -> int | None:
-    """The rank of the fitted factors: the regression's target space bounds it."""
+def default_alphas(target: str) -> tuple[float, ...]:
+    """The lambdas searched when none is given: :data:`DISTILLATION_ALPHAS` for
+    ``target="probabilities"``, the paper's :data:`ALPHAS` for the ridge targets."""
+    return DISTILLATION_ALPHAS if target == "probabilities" else ALPHAS
+
+
+def effective_rank(rank: int | None, target: str, d: int, n_classes: int) -> int | None:
+    """The rank of the fitted factors: the regression's target space bounds it (``d`` features,
+    or ``C`` logits for the other targets)."""
     if rank is None:
         return None
-    return int(min(rank, n_classes if target == "logits" else d))
+    return int(min(rank, d if target == "features" else n_classes))
 
 
 def _grid_row(k: int, alpha: float, scores: list[dict], length: int, d: int, n_classes: int,

@@ -147,7 +147,9 @@ def test_sub_estimators_are_cloned_and_tuned_by_grid_search():
 
 @pytest.mark.parametrize("params, match", [
     ({"partition": "labels"}, "partition='labels'"),
-    ({"target": "probabilities"}, "target='probabilities'"),
+    ({"target": "labels"}, "target=.labels."),
+    ({"target": "probabilities", "temperature": 0.0}, "temperature=0.0"),
+    ({"target": "probabilities", "label_weight": 1.5}, "label_weight=1.5"),
     ({"rank": 0}, "rank=0"),
     ({"clusterer": Ridge()}, "should have an integer parameter n_clusters"),
 ])
