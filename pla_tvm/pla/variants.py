@@ -25,8 +25,12 @@ from pla_tvm.pla.quantize import Int8Baseline, quantize_pla
 from pla_tvm.pla.reference import int8_logits
 
 #: The variants of issue 15, as PLAClassifier parameters (k and lambda from the grid or fixed).
+#: "default" is the estimator's default, the paper's PLA; "distil" is what ``compress`` fits.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "distil": {"target": "probabilities", "temperature": 2.0},
+    "distil_T1": {"target": "probabilities", "temperature": 1.0},
+    "distil+labels": {"target": "probabilities", "temperature": 2.0, "label_weight": 0.25},
     "class_weight": {"class_weight": "balanced"},
     "class_partition": {"partition": "class"},
     "class_weight+partition": {"class_weight": "balanced", "partition": "class"},
@@ -78,7 +82,9 @@ def compare_variants(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
         k and lambda of the variants that do not set them (unless ``select``).
     select : bool, default=False
         Choose each variant's k and lambda with :func:`~pla_tvm.pla.selection.select_pla` on
-        the training beats (``select_params`` passed on, e.g. ``max_int8_bytes``, ``n_jobs``).
+        the training beats (``select_params`` passed on, e.g. ``max_int8_bytes``, ``n_jobs``;
+        lambda on :func:`~pla_tvm.pla.selection.default_alphas` of the variant's target unless
+        ``select_params`` or the variant give it, as ``compress`` does).
     select_params : mapping, optional
         Further arguments of ``select_pla``.
     random_state : int
@@ -96,7 +102,7 @@ def compare_variants(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
         ``recall`` per class name; ``int8`` None for the reference), ``int8_tflite_bytes``,
         ``low_rank_int8_parameter_bytes`` (None without ``rank``).
     """
-    from pla_tvm.pla.selection import select_pla
+    from pla_tvm.pla.selection import default_alphas, select_pla
 
     rows = []
     for name, params in (VARIANTS if variants is None else variants).items():
@@ -107,10 +113,12 @@ def compare_variants(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
         k, lam = params.pop("n_clusters", n_clusters), params.pop("alpha", alpha)
         cv = None
         if select:
+            alphas = {"alphas": default_alphas(params.get("target", "features"))}
             result = select_pla(train_x, train_y, teacher_features=teacher_features,
                                 head_weights=head_weights, head_bias=head_bias,
                                 estimator_params=params, random_state=random_state,
-                                progress=False, **{**dict(select_params or {}), **fixed})
+                                progress=False,
+                                **{**alphas, **dict(select_params or {}), **fixed})
             best = result.best or result.best_unconstrained
             k, lam = best["k"], best["alpha"]
             cv = {"accuracy": best["accuracy_mean"], "macro_f1": best["macro_f1_mean"],
@@ -144,6 +152,54 @@ def compare_variants(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
     return rows
 
 
+def _mean_scores(scores: list[dict | None]) -> dict | None:
+    if scores[0] is None:
+        return None
+    return {"accuracy": float(np.mean([s["accuracy"] for s in scores])),
+            "macro_f1": float(np.mean([s["macro_f1"] for s in scores])),
+            "recall": {name: float(np.mean([s["recall"][name] for s in scores]))
+                       for name in scores[0]["recall"]}}
+
+
+def mean_rows(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Average the rows of :func:`compare_variants` over several baselines (seeds).
+
+    Scores and cross-validated means become the mean over the runs; ``k``, ``k_used`` and
+    ``alpha`` become the runs' choices joined by commas (e.g. ``"1,1,2"``); sizes are the first
+    run's.
+
+    Parameters
+    ----------
+    runs : list of list of dict
+        One :func:`compare_variants` result per baseline, with the same variants in the same
+        order.
+
+    Returns
+    -------
+    list of dict
+    """
+    def joined(rows: list[dict], key: str) -> str | None:
+        if rows[0][key] is None:
+            return None
+        return ",".join(f"{row[key]:g}" if isinstance(row[key], float) else str(row[key])
+                        for row in rows)
+
+    averaged = []
+    for rows in zip(*runs):
+        if len({row["name"] for row in rows}) != 1:
+            raise ValueError(f"the runs compare different variants: {[r['name'] for r in rows]}")
+        cv = None
+        if rows[0]["cv"] is not None:
+            cv = {key: float(np.mean([row["cv"][key] for row in rows]))
+                  for key in ("accuracy", "macro_f1", "macro_f1_std")}
+            cv["folds"] = rows[0]["cv"]["folds"]
+        averaged.append({**rows[0], "k": joined(rows, "k"), "k_used": joined(rows, "k_used"),
+                         "alpha": joined(rows, "alpha"), "cv": cv,
+                         "float": _mean_scores([row["float"] for row in rows]),
+                         "int8": _mean_scores([row["int8"] for row in rows])})
+    return averaged
+
+
 def variants_table(rows: list[dict[str, Any]], recall_of: Sequence[str] = ()) -> str:
     """Rows of :func:`compare_variants` as a Markdown table (float / int8 per metric).
 
@@ -175,7 +231,9 @@ def variants_table(rows: list[dict[str, Any]], recall_of: Sequence[str] = ()) ->
                                             f"{row['cv']['macro_f1']:.4f} ± "
                                             f"{row['cv']['macro_f1_std']:.3f}")
         k = "-" if row["k"] is None else f"{row['k']} ({row['k_used']})"
-        cells = [row["name"], k, "-" if row["alpha"] is None else f"{row['alpha']:g}", cv,
+        alpha = row["alpha"]
+        alpha = "-" if alpha is None else alpha if isinstance(alpha, str) else f"{alpha:g}"
+        cells = [row["name"], k, alpha, cv,
                  pair(row, "accuracy"), pair(row, "macro_f1"),
                  *[pair(row, "recall", c) for c in recall_of],
                  "-" if row["int8_tflite_bytes"] is None else f"{row['int8_tflite_bytes']:,}",
@@ -186,7 +244,7 @@ def variants_table(rows: list[dict[str, Any]], recall_of: Sequence[str] = ()) ->
 
 
 def main(argv: Sequence[str] | None = None) -> str:
-    """``python -m pla_tvm.pla.variants --baseline DIR [--data-dir DIR] [--select] ...``.
+    """``python -m pla_tvm.pla.variants --baseline DIR [DIR ...] [--data-dir DIR] [--select] ...``.
 
     Loads the teacher (:func:`~pla_tvm.pla.teacher.load_teacher`) and ECG5000, runs
     :func:`compare_variants` and prints (and returns) :func:`variants_table` with the recall of
@@ -210,7 +268,9 @@ def main(argv: Sequence[str] | None = None) -> str:
 
     parser = argparse.ArgumentParser(prog="python -m pla_tvm.pla.variants",
                                      description="Compare PLA variants (issue 15).")
-    parser.add_argument("--baseline", required=True, help="pla-tvm train's output folder")
+    parser.add_argument("--baseline", required=True, nargs="+",
+                        help="pla-tvm train's output folder; several (one per training seed): "
+                        "the table gives the mean over them, the i-th seeded with --seed + i")
     parser.add_argument("--keras", default=None,
                         help="teacher .keras file instead of the folder's baseline.keras (e.g. "
                              "its baseline_pruned.keras; the int8 model stays the folder's)")
@@ -219,29 +279,45 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--data-dir", default=None, help="ECG5000 folder")
     parser.add_argument("--select", action="store_true",
                         help="choose k and lambda per variant by CV on the training split")
+    parser.add_argument("--k", type=int, default=3, help="k of every variant without --select "
+                        "(default: 3)")
+    parser.add_argument("--lam", type=float, default=None,
+                        help="lambda of every variant (default: 1 without --select; with it, "
+                        "searched as compress does)")
     parser.add_argument("--repeats", type=int, default=1, help="CV repetitions (--select)")
     parser.add_argument("--max-int8-bytes", type=int, default=64 * 1024)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.keras is not None and len(args.baseline) > 1:
+        parser.error("--keras goes with one --baseline")
     dataset = load_ecg5000(args.data_dir)
     train, test = dataset["train"], dataset["test"]
-    if args.keras is None:
-        teacher = load_teacher(args.baseline)
-    else:
-        from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE
-        from pla_tvm.pla.teacher import load_model_teacher
-
-        teacher = load_model_teacher(args.keras, Path(args.baseline) / INT8_TFLITE_FILE)
+    unknown = sorted(set((args.variants or "").split(",")) - set(VARIANTS) - {""})
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     chosen = VARIANTS if args.variants is None else {
         name: VARIANTS[name] for name in args.variants.split(",")}
-    rows = compare_variants(
-        train.x, train.y, test.x, test.y, teacher_features=teacher.features(train.x),
-        head_weights=teacher.head_weights, head_bias=teacher.head_bias,
-        class_names=test.class_names, baseline=teacher.int8, variants=chosen, select=args.select,
-        select_params={"n_jobs": args.jobs, "n_repeats": args.repeats,
-                       "max_int8_bytes": args.max_int8_bytes or None},
-        random_state=args.seed)
+    select_params = {"n_jobs": args.jobs, "n_repeats": args.repeats,
+                     "max_int8_bytes": args.max_int8_bytes or None}
+    if args.lam is not None:
+        select_params["alphas"] = (args.lam,)
+    runs = []
+    for index, folder in enumerate(args.baseline):
+        if args.keras is None:
+            teacher = load_teacher(folder)
+        else:
+            from pla_tvm.baseline.pipeline import INT8_TFLITE_FILE
+            from pla_tvm.pla.teacher import load_model_teacher
+
+            teacher = load_model_teacher(args.keras, Path(folder) / INT8_TFLITE_FILE)
+        runs.append(compare_variants(
+            train.x, train.y, test.x, test.y, teacher_features=teacher.features(train.x),
+            head_weights=teacher.head_weights, head_bias=teacher.head_bias,
+            class_names=test.class_names, baseline=teacher.int8, variants=chosen,
+            n_clusters=args.k, alpha=1.0 if args.lam is None else args.lam,
+            select=args.select, select_params=select_params, random_state=args.seed + index))
+    rows = runs[0] if len(runs) == 1 else mean_rows(runs)
     table = variants_table(rows, recall_of=list(test.class_names)[2:])
     print(table)
     return table

@@ -160,6 +160,7 @@ def test_bad_variant_parameters_are_named(params, match):
 
 
 @pytest.mark.parametrize("params", [{"rank": 3}, {"target": "logits"},
+                                    {"target": "probabilities", "temperature": 2.0},
                                     {"partition": "class", "class_weight": "balanced"}])
 def test_int8_path_works_for_variants(params):
     X, y, features, head, bias = _data(8, n=400)
@@ -196,7 +197,7 @@ def test_macro_f1_criterion_ranks_as_stated():
 
 
 def test_compare_variants_rows_and_table():
-    from pla_tvm.pla.variants import compare_variants, variants_table
+    from pla_tvm.pla.variants import compare_variants, mean_rows, variants_table
 
     X, y, features, head, bias = _data(9, n=300)
     names = ["a", "b", "c", "d"]
@@ -213,10 +214,16 @@ def test_compare_variants_rows_and_table():
     assert rows[2]["int8"] is None and set(rows[2]["float"]["recall"]) == set(names)
     table = variants_table(rows, recall_of=["c"])
     assert table.count("\n") == 4 and "recall c" in table
+    twice = mean_rows([rows, rows])  # two baselines (seeds) averaged
+    assert twice[1]["k"] == "1,1" and twice[1]["alpha"] == "1,1"
+    assert twice[0]["int8"]["accuracy"] == pytest.approx(rows[0]["int8"]["accuracy"])
+    assert twice[0]["int8"]["recall"] == pytest.approx(rows[0]["int8"]["recall"])
+    assert variants_table(twice).count("\n") == 4
 
 
 @pytest.mark.parametrize("factored", [True, False])
 @pytest.mark.parametrize("params", [{"rank": 4}, {"target": "logits", "rank": 5},
+                                    {"target": "probabilities", "rank": 5},
                                     {"rank": 3, "n_clusters": 2}])
 def test_variant_exports_run_in_tflite_micro(synthetic_pla, params, factored):
     """Float TFLite (factored when the model has a rank) matches the estimator's factored
