@@ -281,9 +281,10 @@ def main(argv: Sequence[str] | None = None) -> str:
                         help="choose k and lambda per variant by CV on the training split")
     parser.add_argument("--k", type=int, default=3, help="k of every variant without --select "
                         "(default: 3)")
-    parser.add_argument("--lam", type=float, default=None,
-                        help="lambda of every variant (default: 1 without --select; with it, "
-                        "searched as compress does)")
+    parser.add_argument("--lam", default=None,
+                        help="lambda of every variant, or with --select comma-separated "
+                        "lambdas to search (default: 1 without --select; with it, searched as "
+                        "compress does)")
     parser.add_argument("--repeats", type=int, default=1, help="CV repetitions (--select)")
     parser.add_argument("--max-int8-bytes", type=int, default=64 * 1024)
     parser.add_argument("--jobs", type=int, default=2)
@@ -300,8 +301,15 @@ def main(argv: Sequence[str] | None = None) -> str:
         name: VARIANTS[name] for name in args.variants.split(",")}
     select_params = {"n_jobs": args.jobs, "n_repeats": args.repeats,
                      "max_int8_bytes": args.max_int8_bytes or None}
+    lams = None
     if args.lam is not None:
-        select_params["alphas"] = (args.lam,)
+        try:
+            lams = tuple(float(value) for value in args.lam.split(","))
+        except ValueError:
+            parser.error(f"--lam {args.lam}: expected numbers separated by commas")
+        if len(lams) > 1 and not args.select:
+            parser.error(f"--lam {args.lam}: several lambdas go with --select")
+        select_params["alphas"] = lams
     runs = []
     for index, folder in enumerate(args.baseline):
         if args.keras is None:
@@ -315,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> str:
             train.x, train.y, test.x, test.y, teacher_features=teacher.features(train.x),
             head_weights=teacher.head_weights, head_bias=teacher.head_bias,
             class_names=test.class_names, baseline=teacher.int8, variants=chosen,
-            n_clusters=args.k, alpha=1.0 if args.lam is None else args.lam,
+            n_clusters=args.k, alpha=1.0 if lams is None else lams[0],
             select=args.select, select_params=select_params, random_state=args.seed + index))
     rows = runs[0] if len(runs) == 1 else mean_rows(runs)
     table = variants_table(rows, recall_of=list(test.class_names)[2:])
