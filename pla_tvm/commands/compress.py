@@ -57,6 +57,7 @@ def _compress(args: argparse.Namespace) -> int:
     from pla_tvm.pla.selection import DEFAULT_MAX_INT8_BYTES
     from pla_tvm.pla.teacher import load_model_teacher, load_teacher
 
+    estimator_params = _estimator_params(args)  # option errors before any loading
     if args.baseline is not None:
         if args.int8 or args.features:
             raise ModelError("--int8 and --features go with --model; --baseline DIR reads the "
@@ -78,7 +79,7 @@ def _compress(args: argparse.Namespace) -> int:
                            smaller_than_model=not args.allow_larger, cv=args.cv,
                            cv_repeats=args.cv_repeats, n_jobs=args.jobs, random_state=args.seed,
                            progress=not args.json,
-                           estimator_params=_estimator_params(args))
+                           estimator_params=estimator_params)
     emit(args, json.dumps(metrics, indent=2, sort_keys=True) if args.json else _summary(metrics))
     return 0
 

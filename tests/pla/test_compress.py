@@ -104,6 +104,36 @@ def test_compress_cli_low_rank_variant_is_deployed_factored(tmp_path, tiny_basel
     assert metrics["low_rank_parameters"]["cluster_left"] == 2 * 140 * 3
 
 
+def test_compress_cli_distils_by_default(tmp_path, tiny_baseline, data_root, capsys):
+    """Without --target: the distilled maps at temperature 2, lambda 1 (not searched), k by
+    5-fold x 3 cross-validation."""
+    out = tmp_path / "pla"
+    status = _run_cli(["compress", "--baseline", str(tiny_baseline), "--out", str(out),
+                       "--k", "2", "--data-dir", str(data_root / "ecg5000"), "--json"])
+    assert status == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["chosen"]["estimator_params"] == {"target": "probabilities",
+                                                     "temperature": 2.0}
+    assert metrics["chosen"]["alpha"] == 1.0 and len(metrics["selection"]["grid"]) == 1
+    assert metrics["selection"]["cv_repeats"] == 3
+    assert len(metrics["selection"]["grid"][0]["macro_f1_folds"]) == 15
+    assert metrics["agreement"]["int8_tflm_vs_reference_bit_exact"]
+
+
+@pytest.mark.parametrize("options, match", [
+    (["--target", "features", "--temperature", "3"], "go with --target probabilities"),
+    (["--temperature", "0"], "--temperature 0: should be > 0"),
+    (["--label-weight", "1.5"], "--label-weight 1.5: should be in 0..1"),
+    (["--cv-repeats", "0"], "--cv-repeats 0: should be at least 1"),
+])
+def test_compress_cli_names_bad_distillation_options(tmp_path, tiny_baseline, data_root,
+                                                     options, match):
+    with pytest.raises(ModelError, match=match):
+        _run_cli(["compress", "--baseline", str(tiny_baseline), "--out", str(tmp_path / "pla"),
+                  "--data-dir", str(data_root / "ecg5000"), *options])
+    assert not (tmp_path / "pla").exists()
+
+
 def test_missing_baseline_and_wrong_layers(tmp_path):
     with pytest.raises(ModelError, match="baseline model not found"):
         load_teacher(tmp_path)
