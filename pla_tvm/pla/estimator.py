@@ -100,8 +100,11 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     regressor : estimator, default=None
         Per-cluster linear regression: an unfitted estimator with ``fit(X, T, sample_weight)``
         and fitted ``coef_`` / ``intercept_`` (e.g. :class:`~sklearn.linear_model.Ridge`). Cloned
-        per cluster. None means ``Ridge(alpha)``; when given, ``alpha`` is not used (except as the
-        ridge penalty of the rank reduction when the regressor has no ``alpha`` of its own).
+        per cluster. None means ``Ridge(alpha)``, or ``SoftmaxRegression(alpha)`` with
+        ``target="probabilities"`` (a given regressor then gets the target distributions and
+        must return logits); when given, ``alpha`` is not used (except as the ridge penalty of
+        the rank reduction, and of the logits' class mean when distilling, when the regressor
+        has no ``alpha`` of its own).
     class_weight : dict, "balanced" or None, default=None
         Weights of the beats in the regressions by their class (as
         :func:`~sklearn.utils.class_weight.compute_sample_weight`, over the whole training set):
@@ -287,13 +290,14 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         coef = np.asarray(regressor.coef_, dtype=np.float64).reshape(targets.shape[1], -1).T
         intercept = np.reshape(np.asarray(regressor.intercept_, dtype=np.float64), -1)
         intercept = np.broadcast_to(intercept, (targets.shape[1],)).copy()
+        penalty = float(np.mean(getattr(regressor, "alpha", self.alpha)))
         if teacher_logits is not None:
             # Softened logits -> the teacher's scale, minus the head bias. The softmax cannot see
             # the logits' mean over the classes; that part is a ridge fit of the teacher's.
             coef = (coef - coef.mean(axis=1, keepdims=True)) * self.temperature
             intercept = (intercept - intercept.mean()) * self.temperature - (
                 self.head_bias_ - self.head_bias_.mean())
-            mean = Ridge(alpha=self.alpha).fit(X, teacher_logits.mean(axis=1), **fit_params)
+            mean = Ridge(alpha=penalty).fit(X, teacher_logits.mean(axis=1), **fit_params)
             coef += mean.coef_[:, None]
             intercept += mean.intercept_
             targets = X @ coef + intercept  # what the rank reduction below approximates
@@ -302,7 +306,6 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             w = np.ones(len(X)) if weights is None else weights
             x_mean = np.average(X, axis=0, weights=w)
             t_mean = np.average(targets, axis=0, weights=w)
-            penalty = float(np.mean(getattr(regressor, "alpha", self.alpha)))
             stacked = np.vstack([np.sqrt(w)[:, None] * (X - x_mean) @ coef,
                                  np.sqrt(penalty) * coef])
             vt = np.linalg.svd(stacked, full_matrices=False)[2][:self.rank]  # [r, targets]
