@@ -368,6 +368,9 @@ class PLAClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                                  "head needs the features it was trained on.")
             self.classes_, encoded = np.unique(y, return_inverse=True)
             n_classes = self.classes_.size
+            if self.target == "probabilities" and n_classes < 2:
+                raise ValueError(f"target='probabilities' needs at least 2 classes in y, got "
+                                 f"one class ({self.classes_[0]!r}).")
             self.head_weights_ = np.eye(n_classes)
             self.head_bias_ = np.zeros(n_classes)
             return self.head_weights_[encoded]

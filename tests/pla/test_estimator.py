@@ -17,6 +17,8 @@ from pla_tvm.pla import PLAClassifier, SmallClusterWarning
                           PLAClassifier(n_clusters=2, alpha=0.1, min_cluster_size=2, n_init=2,
                                         random_state=0, class_weight="balanced",
                                         partition="class", target="logits", rank=2),
+                          PLAClassifier(n_clusters=2, alpha=0.1, min_cluster_size=2, n_init=2,
+                                        random_state=0, target="probabilities"),
                           PLAClassifier(clusterer=KMeans(n_clusters=2, n_init=2),
                                         regressor=Ridge(alpha=0.1), min_cluster_size=2,
                                         random_state=0)])
