@@ -10,10 +10,13 @@ needs: ``fit(X, targets, sample_weight)``, ``coef_`` ``[C, D]`` and ``intercept_
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
@@ -39,7 +42,8 @@ class SoftmaxRegression(RegressorMixin, BaseEstimator):
     coef_ : np.ndarray of shape (n_classes, n_features)
     intercept_ : np.ndarray of shape (n_classes,)
     n_iter_ : int
-        Iterations used.
+        Iterations used (a :class:`~sklearn.exceptions.ConvergenceWarning` says when L-BFGS
+        stopped short of convergence).
     n_features_in_ : int
     """
 
@@ -99,6 +103,10 @@ class SoftmaxRegression(RegressorMixin, BaseEstimator):
                           method="L-BFGS-B",
                           options={"maxiter": self.max_iter, "gtol": self.tol * max(n, 1),
                                    "ftol": 1e-12})
+        if not result.success:
+            warnings.warn(f"SoftmaxRegression did not converge in {result.nit} iterations "
+                          f"(max_iter={self.max_iter}): {result.message}", ConvergenceWarning,
+                          stacklevel=2)
         W = result.x[:length * classes].reshape(length, classes)
         W -= W.mean(axis=1, keepdims=True)
         b = result.x[length * classes:] - mean @ W

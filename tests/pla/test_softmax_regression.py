@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.special import softmax
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from pla_tvm.pla import PLAClassifier
@@ -43,6 +44,12 @@ def test_soft_targets_equal_one_hot_copies_weighted_by_probability():
                                               sample_weight=(Q * w[:, None]).ravel())
     np.testing.assert_allclose(soft.coef_, copies.coef_, atol=1e-5)
     np.testing.assert_allclose(soft.intercept_, copies.intercept_, atol=1e-5)
+
+
+def test_unconverged_fit_warns():
+    _, X, y = _beats(4)
+    with pytest.warns(ConvergenceWarning, match="did not converge in 1 iterations"):
+        SoftmaxRegression(max_iter=1).fit(X, np.eye(3)[y])
 
 
 @pytest.mark.parametrize("y, weights, match", [
